@@ -1,0 +1,3 @@
+"""hourcast: next-hour close forecasts for crypto pairs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,63 @@
+"""Atomic file writes: write a temporary file beside the target, fsync, then rename over it.
+
+A process killed at any point leaves either the old file or the new one, never a torn one.
+Temporary files start with a dot, which Parquet dataset readers ignore.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+
+def _temporary_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(temporary: Path, path: Path) -> None:
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_directory(path.parent)
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Atomically replace ``path`` with ``data``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_path(path)
+    temporary.write_bytes(data)
+    _publish(temporary, path)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Atomically replace ``path`` with UTF-8 ``text``."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+    """Atomically replace ``path`` with ``frame`` as Parquet (no index)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_path(path)
+    frame.to_parquet(temporary, index=False)
+    _publish(temporary, path)
+    return path
+
+
+def remove_stale_temporaries(directory: Path) -> int:
+    """Delete temporary files a killed writer left in ``directory``; returns how many."""
+    removed = 0
+    for leftover in directory.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+        removed += 1
+    return removed

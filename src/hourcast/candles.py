@@ -1,0 +1,139 @@
+"""Pure functions over candle frames: schema, parsing, closedness, gaps.
+
+A *candle frame* is a pandas DataFrame with the columns of ``CANDLE_COLUMNS``:
+``exchange, symbol, timeframe`` (str), ``ts`` (open time, tz-aware UTC) and
+``open, high, low, close, volume`` (float64). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+KEY_COLUMNS = ["exchange", "symbol", "timeframe", "ts"]
+PRICE_COLUMNS = ["open", "high", "low", "close"]
+VALUE_COLUMNS = [*PRICE_COLUMNS, "volume"]
+CANDLE_COLUMNS = [*KEY_COLUMNS, *VALUE_COLUMNS]
+PUBLIC_COLUMNS = ["symbol", "ts", *VALUE_COLUMNS]
+
+_TIMEFRAME = re.compile(r"^(\d+)([mhdw])$")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Length of a ccxt timeframe such as ``1h`` or ``15m`` in milliseconds."""
+    match = _TIMEFRAME.match(timeframe)
+    if not match:
+        raise ValueError(f"unsupported timeframe {timeframe!r} (expected e.g. 1m, 15m, 1h, 4h, 1d)")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def to_ms(moment: pd.Timestamp | str) -> int:
+    """Milliseconds since the epoch of a timestamp (naive values are taken as UTC)."""
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.value // 1_000_000)
+
+
+def from_ms(ms: int) -> pd.Timestamp:
+    """UTC timestamp of an epoch-milliseconds value."""
+    return pd.Timestamp(ms, unit="ms", tz="UTC")
+
+
+def empty_frame() -> pd.DataFrame:
+    """A candle frame with no rows and the right dtypes."""
+    return pd.DataFrame(
+        {
+            "exchange": pd.Series(dtype="string"),
+            "symbol": pd.Series(dtype="string"),
+            "timeframe": pd.Series(dtype="string"),
+            "ts": pd.Series(dtype="datetime64[ms, UTC]"),
+            **{column: pd.Series(dtype="float64") for column in VALUE_COLUMNS},
+        }
+    )
+
+
+def _number(value: object) -> float:
+    """A float, or NaN for anything that is not a finite-looking number."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def frame_from_ohlcv(
+    rows: Sequence[Sequence[object]], exchange: str, symbol: str, timeframe: str
+) -> pd.DataFrame:
+    """Build a candle frame from ccxt ``fetch_ohlcv`` rows ``[ts_ms, o, h, l, c, v]``.
+
+    Values that are not numbers become NaN (validation rejects them); nothing is dropped.
+    """
+    if not rows:
+        return empty_frame()
+    stamps = [_number(row[0]) if len(row) > 0 else float("nan") for row in rows]
+    values = {
+        column: [_number(row[i + 1]) if len(row) > i + 1 else float("nan") for row in rows]
+        for i, column in enumerate(VALUE_COLUMNS)
+    }
+    frame = pd.DataFrame(
+        {
+            "exchange": pd.Series([exchange] * len(rows), dtype="string"),
+            "symbol": pd.Series([symbol] * len(rows), dtype="string"),
+            "timeframe": pd.Series([timeframe] * len(rows), dtype="string"),
+            "ts": pd.to_datetime(pd.Series(stamps, dtype="float64"), unit="ms", utc=True).astype(
+                "datetime64[ms, UTC]"
+            ),
+            **{column: pd.Series(values[column], dtype="float64") for column in VALUE_COLUMNS},
+        }
+    )
+    return frame
+
+
+def closed_only(frame: pd.DataFrame, timeframe: str, exchange_now_ms: int) -> pd.DataFrame:
+    """Keep the candles whose period has ended by the exchange's clock."""
+    if frame.empty:
+        return frame
+    close_ms = ts_ms(frame) + timeframe_ms(timeframe)
+    return frame.loc[close_ms <= exchange_now_ms].reset_index(drop=True)
+
+
+def last_closed_open_ms(timeframe: str, exchange_now_ms: int) -> int:
+    """Open time of the most recent candle that is closed at ``exchange_now_ms``."""
+    step = timeframe_ms(timeframe)
+    return (exchange_now_ms // step) * step - step
+
+
+def ts_ms(frame: pd.DataFrame) -> pd.Series:
+    """The ``ts`` column as epoch milliseconds (int64)."""
+    return frame["ts"].dt.as_unit("ms").astype("int64")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A run of missing candles: ``start`` is the first missing open time, ``missing`` how many."""
+
+    start: pd.Timestamp
+    missing: int
+
+
+def find_gaps(
+    stamps: Iterable[pd.Timestamp], timeframe: str, previous: pd.Timestamp | None = None
+) -> list[Gap]:
+    """Missing periods in a sorted sequence of open times (optionally continuing from ``previous``)."""
+    step = pd.Timedelta(milliseconds=timeframe_ms(timeframe))
+    gaps: list[Gap] = []
+    last = previous
+    for stamp in stamps:
+        if last is not None and stamp - last > step:
+            gaps.append(Gap(start=last + step, missing=int((stamp - last) / step) - 1))
+        last = stamp
+    return gaps
+
+
+def public_view(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns later stages consume: ``symbol, ts, open, high, low, close, volume``."""
+    return frame[PUBLIC_COLUMNS].reset_index(drop=True)

@@ -1,0 +1,145 @@
+"""The ``hourcast`` command line. Each command builds ``Settings`` and calls the package; heavy
+libraries are imported inside the commands that need them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import nullcontext
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hourcast.settings import Settings
+
+app = typer.Typer(help="hourcast: next-hour close forecasts for crypto pairs.", no_args_is_help=True)
+
+SymbolOption = Annotated[
+    list[str] | None,
+    typer.Option("--symbol", "-s", help="Symbol to pull (repeatable); default: HOURCAST_SYMBOLS."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON summary line per symbol.")]
+
+
+def _utc(value: datetime | None):
+    import pandas as pd
+
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _report(summaries: list, as_json: bool) -> None:
+    """Print the run's summaries and exit non-zero if any symbol did not finish cleanly."""
+    if as_json:
+        for summary in summaries:
+            print(json.dumps(summary.as_json()))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(
+            "symbol", "fetched", "new", "duplicates", "gaps", "quarantined", "first", "last", "status"
+        )
+        for s in summaries:
+            row = s.as_json()
+            table.add_row(
+                *(
+                    str(row[key])
+                    for key in (
+                        "symbol",
+                        "fetched",
+                        "new",
+                        "duplicates",
+                        "gaps",
+                        "quarantined",
+                        "first",
+                        "last",
+                        "status",
+                    )
+                )
+            )
+        Console().print(table)
+    problems = [s for s in summaries if s.status != "ok"]
+    for summary in problems:
+        print(f"error: {summary.symbol}: {summary.message}", file=sys.stderr)
+    if problems:
+        raise typer.Exit(1)
+
+
+def _progress_bar(enabled: bool):
+    """A rich progress bar and the ingestion callback that feeds it (a no-op off a terminal)."""
+    if not enabled:
+        return nullcontext(), None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    tasks: dict[str, int] = {}
+
+    def update(symbol: str, done: int, expected: int) -> None:
+        if symbol not in tasks:
+            tasks[symbol] = bar.add_task(symbol, total=expected)
+        bar.update(tasks[symbol], completed=min(done, expected))
+
+    return bar, update
+
+
+@app.command()
+def backfill(
+    since: Annotated[datetime, typer.Option(help="First candle open time (UTC), e.g. 2024-01-01.")],
+    until: Annotated[
+        datetime | None, typer.Option(help="Stop before this open time (UTC); default: now.")
+    ] = None,
+    symbol: SymbolOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Pull every closed candle in [since, until) for each symbol."""
+    from hourcast.ingest import make_ingestor
+
+    settings = Settings()
+    bar, progress = _progress_bar(sys.stderr.isatty() and not as_json)
+    with bar:
+        summaries = make_ingestor(settings, progress).backfill(_utc(since), _utc(until), symbol)
+    _report(summaries, as_json)
+
+
+@app.command()
+def ingest(symbol: SymbolOption = None, as_json: JsonOption = False) -> None:
+    """Pull every closed candle since the last stored one (a default window into an empty store)."""
+    from hourcast.ingest import make_ingestor
+
+    summaries = make_ingestor(Settings()).ingest(symbol)
+    _report(summaries, as_json)
+
+
+@app.command("ledger")
+def show_ledger(
+    last: Annotated[int, typer.Option(help="How many of the latest runs to show.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the ingestion ledger: one row per run and symbol."""
+    from hourcast import ledger
+
+    frame = ledger.read(Settings().ledger_path).tail(last)
+    if as_json:
+        print(frame.to_json(orient="records", date_format="iso"))
+    else:
+        print(frame.to_string(index=False) if not frame.empty else "the ledger is empty")
+
+
+@app.command("replay-exchange")
+def replay_exchange(
+    data: Annotated[list[str], typer.Option(help="SYMBOL=PATH of a recorded candle CSV (repeatable).")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    now: Annotated[str | None, typer.Option(help="Initial exchange clock (ISO-8601 UTC).")] = None,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per real second (0 = frozen).")] = 0.0,
+) -> None:
+    """Serve recorded candles over Binance's public REST API, for offline runs and tests."""
+    from hourcast.replay import parse_data_option, serve_forever
+
+    datasets: dict[str, Path] = dict(parse_data_option(item) for item in data)
+    serve_forever(datasets, host, port, now, speed)

@@ -1,0 +1,146 @@
+"""The exchange edge: a ccxt client with bounded, jittered retries and candle pagination."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import ccxt
+
+from hourcast.candles import timeframe_ms
+from hourcast.settings import Settings
+
+T = TypeVar("T")
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ccxt.NetworkError,)
+"""ccxt's NetworkError covers RequestTimeout, ExchangeNotAvailable (5xx), DDoSProtection and
+RateLimitExceeded (429): the faults worth waiting out."""
+
+
+class ExchangeFailure(RuntimeError):
+    """An exchange request failed for good (bad symbol, rejected request, or retries exhausted)."""
+
+
+class ExchangeUnavailable(ExchangeFailure):
+    """Transient exchange faults outlasted the retry budget."""
+
+
+def rebase_urls(urls: object, base_url: str) -> object:
+    """Replace the scheme and host of every URL in a ccxt ``urls['api']`` tree with ``base_url``."""
+    if isinstance(urls, dict):
+        return {key: rebase_urls(value, base_url) for key, value in urls.items()}
+    if isinstance(urls, str) and urls.startswith(("http://", "https://")):
+        parts = urlsplit(urls)
+        return base_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+    return urls
+
+
+def make_client(settings: Settings) -> ccxt.Exchange:
+    """A ccxt exchange for ``settings.exchange``, rate-limited, pointed at ``exchange_url`` if set."""
+    exchange_class = getattr(ccxt, settings.exchange, None)
+    if exchange_class is None or settings.exchange not in ccxt.exchanges:
+        raise ValueError(f"unknown ccxt exchange {settings.exchange!r}")
+    client = exchange_class(
+        {
+            "enableRateLimit": True,
+            "timeout": settings.exchange_timeout_ms,
+            "options": {"defaultType": "spot"},
+        }
+    )
+    if settings.exchange_url:
+        client.urls["api"] = rebase_urls(client.urls["api"], settings.exchange_url)
+    return client
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded in attempts and per-delay length."""
+
+    attempts: int = 6
+    base_seconds: float = 0.5
+    max_seconds: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        """The policy the settings describe."""
+        return cls(settings.retry_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed try number ``attempt`` (0-based)."""
+        return rng.uniform(0, min(self.max_seconds, self.base_seconds * 2**attempt))
+
+
+@dataclass
+class CandleSource:
+    """Candles and the clock of one exchange, with transient faults retried."""
+
+    client: ccxt.Exchange
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+    retries: int = 0
+
+    def _call(self, what: str, function: Callable[..., T], *args: object, **kwargs: object) -> T:
+        for attempt in range(self.retry.attempts):
+            try:
+                return function(*args, **kwargs)
+            except TRANSIENT_ERRORS as error:
+                if attempt + 1 == self.retry.attempts:
+                    raise ExchangeUnavailable(
+                        f"{self.client.id} {what} failed after {self.retry.attempts} tries: "
+                        f"{type(error).__name__}: {str(error)[:200]}"
+                    ) from error
+                self.retries += 1
+                self.sleep(max(self.retry.delay(attempt, self.rng), self._retry_after(error)))
+            except ccxt.BaseError as error:
+                raise ExchangeFailure(
+                    f"{self.client.id} {what} failed: {type(error).__name__}: {error}"
+                ) from error
+        raise AssertionError("unreachable")
+
+    def _retry_after(self, error: Exception) -> float:
+        """The server's ``Retry-After`` (seconds) on a rate-limit answer, capped by the policy."""
+        if not isinstance(error, ccxt.DDoSProtection):
+            return 0.0
+        headers = self.client.last_response_headers or {}
+        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        try:
+            return min(float(value), self.retry.max_seconds) if value is not None else 0.0
+        except ValueError:
+            return 0.0
+
+    def load_markets(self) -> None:
+        """Load the exchange's markets (needed once before symbols can be resolved)."""
+        self._call("load_markets", self.client.load_markets)
+
+    def check_symbol(self, symbol: str) -> None:
+        """Raise ``ExchangeFailure`` if the exchange does not list ``symbol``."""
+        self.load_markets()
+        if symbol not in self.client.markets:
+            raise ExchangeFailure(f"{self.client.id} does not list symbol {symbol!r}")
+
+    def now_ms(self) -> int:
+        """The exchange's clock, in epoch milliseconds."""
+        return int(self._call("fetch_time", self.client.fetch_time))
+
+    def pages(
+        self, symbol: str, timeframe: str, since_ms: int, until_ms: int, limit: int
+    ) -> Iterator[list[list]]:
+        """Raw ``fetch_ohlcv`` pages covering open times ``since_ms..until_ms`` (inclusive)."""
+        step = timeframe_ms(timeframe)
+        since = since_ms
+        while since <= until_ms:
+            rows = self._call(
+                "fetch_ohlcv", self.client.fetch_ohlcv, symbol, timeframe, since=since, limit=limit
+            )
+            stamps = [row[0] for row in rows if row and isinstance(row[0], int)]
+            page = [row for row in rows if not (row and isinstance(row[0], int) and row[0] > until_ms)]
+            if page:
+                yield page
+            if not stamps or max(stamps) < since:
+                return
+            since = max(stamps) + step

@@ -1,0 +1,66 @@
+"""The one settings object. Built at entry points (CLI, flows, service) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """hourcast configuration, read from ``HOURCAST_*`` environment variables and ``.env``."""
+
+    model_config = SettingsConfigDict(env_prefix="HOURCAST_", env_file=".env", extra="ignore")
+
+    home: Path = Field(Path("data"), description="Data root: candles, quarantine, ledger, reports.")
+    exchange: str = Field("binance", description="ccxt exchange id to pull candles from.")
+    exchange_url: str | None = Field(
+        None,
+        description="Base URL replacing the exchange's API host (e.g. the replay exchange at http://127.0.0.1:8765).",
+    )
+    symbols: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["BTC/USDT"], description="Comma-separated unified symbols to track."
+    )
+    timeframe: str = Field("1h", description="Candle timeframe (ccxt notation).")
+    default_backfill_days: int = Field(
+        30, ge=1, description="History an `ingest` into an empty store pulls before the last closed candle."
+    )
+    exchange_timeout_ms: int = Field(10_000, ge=100, description="ccxt per-request timeout in milliseconds.")
+    fetch_limit: int = Field(1000, ge=1, le=1500, description="Candles requested per fetch_ohlcv page.")
+    retry_attempts: int = Field(
+        6, ge=1, description="Tries per exchange request before a transient fault becomes an error."
+    )
+    retry_base_seconds: float = Field(
+        0.5, ge=0, description="First backoff delay; doubles per retry, with full jitter."
+    )
+    retry_max_seconds: float = Field(30.0, ge=0, description="Cap on one backoff delay.")
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        """Accept ``BTC/USDT,ETH/USDT`` from the environment."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def candles_dir(self) -> Path:
+        """Root of the partitioned Parquet candle dataset."""
+        return self.home / "candles"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where rejected batches and their validation results are kept."""
+        return self.home / "quarantine"
+
+    @property
+    def ledger_path(self) -> Path:
+        """The ingestion ledger (one row per run and symbol)."""
+        return self.home / "ledger" / "ingestion.parquet"
+
+    @property
+    def validation_dir(self) -> Path:
+        """Human-readable validation output of the last run."""
+        return self.home / "validation"

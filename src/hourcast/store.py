@@ -1,0 +1,163 @@
+"""The candle store: a Hive-partitioned Parquet dataset with idempotent, atomic upserts.
+
+Layout (readable as one dataset with ``pandas.read_parquet(HOURCAST_HOME / "candles")``)::
+
+    candles/exchange=binance/symbol=BTC%2FUSDT/timeframe=1h/month=2024-01/data.parquet
+
+Files hold ``ts, open, high, low, close, volume``; the rest comes from the path. An hourly append
+rewrites only the current month's file, through a temporary file and a rename, under a lock per
+series so two writers never interleave.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+
+from hourcast import atomic
+from hourcast.candles import PUBLIC_COLUMNS, VALUE_COLUMNS
+
+FILE_COLUMNS = ["ts", *VALUE_COLUMNS]
+DATA_FILE = "data.parquet"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One candle series: exchange, symbol and timeframe."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+
+    def directory(self, root: Path) -> Path:
+        """The series' folder under the dataset root (symbol URI-encoded, as Hive readers decode it)."""
+        return (
+            root
+            / f"exchange={self.exchange}"
+            / f"symbol={quote(self.symbol, safe='')}"
+            / f"timeframe={self.timeframe}"
+        )
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What an upsert did: rows added and rows already present (left unchanged)."""
+
+    new: int
+    duplicates: int
+
+
+def _month_key(stamps: pd.Series) -> pd.Series:
+    return stamps.dt.strftime("%Y-%m")
+
+
+def _month_file(directory: Path, month: str) -> Path:
+    return directory / f"month={month}" / DATA_FILE
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    frame = pd.read_parquet(path, columns=FILE_COLUMNS)
+    frame["ts"] = frame["ts"].astype("datetime64[ms, UTC]")
+    return frame
+
+
+@contextmanager
+def _series_lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def upsert(root: Path, series: Series, candles: pd.DataFrame) -> UpsertResult:
+    """Merge validated candles of one series; rows whose ``ts`` is already stored are left as they are.
+
+    Months are written oldest first, each atomically, so a writer killed part-way leaves a
+    complete dataset up to its last finished month.
+    """
+    if candles.empty:
+        return UpsertResult(0, 0)
+    incoming = candles[FILE_COLUMNS].drop_duplicates("ts").sort_values("ts")
+    directory = series.directory(root)
+    new = 0
+    with _series_lock(directory):
+        for month, rows in incoming.groupby(_month_key(incoming["ts"]), sort=True):
+            path = _month_file(directory, str(month))
+            if path.exists():
+                atomic.remove_stale_temporaries(path.parent)
+                stored = _read_file(path)
+                rows = rows.loc[~rows["ts"].isin(stored["ts"])]
+                if rows.empty:
+                    continue
+                merged = pd.concat([stored, rows]).sort_values("ts")
+            else:
+                merged = rows
+            atomic.write_parquet(merged.reset_index(drop=True), path)
+            new += len(rows)
+    return UpsertResult(new=new, duplicates=len(candles) - new)
+
+
+def _month_files(directory: Path) -> list[tuple[str, Path]]:
+    """``(month, file)`` pairs of a series, oldest first."""
+    if not directory.exists():
+        return []
+    files = [(p.parent.name.removeprefix("month="), p) for p in directory.glob(f"month=*/{DATA_FILE}")]
+    return sorted(files)
+
+
+def last_stored(root: Path, series: Series) -> pd.Timestamp | None:
+    """Open time of the newest stored candle of a series, or ``None`` if it has none."""
+    files = _month_files(series.directory(root))
+    for _, path in reversed(files):
+        stamps = _read_file(path)["ts"]
+        if not stamps.empty:
+            return stamps.max()
+    return None
+
+
+def load_candles(
+    root: Path,
+    series: Series,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Stored candles of a series with ``start <= ts <= end`` as a typed frame.
+
+    Columns ``symbol, ts, open, high, low, close, volume``; ``ts`` is tz-aware UTC, ascending.
+    """
+    first_month = start.strftime("%Y-%m") if start is not None else ""
+    last_month = end.strftime("%Y-%m") if end is not None else "9999-99"
+    parts = [
+        _read_file(path)
+        for month, path in _month_files(series.directory(root))
+        if first_month <= month <= last_month
+    ]
+    frame = pd.concat(parts, ignore_index=True) if parts else _read_file_schema()
+    if start is not None:
+        frame = frame.loc[frame["ts"] >= start]
+    if end is not None:
+        frame = frame.loc[frame["ts"] <= end]
+    frame = frame.sort_values("ts").reset_index(drop=True)
+    frame.insert(0, "symbol", pd.Series([series.symbol] * len(frame), dtype="string"))
+    return frame[PUBLIC_COLUMNS]
+
+
+def _read_file_schema() -> pd.DataFrame:
+    columns = {column: pd.Series(dtype="float64") for column in VALUE_COLUMNS}
+    return pd.DataFrame({"ts": pd.Series(dtype="datetime64[ms, UTC]"), **columns})
+
+
+def write_quarantine(root: Path, series: Series, batch: pd.DataFrame, stem: str) -> Path:
+    """Keep a rejected batch aside (all columns, as received) under ``root``; returns its folder."""
+    directory = series.directory(root)
+    atomic.write_parquet(batch.reset_index(drop=True), directory / f"{stem}.parquet")
+    return directory

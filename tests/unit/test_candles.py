@@ -1,0 +1,39 @@
+import pandas as pd
+import pytest
+
+from hourcast import candles
+
+
+def test_timeframe_ms_parses_ccxt_notation() -> None:
+    assert candles.timeframe_ms("1h") == 3_600_000
+    assert candles.timeframe_ms("15m") == 900_000
+    assert candles.timeframe_ms("1d") == 86_400_000
+    with pytest.raises(ValueError, match="unsupported timeframe"):
+        candles.timeframe_ms("hourly")
+
+
+def test_frame_from_ohlcv_types_and_keeps_malformed_values_as_nan() -> None:
+    rows = [[1704067200000, "1.5", 2, 1, 1.5, 3], [1704070800000, "oops", 2, 1, None, 3]]
+    frame = candles.frame_from_ohlcv(rows, "binance", "BTC/USDT", "1h")
+    assert list(frame.columns) == candles.CANDLE_COLUMNS
+    assert str(frame["ts"].dtype) == "datetime64[ms, UTC]"
+    assert frame.loc[0, "open"] == 1.5
+    assert frame.loc[1, ["open", "close"]].isna().all()
+    assert len(frame) == 2
+
+
+def test_closed_only_uses_the_exchange_clock() -> None:
+    rows = [[1704067200000, 1, 1, 1, 1, 1], [1704070800000, 1, 1, 1, 1, 1]]
+    frame = candles.frame_from_ohlcv(rows, "binance", "BTC/USDT", "1h")
+    assert len(candles.closed_only(frame, "1h", 1704074400000)) == 2
+    assert len(candles.closed_only(frame, "1h", 1704074399999)) == 1
+    assert candles.last_closed_open_ms("1h", 1704074399999) == 1704067200000
+
+
+def test_find_gaps_reports_runs_of_missing_candles() -> None:
+    stamps = pd.to_datetime(["2024-01-01 00:00", "2024-01-01 01:00", "2024-01-01 04:00"], utc=True)
+    gaps = candles.find_gaps(stamps, "1h", previous=pd.Timestamp("2023-12-31 22:00", tz="UTC"))
+    assert gaps == [
+        candles.Gap(pd.Timestamp("2023-12-31 23:00", tz="UTC"), 1),
+        candles.Gap(pd.Timestamp("2024-01-01 02:00", tz="UTC"), 2),
+    ]

@@ -1,0 +1,105 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from hourcast import ledger, store
+from tests.conftest import as_candle_frame
+
+SERIES = store.Series("binance", "BTC/USDT", "1h")
+
+
+def test_upsert_is_idempotent_and_partitioned_by_month(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
+    batch = as_candle_frame(btc_recorded.iloc[:1000])  # 2024-01-01 .. 2024-02-11
+    assert store.upsert(tmp_path, SERIES, batch) == store.UpsertResult(new=1000, duplicates=0)
+    assert store.upsert(tmp_path, SERIES, batch) == store.UpsertResult(new=0, duplicates=1000)
+    overlapping = as_candle_frame(btc_recorded.iloc[990:1010])
+    assert store.upsert(tmp_path, SERIES, overlapping) == store.UpsertResult(new=10, duplicates=10)
+
+    months = sorted(p.parent.name for p in SERIES.directory(tmp_path).glob("month=*/data.parquet"))
+    assert months == ["month=2024-01", "month=2024-02"]
+    loaded = store.load_candles(tmp_path, SERIES)
+    assert len(loaded) == 1010 and loaded["ts"].is_unique and loaded["ts"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(
+        loaded.drop(columns="symbol"), btc_recorded.iloc[:1010].reset_index(drop=True), check_dtype=True
+    )
+    assert store.last_stored(tmp_path, SERIES) == btc_recorded["ts"].iloc[1009]
+
+
+def test_load_candles_is_typed_and_filters_by_time(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
+    store.upsert(tmp_path, SERIES, as_candle_frame(btc_recorded.iloc[:2000]))
+    start, end = pd.Timestamp("2024-01-31 20:00", tz="UTC"), pd.Timestamp("2024-02-01 03:00", tz="UTC")
+    window = store.load_candles(tmp_path, SERIES, start, end)
+    assert list(window.columns) == ["symbol", "ts", "open", "high", "low", "close", "volume"]
+    assert str(window["ts"].dtype) == "datetime64[ms, UTC]"
+    assert window["ts"].iloc[0] == start and window["ts"].iloc[-1] == end and len(window) == 8
+    assert (window["symbol"] == "BTC/USDT").all()
+    assert store.load_candles(tmp_path, store.Series("binance", "ETH/USDT", "1h")).empty
+
+
+def test_dataset_reads_as_one_hive_table(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
+    store.upsert(tmp_path, SERIES, as_candle_frame(btc_recorded.iloc[:800]))
+    table = pd.read_parquet(tmp_path)
+    assert len(table) == 800
+    assert set(table["symbol"].astype(str)) == {"BTC/USDT"}
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from hourcast import store
+    from tests.conftest import BTC_FILE, as_candle_frame, read_recorded
+
+    root = Path(sys.argv[1])
+    recorded = read_recorded(BTC_FILE)
+    series = store.Series("binance", "BTC/USDT", "1h")
+    print("ready", flush=True)
+    for start in range(0, len(recorded), 24):
+        store.upsert(root, series, as_candle_frame(recorded.iloc[start : start + 24]))
+    """
+)
+
+
+def test_a_writer_killed_mid_write_leaves_a_complete_dataset(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path)],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
+    time.sleep(2.5)  # well inside the loop: it writes a day per upsert for ~2 years
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+
+    loaded = store.load_candles(tmp_path, SERIES)
+    assert 0 < len(loaded) < len(btc_recorded), "the writer was meant to be killed mid-way"
+    expected = btc_recorded.iloc[: len(loaded)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(loaded.drop(columns="symbol"), expected)
+
+    # the next writer resumes cleanly and sweeps up any temporary file the killed one left behind
+    rest = as_candle_frame(btc_recorded.iloc[len(loaded) - 5 : len(loaded) + 48])
+    assert store.upsert(tmp_path, SERIES, rest) == store.UpsertResult(new=48, duplicates=5)
+    assert len(store.load_candles(tmp_path, SERIES)) == len(loaded) + 48
+
+
+def test_ledger_appends_and_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "ledger" / "ingestion.parquet"
+    stamp = pd.Timestamp("2024-01-01", tz="UTC")
+    entry = ledger.LedgerEntry(
+        run_at=stamp, command="ingest", exchange="binance", symbol="BTC/USDT", timeframe="1h", fetched=3,
+        new=2, duplicates=1, gaps=1, gap_ranges="2024-01-01T01:00:00Z+1", quarantined=0, first=stamp,
+        last=None, duration_seconds=0.5, status="ok", message="",
+    )
+    ledger.append(path, [entry])
+    ledger.append(path, [entry])
+    frame = ledger.read(path)
+    assert len(frame) == 2 and frame["new"].tolist() == [2, 2]
+    assert frame["last"].isna().all() and frame["first"].iloc[0] == stamp
