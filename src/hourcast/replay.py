@@ -1,0 +1,672 @@
+"""Replay exchange: a local HTTP server speaking the subset of Binance's public spot REST API
+that ``ccxt.binance`` needs for ``load_markets``, ``fetch_time`` and ``fetch_ohlcv``.
+
+It serves real recorded hourly candles against a simulated clock: only candles that opened at
+or before the clock are visible, and the one in progress is served as a partial candle. Faults
+(rate limits, 5xx, slowness, corrupt/duplicate/missing rows) can be injected at run time.
+
+Market-data endpoints (what ccxt calls after its URLs are rebased onto the server)::
+
+    GET  /api/v3/ping | /api/v3/time | /api/v3/exchangeInfo | /api/v3/klines
+    GET  /fapi/v1/exchangeInfo | /dapi/v1/exchangeInfo          (no futures markets)
+
+Control endpoints::
+
+    GET    /_replay/clock    -> {"now": ISO, "now_ms": int, "speed": float}
+    POST   /_replay/clock    {"now": ISO | ms} or {"advance_seconds": s}, optional "speed"
+    GET    /_replay/faults   -> {"config": {...}, "fired": {kind: n}}
+    POST   /_replay/faults   {"seed": 0, "slow_seconds": 3.0, "retry_after": 1,
+                              "<kind>": {"rate": 0..1, "count": n}, ...}
+    DELETE /_replay/faults   clear all faults and counters
+
+Faults only ever apply to ``/api/v3/klines``; markets, time and ping always answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pandas as pd
+
+from hourcast.candles import to_ms
+
+INTERVAL = "1h"
+INTERVAL_MS = 3_600_000
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 1000
+FILE_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
+ERROR_FAULTS = ("rate_limit", "server_error")
+DATA_FAULTS = ("malformed", "duplicate", "missing")
+FAULT_KINDS = (*ERROR_FAULTS, "slow", *DATA_FAULTS)
+_FAULT_SETTINGS = {"seed": 0, "slow_seconds": 3.0, "retry_after": 1}
+_RATE_LIMITS = [
+    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+]
+_ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT"]
+
+
+class ReplayError(Exception):
+    """A request the replay exchange rejects, answered as a Binance-style ``{"code", "msg"}`` body."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.code = code
+        self.msg = msg
+
+
+def _ms(value: pd.Timestamp | str | int) -> int:
+    """Epoch milliseconds of an int (taken as ms), ISO string or timestamp (naive = UTC)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return to_ms(value)
+
+
+def _iso(ms: int) -> str:
+    """ISO-8601 UTC text of epoch milliseconds, e.g. ``2024-03-01T00:00:00.000Z``."""
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _fmt(value: float) -> str:
+    """Binance-style decimal string with 8 places."""
+    return f"{value:.8f}"
+
+
+def market_id(symbol: str) -> str:
+    """Binance market id of a unified symbol: ``BTC/USDT`` -> ``BTCUSDT``."""
+    base, _, quote = symbol.partition("/")
+    if not base or not quote or "/" in quote:
+        raise ValueError(f"symbol must look like BASE/QUOTE, got {symbol!r}")
+    return f"{base}{quote}".upper()
+
+
+def load_candles_file(path: str | Path) -> pd.DataFrame:
+    """Read a ``timestamp,open,high,low,close,volume`` CSV (optionally .gz) into a sorted frame
+    with columns ``ts`` (UTC) and float ``open, high, low, close, volume``."""
+    raw = pd.read_csv(path)
+    missing = [column for column in FILE_COLUMNS if column not in raw.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing} (expected header {','.join(FILE_COLUMNS)})")
+    frame = pd.DataFrame({"ts": pd.to_datetime(raw["timestamp"], utc=True).astype("datetime64[ms, UTC]")})
+    for column in FILE_COLUMNS[1:]:
+        frame[column] = raw[column].astype("float64")
+    return frame.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class ReplayData:
+    """One symbol's recorded hourly candles as arrays sorted by open time (epoch ms)."""
+
+    open_ms: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> ReplayData:
+        """Build from a frame with ``ts`` and ``open, high, low, close, volume`` columns."""
+        if frame.empty:
+            raise ValueError("no candles to replay")
+        ordered = frame.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last")
+        stamps = pd.DatetimeIndex(pd.to_datetime(ordered["ts"], utc=True)).as_unit("ms")
+        values = {c: ordered[c].to_numpy(dtype="float64") for c in ("open", "high", "low", "close", "volume")}
+        return cls(open_ms=stamps.asi8.astype(np.int64), **values)
+
+    @classmethod
+    def load_csv(cls, path: str | Path) -> ReplayData:
+        """Build from a candles CSV / CSV.gz file (see :func:`load_candles_file`)."""
+        return cls.from_frame(load_candles_file(path))
+
+    @property
+    def last_open_ms(self) -> int:
+        """Open time of the last recorded candle."""
+        return int(self.open_ms[-1])
+
+    def klines(self, now_ms: int, start_ms: int | None, end_ms: int | None, limit: int) -> list[list[Any]]:
+        """Binance ``/api/v3/klines`` rows visible at ``now_ms`` (in-progress candle partial)."""
+        upper = now_ms if end_ms is None else min(now_ms, end_ms)
+        stop = int(np.searchsorted(self.open_ms, upper, side="right"))
+        if start_ms is None:
+            begin = max(0, stop - limit)
+        else:
+            begin = int(np.searchsorted(self.open_ms, start_ms, side="left"))
+            stop = min(stop, begin + limit)
+        return [self._row(i, now_ms) for i in range(begin, stop)]
+
+    def _row(self, i: int, now_ms: int) -> list[Any]:
+        """One 12-field kline; partial (interpolated toward the recorded close) if still open."""
+        opened = int(self.open_ms[i])
+        first, high, low, close, volume = (
+            float(self.open[i]),
+            float(self.high[i]),
+            float(self.low[i]),
+            float(self.close[i]),
+            float(self.volume[i]),
+        )
+        fraction = (now_ms - opened) / INTERVAL_MS
+        if fraction < 1.0:
+            close = first + (close - first) * fraction
+            high, low, volume = max(first, close), min(first, close), volume * fraction
+        span = high - low
+        taker_share = 0.5 + (0.25 * (close - first) / span if span > 0 else 0.0)
+        return [
+            opened,
+            _fmt(first),
+            _fmt(high),
+            _fmt(low),
+            _fmt(close),
+            _fmt(volume),
+            opened + INTERVAL_MS - 1,
+            _fmt(volume * close),
+            max(1, round(volume * 40)) if volume > 0 else 0,
+            _fmt(volume * taker_share),
+            _fmt(volume * taker_share * close),
+            "0",
+        ]
+
+
+class SimClock:
+    """Simulated epoch-ms clock; frozen when ``speed`` is 0, otherwise advancing ``speed``
+    simulated seconds per real (monotonic) second since it was last set."""
+
+    def __init__(self, now_ms: int, speed: float = 0.0) -> None:
+        self._lock = threading.Lock()
+        self._anchor_ms = now_ms
+        self._anchor_mono = time.monotonic()
+        self._speed = speed
+
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per real second."""
+        return self._speed
+
+    def now_ms(self) -> int:
+        """Current simulated time in epoch milliseconds."""
+        with self._lock:
+            return self._now_locked()
+
+    def _now_locked(self) -> int:
+        return self._anchor_ms + int((time.monotonic() - self._anchor_mono) * self._speed * 1000)
+
+    def set(self, now_ms: int) -> None:
+        """Jump to ``now_ms``; with a non-zero speed, elapsed time counts from here."""
+        with self._lock:
+            self._anchor_ms, self._anchor_mono = now_ms, time.monotonic()
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward (or back, if negative) by simulated seconds."""
+        with self._lock:
+            self._anchor_ms, self._anchor_mono = self._now_locked() + round(seconds * 1000), time.monotonic()
+
+    def set_speed(self, speed: float) -> None:
+        """Change speed without jumping: the current simulated time is kept."""
+        with self._lock:
+            self._anchor_ms, self._anchor_mono, self._speed = self._now_locked(), time.monotonic(), speed
+
+
+@dataclass
+class FaultRule:
+    """How one fault kind fires: on the next ``count`` klines requests, else with probability ``rate``."""
+
+    rate: float = 0.0
+    count: int = 0
+
+    @classmethod
+    def parse(cls, kind: str, value: Any) -> FaultRule:
+        """Validate a ``{"rate": 0..1, "count": n}`` object."""
+        if not isinstance(value, dict) or set(value) - {"rate", "count"}:
+            raise ValueError(f"fault {kind!r} must be an object with 'rate' and/or 'count'")
+        rate, count = float(value.get("rate", 0.0)), value.get("count", 0)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"fault {kind!r}: rate must be within 0..1")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"fault {kind!r}: count must be a non-negative integer")
+        return cls(rate=rate, count=count)
+
+
+class FaultInjector:
+    """Seeded fault state; callers hold the owning exchange's lock."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.default_seed = seed
+        self.clear()
+
+    def clear(self) -> None:
+        """Switch every fault off, reset counters, settings and the RNG."""
+        self.rules = {kind: FaultRule() for kind in FAULT_KINDS}
+        self.fired = dict.fromkeys(FAULT_KINDS, 0)
+        self.seed = self.default_seed
+        self.slow_seconds = float(_FAULT_SETTINGS["slow_seconds"])
+        self.retry_after = int(_FAULT_SETTINGS["retry_after"])
+        self.rng = random.Random(self.seed)
+
+    def configure(self, config: dict[str, Any]) -> None:
+        """Merge a fault config: given kinds are replaced, others kept; ``seed`` reseeds the RNG."""
+        unknown = set(config) - set(FAULT_KINDS) - set(_FAULT_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown fault keys {sorted(unknown)}; kinds are {list(FAULT_KINDS)}")
+        rules = {kind: FaultRule.parse(kind, config[kind]) for kind in FAULT_KINDS if kind in config}
+        slow_seconds = float(config.get("slow_seconds", self.slow_seconds))
+        retry_after = int(config.get("retry_after", self.retry_after))
+        if slow_seconds < 0 or retry_after < 0:
+            raise ValueError("slow_seconds and retry_after must be non-negative")
+        self.rules.update(rules)
+        self.slow_seconds, self.retry_after = slow_seconds, retry_after
+        if "seed" in config:
+            self.seed = int(config["seed"])
+            self.rng = random.Random(self.seed)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Current config (same shape as the POST body) and how often each kind fired."""
+        config: dict[str, Any] = {"seed": self.seed, "slow_seconds": self.slow_seconds}
+        config["retry_after"] = self.retry_after
+        config.update({kind: {"rate": r.rate, "count": r.count} for kind, r in self.rules.items()})
+        return {"config": config, "fired": dict(self.fired)}
+
+    def fires(self, kind: str) -> bool:
+        """Whether ``kind`` applies to this request (consumes a count, or draws from the RNG)."""
+        rule = self.rules[kind]
+        if rule.count > 0:
+            rule.count -= 1
+        elif not (rule.rate > 0 and self.rng.random() < rule.rate):
+            return False
+        self.fired[kind] += 1
+        return True
+
+    def corrupt(self, rows: list[list[Any]], limit: int) -> None:
+        """Apply whichever data faults fire to a klines page, in place (never beyond ``limit`` rows)."""
+        if rows and self.fires("malformed"):
+            row = rows[self.rng.randrange(len(rows))]
+            if self.rng.random() < 0.5:
+                row[4] = "not-a-number"
+            else:
+                row[2] = _fmt(float(row[3]) * 0.99)  # high below low
+        if rows and self.fires("duplicate"):
+            i = self.rng.randrange(len(rows))
+            rows.insert(i + 1, list(rows[i]))
+            del rows[limit:]
+        if len(rows) >= 3 and self.fires("missing"):
+            del rows[self.rng.randrange(1, len(rows) - 1)]
+
+
+@dataclass(frozen=True)
+class _Market:
+    symbol: str
+    base: str
+    quote: str
+    data: ReplayData
+
+
+class ReplayExchange:
+    """Replay state shared by all request threads: datasets, simulated clock and faults."""
+
+    def __init__(
+        self,
+        datasets: dict[str, pd.DataFrame],
+        now: pd.Timestamp | str | int | None = None,
+        speed: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        if not datasets:
+            raise ValueError("the replay exchange needs at least one dataset")
+        self._markets: dict[str, _Market] = {}
+        for symbol, frame in datasets.items():
+            base, _, quote = symbol.upper().partition("/")
+            self._markets[market_id(symbol)] = _Market(
+                symbol.upper(), base, quote, ReplayData.from_frame(frame)
+            )
+        if speed < 0:
+            raise ValueError("speed must be non-negative")
+        default_now = max(m.data.last_open_ms for m in self._markets.values()) + INTERVAL_MS
+        self.clock = SimClock(default_now if now is None else _ms(now), speed)
+        self._lock = threading.Lock()
+        self._faults = FaultInjector(seed)
+
+    @property
+    def symbols(self) -> list[str]:
+        """Unified symbols served."""
+        return [m.symbol for m in self._markets.values()]
+
+    def set_now(self, now: pd.Timestamp | str | int) -> None:
+        """Move the simulated clock to a timestamp, ISO string or epoch ms."""
+        self.clock.set(_ms(now))
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulated clock by ``seconds``."""
+        self.clock.advance(seconds)
+
+    def now_ms(self) -> int:
+        """Simulated time in epoch milliseconds."""
+        return self.clock.now_ms()
+
+    def clock_state(self) -> dict[str, Any]:
+        """``{"now": ISO, "now_ms": int, "speed": float}``."""
+        now = self.now_ms()
+        return {"now": _iso(now), "now_ms": now, "speed": self.clock.speed}
+
+    def set_faults(self, config: dict[str, Any]) -> None:
+        """Merge a fault config (see module docstring); raises ValueError if invalid."""
+        with self._lock:
+            self._faults.configure(config)
+
+    def clear_faults(self) -> None:
+        """Switch all faults off and reset counters."""
+        with self._lock:
+            self._faults.clear()
+
+    def fault_counts(self) -> dict[str, int]:
+        """How many times each fault kind fired."""
+        with self._lock:
+            return dict(self._faults.fired)
+
+    def fault_state(self) -> dict[str, Any]:
+        """Fault config plus counters, as served by ``GET /_replay/faults``."""
+        with self._lock:
+            return self._faults.snapshot()
+
+    def draw_error_fault(self) -> tuple[str | None, float, int]:
+        """For one klines request: the error fault that fires (first of ``ERROR_FAULTS``, or None),
+        the seconds to stall first (``slow``), and the current ``retry_after``."""
+        with self._lock:
+            faults = self._faults
+            error = next((kind for kind in ERROR_FAULTS if faults.fires(kind)), None)
+            stall = faults.slow_seconds if error is None and faults.fires("slow") else 0.0
+            return error, stall, faults.retry_after
+
+    def exchange_info(self) -> dict[str, Any]:
+        """Spot ``/api/v3/exchangeInfo`` body."""
+        return {
+            "timezone": "UTC",
+            "serverTime": self.now_ms(),
+            "rateLimits": _RATE_LIMITS,
+            "exchangeFilters": [],
+            "symbols": [self._symbol_info(mid, m) for mid, m in self._markets.items()],
+        }
+
+    @staticmethod
+    def _symbol_info(mid: str, market: _Market) -> dict[str, Any]:
+        return {
+            "symbol": mid,
+            "status": "TRADING",
+            "baseAsset": market.base,
+            "baseAssetPrecision": 8,
+            "quoteAsset": market.quote,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "baseCommissionPrecision": 8,
+            "quoteCommissionPrecision": 8,
+            "orderTypes": _ORDER_TYPES,
+            "icebergAllowed": True,
+            "ocoAllowed": True,
+            "quoteOrderQtyMarketAllowed": True,
+            "allowTrailingStop": True,
+            "cancelReplaceAllowed": True,
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": False,
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": "0.01000000",
+                    "maxPrice": "1000000.00000000",
+                    "tickSize": "0.01000000",
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": "0.00001000",
+                    "maxQty": "9000.00000000",
+                    "stepSize": "0.00001000",
+                },
+                {
+                    "filterType": "NOTIONAL",
+                    "minNotional": "5.00000000",
+                    "applyMinToMarket": True,
+                    "maxNotional": "9000000.00000000",
+                    "applyMaxToMarket": False,
+                    "avgPriceMins": 5,
+                },
+            ],
+            "permissions": ["SPOT"],
+            "permissionSets": [["SPOT"]],
+            "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+            "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+        }
+
+    def klines(self, query: dict[str, str]) -> list[list[Any]]:
+        """``/api/v3/klines`` for a parsed query string, with data faults applied."""
+        symbol, interval = query.get("symbol"), query.get("interval")
+        for name, value in (("symbol", symbol), ("interval", interval)):
+            if not value:
+                raise ReplayError(
+                    400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+                )
+        market = self._markets.get(str(symbol).upper())
+        if market is None:
+            raise ReplayError(400, -1121, "Invalid symbol.")
+        if interval != INTERVAL:
+            raise ReplayError(400, -1120, "Invalid interval.")
+        start, end, limit = (_int_param(query, name) for name in ("startTime", "endTime", "limit"))
+        limit = DEFAULT_LIMIT if limit is None else limit
+        if limit < 1:
+            raise ReplayError(
+                400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1'."
+            )
+        limit = min(limit, MAX_LIMIT)
+        rows = market.data.klines(self.now_ms(), start, end, limit)
+        with self._lock:
+            self._faults.corrupt(rows, limit)
+        return rows
+
+
+def _int_param(query: dict[str, str], name: str) -> int | None:
+    """An optional integer query parameter; Binance error -1100 if it is not an integer."""
+    value = query.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ReplayError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
+
+
+_RATE_LIMIT_MSG = (
+    "Too many requests; current limit of IP is 6000 requests per minute. "
+    "Please use the websocket for live updates to avoid bans."
+)
+_EMPTY_FUTURES_INFO = {"timezone": "UTC", "rateLimits": [], "exchangeFilters": [], "symbols": []}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Routes requests to the server's :class:`ReplayExchange`."""
+
+    server: _ReplayHTTPServer
+    server_version = "hourcast-replay/1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence per-request logging."""
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        is_text = isinstance(body, str)
+        payload = (body if is_text else json.dumps(body, separators=(",", ":"))).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain" if is_text else "application/json;charset=UTF-8")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (e.g. timed out during a slow fault)
+
+    def _json_body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b"{}"
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ReplayError(400, -1, f"invalid JSON body: {exc}") from None
+        if not isinstance(body, dict):
+            raise ReplayError(400, -1, "JSON body must be an object")
+        return body
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        exchange = self.server.exchange
+        try:
+            route = (method, parts.path.rstrip("/"))
+            if route == ("GET", "/api/v3/klines"):
+                self._klines(exchange, query)
+            elif route == ("GET", "/api/v3/ping"):
+                self._send(200, {})
+            elif route == ("GET", "/api/v3/time"):
+                self._send(200, {"serverTime": exchange.now_ms()})
+            elif route == ("GET", "/api/v3/exchangeInfo"):
+                self._send(200, exchange.exchange_info())
+            elif route in (("GET", "/fapi/v1/exchangeInfo"), ("GET", "/dapi/v1/exchangeInfo")):
+                self._send(200, {**_EMPTY_FUTURES_INFO, "serverTime": exchange.now_ms()})
+            elif route[1] == "/_replay/clock" and method in ("GET", "POST"):
+                if method == "POST":
+                    _apply_clock(exchange, self._json_body())
+                self._send(200, exchange.clock_state())
+            elif route[1] == "/_replay/faults" and method in ("GET", "POST", "DELETE"):
+                if method == "POST":
+                    exchange.set_faults(self._json_body())
+                elif method == "DELETE":
+                    exchange.clear_faults()
+                self._send(200, exchange.fault_state())
+            else:
+                self._send(404, {"code": -1, "msg": f"Unknown endpoint {method} {parts.path}"})
+        except ReplayError as exc:
+            self._send(exc.status, {"code": exc.code, "msg": exc.msg})
+        except (ValueError, TypeError) as exc:
+            self._send(400, {"code": -1, "msg": str(exc)})
+
+    def _klines(self, exchange: ReplayExchange, query: dict[str, str]) -> None:
+        error, stall, retry_after = exchange.draw_error_fault()
+        if error == "rate_limit":
+            body = {"code": -1003, "msg": _RATE_LIMIT_MSG}
+            self._send(429, body, {"Retry-After": str(retry_after)})
+            return
+        if error == "server_error":
+            self._send(503, "Service Unavailable (replay fault)")
+            return
+        if stall:
+            time.sleep(stall)
+        self._send(200, exchange.klines(query))
+
+    def do_GET(self) -> None:
+        """Handle GET."""
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        """Handle POST."""
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        """Handle DELETE."""
+        self._dispatch("DELETE")
+
+
+def _apply_clock(exchange: ReplayExchange, body: dict[str, Any]) -> None:
+    """Apply a ``POST /_replay/clock`` body: ``now`` or ``advance_seconds``, optional ``speed``."""
+    unknown = set(body) - {"now", "advance_seconds", "speed"}
+    if unknown or ("now" in body and "advance_seconds" in body):
+        raise ValueError("clock body takes 'now' or 'advance_seconds', and optionally 'speed'")
+    if "speed" in body:
+        speed = float(body["speed"])
+        if speed < 0:
+            raise ValueError("speed must be non-negative")
+        exchange.clock.set_speed(speed)
+    if "now" in body:
+        exchange.set_now(body["now"])
+    elif "advance_seconds" in body:
+        exchange.advance(float(body["advance_seconds"]))
+
+
+class _ReplayHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, exchange: ReplayExchange, host: str, port: int) -> None:
+        self.exchange = exchange
+        super().__init__((host, port), _Handler)
+
+
+class ReplayServer:
+    """Runs a :class:`ReplayExchange` over HTTP in a daemon thread; usable as a context manager."""
+
+    def __init__(self, exchange: ReplayExchange, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.exchange = exchange
+        self._httpd = _ReplayHTTPServer(exchange, host, port)
+        self._thread: threading.Thread | None = None
+        bound_host, bound_port = self._httpd.server_address[:2]
+        shown = "127.0.0.1" if bound_host in ("0.0.0.0", "") else bound_host
+        self.url = f"http://{shown}:{bound_port}"
+
+    def start(self) -> ReplayServer:
+        """Start serving in the background; returns self."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, name="replay-exchange", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> ReplayServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def parse_data_option(value: str) -> tuple[str, Path]:
+    """Parse ``SYMBOL=PATH`` such as ``BTC/USDT=data/btc.csv.gz`` into ``("BTC/USDT", Path)``."""
+    symbol, sep, path = value.partition("=")
+    symbol = symbol.strip().upper()
+    if not sep or not path.strip():
+        raise ValueError(f"expected SYMBOL=PATH (e.g. BTC/USDT=btc.csv.gz), got {value!r}")
+    market_id(symbol)
+    return symbol, Path(path.strip())
+
+
+def serve_forever(
+    datasets: dict[str, Path], host: str, port: int, now: str | None, speed: float = 0.0
+) -> None:
+    """Load the datasets and serve them until interrupted (Ctrl+C)."""
+    exchange = ReplayExchange({s: load_candles_file(p) for s, p in datasets.items()}, now=now, speed=speed)
+    with ReplayServer(exchange, host, port) as server:
+        print(f"replay exchange at {server.url} serving {', '.join(exchange.symbols)}", flush=True)
+        print(
+            f"clock {exchange.clock_state()['now']} (speed {speed}); control: {server.url}/_replay/",
+            flush=True,
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("replay exchange stopped", flush=True)
