@@ -66,7 +66,9 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_a_writer_killed_mid_write_leaves_a_complete_dataset(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
+def test_a_writer_killed_mid_write_leaves_a_complete_dataset(
+    tmp_path: Path, btc_recorded: pd.DataFrame
+) -> None:
     repo = Path(__file__).resolve().parents[2]
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(tmp_path)],
@@ -94,9 +96,22 @@ def test_ledger_appends_and_reads_back(tmp_path: Path) -> None:
     path = tmp_path / "ledger" / "ingestion.parquet"
     stamp = pd.Timestamp("2024-01-01", tz="UTC")
     entry = ledger.LedgerEntry(
-        run_at=stamp, command="ingest", exchange="binance", symbol="BTC/USDT", timeframe="1h", fetched=3,
-        new=2, duplicates=1, gaps=1, gap_ranges="2024-01-01T01:00:00Z+1", quarantined=0, first=stamp,
-        last=None, duration_seconds=0.5, status="ok", message="",
+        run_at=stamp,
+        command="ingest",
+        exchange="binance",
+        symbol="BTC/USDT",
+        timeframe="1h",
+        fetched=3,
+        new=2,
+        duplicates=1,
+        gaps=1,
+        gap_ranges="2024-01-01T01:00:00Z+1",
+        quarantined=0,
+        first=stamp,
+        last=None,
+        duration_seconds=0.5,
+        status="ok",
+        message="",
     )
     ledger.append(path, [entry])
     ledger.append(path, [entry])

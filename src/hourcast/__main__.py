@@ -1,0 +1,5 @@
+"""``python -m hourcast``: the command line."""
+
+from hourcast.cli import app
+
+app()

@@ -1,0 +1,155 @@
+"""Model features and next-hour targets from a public candle frame (pure, no I/O).
+
+The same functions build the offline training table and the online feature values, so training and
+serving cannot drift. A feature row for candle ``T`` uses only the ``LOOKBACK`` consecutive candles
+ending at ``T``; rows whose lookback crosses a gap (a step between open times other than one
+timeframe) are dropped rather than computed from invented values.
+
+Choices:
+
+* ``close_lag_0`` is kept (it is always 0) so the OHLC block is a uniform 48 columns.
+* Window sums are taken lag by lag (one vector addition per lag), never with a numpy reduction,
+  whose summation order can depend on how many rows are computed at once. A row's values therefore
+  depend only on its own window: features from the last ``LOOKBACK`` candles equal, bit for bit, the
+  row computed from the whole history.
+* A row with a non-finite value (only possible for prices <= 0, which validation rejects upstream)
+  is dropped, so the output is always finite.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+import numpy as np
+import pandas as pd
+
+from hourcast.candles import timeframe_ms, ts_ms
+
+WINDOW_HOURS = 12
+RETURN_HORIZONS = (1, 3, 6, 12, 24)
+LOOKBACK = 25
+VOLUME_WINDOW = 24
+
+OHLC_FEATURES = [
+    f"{price}_lag_{lag}" for lag in range(WINDOW_HOURS) for price in ("open", "high", "low", "close")
+]
+FEATURE_NAMES: list[str] = [
+    *OHLC_FEATURES,
+    *(f"ret_{hours}h" for hours in RETURN_HORIZONS),
+    "volatility_12h",
+    "volatility_24h",
+    "range_hl",
+    "range_hl_12h",
+    "log_volume",
+    "volume_z_24h",
+    "hour_of_day",
+    "day_of_week",
+]
+ROW_COLUMNS = ["symbol", "event_timestamp", "as_of", "last_close"]
+
+
+def _by_symbol(candles: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Candles grouped by symbol (first-appearance order, order kept within a symbol), their symbol
+    codes and open times in epoch milliseconds."""
+    codes = pd.factorize(candles["symbol"])[0]
+    order = np.argsort(codes, kind="stable")
+    frame = candles.iloc[order].reset_index(drop=True)
+    return frame, codes[order], ts_ms(frame).to_numpy()
+
+
+def _linked(codes: np.ndarray, stamps: np.ndarray, step: int) -> np.ndarray:
+    """Whether each candle follows the previous row of the same symbol by exactly one timeframe."""
+    linked = np.zeros(len(stamps), dtype=bool)
+    linked[1:] = (codes[1:] == codes[:-1]) & (np.diff(stamps) == step)
+    return linked
+
+
+def _sum(block: np.ndarray) -> np.ndarray:
+    """Sum over the first axis (lags), one lag at a time, in a fixed order."""
+    return reduce(np.add, block)
+
+
+def _std(block: np.ndarray) -> np.ndarray:
+    """Sample standard deviation (ddof=1) over the first axis (lags)."""
+    deviations = block - _sum(block) / len(block)
+    return np.sqrt(_sum(deviations * deviations) / (len(block) - 1))
+
+
+def _finite_rows(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    finite = np.isfinite(frame[columns].to_numpy(dtype="float64")).all(axis=1)
+    return frame.loc[finite].reset_index(drop=True)
+
+
+def compute_features(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFrame:
+    """One feature row per candle ending a gap-free lookback of ``LOOKBACK`` candles, per symbol.
+
+    Columns ``symbol, event_timestamp`` (close time of candle T), ``as_of`` (open time of T),
+    ``last_close``, then ``FEATURE_NAMES``.
+    """
+    step = timeframe_ms(timeframe)
+    frame, codes, stamps = _by_symbol(candles)
+    linked = _linked(codes, stamps, step)
+    positions = np.arange(len(frame))
+    run_start = np.maximum.accumulate(np.where(linked, 0, positions))
+    rows = np.flatnonzero(positions - run_start + 1 >= LOOKBACK)
+    lags = rows - np.arange(LOOKBACK)[:, None]  # lags[k] holds the positions of lag k
+
+    opens, highs, lows, closes, volumes = (
+        frame[column].to_numpy(dtype="float64")[lags] for column in ("open", "high", "low", "close", "volume")
+    )
+    last_close = closes[0]
+    features: dict[str, np.ndarray] = {}
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for lag in range(WINDOW_HOURS):
+            for price, values in (("open", opens), ("high", highs), ("low", lows), ("close", closes)):
+                features[f"{price}_lag_{lag}"] = np.log(values[lag] / last_close)
+        for hours in RETURN_HORIZONS:
+            features[f"ret_{hours}h"] = np.log(last_close / closes[hours])
+        hourly = np.log(closes[:-1] / closes[1:])  # hourly[j]: return of the candle at lag j
+        features["volatility_12h"] = _std(hourly[:WINDOW_HOURS])
+        features["volatility_24h"] = _std(hourly[:24])
+        spans = np.log(highs[:WINDOW_HOURS] / lows[:WINDOW_HOURS])
+        features["range_hl"] = spans[0]
+        features["range_hl_12h"] = _sum(spans) / WINDOW_HOURS
+        features["log_volume"] = np.log1p(volumes[0])
+        recent = volumes[:VOLUME_WINDOW]
+        flat = recent.max(axis=0) == recent.min(axis=0)
+        z_score = (volumes[0] - _sum(recent) / VOLUME_WINDOW) / _std(recent)
+        features["volume_z_24h"] = np.where(flat, 0.0, z_score)
+
+    as_of = frame["ts"].iloc[rows].reset_index(drop=True).astype("datetime64[ms, UTC]")
+    features["hour_of_day"] = as_of.dt.hour.to_numpy(dtype="float64")
+    features["day_of_week"] = as_of.dt.dayofweek.to_numpy(dtype="float64")
+    out = pd.DataFrame(
+        {
+            "symbol": frame["symbol"].iloc[rows].reset_index(drop=True).astype("string"),
+            "event_timestamp": (as_of + pd.Timedelta(milliseconds=step)).astype("datetime64[ms, UTC]"),
+            "as_of": as_of,
+            "last_close": last_close,
+            **features,
+        }
+    )
+    return _finite_rows(out, ["last_close", *FEATURE_NAMES])
+
+
+def next_hour_targets(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFrame:
+    """Per candle T with a successor exactly one timeframe later: ``symbol, event_timestamp`` (close
+    time of T), ``target_return`` = log(close[T+1] / close[T]) and ``next_close`` = close[T+1]."""
+    step = timeframe_ms(timeframe)
+    frame, codes, stamps = _by_symbol(candles)
+    rows = np.flatnonzero(_linked(codes, stamps, step)[1:])
+    closes = frame["close"].to_numpy(dtype="float64")
+    next_close = closes[rows + 1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        target_return = np.log(next_close / closes[rows])
+    out = pd.DataFrame(
+        {
+            "symbol": frame["symbol"].iloc[rows].reset_index(drop=True).astype("string"),
+            "event_timestamp": (
+                frame["ts"].iloc[rows].reset_index(drop=True) + pd.Timedelta(milliseconds=step)
+            ).astype("datetime64[ms, UTC]"),
+            "target_return": target_return,
+            "next_close": next_close,
+        }
+    )
+    return _finite_rows(out, ["target_return", "next_close"])

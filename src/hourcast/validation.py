@@ -1,0 +1,263 @@
+"""Candle batch validation with Great Expectations (GX Core 1.x); the suite is defined in code.
+
+Every batch is validated before it is stored. Timeframe alignment and closedness are checked on
+derived columns (``ts_offset_ms``, ``close_ms``) added to a copy of the batch; the exchange clock
+is the suite parameter ``exchange_now_ms``, supplied at validation time. ``great_expectations``
+takes seconds to import, so it is only imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from hourcast.candles import CANDLE_COLUMNS, KEY_COLUMNS, PRICE_COLUMNS, VALUE_COLUMNS, timeframe_ms
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+    from great_expectations.core import ExpectationValidationResult
+
+SUITE_NAME = "candles"
+DERIVED_COLUMNS = ["ts_offset_ms", "close_ms"]
+COLUMN_DTYPES = {
+    "exchange": "string",
+    "symbol": "string",
+    "timeframe": "string",
+    "ts": "datetime64[ms, UTC]",
+    **dict.fromkeys(VALUE_COLUMNS, "float64"),
+}
+EXAMPLES = 3
+
+_RESULT_FORMAT = "SUMMARY"
+_EPOCH = pd.Timestamp(0, tz="UTC")
+_ONE_MS = pd.Timedelta(milliseconds=1)
+
+
+def _rule(rule: str, explanation: str | None = None) -> dict[str, Any]:
+    """Expectation keyword arguments naming ``rule`` (meta, for messages) and describing it (Data Docs)."""
+    return {"meta": {"rule": rule}, "description": f"{rule}: {explanation}" if explanation else rule}
+
+
+def build_candle_suite(timeframe: str) -> gx.ExpectationSuite:
+    """The ``candles`` expectation suite for batches of ``timeframe`` candles (see module docstring)."""
+    import great_expectations as gx
+
+    expect = gx.expectations
+    step = timeframe_ms(timeframe)
+    return gx.ExpectationSuite(
+        name=SUITE_NAME,
+        expectations=[
+            expect.ExpectTableColumnsToMatchSet(
+                column_set=[*CANDLE_COLUMNS, *DERIVED_COLUMNS],
+                exact_match=True,
+                **_rule(
+                    "columns are exactly " + ", ".join(CANDLE_COLUMNS),
+                    "derived check columns " + ", ".join(DERIVED_COLUMNS) + " are added before validation",
+                ),
+            ),
+            *(
+                expect.ExpectColumnTypeToBe(
+                    column=column, type_=dtype, **_rule(f"{column} has dtype {dtype}")
+                )
+                for column, dtype in COLUMN_DTYPES.items()
+            ),
+            *(
+                expect.ExpectColumnValuesToNotBeNull(column=column, **_rule(f"{column} is not null"))
+                for column in CANDLE_COLUMNS
+            ),
+            expect.ExpectColumnValuesToBeInSet(
+                column="timeframe", value_set=[timeframe], **_rule(f"timeframe is {timeframe}")
+            ),
+            *(
+                expect.ExpectColumnValuesToBeBetween(
+                    column=column, min_value=0, strict_min=True, **_rule(f"{column} > 0")
+                )
+                for column in PRICE_COLUMNS
+            ),
+            *(
+                expect.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="high",
+                    column_B=column,
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                    **_rule(f"high >= {column}", "high >= max(open, close)"),
+                )
+                for column in ("open", "close")
+            ),
+            *(
+                expect.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=column,
+                    column_B="low",
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                    **_rule(f"low <= {column}", "low <= min(open, close)"),
+                )
+                for column in ("open", "close")
+            ),
+            expect.ExpectColumnValuesToBeBetween(column="volume", min_value=0, **_rule("volume >= 0")),
+            expect.ExpectCompoundColumnsToBeUnique(
+                column_list=KEY_COLUMNS, **_rule("(" + ", ".join(KEY_COLUMNS) + ") is unique")
+            ),
+            expect.ExpectColumnValuesToBeBetween(
+                column="ts_offset_ms",
+                min_value=0,
+                max_value=0,
+                **_rule(f"ts is aligned to {timeframe}", f"ts_ms % {step} == 0"),
+            ),
+            expect.ExpectColumnValuesToBeBetween(
+                column="close_ms",
+                max_value={"$PARAMETER": "exchange_now_ms"},
+                **_rule(
+                    "candle is closed at exchange_now_ms",
+                    f"ts_ms + {step} <= exchange_now_ms (only closed candles are stored)",
+                ),
+            ),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Outcome of validating one batch: plain-English failures plus the GX result as a JSON dict."""
+
+    success: bool
+    failures: list[str]
+    result: dict[str, Any]
+    rows: int
+
+
+class CandleValidator:
+    """Holds one GX ephemeral context + suite + batch definition; reuse it for many batches (fast path)."""
+
+    def __init__(self, timeframe: str) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.timeframe = timeframe
+        self._step = timeframe_ms(timeframe)
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        asset = context.data_sources.add_pandas(SUITE_NAME).add_dataframe_asset(SUITE_NAME)
+        self._batch_definition = asset.add_batch_definition_whole_dataframe(SUITE_NAME)
+        self._suite = context.suites.add(build_candle_suite(timeframe))
+        self._order = {expectation.meta["rule"]: i for i, expectation in enumerate(self._suite.expectations)}
+
+    def validate(self, batch: pd.DataFrame, exchange_now_ms: int) -> ValidationReport:
+        """Validate a candle frame against the suite, the exchange clock being ``exchange_now_ms``."""
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        stamps = _utc_stamps(batch)
+        open_ms = (stamps - _EPOCH) / _ONE_MS
+        frame = batch.reset_index(drop=True).assign(
+            ts_offset_ms=(open_ms % self._step).to_numpy(), close_ms=(open_ms + self._step).to_numpy()
+        )
+        result = self._batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+            self._suite,
+            expectation_parameters={"exchange_now_ms": exchange_now_ms},
+            result_format=_RESULT_FORMAT,
+        )
+        result.meta["run_id"] = RunIdentifier(
+            run_name=f"candles {self.timeframe}", run_time=datetime.now(UTC)
+        )
+        failed = sorted(
+            (outcome for outcome in result.results if not outcome.success),
+            key=lambda outcome: self._order[outcome.expectation_config.meta["rule"]],
+        )
+        return ValidationReport(
+            success=bool(result.success),
+            failures=[_failure_line(outcome, len(frame), stamps) for outcome in failed],
+            result=result.to_json_dict(),
+            rows=len(frame),
+        )
+
+
+def _utc_stamps(batch: pd.DataFrame) -> pd.Series:
+    """``ts`` as UTC timestamps (naive taken as UTC); all NaT when it is missing or not datetimes."""
+    if "ts" in batch and pd.api.types.is_datetime64_any_dtype(batch["ts"]):
+        return pd.to_datetime(batch["ts"], utc=True).reset_index(drop=True)
+    return pd.Series(pd.NaT, index=range(len(batch)), dtype="datetime64[ms, UTC]")
+
+
+def _failure_line(outcome: ExpectationValidationResult, rows: int, stamps: pd.Series) -> str:
+    """One plain-English line for a failed expectation: rule, how many rows, up to 3 example ``ts``."""
+    rule = outcome.expectation_config.meta["rule"]
+    errors = _exception_messages(outcome.exception_info)
+    if errors:
+        return f"{rule}: could not be checked ({'; '.join(errors)})"
+    details = outcome.result
+    if "unexpected_count" not in details:
+        mismatch = details.get("details", {}).get("mismatched")
+        if mismatch:
+            return f"{rule}: " + "; ".join(f"{kind} {', '.join(names)}" for kind, names in mismatch.items())
+        return f"{rule}: found {details.get('observed_value')}"
+    labels = dict.fromkeys(
+        _ts_label(stamps, index) for index in details.get("partial_unexpected_index_list", [])
+    )
+    examples = ", ".join(list(labels)[:EXAMPLES])
+    return f"{rule}: {details['unexpected_count']} of {rows} rows fail" + (
+        f" (e.g. ts={examples})" if examples else ""
+    )
+
+
+def _exception_messages(info: dict[str, Any]) -> list[str]:
+    """Distinct error messages of a result's ``exception_info``.
+
+    GX 1.24 reports an expectation's own error as one flat dict, but errors of the metrics it needs
+    (e.g. a missing column) as a dict of such dicts keyed by metric id.
+    """
+    entries = (
+        [info]
+        if "raised_exception" in info
+        else [entry for entry in info.values() if isinstance(entry, dict)]
+    )
+    return list(
+        dict.fromkeys(str(entry["exception_message"]) for entry in entries if entry.get("raised_exception"))
+    )
+
+
+def _ts_label(stamps: pd.Series, index: int) -> str:
+    """``2024-01-03T05:00:00Z`` for the row at ``index``, or ``<row N>`` when it has no usable ``ts``."""
+    stamp = stamps.iloc[index]
+    if pd.isna(stamp):
+        return f"<row {index}>"
+    return stamp.isoformat().replace("+00:00", "Z")
+
+
+def render_html(report: ValidationReport) -> str:
+    """GX's Data Docs rendering (validation results page) of the report's result, as an HTML string."""
+    from great_expectations.core.expectation_validation_result import (
+        expectationSuiteValidationResultSchema,
+    )
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    result = expectationSuiteValidationResultSchema.load(report.result)
+    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+
+
+def write_report(report: ValidationReport, directory: Path, stem: str) -> tuple[Path, Path]:
+    """Write ``<stem>.json`` (the whole report) and ``<stem>.html`` atomically; return both paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = _write_atomic(directory / f"{stem}.json", json.dumps(asdict(report), indent=2))
+    html_path = _write_atomic(directory / f"{stem}.html", render_html(report))
+    return json_path, html_path
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file next to ``path``, then move it into place with ``os.replace``."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

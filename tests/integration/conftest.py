@@ -1,0 +1,40 @@
+"""Integration fixtures: a real replay exchange on loopback and settings pointing ccxt at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hourcast.replay import ReplayExchange, ReplayServer, load_candles_file
+from hourcast.settings import Settings
+from tests.conftest import BTC_FILE, ETH_FILE
+
+
+@pytest.fixture(scope="session")
+def recorded_files() -> dict[str, pd.DataFrame]:
+    """The shared recorded candles, loaded once."""
+    return {"BTC/USDT": load_candles_file(BTC_FILE), "ETH/USDT": load_candles_file(ETH_FILE)}
+
+
+@pytest.fixture
+def replay(recorded_files: dict[str, pd.DataFrame]) -> Iterator[ReplayServer]:
+    """A replay exchange whose clock stands at 2024-03-01T00:00Z."""
+    exchange = ReplayExchange(recorded_files, now="2024-03-01T00:00:00Z")
+    with ReplayServer(exchange) as server:
+        yield server
+
+
+def replay_settings(home: Path, server: ReplayServer, **overrides: object) -> Settings:
+    """Settings for a test: its own data home, ccxt aimed at the replay exchange, quick retries."""
+    values: dict[str, object] = {
+        "home": home,
+        "exchange_url": server.url,
+        "exchange_timeout_ms": 1000,
+        "retry_base_seconds": 0.01,
+        "retry_max_seconds": 0.05,
+        "default_backfill_days": 2,
+    }
+    return Settings(**(values | overrides))

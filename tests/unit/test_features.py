@@ -1,0 +1,188 @@
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hourcast import features
+from hourcast.features import FEATURE_NAMES, LOOKBACK, compute_features, next_hour_targets
+from tests.conftest import ETH_FILE, read_recorded
+
+HOUR = pd.Timedelta(hours=1)
+
+
+def public_frame(recorded: pd.DataFrame, symbol: str = "BTC/USDT") -> pd.DataFrame:
+    """Recorded rows as a public candle frame (what ``store.load_candles`` returns)."""
+    frame = recorded.reset_index(drop=True)
+    frame.insert(0, "symbol", pd.Series([symbol] * len(frame), dtype="string"))
+    return frame
+
+
+def assert_finite(table: pd.DataFrame) -> None:
+    values = table[["last_close", *FEATURE_NAMES]].to_numpy()
+    assert values.dtype == np.float64 and np.isfinite(values).all()
+
+
+@pytest.fixture(scope="module")
+def btc(btc_recorded: pd.DataFrame) -> pd.DataFrame:
+    return public_frame(btc_recorded)
+
+
+def test_rows_never_depend_on_later_or_earlier_candles(btc: pd.DataFrame) -> None:
+    candles = btc.iloc[5000:7000].reset_index(drop=True)
+    full = compute_features(candles).set_index("as_of", drop=False)
+    for position in np.random.default_rng(7).choice(np.arange(LOOKBACK - 1, len(candles)), 5, replace=False):
+        expected = full.loc[[candles["ts"].iloc[position]]].reset_index(drop=True)
+        prefix = compute_features(candles.iloc[: position + 1]).iloc[[-1]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(prefix, expected, check_exact=True)
+        # what serving computes: only the last LOOKBACK candles
+        online = compute_features(candles.iloc[position + 1 - LOOKBACK : position + 1])
+        pd.testing.assert_frame_equal(online, expected, check_exact=True)
+
+
+def test_rows_whose_lookback_spans_a_gap_are_dropped(btc: pd.DataFrame) -> None:
+    candles = btc.iloc[:200]
+    hole = [100, 101, 102]
+    gapped = candles.drop(index=hole).reset_index(drop=True)
+    full, kept = compute_features(candles), compute_features(gapped)
+
+    assert len(full) == 200 - (LOOKBACK - 1)
+    assert len(kept) == len(full) - len(hole) - (LOOKBACK - 1)  # 24 rows lost beyond the missing 3
+    as_of = candles["ts"]
+    expected_as_of = pd.concat([as_of.iloc[LOOKBACK - 1 : 100], as_of.iloc[103 + LOOKBACK - 1 :]])
+    assert kept["as_of"].tolist() == expected_as_of.tolist()
+    assert not kept["as_of"].between(as_of[100], as_of[103 + LOOKBACK - 2]).any()
+    # surviving rows are exactly the rows of the unbroken series
+    pd.testing.assert_frame_equal(
+        kept, full.loc[full["as_of"].isin(kept["as_of"])].reset_index(drop=True), check_exact=True
+    )
+    # every step must be exactly one timeframe: hourly candles read as 15m candles are all gaps
+    assert compute_features(candles, timeframe="15m").empty
+
+
+def test_feature_names_match_the_output_and_are_always_finite(btc: pd.DataFrame) -> None:
+    ohlc = [f"{p}_lag_{k}" for k in range(12) for p in ("open", "high", "low", "close")]
+    returns = ["ret_1h", "ret_3h", "ret_6h", "ret_12h", "ret_24h"]
+    assert FEATURE_NAMES[:48] == ohlc and FEATURE_NAMES[48:53] == returns
+    assert FEATURE_NAMES[53:] == [
+        "volatility_12h",
+        "volatility_24h",
+        "range_hl",
+        "range_hl_12h",
+        "log_volume",
+        "volume_z_24h",
+        "hour_of_day",
+        "day_of_week",
+    ]
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 61
+
+    started = time.perf_counter()
+    table = compute_features(btc)
+    elapsed = time.perf_counter() - started
+    print(f"\ncompute_features: {len(btc):,} candles -> {len(table):,} rows in {elapsed:.3f}s")
+    assert list(table.columns) == [*features.ROW_COLUMNS, *FEATURE_NAMES]
+    assert str(table["symbol"].dtype) == "string"
+    assert str(table["event_timestamp"].dtype) == str(table["as_of"].dtype) == "datetime64[ms, UTC]"
+    assert len(btc) == 19_704 and len(table) == 19_704 - (LOOKBACK - 1)
+    assert (table["close_lag_0"] == 0.0).all()
+    assert_finite(table)
+
+    # a quiet market: flat prices and a flat volume (zero, or one whose mean is inexact) for 40 hours
+    for volume in (0.0, 0.1):
+        quiet = btc.iloc[:100].copy()
+        quiet.loc[30:69, ["open", "high", "low", "close"]] = quiet.loc[29, "close"]
+        quiet.loc[30:69, "volume"] = volume
+        table = compute_features(quiet)
+        assert len(table) == 100 - (LOOKBACK - 1)
+        assert_finite(table)
+        still = table.loc[table["as_of"].between(quiet["ts"][30 + 23], quiet["ts"][69])]  # 24 quiet hours
+        assert len(still) == 69 - 53 + 1
+        assert (still[["volume_z_24h", "volatility_24h", "range_hl_12h"]] == 0.0).all(axis=None)
+        assert (still["log_volume"] == np.log1p(volume)).all()
+
+
+def test_values_by_hand() -> None:
+    n = LOOKBACK + 1
+    start = pd.Timestamp("2024-03-03 23:00", tz="UTC")  # a Sunday
+    close = 100.0 + np.arange(n)
+    candles = pd.DataFrame(
+        {
+            "symbol": pd.Series(["BTC/USDT"] * n, dtype="string"),
+            "ts": pd.date_range(start, periods=n, freq="h").astype("datetime64[ms, UTC]"),
+            "open": close - 0.5,
+            "high": close + 1.0,
+            "low": close - 1.0,
+            "close": close,
+            "volume": np.arange(n, dtype="float64"),
+        }
+    )
+    table = compute_features(candles)
+    assert len(table) == 2
+    first, last = table.iloc[0], table.iloc[1]
+    assert first["as_of"] == start + 24 * HOUR and first["event_timestamp"] == start + 25 * HOUR
+    assert (first["hour_of_day"], first["day_of_week"]) == (23.0, 0.0)  # Monday 23:00
+    assert (last["hour_of_day"], last["day_of_week"]) == (0.0, 1.0)  # Tuesday 00:00
+    assert last["last_close"] == 125.0
+    assert last["ret_1h"] == pytest.approx(np.log(125 / 124), rel=1e-12)
+    assert last["ret_24h"] == pytest.approx(np.log(125 / 101), rel=1e-12)
+    assert last["close_lag_1"] == pytest.approx(np.log(124 / 125), rel=1e-12)
+    assert last["open_lag_0"] == pytest.approx(np.log(124.5 / 125), rel=1e-12)
+    assert last["high_lag_11"] == pytest.approx(np.log(115 / 125), rel=1e-12)
+    assert last["range_hl"] == pytest.approx(np.log(126 / 124), rel=1e-12)
+    assert last["range_hl_12h"] == pytest.approx(
+        np.mean(np.log((close[14:] + 1) / (close[14:] - 1))), rel=1e-12
+    )
+    assert last["log_volume"] == pytest.approx(np.log(26.0), rel=1e-12)
+    # last 24 volumes are 2..25: mean 13.5, sample variance 24 * 25 / 12 = 50
+    assert last["volume_z_24h"] == pytest.approx((25 - 13.5) / np.sqrt(50), rel=1e-12)
+    hourly = np.diff(np.log(close))
+    assert last["volatility_12h"] == pytest.approx(np.std(hourly[-12:], ddof=1), rel=1e-9)
+    assert last["volatility_24h"] == pytest.approx(np.std(hourly[-24:], ddof=1), rel=1e-9)
+
+
+def test_symbols_are_processed_independently(btc: pd.DataFrame) -> None:
+    eth = public_frame(read_recorded(ETH_FILE), "ETH/USDT")
+    both = pd.concat([btc, eth]).sort_values("ts", kind="stable").reset_index(drop=True)  # interleaved
+    table = compute_features(both)
+    assert table["symbol"].unique().tolist() == ["BTC/USDT", "ETH/USDT"]
+    for alone in (btc, eth):
+        symbol = alone["symbol"].iloc[0]
+        pd.testing.assert_frame_equal(
+            table.loc[table["symbol"] == symbol].reset_index(drop=True),
+            compute_features(alone),
+            check_exact=True,
+        )
+
+
+def test_next_hour_targets_are_aligned_and_never_span_a_gap(btc: pd.DataFrame) -> None:
+    candles = btc.iloc[:300].drop(index=[150, 151]).reset_index(drop=True)  # hole after candle 149
+    targets = next_hour_targets(candles)
+    assert list(targets.columns) == ["symbol", "event_timestamp", "target_return", "next_close"]
+    assert len(targets) == len(candles) - 2  # neither the candle before the hole nor the last one
+    before_hole = btc["ts"][149] + HOUR
+    assert before_hole not in set(targets["event_timestamp"])
+
+    by_close = candles.assign(event_timestamp=candles["ts"] + HOUR).set_index("event_timestamp")
+    now = by_close.loc[targets["event_timestamp"], "close"].to_numpy()
+    after = by_close.loc[targets["event_timestamp"] + HOUR, "close"].to_numpy()
+    np.testing.assert_array_equal(targets["next_close"].to_numpy(), after)
+    np.testing.assert_array_equal(targets["target_return"].to_numpy(), np.log(after / now))
+
+    # the target of row T is the 1 h return the feature row of T + 1 will show
+    table = compute_features(candles)
+    joined = table.merge(targets, on=["symbol", "event_timestamp"]).set_index("as_of")
+    follows = joined.index + HOUR
+    present = follows.isin(joined.index)
+    assert present.sum() > 200
+    np.testing.assert_array_equal(
+        joined["target_return"].to_numpy()[present], joined.loc[follows[present], "ret_1h"].to_numpy()
+    )
+
+
+def test_invalid_prices_do_not_crash_and_never_leak_non_finite_values(btc: pd.DataFrame) -> None:
+    candles = btc.iloc[:60].copy()
+    candles.loc[40, "low"] = 0.0
+    table = compute_features(candles)
+    assert_finite(table)
+    assert len(table) == 60 - (LOOKBACK - 1) - 12  # the 12 rows whose 12 h window holds the bad low
+    assert compute_features(candles.iloc[:0]).columns.tolist() == [*features.ROW_COLUMNS, *FEATURE_NAMES]
