@@ -1,0 +1,105 @@
+"""Ingestion benchmark against the replay exchange over the shared BTC/USDT file.
+
+Measures, in one run and one process:
+- full backfill of all 19,704 candles through the project (ccxt + GX validation + Parquet store)
+  vs the bare ccxt pagination of the same candles;
+- the warm hourly ingest storing one new candle (second call in the same process) vs the bare
+  ccxt calls it needs (fetch_time + one fetch_ohlcv page);
+- the cold command line (`hourcast ingest --json`, interpreter start and imports included) and the
+  import times of the heavy libraries on that path.
+
+Run: uv run python benchmarks/ingest.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from _common import SHARED_DATA, summarize, timed, write_results
+from hourcast.candles import timeframe_ms, to_ms
+from hourcast.ingest import make_ingestor
+from hourcast.replay import ReplayExchange, ReplayServer, load_candles_file
+from hourcast.settings import Settings
+
+HOUR_MS = timeframe_ms("1h")
+
+
+def bare_backfill(client, since_ms: int, until_ms: int) -> int:  # noqa: ANN001
+    """Paginate fetch_ohlcv exactly as the project does, doing nothing with the rows."""
+    fetched, since = 0, since_ms
+    while since <= until_ms:
+        rows = client.fetch_ohlcv("BTC/USDT", "1h", since=since, limit=1000)
+        rows = [row for row in rows if row[0] <= until_ms]
+        if not rows:
+            break
+        fetched += len(rows)
+        since = rows[-1][0] + HOUR_MS
+    return fetched
+
+
+def import_seconds(module: str) -> float:
+    """Cold import time of one module in a fresh interpreter."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+def main() -> None:
+    recorded = load_candles_file(SHARED_DATA / "binance_btc_usdt_1h.csv.gz")
+    first, last = recorded["ts"].iloc[0], recorded["ts"].iloc[-1]
+    exchange = ReplayExchange({"BTC/USDT": recorded}, now=last + pd.Timedelta(hours=1) - pd.Timedelta(hours=48))
+    figures: dict = {"candles_in_file": len(recorded)}
+    with ReplayServer(exchange) as server, tempfile.TemporaryDirectory() as home:
+        settings = Settings(home=Path(home), exchange_url=server.url)
+        ingestor = make_ingestor(settings)
+        client = ingestor.source.client
+        client.load_markets()
+
+        until = to_ms(last) - 48 * HOUR_MS
+        bare_s, bare_count = timed(lambda: bare_backfill(client, to_ms(first), until))
+        project_s, [summary] = timed(lambda: ingestor.backfill(first))
+        assert summary.new == bare_count == len(recorded) - 48, (summary, bare_count)
+        figures["full_backfill"] = {
+            "candles": summary.new,
+            "project_s": round(project_s, 2),
+            "bare_ccxt_pagination_s": round(bare_s, 2),
+            "ratio": round(project_s / bare_s, 1),
+            "target_s": 20,
+        }
+
+        project, bare = [], []
+        for _ in range(24):
+            exchange.advance(3600)
+            seconds, [hour] = timed(ingestor.ingest)
+            assert hour.new == 1, hour
+            project.append(seconds)
+            now = client.fetch_time()
+            seconds, _ = timed(lambda: client.fetch_ohlcv("BTC/USDT", "1h", since=now - 2 * HOUR_MS, limit=1000))
+            bare.append(seconds + timed(client.fetch_time)[0])
+        figures["warm_hourly_ingest"] = {
+            "project": summarize(project),
+            "bare_ccxt_fetch_time_plus_page": summarize(bare),
+            "ratio_median": round(sorted(project)[12] / sorted(bare)[12], 1),
+            "target_ms": 1000,
+        }
+
+        exchange.advance(3600)
+        env = {**os.environ, "HOURCAST_HOME": home, "HOURCAST_EXCHANGE_URL": server.url}
+        hourcast = str(Path(sys.executable).with_name("hourcast"))
+        cold_s, done = timed(lambda: subprocess.run([hourcast, "ingest", "--json"], env=env, capture_output=True))
+        assert done.returncode == 0, done.stderr
+        figures["cold_cli_ingest_s"] = round(cold_s, 2)
+        figures["cold_import_s"] = {
+            module: round(import_seconds(module), 2)
+            for module in ("pandas", "ccxt", "great_expectations", "hourcast.cli")
+        }
+    write_results("ingest", figures)
+
+
+if __name__ == "__main__":
+    main()
