@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -81,8 +82,13 @@ class Ingestor:
 
     settings: Settings
     source: CandleSource
-    validator: CandleValidator
+    make_validator: Callable[[], CandleValidator]
     progress: ProgressCallback | None = None
+
+    @cached_property
+    def validator(self) -> CandleValidator:
+        """The GX validator, built on first use (GX is slow to import; a run with nothing new skips it)."""
+        return self.make_validator()
 
     def ingest(self, symbols: list[str] | None = None) -> list[SymbolSummary]:
         """Pull every closed candle after the last stored one (a default window into an empty store)."""
@@ -139,6 +145,7 @@ class Ingestor:
             since_ms = to_ms(since)
         until_ms = min(last_closed, to_ms(until) - 1 if until is not None else last_closed)
         expected = max(0, (until_ms - since_ms) // step + 1)
+        report: ValidationReport | None = None
         for page in self.source.pages(
             summary.symbol, timeframe, since_ms, until_ms, self.settings.fetch_limit
         ):
@@ -152,6 +159,7 @@ class Ingestor:
             report = self.validator.validate(batch, now_ms)
             if not report.success:
                 self._quarantine(summary, series, batch, report, run_at)
+                self._publish_last_report(series, report)
                 return
             result = store.upsert(self.settings.candles_dir, series, batch)
             summary.new += result.new
@@ -162,8 +170,17 @@ class Ingestor:
             summary.last = previous
             if self.progress is not None:
                 self.progress(summary.symbol, (to_ms(previous) - since_ms) // step + 1, expected)
-        if expected and summary.last is None and summary.status == "ok":
+        if report is not None:
+            self._publish_last_report(series, report)
+        if expected and summary.last is None:
             summary.message = f"no closed candles after {_iso(from_ms(since_ms))}"
+
+    def _publish_last_report(self, series: store.Series, report: ValidationReport) -> None:
+        """Keep the series' latest validation result (JSON and GX's HTML page) in the validation folder."""
+        from hourcast.validation import write_report
+
+        stem = f"{series.exchange}_{series.symbol.replace('/', '-')}_{series.timeframe}_latest"
+        write_report(report, self.settings.validation_dir, stem)
 
     def _quarantine(
         self,
@@ -214,4 +231,4 @@ def make_ingestor(settings: Settings, progress: ProgressCallback | None = None) 
     from hourcast.validation import CandleValidator
 
     source = CandleSource(make_client(settings), retry=RetryPolicy.from_settings(settings))
-    return Ingestor(settings, source, CandleValidator(settings.timeframe), progress)
+    return Ingestor(settings, source, partial(CandleValidator, settings.timeframe), progress)

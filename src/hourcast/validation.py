@@ -9,8 +9,6 @@ takes seconds to import, so it is only imported inside the functions that need i
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from hourcast import atomic
 from hourcast.candles import CANDLE_COLUMNS, KEY_COLUMNS, PRICE_COLUMNS, VALUE_COLUMNS, timeframe_ms
 
 if TYPE_CHECKING:
@@ -245,19 +244,6 @@ def render_html(report: ValidationReport) -> str:
 def write_report(report: ValidationReport, directory: Path, stem: str) -> tuple[Path, Path]:
     """Write ``<stem>.json`` (the whole report) and ``<stem>.html`` atomically; return both paths."""
     directory.mkdir(parents=True, exist_ok=True)
-    json_path = _write_atomic(directory / f"{stem}.json", json.dumps(asdict(report), indent=2))
-    html_path = _write_atomic(directory / f"{stem}.html", render_html(report))
+    json_path = atomic.write_text(directory / f"{stem}.json", json.dumps(asdict(report), indent=2))
+    html_path = atomic.write_text(directory / f"{stem}.html", render_html(report))
     return json_path, html_path
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file next to ``path``, then move it into place with ``os.replace``."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path

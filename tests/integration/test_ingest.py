@@ -40,6 +40,10 @@ def test_backfill_then_ingest_is_exact_and_idempotent(
     assert summary.as_json()["first"] == "2024-01-01T00:00:00Z"
     assert summary.as_json()["last"] == "2024-02-29T23:00:00Z"
 
+    latest = tmp_path / "validation" / "binance_BTC-USDT_1h_latest"
+    assert json.loads(latest.with_suffix(".json").read_text())["success"] is True
+    assert "<html" in latest.with_suffix(".html").read_text().lower()
+
     [again] = ingestor.ingest()
     assert (again.fetched, again.new) == (0, 0)
 
