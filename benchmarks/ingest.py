@@ -17,11 +17,12 @@ import os
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
-
 from _common import SHARED_DATA, summarize, timed, write_results
+
 from hourcast.candles import timeframe_ms, to_ms
 from hourcast.ingest import make_ingestor
 from hourcast.replay import ReplayExchange, ReplayServer, load_candles_file
@@ -30,7 +31,7 @@ from hourcast.settings import Settings
 HOUR_MS = timeframe_ms("1h")
 
 
-def bare_backfill(client, since_ms: int, until_ms: int) -> int:  # noqa: ANN001
+def bare_backfill(client, since_ms: int, until_ms: int) -> int:
     """Paginate fetch_ohlcv exactly as the project does, doing nothing with the rows."""
     fetched, since = 0, since_ms
     while since <= until_ms:
@@ -46,13 +47,17 @@ def bare_backfill(client, since_ms: int, until_ms: int) -> int:  # noqa: ANN001
 def import_seconds(module: str) -> float:
     """Cold import time of one module in a fresh interpreter."""
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    return float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    )
 
 
 def main() -> None:
     recorded = load_candles_file(SHARED_DATA / "binance_btc_usdt_1h.csv.gz")
     first, last = recorded["ts"].iloc[0], recorded["ts"].iloc[-1]
-    exchange = ReplayExchange({"BTC/USDT": recorded}, now=last + pd.Timedelta(hours=1) - pd.Timedelta(hours=48))
+    exchange = ReplayExchange(
+        {"BTC/USDT": recorded}, now=last + pd.Timedelta(hours=1) - pd.Timedelta(hours=48)
+    )
     figures: dict = {"candles_in_file": len(recorded)}
     with ReplayServer(exchange) as server, tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home), exchange_url=server.url)
@@ -78,8 +83,8 @@ def main() -> None:
             seconds, [hour] = timed(ingestor.ingest)
             assert hour.new == 1, hour
             project.append(seconds)
-            now = client.fetch_time()
-            seconds, _ = timed(lambda: client.fetch_ohlcv("BTC/USDT", "1h", since=now - 2 * HOUR_MS, limit=1000))
+            since = client.fetch_time() - 2 * HOUR_MS
+            seconds, _ = timed(partial(client.fetch_ohlcv, "BTC/USDT", "1h", since=since, limit=1000))
             bare.append(seconds + timed(client.fetch_time)[0])
         figures["warm_hourly_ingest"] = {
             "project": summarize(project),
@@ -91,7 +96,9 @@ def main() -> None:
         exchange.advance(3600)
         env = {**os.environ, "HOURCAST_HOME": home, "HOURCAST_EXCHANGE_URL": server.url}
         hourcast = str(Path(sys.executable).with_name("hourcast"))
-        cold_s, done = timed(lambda: subprocess.run([hourcast, "ingest", "--json"], env=env, capture_output=True))
+        cold_s, done = timed(
+            lambda: subprocess.run([hourcast, "ingest", "--json"], env=env, capture_output=True)
+        )
         assert done.returncode == 0, done.stderr
         figures["cold_cli_ingest_s"] = round(cold_s, 2)
         figures["cold_import_s"] = {
