@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         0.5, ge=0, description="First backoff delay; doubles per retry, with full jitter."
     )
     retry_max_seconds: float = Field(30.0, ge=0, description="Cap on one backoff delay.")
+    online_store: Literal["sqlite", "redis"] = Field(
+        "sqlite", description="Feast online store: embedded SQLite (zero setup) or Redis at `redis_url`."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the Feast online store.")
+    feature_repo: Path = Field(Path("feature_repo"), description="The Feast repo folder (definitions.py).")
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -59,6 +64,16 @@ class Settings(BaseSettings):
     def ledger_path(self) -> Path:
         """The ingestion ledger (one row per run and symbol)."""
         return self.home / "ledger" / "ingestion.parquet"
+
+    @property
+    def feature_table_path(self) -> Path:
+        """The Parquet feature table Feast's offline store reads (absolute: Feast resolves it as is)."""
+        return (self.home / "features" / "next_hour.parquet").resolve()
+
+    @property
+    def feast_dir(self) -> Path:
+        """Feast's registry and, with the SQLite online store, its database."""
+        return (self.home / "feast").resolve()
 
     @property
     def validation_dir(self) -> Path:

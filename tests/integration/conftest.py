@@ -38,3 +38,35 @@ def replay_settings(home: Path, server: ReplayServer, **overrides: object) -> Se
         "default_backfill_days": 2,
     }
     return Settings(**(values | overrides))
+
+
+TEST_REDIS_URL = "redis://127.0.0.1:6379/11"
+"""The tests' own Redis database: flushed before and after each test that uses it."""
+
+
+@pytest.fixture
+def redis_db() -> Iterator[str]:
+    """The URL of an empty, dedicated Redis database (db 11), emptied again afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield TEST_REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+def store_recorded(settings: Settings, recorded: dict[str, pd.DataFrame], days: int, end: str) -> None:
+    """Put the recorded candles of the ``days`` before ``end`` straight into the settings' store."""
+    from hourcast import store
+    from tests.conftest import as_candle_frame
+
+    stop = pd.Timestamp(end, tz="UTC")
+    for symbol in settings.symbols:
+        frame = recorded[symbol]
+        window = frame.loc[(frame["ts"] >= stop - pd.Timedelta(days=days)) & (frame["ts"] < stop)]
+        store.upsert(
+            settings.candles_dir,
+            store.Series(settings.exchange, symbol, settings.timeframe),
+            as_candle_frame(window, symbol),
+        )

@@ -1,0 +1,48 @@
+"""Feast definitions for hourcast: one entity, one Parquet source, one feature view, two services.
+
+Paths here are relative to this folder (the default HOURCAST_HOME, ../data); `hourcast materialize`
+applies the same objects with the feature table path from its settings.
+"""
+
+from datetime import timedelta
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.types import Float64, UnixTimestamp
+
+from hourcast.features import FEATURE_NAMES
+
+# A traded pair such as "BTC/USDT": every feature row describes one symbol at one hour.
+symbol = Entity(
+    name="symbol",
+    join_keys=["symbol"],
+    value_type=ValueType.STRING,
+    description="Unified ccxt symbol, e.g. BTC/USDT",
+)
+
+# The feature table `hourcast materialize` writes from the stored candles (HOURCAST_HOME/features).
+next_hour_source = FileSource(
+    name="next_hour_source",
+    path="../data/features/next_hour.parquet",
+    timestamp_field="event_timestamp",
+)
+
+# Features known at the close of each hourly candle: the model inputs plus the context serving needs.
+next_hour_fv = FeatureView(
+    name="next_hour_fv",
+    entities=[symbol],
+    ttl=timedelta(days=2),
+    schema=[
+        *(Field(name=name, dtype=Float64) for name in FEATURE_NAMES),
+        Field(name="last_close", dtype=Float64, description="Close of the last candle used"),
+        Field(name="as_of", dtype=UnixTimestamp, description="Open time of the last candle used"),
+    ],
+    source=next_hour_source,
+    online=True,
+    tags={"timeframe": "1h"},
+)
+
+# Exactly what the next-hour model consumes (training sets are built from this service).
+next_hour_v1 = FeatureService(name="next_hour_v1", features=[next_hour_fv[FEATURE_NAMES]])
+
+# What the prediction API reads online: the model inputs plus last_close and as_of.
+next_hour_serving_v1 = FeatureService(name="next_hour_serving_v1", features=[next_hour_fv])

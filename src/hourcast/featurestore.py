@@ -1,0 +1,189 @@
+"""The Feast edge: the feature table, the repo config built from settings, apply, materialize,
+point-in-time training sets and online reads.
+
+The definitions themselves live in ``feature_repo/definitions.py`` (declarative, usable by the stock
+``feast`` CLI); this module applies those same objects with the paths and online store from ``Settings``.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from hourcast import atomic, store
+from hourcast.features import compute_features
+from hourcast.settings import Settings
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+PROJECT = "hourcast"
+FEATURE_VIEW = "next_hour_fv"
+TRAINING_SERVICE = "next_hour_v1"
+SERVING_SERVICE = "next_hour_serving_v1"
+SOURCE = "next_hour_source"
+
+
+class OnlineStoreUnavailable(RuntimeError):
+    """The online store cannot be reached."""
+
+
+def redis_connection_string(url: str) -> str:
+    """Feast's Redis connection string (``host:port,db=N[,password=..][,ssl=true]``) for a redis:// URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(f"not a redis:// URL: {url!r}")
+    db = parts.path.strip("/") or "0"
+    options = [f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}", f"db={db}"]
+    if parts.password:
+        options.append(f"password={parts.password}")
+    if parts.scheme == "rediss":
+        options.append("ssl=true")
+    return ",".join(options)
+
+
+def describe_online_store(settings: Settings) -> str:
+    """A one-line description of the configured online store (printed by the commands)."""
+    if settings.online_store == "redis":
+        return f"redis ({settings.redis_url})"
+    return f"sqlite ({settings.feast_dir / 'online_store.db'})"
+
+
+def repo_config(settings: Settings) -> RepoConfig:
+    """The Feast repo config the settings describe (registry and SQLite store under HOURCAST_HOME)."""
+    from feast.repo_config import RepoConfig
+
+    online: dict[str, Any] = (
+        {"type": "redis", "connection_string": redis_connection_string(settings.redis_url)}
+        if settings.online_store == "redis"
+        else {"type": "sqlite", "path": str(settings.feast_dir / "online_store.db")}
+    )
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    return RepoConfig(
+        project=PROJECT,
+        provider="local",
+        registry=str(settings.feast_dir / "registry.db"),
+        online_store=online,
+        offline_store={"type": "dask"},
+        entity_key_serialization_version=3,
+        repo_path=settings.feature_repo.resolve(),
+    )
+
+
+def open_store(settings: Settings) -> FeatureStore:
+    """A Feast ``FeatureStore`` for the settings."""
+    from feast import FeatureStore
+
+    return FeatureStore(config=repo_config(settings))
+
+
+def definitions(settings: Settings) -> list[Any]:
+    """The Feast objects of ``feature_repo/definitions.py``, with the feature table at its settings path."""
+    from feast import Entity, FeatureService, FeatureView, FileSource
+
+    namespace = runpy.run_path(str(settings.feature_repo / "definitions.py"))
+    objects = [
+        v for v in namespace.values() if isinstance(v, Entity | FileSource | FeatureView | FeatureService)
+    ]
+    for source in (o for o in objects if isinstance(o, FileSource)):
+        source.file_options.uri = str(settings.feature_table_path)
+    return objects
+
+
+def refresh_feature_table(settings: Settings) -> pd.DataFrame:
+    """Recompute the feature table from the stored candles of every symbol and write it atomically."""
+    frames = [
+        store.load_candles(settings.candles_dir, store.Series(settings.exchange, symbol, settings.timeframe))
+        for symbol in settings.symbols
+    ]
+    candles = pd.concat(frames, ignore_index=True)
+    table = compute_features(candles, settings.timeframe)
+    table["symbol"] = table["symbol"].astype(str)
+    atomic.write_parquet(table, settings.feature_table_path)
+    return table
+
+
+@dataclass(frozen=True)
+class MaterializeSummary:
+    """What a materialization did."""
+
+    online_store: str
+    feature_rows: int
+    symbols: dict[str, str | None]  # symbol -> newest event_timestamp now online (ISO)
+    end: pd.Timestamp | None
+    seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` line."""
+        return {
+            "online_store": self.online_store,
+            "feature_rows": self.feature_rows,
+            "symbols": self.symbols,
+            "end": self.end.isoformat() if self.end is not None else None,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def materialize(settings: Settings, feature_store: FeatureStore | None = None) -> MaterializeSummary:
+    """Refresh the feature table, apply the definitions and materialize incrementally into the online store.
+
+    Incremental like ``feast materialize-incremental``, but the window is the data's own time: from the
+    view's last materialized end (or one TTL before the newest row on the first run) to just past the
+    newest feature row. A replayed world, whose clock is not the system clock, materializes like a live one.
+    """
+    started = time.perf_counter()
+    table = refresh_feature_table(settings)
+    feature_store = feature_store or open_store(settings)
+    newest = table.groupby("symbol")["event_timestamp"].max() if not table.empty else pd.Series(dtype=object)
+    end = table["event_timestamp"].max() + pd.Timedelta(seconds=1) if not table.empty else None
+    with online_store_errors(settings), redirect_stdout(sys.stderr):
+        feature_store.apply(definitions(settings))
+        if end is not None:
+            view = feature_store.get_feature_view(FEATURE_VIEW)
+            start = view.most_recent_end_time or (end - view.ttl).to_pydatetime()
+            if start < end:
+                feature_store.materialize(
+                    start_date=start, end_date=end.to_pydatetime(), feature_views=[FEATURE_VIEW]
+                )
+    return MaterializeSummary(
+        online_store=describe_online_store(settings),
+        feature_rows=len(table),
+        symbols={
+            symbol: newest[symbol].isoformat() if symbol in newest else None for symbol in settings.symbols
+        },
+        end=end,
+        seconds=time.perf_counter() - started,
+    )
+
+
+@contextmanager
+def online_store_errors(settings: Settings) -> Iterator[None]:
+    """Turn connection failures of the online store into ``OnlineStoreUnavailable`` naming it."""
+    import redis
+
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        raise OnlineStoreUnavailable(
+            f"online store {describe_online_store(settings)} is unreachable: {error}"
+        ) from error
+
+
+def training_frame(feature_store: FeatureStore, labels: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time join: the ``next_hour_v1`` features Feast would have served at each label's time.
+
+    ``labels`` has ``symbol, event_timestamp`` plus label columns; rows whose features are missing (a gap
+    in the candles) are dropped.
+    """
+    service = feature_store.get_feature_service(TRAINING_SERVICE)
+    joined = feature_store.get_historical_features(entity_df=labels, features=service).to_df()
+    return joined.dropna().sort_values(["event_timestamp", "symbol"]).reset_index(drop=True)

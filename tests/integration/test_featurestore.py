@@ -1,0 +1,136 @@
+"""Feast end to end: apply + materialize into the real Redis and into SQLite, point-in-time training
+sets, a Redis that is down, and the stock `feast` CLI on feature_repo/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hourcast import featurestore
+from hourcast.features import FEATURE_NAMES
+from hourcast.settings import Settings
+from tests.integration.conftest import store_recorded
+
+REPO = Path(__file__).resolve().parents[2]
+SYMBOLS = ["BTC/USDT", "ETH/USDT"]
+END = "2024-03-01T00:00:00Z"
+CONTEXT = ["last_close", "as_of"]
+
+
+def online_rows(settings: Settings) -> pd.DataFrame:
+    feature_store = featurestore.open_store(settings)
+    service = feature_store.get_feature_service(featurestore.SERVING_SERVICE)
+    rows = feature_store.get_online_features(features=service, entity_rows=[{"symbol": s} for s in SYMBOLS])
+    return rows.to_df().set_index("symbol")
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path, recorded_files: dict) -> Settings:
+    redis_url = request.getfixturevalue("redis_db") if request.param == "redis" else "redis://unused:1/0"
+    settings = Settings(
+        home=tmp_path,
+        symbols=SYMBOLS,
+        online_store=request.param,
+        redis_url=redis_url,
+        feature_repo=REPO / "feature_repo",
+    )
+    store_recorded(settings, recorded_files, days=20, end=END)
+    return settings
+
+
+def test_materialize_serves_the_newest_offline_row(settings: Settings, recorded_files: dict) -> None:
+    summary = featurestore.materialize(settings)
+    assert summary.online_store.startswith(settings.online_store)
+    assert summary.symbols == {s: "2024-03-01T00:00:00+00:00" for s in SYMBOLS}
+
+    table = pd.read_parquet(settings.feature_table_path)
+    online = online_rows(settings)
+    for symbol in SYMBOLS:
+        newest = table.loc[table["symbol"] == symbol].iloc[-1]
+        assert newest["as_of"] == pd.Timestamp("2024-02-29 23:00", tz="UTC")
+        assert pd.Timestamp(online.loc[symbol, "as_of"]) == newest["as_of"]
+        for name in [*FEATURE_NAMES, "last_close"]:
+            assert online.loc[symbol, name] == newest[name], name
+
+    # three more hours of candles: an incremental materialization moves the online rows forward
+    store_recorded(settings, recorded_files, days=20, end="2024-03-01T03:00:00Z")
+    later = featurestore.materialize(settings)
+    assert later.symbols["BTC/USDT"] == "2024-03-01T03:00:00+00:00"
+    assert pd.Timestamp(online_rows(settings).loc["BTC/USDT", "as_of"]) == pd.Timestamp(
+        "2024-03-01 02:00", tz="UTC"
+    )
+
+
+def test_training_rows_never_see_later_feature_values(tmp_path: Path, recorded_files: dict) -> None:
+    settings = Settings(home=tmp_path, symbols=SYMBOLS, feature_repo=REPO / "feature_repo")
+    store_recorded(settings, recorded_files, days=10, end=END)
+    featurestore.materialize(settings)
+    feature_store = featurestore.open_store(settings)
+    table = pd.read_parquet(settings.feature_table_path)
+    moment = table["event_timestamp"].iloc[100]
+    entity = pd.DataFrame({"symbol": ["BTC/USDT"], "event_timestamp": [moment]})
+
+    before = featurestore.training_frame(feature_store, entity)
+    later = table["event_timestamp"] > moment
+    table.loc[later, "ret_1h"] = 999.0  # every value after T changes
+    table.to_parquet(settings.feature_table_path, index=False)
+    after = featurestore.training_frame(feature_store, entity)
+    pd.testing.assert_frame_equal(before, after)
+    assert (
+        before.loc[0, "ret_1h"]
+        == table.loc[(table["symbol"] == "BTC/USDT") & (table["event_timestamp"] == moment), "ret_1h"].item()
+    )
+
+    table.loc[table["event_timestamp"] == moment, "ret_1h"] = 999.0  # the value at T itself is seen
+    table.to_parquet(settings.feature_table_path, index=False)
+    assert featurestore.training_frame(feature_store, entity).loc[0, "ret_1h"] == 999.0
+
+
+def test_a_redis_that_is_down_gives_a_clear_error(tmp_path: Path, recorded_files: dict) -> None:
+    url = "redis://127.0.0.1:6399/0"  # nothing listens there
+    settings = Settings(
+        home=tmp_path,
+        symbols=SYMBOLS,
+        online_store="redis",
+        redis_url=url,
+        feature_repo=REPO / "feature_repo",
+    )
+    store_recorded(settings, recorded_files, days=5, end=END)
+    with pytest.raises(featurestore.OnlineStoreUnavailable, match="127.0.0.1:6399"):
+        featurestore.materialize(settings)
+
+
+def test_stock_feast_cli_applies_and_materializes_the_repo(tmp_path: Path, recorded_files: dict) -> None:
+    """`feast apply` and `feast materialize-incremental` from feature_repo/, as a Feast user runs them."""
+    project = tmp_path / "project"
+    shutil.copytree(
+        REPO / "feature_repo", project / "feature_repo", ignore=shutil.ignore_patterns("data", "__pycache__")
+    )
+    settings = Settings(home=project / "data", symbols=SYMBOLS, feature_repo=project / "feature_repo")
+    # the recorded candles shifted so the newest closed an hour ago: materialize-incremental uses the system clock
+    now = pd.Timestamp.now(tz="UTC").floor("h")
+    shift = now - pd.Timestamp(END)
+    shifted = {s: f.assign(ts=f["ts"] + shift) for s, f in recorded_files.items()}
+    store_recorded(settings, shifted, days=5, end=str(now))
+    featurestore.refresh_feature_table(settings)
+
+    feast = [str(Path(sys.executable).with_name("feast"))]
+    cwd, env = project / "feature_repo", {**os.environ, "PYTHONWARNINGS": "ignore"}
+    for command in (["apply"], ["materialize-incremental", now.strftime("%Y-%m-%dT%H:%M:%S")]):
+        done = subprocess.run(
+            [*feast, *command], cwd=cwd, env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    listed = subprocess.run(
+        [*feast, "feature-services", "list"], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    assert "next_hour_v1" in listed.stdout and "next_hour_serving_v1" in listed.stdout
+
+    online = online_rows(settings)  # same registry and SQLite file as the CLI's feature_store.yaml
+    assert pd.Timestamp(online.loc["BTC/USDT", "as_of"]) == now - pd.Timedelta(hours=1)
