@@ -102,7 +102,7 @@ def test_a_redis_that_is_down_gives_a_clear_error(tmp_path: Path, recorded_files
         feature_repo=REPO / "feature_repo",
     )
     store_recorded(settings, recorded_files, days=5, end=END)
-    with pytest.raises(featurestore.OnlineStoreUnavailable, match="127.0.0.1:6399"):
+    with pytest.raises(featurestore.OnlineStoreUnavailable, match=r"127\.0\.0\.1:6399"):
         featurestore.materialize(settings)
 
 
@@ -113,7 +113,7 @@ def test_stock_feast_cli_applies_and_materializes_the_repo(tmp_path: Path, recor
         REPO / "feature_repo", project / "feature_repo", ignore=shutil.ignore_patterns("data", "__pycache__")
     )
     settings = Settings(home=project / "data", symbols=SYMBOLS, feature_repo=project / "feature_repo")
-    # the recorded candles shifted so the newest closed an hour ago: materialize-incremental uses the system clock
+    # candles shifted so the newest closed an hour ago (materialize-incremental uses the system clock)
     now = pd.Timestamp.now(tz="UTC").floor("h")
     shift = now - pd.Timestamp(END)
     shifted = {s: f.assign(ts=f["ts"] + shift) for s, f in recorded_files.items()}
