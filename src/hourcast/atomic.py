@@ -7,13 +7,14 @@ Temporary files start with a dot, which Parquet dataset readers ignore.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pandas as pd
 
 
 def _temporary_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -70,6 +70,12 @@ def _report(summaries: list, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+def _fail(message: str) -> typer.Exit:
+    """Print a one-line error (no stack trace) and return the exit to raise."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(1)
+
+
 def _progress_bar(enabled: bool):
     """A rich progress bar and the ingestion callback that feeds it (a no-op off a terminal)."""
     if not enabled:
@@ -128,6 +134,24 @@ def show_ledger(
         print(frame.to_json(orient="records", date_format="iso"))
     else:
         print(frame.to_string(index=False) if not frame.empty else "the ledger is empty")
+
+
+@app.command()
+def materialize(as_json: JsonOption = False) -> None:
+    """Refresh the feature table from the stored candles and materialize it into the online store."""
+    from hourcast import featurestore
+
+    settings = Settings()
+    print(f"online store: {featurestore.describe_online_store(settings)}", file=sys.stderr)
+    try:
+        summary = featurestore.materialize(settings)
+    except (featurestore.OnlineStoreUnavailable, ValueError) as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        print(json.dumps(summary.as_json()))
+    else:
+        newest = ", ".join(f"{symbol} {stamp}" for symbol, stamp in summary.symbols.items())
+        print(f"{summary.feature_rows} feature rows; online up to: {newest} ({summary.seconds:.1f} s)")
 
 
 @app.command("replay-exchange")

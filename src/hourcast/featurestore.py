@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from hourcast import atomic, store
-from hourcast.features import compute_features
+from hourcast.features import LOOKBACK, compute_features
 from hourcast.settings import Settings
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class MaterializeSummary:
     online_store: str
     feature_rows: int
     symbols: dict[str, str | None]  # symbol -> newest event_timestamp now online (ISO)
-    end: pd.Timestamp | None
+    end: pd.Timestamp
     seconds: float
 
     def as_json(self) -> dict[str, Any]:
@@ -128,7 +128,7 @@ class MaterializeSummary:
             "online_store": self.online_store,
             "feature_rows": self.feature_rows,
             "symbols": self.symbols,
-            "end": self.end.isoformat() if self.end is not None else None,
+            "end": self.end.isoformat(),
             "seconds": round(self.seconds, 3),
         }
 
@@ -142,18 +142,22 @@ def materialize(settings: Settings, feature_store: FeatureStore | None = None) -
     """
     started = time.perf_counter()
     table = refresh_feature_table(settings)
+    if table.empty:
+        raise ValueError(
+            f"no feature rows: the store holds no run of {LOOKBACK} consecutive candles for "
+            f"{', '.join(settings.symbols)} in {settings.candles_dir}; run `hourcast ingest` first"
+        )
     feature_store = feature_store or open_store(settings)
-    newest = table.groupby("symbol")["event_timestamp"].max() if not table.empty else pd.Series(dtype=object)
-    end = table["event_timestamp"].max() + pd.Timedelta(seconds=1) if not table.empty else None
+    newest = table.groupby("symbol")["event_timestamp"].max()
+    end = table["event_timestamp"].max() + pd.Timedelta(seconds=1)
     with online_store_errors(settings), redirect_stdout(sys.stderr):
         feature_store.apply(definitions(settings))
-        if end is not None:
-            view = feature_store.get_feature_view(FEATURE_VIEW)
-            start = view.most_recent_end_time or (end - view.ttl).to_pydatetime()
-            if start < end:
-                feature_store.materialize(
-                    start_date=start, end_date=end.to_pydatetime(), feature_views=[FEATURE_VIEW]
-                )
+        view = feature_store.get_feature_view(FEATURE_VIEW)
+        start = view.most_recent_end_time or (end - view.ttl).to_pydatetime()
+        if start < end:
+            feature_store.materialize(
+                start_date=start, end_date=end.to_pydatetime(), feature_views=[FEATURE_VIEW]
+            )
     return MaterializeSummary(
         online_store=describe_online_store(settings),
         feature_rows=len(table),

@@ -40,6 +40,17 @@ class Settings(BaseSettings):
         "sqlite", description="Feast online store: embedded SQLite (zero setup) or Redis at `redis_url`."
     )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the Feast online store.")
+    model_name: str = Field("hourcast_next_hour", description="Name of the model in the BentoML model store.")
+    train_days: int = Field(30, ge=2, description="Training window: the last N days of labelled hours.")
+    gate_weeks: int = Field(
+        1, ge=1, description="Weeks of walk-forward (inside the training window) the promotion gate scores."
+    )
+    promotion_tolerance: float = Field(
+        0.02,
+        ge=0,
+        description="How much worse than persistence (MAE, as a fraction) a promoted model may be.",
+    )
+    keep_models: int = Field(10, ge=1, description="Models kept in the store; older ones are pruned.")
     feature_repo: Path = Field(Path("feature_repo"), description="The Feast repo folder (definitions.py).")
 
     @field_validator("symbols", mode="before")
@@ -74,6 +85,16 @@ class Settings(BaseSettings):
     def feast_dir(self) -> Path:
         """Feast's registry and, with the SQLite online store, its database."""
         return (self.home / "feast").resolve()
+
+    @property
+    def registry_dir(self) -> Path:
+        """Which stored model is production, and every promotion decision."""
+        return self.home / "registry"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Walk-forward evaluation reports."""
+        return self.home / "reports"
 
     @property
     def validation_dir(self) -> Path:

@@ -70,3 +70,28 @@ def store_recorded(settings: Settings, recorded: dict[str, pd.DataFrame], days: 
             store.Series(settings.exchange, symbol, settings.timeframe),
             as_candle_frame(window, symbol),
         )
+
+
+@pytest.fixture
+def bentoml_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh, empty BentoML model store under ``tmp_path``; yields its directory.
+
+    BentoML resolves its store through ``BentoMLContainer`` providers when a store function is called, so
+    they are overridden in-process; usage tracking is switched off (its env check is cached).
+    """
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+    from bentoml._internal.utils.analytics import usage_stats
+
+    home = tmp_path / "bentoml"
+    models = home / "models"
+    models.mkdir(parents=True)
+    monkeypatch.setenv("BENTOML_HOME", str(home))
+    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+    usage_stats.do_not_track.cache_clear()
+    with (
+        BentoMLContainer.bentoml_home.patch(str(home)),
+        BentoMLContainer.model_store.patch(ModelStore(models)),
+    ):
+        yield models
+    usage_stats.do_not_track.cache_clear()

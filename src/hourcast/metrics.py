@@ -1,0 +1,179 @@
+"""Forecast accuracy metrics and the Diebold-Mariano test (pure numpy/pandas, no I/O).
+
+Conventions:
+
+* Every function takes array-likes of equal length ``n >= 2`` holding finite numbers and raises
+  ``ValueError`` otherwise, so no metric is ever NaN.
+* ``directional_accuracy`` is the share of hours where the forecast's move from the last close has the
+  sign of the actual move. Hours where the close did not move carry no direction and are left out; a
+  forecast of "no change" counts as a miss on every other hour.
+* The naive persistence forecast (next close = last close) predicts "no change", so its direction is
+  taken to be "the next move repeats the last move": ``sign(last_close - previous_close)``.
+* The Diebold-Mariano test compares absolute errors, uses the Harvey-Leybourne-Newbold small-sample
+  correction and a Student t with ``n - 1`` degrees of freedom, computed here from the regularized
+  incomplete beta function (no scipy at run time).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+ArrayLike = npt.ArrayLike
+
+_CF_EPS = 1e-16
+_CF_TINY = 1e-300
+_CF_MAX_ITER = 100_000
+
+
+def _vectors(**named: ArrayLike) -> list[np.ndarray]:
+    """The named inputs as float64 vectors of one common length >= 2 with finite values only."""
+    vectors = [np.asarray(values, dtype="float64").reshape(-1) for values in named.values()]
+    lengths = {name: len(vector) for name, vector in zip(named, vectors, strict=True)}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"inputs must have equal lengths, got {lengths}")
+    n = len(vectors[0])
+    if n < 2:
+        raise ValueError(f"need at least 2 forecasts to compute metrics, got {n}")
+    for name, vector in zip(named, vectors, strict=True):
+        if not np.isfinite(vector).all():
+            raise ValueError(f"{name} contains non-finite values")
+    return vectors
+
+
+def _accuracy(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    errors = predicted - actual
+    if (actual == 0).any():
+        raise ValueError("mape needs non-zero actual values")
+    return {
+        "mae": float(np.mean(np.abs(errors))),
+        "rmse": float(math.sqrt(np.mean(errors * errors))),
+        "mape": float(np.mean(np.abs(errors / actual)) * 100.0),
+    }
+
+
+def _directional_accuracy(actual_move: np.ndarray, predicted_move: np.ndarray) -> float:
+    moved = actual_move != 0
+    if not moved.any():
+        raise ValueError("directional accuracy needs at least one hour where the actual close moved")
+    hits = np.sign(predicted_move[moved]) == np.sign(actual_move[moved])
+    return float(np.mean(hits))
+
+
+def forecast_metrics(
+    actual_close: ArrayLike, predicted_close: ArrayLike, last_close: ArrayLike
+) -> dict[str, float]:
+    """MAE, RMSE, MAPE (percent), directional accuracy and ``n`` of close forecasts."""
+    actual, predicted, last = _vectors(
+        actual_close=actual_close, predicted_close=predicted_close, last_close=last_close
+    )
+    return {
+        **_accuracy(actual, predicted),
+        "directional_accuracy": _directional_accuracy(actual - last, predicted - last),
+        "n": len(actual),
+    }
+
+
+def persistence_metrics(
+    actual_close: ArrayLike, last_close: ArrayLike, previous_close: ArrayLike
+) -> dict[str, float]:
+    """Metrics of the naive forecast next close = last close.
+
+    Its MAE/RMSE/MAPE are those of ``last_close`` against the actual close; its directional accuracy is
+    that of "the next move repeats the last move", ``sign(last_close - previous_close)``.
+    """
+    actual, last, previous = _vectors(
+        actual_close=actual_close, last_close=last_close, previous_close=previous_close
+    )
+    return {
+        **_accuracy(actual, last),
+        "directional_accuracy": _directional_accuracy(actual - last, last - previous),
+        "n": len(actual),
+    }
+
+
+def _beta_continued_fraction(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz, Numerical Recipes betacf)."""
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > _CF_TINY else _CF_TINY)
+    h = d
+    for m in range(1, _CF_MAX_ITER + 1):
+        m2 = 2 * m
+        for numerator in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > _CF_TINY else _CF_TINY)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > _CF_TINY else _CF_TINY
+            delta = d * c
+            h *= delta
+        if abs(delta - 1.0) < _CF_EPS:
+            return h
+    raise ArithmeticError(f"incomplete beta continued fraction did not converge for a={a}, b={b}, x={x}")
+
+
+def _regularized_beta(a: float, b: float, x: float, y: float) -> float:
+    """The regularized incomplete beta function I_x(a, b) for a, b > 0, 0 < x < 1 and ``y = 1 - x``
+    (passed separately so that an x near 1 keeps its precision)."""
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, y) / b
+
+
+def student_t_two_sided_p(stat: float, df: float) -> float:
+    """Two-sided p-value P(|T| >= |stat|) of a Student t with ``df`` degrees of freedom."""
+    if df <= 0:
+        raise ValueError(f"degrees of freedom must be positive, got {df}")
+    if stat == 0.0:
+        return 1.0
+    if math.isinf(stat):
+        return 0.0
+    square = stat * stat
+    return _regularized_beta(df / 2.0, 0.5, df / (df + square), square / (df + square))
+
+
+def diebold_mariano(
+    errors_model: ArrayLike, errors_baseline: ArrayLike, horizon: int = 1
+) -> tuple[float, float]:
+    """Diebold-Mariano statistic and two-sided p-value on absolute-error loss, HLN-corrected.
+
+    The loss differential is ``d = |e_model| - |e_baseline|``; negative statistics favour the model. Its
+    long-run variance sums the autocovariances up to lag ``horizon - 1`` (``horizon=1``: the plain
+    variance). A differential that is identically zero gives ``(0.0, 1.0)``; any other differential
+    whose long-run variance is not positive raises ``ValueError``.
+    """
+    model, baseline = _vectors(errors_model=errors_model, errors_baseline=errors_baseline)
+    n = len(model)
+    if not 1 <= horizon < n:
+        raise ValueError(f"horizon must be between 1 and n - 1 = {n - 1}, got {horizon}")
+    differential = np.abs(model) - np.abs(baseline)
+    if not differential.any():
+        return 0.0, 1.0
+    mean = float(np.mean(differential))
+    centred = differential - mean
+    autocovariances = [float(np.dot(centred[lag:], centred[: n - lag])) / n for lag in range(horizon)]
+    long_run_variance = autocovariances[0] + 2.0 * sum(autocovariances[1:])
+    if long_run_variance <= 0.0:
+        raise ValueError(
+            f"the loss differential has a non-positive long-run variance ({long_run_variance:g}); "
+            "the Diebold-Mariano test is undefined"
+        )
+    stat = mean / math.sqrt(long_run_variance / n)
+    stat *= math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
+    return stat, student_t_two_sided_p(stat, n - 1)
+
+
+def comparison(model: dict, baseline: dict, dm: tuple[float, float]) -> dict[str, float]:
+    """Model vs baseline: ``mae_ratio`` (model MAE / baseline MAE, < 1 favours the model), ``dm_stat``
+    and ``dm_p_value``."""
+    if baseline["mae"] <= 0:
+        raise ValueError("mae_ratio needs a baseline with a positive MAE")
+    dm_stat, dm_p_value = dm
+    return {"mae_ratio": model["mae"] / baseline["mae"], "dm_stat": dm_stat, "dm_p_value": dm_p_value}

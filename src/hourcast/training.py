@@ -1,0 +1,229 @@
+"""Training: the point-in-time training set, a CatBoost fit, a walk-forward check against persistence and
+the production model, the BentoML model store, and the promotion gate.
+
+A new model is saved whatever happens (versioned, auditable) and becomes production only if its
+walk-forward MAE is no worse than the production model's on the same hours and no worse than
+persistence by more than ``promotion_tolerance``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+import hourcast
+from hourcast import featurestore, model, registry, store
+from hourcast.features import FEATURE_NAMES, next_hour_targets
+from hourcast.settings import Settings
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+ERROR_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+class TrainingError(ValueError):
+    """Training cannot run on the data at hand; the production model is left as it is."""
+
+
+def training_labels(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFrame:
+    """Entity rows for Feast: ``symbol, event_timestamp`` with the label and the context to score it.
+
+    Adds ``as_of`` and ``last_close`` (the candle the row closes) to ``next_hour_targets``.
+    """
+    targets = next_hour_targets(candles, timeframe)
+    step = targets["event_timestamp"] - pd.Timedelta(timeframe)
+    context = candles[["symbol", "ts", "close"]].rename(columns={"ts": "as_of", "close": "last_close"})
+    labelled = targets.assign(as_of=step.astype(context["as_of"].dtype)).merge(
+        context, on=["symbol", "as_of"]
+    )
+    labelled["symbol"] = labelled["symbol"].astype(str)
+    return labelled
+
+
+def load_training_frame(
+    settings: Settings, feature_store: FeatureStore, start: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Labels from the stored candles joined point-in-time with the ``next_hour_v1`` features.
+
+    ``start`` bounds the labels' ``event_timestamp`` from below (None: all history).
+    """
+    frames = []
+    for symbol in settings.symbols:
+        candles = store.load_candles(
+            settings.candles_dir, store.Series(settings.exchange, symbol, settings.timeframe)
+        )
+        if candles.empty:
+            raise TrainingError(f"no candles stored for {symbol} in {settings.candles_dir}: ingest it first")
+        frames.append(candles)
+    labels = training_labels(pd.concat(frames, ignore_index=True), settings.timeframe)
+    if start is not None:
+        labels = labels.loc[labels["event_timestamp"] > start]
+    if labels.empty:
+        raise TrainingError("no labelled hours in the training window")
+    return featurestore.training_frame(feature_store, labels)
+
+
+def promotion_decision(
+    candidate_mae: float, persistence_mae: float, production_mae: float | None, tolerance: float
+) -> tuple[bool, str]:
+    """The gate: ``(promote, reason)`` from walk-forward MAEs measured on the same hours."""
+    limit = persistence_mae * (1 + tolerance)
+    if candidate_mae > limit:
+        return False, (
+            f"walk-forward MAE {candidate_mae:.4f} is worse than persistence {persistence_mae:.4f} "
+            f"by more than {tolerance:.1%} (limit {limit:.4f})"
+        )
+    if production_mae is not None and candidate_mae > production_mae:
+        return False, f"walk-forward MAE {candidate_mae:.4f} is worse than production's {production_mae:.4f}"
+    versus = f"production {production_mae:.4f}, " if production_mae is not None else "no production model, "
+    return True, f"walk-forward MAE {candidate_mae:.4f} ({versus}persistence {persistence_mae:.4f})"
+
+
+@dataclass
+class TrainingResult:
+    """What one training run produced and decided."""
+
+    tag: str
+    promoted: bool
+    reason: str
+    window: dict[str, str]
+    rows: int
+    metrics: dict[str, Any]
+    baseline: dict[str, Any]
+    production: dict[str, Any] | None = None
+    pruned: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` line."""
+        return {
+            "tag": self.tag,
+            "promoted": self.promoted,
+            "reason": self.reason,
+            "window": self.window,
+            "rows": self.rows,
+            "metrics": self.metrics,
+            "baseline": self.baseline,
+            "production": self.production,
+            "pruned": self.pruned,
+        }
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 of a training frame's content (rows and columns), to tell training sets apart."""
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(",".join(frame.columns).encode())
+    return digest.hexdigest()
+
+
+def code_version() -> str:
+    """The package version, plus the git commit when run from a checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return f"{hourcast.__version__}+{commit}" if commit else hourcast.__version__
+
+
+def _score(predictions: pd.DataFrame) -> dict[str, Any]:
+    scored = model.evaluate(predictions)
+    return {
+        "model": scored["model"],
+        "persistence": scored["persistence"],
+        "comparison": scored["comparison"],
+    }
+
+
+def train(
+    settings: Settings,
+    feature_store: FeatureStore | None = None,
+    fit_fn: model.FitFn = model.fit,
+    params: dict[str, Any] | None = None,
+) -> TrainingResult:
+    """Train on the last ``train_days`` of data, check it walk-forward, save it, and apply the gate."""
+    feature_store = feature_store or featurestore.open_store(settings)
+    everything = load_training_frame(settings, feature_store)
+    end = everything["event_timestamp"].max()
+    start = end - pd.Timedelta(days=settings.train_days)
+    frame = everything.loc[everything["event_timestamp"] > start].reset_index(drop=True)
+    gate_span = pd.Timedelta(days=7 * settings.gate_weeks)
+    try:
+        checked = model.walk_forward(
+            frame,
+            weeks=settings.gate_weeks,
+            train_window=pd.Timedelta(days=settings.train_days) - gate_span,
+            params=params,
+            fit_fn=fit_fn,
+        )
+    except ValueError as error:
+        raise TrainingError(f"too little data to train and check a model: {error}") from error
+    candidate = checked.metrics
+    production = _production_metrics(settings, frame, checked.predictions)
+    promote, reason = promotion_decision(
+        candidate["model"]["mae"],
+        candidate["persistence"]["mae"],
+        production["model"]["mae"] if production else None,
+        settings.promotion_tolerance,
+    )
+    final = fit_fn(frame, params)
+    errors = np.log(checked.predictions["next_close"] / checked.predictions["predicted_close"])
+    metadata = {
+        "feature_service": featurestore.TRAINING_SERVICE,
+        "features": FEATURE_NAMES,
+        "inputs": model.MODEL_INPUTS,
+        "symbols": settings.symbols,
+        "timeframe": settings.timeframe,
+        "training_window": {"start": str(frame["event_timestamp"].min()), "end": str(end)},
+        "training_rows": len(frame),
+        "data_fingerprint": fingerprint(frame),
+        "params": {**model.DEFAULT_PARAMS, **(params or {})},
+        "walk_forward": {"weeks": settings.gate_weeks, **candidate},
+        "return_error_quantiles": {str(q): float(np.quantile(errors, q)) for q in ERROR_QUANTILES},
+        "production_at_training": production,
+        "code_version": code_version(),
+    }
+    labels = {"timeframe": settings.timeframe, "feature_service": featurestore.TRAINING_SERVICE}
+    tag = registry.save_candidate(
+        final, settings.model_name, settings.registry_dir, labels=labels, metadata=metadata
+    )
+    if promote:
+        registry.promote(settings.registry_dir, settings.model_name, tag, reason)
+    else:
+        registry.reject(settings.registry_dir, settings.model_name, tag, reason)
+    pruned = registry.prune(settings.registry_dir, settings.model_name, settings.keep_models)
+    return TrainingResult(
+        tag=tag,
+        promoted=promote,
+        reason=reason,
+        window=metadata["training_window"],
+        rows=len(frame),
+        metrics=candidate["model"] | {"mae_ratio": candidate["comparison"]["mae_ratio"]},
+        baseline=candidate["persistence"],
+        production=production["model"] if production else None,
+        pruned=pruned,
+    )
+
+
+def _production_metrics(
+    settings: Settings, frame: pd.DataFrame, checked: pd.DataFrame
+) -> dict[str, Any] | None:
+    """The production model, as it is, scored on the hours the candidate was checked on."""
+    try:
+        tag, production, _ = registry.load_production(settings.registry_dir, settings.model_name)
+    except LookupError:
+        return None
+    keys = checked[["symbol", "event_timestamp"]]
+    rows = frame.merge(keys, on=["symbol", "event_timestamp"]).reset_index(drop=True)
+    return _score(model.predictions_frame(production, rows)) | {"tag": tag}

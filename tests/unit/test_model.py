@@ -1,0 +1,179 @@
+import itertools
+import time
+
+import catboost
+import numpy as np
+import pandas as pd
+import pytest
+
+from hourcast import model
+from hourcast.features import LOOKBACK, compute_features, next_hour_targets
+from hourcast.model import HORIZON, MIN_ROWS, WalkForward
+from tests.conftest import ETH_FILE, read_recorded
+
+FAST = {"iterations": 100}
+WINDOW = pd.Timedelta(days=30)
+WEEKS = 2
+
+
+def public_frame(recorded: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    frame = recorded.reset_index(drop=True)
+    frame.insert(0, "symbol", pd.Series([symbol] * len(frame), dtype="string"))
+    return frame
+
+
+@pytest.fixture(scope="module")
+def frame(btc_recorded: pd.DataFrame) -> pd.DataFrame:
+    """Training frame of the last 44 days (30-day window + 2 weeks) of BTC and ETH."""
+    hours = 24 * 44 + LOOKBACK
+    candles = pd.concat(
+        [
+            public_frame(btc_recorded.iloc[-hours:], "BTC/USDT"),
+            public_frame(read_recorded(ETH_FILE).iloc[-hours:], "ETH/USDT"),
+        ],
+        ignore_index=True,
+    )
+    return compute_features(candles).merge(next_hour_targets(candles), on=["symbol", "event_timestamp"])
+
+
+@pytest.fixture(scope="module")
+def month(frame: pd.DataFrame) -> pd.DataFrame:
+    """The 1440 rows of the last 30 days."""
+    rows = frame.loc[frame["event_timestamp"] > frame["event_timestamp"].max() - WINDOW]
+    assert len(rows) == 1440
+    return rows.reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def walk(frame: pd.DataFrame) -> tuple[WalkForward, list[pd.DataFrame]]:
+    """A 2-week walk-forward with a 30-day window and the training frames passed to the fitter."""
+    trained: list[pd.DataFrame] = []
+
+    def recording_fit(train: pd.DataFrame, params: dict | None = None) -> catboost.CatBoostRegressor:
+        trained.append(train)
+        return model.fit(train, params)
+
+    return model.walk_forward(frame, WEEKS, WINDOW, params=FAST, fit_fn=recording_fit), trained
+
+
+def test_fit_predicts_finite_small_returns_deterministically(month: pd.DataFrame) -> None:
+    train, test = model.time_split(month, pd.Timedelta(days=2))
+    began = time.perf_counter()
+    first = model.fit(train, FAST)
+    print(f"fit of {len(train)} rows, {FAST['iterations']} iterations: {time.perf_counter() - began:.2f} s")
+    predicted = model.predict_returns(first, test)
+
+    assert predicted.shape == (len(test),) and np.isfinite(predicted).all()
+    assert np.abs(predicted).max() < 0.05
+    assert predicted.std() > 0  # not a constant forecast
+    shuffled = train.sample(frac=1.0, random_state=1)  # fit orders rows by time itself
+    np.testing.assert_array_equal(model.predict_returns(model.fit(shuffled, FAST), test), predicted)
+
+
+def test_fit_rejects_bad_training_data(month: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match=f"at least {MIN_ROWS} training rows"):
+        model.fit(month.head(MIN_ROWS - 1))
+    broken = month.copy()
+    broken.loc[5, "target_return"] = np.nan
+    with pytest.raises(ValueError, match="target_return has 1 missing"):
+        model.fit(broken)
+    with pytest.raises(ValueError, match="lacks model inputs"):
+        model.predict_returns(None, month.drop(columns=["symbol"]))
+
+
+def test_to_close() -> None:
+    np.testing.assert_allclose(model.to_close([100.0, 200.0], [0.0, np.log(1.01)]), [100.0, 202.0])
+
+
+def test_time_split_keeps_unrealised_labels_out_of_train(month: pd.DataFrame) -> None:
+    holdout = pd.Timedelta(days=3)
+    train, test = model.time_split(month, holdout)
+    cutoff = month["event_timestamp"].max() - holdout
+
+    assert (train["event_timestamp"] + HORIZON <= cutoff).all()
+    assert (test["event_timestamp"] > cutoff).all()
+    assert len(test) == 2 * 72
+    assert len(train) + len(test) == len(month) - 2  # the last hour before the cutoff, one row per symbol
+    assert (
+        train["event_timestamp"].is_monotonic_increasing and test["event_timestamp"].is_monotonic_increasing
+    )
+
+
+def test_walk_forward_folds_never_see_their_labels(
+    walk: tuple[WalkForward, list[pd.DataFrame]], frame: pd.DataFrame
+) -> None:
+    result, trained = walk
+    folds, predictions = result.folds, result.predictions
+
+    assert len(trained) == len(folds) == WEEKS  # one fit per fold
+    assert folds[-1]["end"] == frame["event_timestamp"].max()
+    for earlier, later in itertools.pairwise(folds):
+        assert earlier["end"] <= later["start"]
+    for fold, train in zip(folds, trained, strict=True):
+        rows = predictions.loc[predictions["fold"] == fold["fold"]]
+        assert len(rows) == fold["test_rows"] == 2 * 168
+        assert len(train) == fold["train_rows"]
+        assert train["event_timestamp"].max() == fold["train_last"]
+        assert train["event_timestamp"].min() > fold["start"] - WINDOW
+        # every prediction comes strictly after every training label of its fold was realised
+        assert fold["train_last"] + HORIZON <= fold["start"] < rows["event_timestamp"].min()
+        assert rows["event_timestamp"].max() <= fold["end"]
+    assert not predictions.duplicated(["symbol", "event_timestamp"]).any()
+
+
+def test_walk_forward_predictions_and_metrics(walk: tuple[WalkForward, list[pd.DataFrame]]) -> None:
+    result, _ = walk
+    predictions = result.predictions
+    assert np.isfinite(
+        predictions[["predicted_return", "predicted_close", "previous_close"]].to_numpy()
+    ).all()
+    np.testing.assert_allclose(
+        predictions["predicted_close"], predictions["last_close"] * np.exp(predictions["predicted_return"])
+    )
+    # previous_close recovered from ret_1h is the close one hour earlier
+    btc = predictions.loc[predictions["symbol"] == "BTC/USDT"].set_index("event_timestamp")
+    earlier = btc["last_close"].reindex(btc.index - HORIZON).to_numpy()
+    known = ~np.isnan(earlier)
+    np.testing.assert_allclose(btc["previous_close"].to_numpy()[known], earlier[known], rtol=1e-12)
+
+    for scope in [result.metrics, *result.metrics["by_symbol"].values()]:
+        for block in ("model", "persistence", "comparison"):
+            assert all(np.isfinite(value) for value in scope[block].values())
+    assert result.metrics["model"]["n"] == len(predictions) == 2 * WEEKS * 168
+    assert 50 < result.metrics["by_symbol"]["BTC/USDT"]["persistence"]["mae"] < 1000
+    assert 0 < result.metrics["comparison"]["mae_ratio"] < 2
+    assert 0 <= result.metrics["comparison"]["dm_p_value"] <= 1
+
+
+def test_walk_forward_rejects_folds_without_enough_history(frame: pd.DataFrame) -> None:
+    def never(train: pd.DataFrame, params: dict | None = None) -> catboost.CatBoostRegressor:
+        raise AssertionError("no fold should be fitted")
+
+    with pytest.raises(ValueError, match=r"fold 0 .* training rows"):
+        model.walk_forward(frame, WEEKS, pd.Timedelta(hours=12), fit_fn=never)
+    with pytest.raises(ValueError, match=r"fold 0 .* training rows"):
+        model.walk_forward(frame, 7, WINDOW, fit_fn=never)
+    with pytest.raises(ValueError, match="weeks"):
+        model.walk_forward(frame, 0, WINDOW, fit_fn=never)
+
+
+def test_print_walk_forward_table(
+    walk: tuple[WalkForward, list[pd.DataFrame]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    result, _ = walk
+    scopes = {"BTC+ETH": result.metrics, **result.metrics["by_symbol"]}
+    lines = [
+        f"walk-forward: {WEEKS} weekly folds, 30-day window, {FAST['iterations']} iterations; "
+        f"fit seconds {[round(fold['fit_seconds'], 2) for fold in result.folds]}",
+        f"{'scope':<9} {'n':>4} {'MAE model':>11} {'MAE persist':>11} {'ratio':>6} "
+        f"{'dir model':>9} {'dir persist':>11} {'DM stat':>8} {'DM p':>7}",
+    ]
+    for name, scope in scopes.items():
+        fitted, naive, versus = scope["model"], scope["persistence"], scope["comparison"]
+        lines.append(
+            f"{name:<9} {fitted['n']:>4} {fitted['mae']:>11.3f} {naive['mae']:>11.3f} "
+            f"{versus['mae_ratio']:>6.3f} {fitted['directional_accuracy']:>9.3f} "
+            f"{naive['directional_accuracy']:>11.3f} {versus['dm_stat']:>8.3f} {versus['dm_p_value']:>7.4f}"
+        )
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
