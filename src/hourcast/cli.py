@@ -154,6 +154,126 @@ def materialize(as_json: JsonOption = False) -> None:
         print(f"{summary.feature_rows} feature rows; online up to: {newest} ({summary.seconds:.1f} s)")
 
 
+@app.command()
+def train(as_json: JsonOption = False) -> None:
+    """Train on the last HOURCAST_TRAIN_DAYS days, check it walk-forward, save it, apply the gate."""
+    from hourcast import featurestore, training
+
+    settings = Settings()
+    try:
+        result = training.train(settings)
+    except (training.TrainingError, featurestore.OnlineStoreUnavailable) as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        print(json.dumps(result.as_json(), default=str))
+        return
+    verdict = "promoted to production" if result.promoted else "saved, not promoted"
+    print(f"{result.tag}: {verdict}: {result.reason}")
+    print(
+        f"window {result.window['start']} .. {result.window['end']} ({result.rows} rows); "
+        f"walk-forward MAE ratio to persistence {result.metrics['mae_ratio']:.4f}"
+    )
+
+
+@app.command()
+def evaluate(
+    weeks: Annotated[int, typer.Option(help="Weeks of walk-forward (weekly refits).")] = 4,
+    as_json: JsonOption = False,
+) -> None:
+    """Walk-forward evaluation against persistence; writes a JSON report and a PNG chart under reports/."""
+    from hourcast import evaluation, training
+
+    try:
+        report = evaluation.run(Settings(), weeks)
+    except training.TrainingError as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        print(json.dumps(report.as_json(), default=str))
+        return
+    _print_metrics_table(report.metrics)
+    print(f"report: {report.json_path}\nchart:  {report.chart_path}")
+
+
+def _print_metrics_table(metrics: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("scope", "forecast", "MAE", "RMSE", "MAPE %", "direction", "MAE ratio", "DM p")
+    scopes = [("all", metrics), *metrics.get("by_symbol", {}).items()]
+    for scope, values in scopes:
+        for forecast in ("model", "persistence"):
+            row = values[forecast]
+            ratio = values["comparison"]["mae_ratio"] if forecast == "model" else 1.0
+            p_value = values["comparison"]["dm_p_value"] if forecast == "model" else ""
+            table.add_row(
+                scope,
+                forecast,
+                f"{row['mae']:.4f}",
+                f"{row['rmse']:.4f}",
+                f"{row['mape']:.4f}",
+                f"{row['directional_accuracy']:.3f}",
+                f"{ratio:.4f}",
+                f"{p_value:.4f}" if p_value != "" else "",
+            )
+    Console().print(table)
+
+
+models_app = typer.Typer(help="The versioned models in the BentoML store and which one is production.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOption = False) -> None:
+    """Every stored model, newest first, with its status and the reason for it."""
+    from hourcast import registry
+
+    settings = Settings()
+    records = registry.list_models(settings.registry_dir, settings.model_name)
+    if as_json:
+        for record in records:
+            mae_ratio = record.metadata.get("walk_forward", {}).get("comparison", {}).get("mae_ratio")
+            print(
+                json.dumps(
+                    {
+                        "tag": record.tag,
+                        "created": record.created.isoformat(),
+                        "status": record.status,
+                        "reason": record.reason,
+                        "mae_ratio": mae_ratio,
+                    }
+                )
+            )
+        return
+    for record in records:
+        print(f"{record.tag}  {record.created:%Y-%m-%d %H:%M}  {record.status:<10}  {record.reason}")
+
+
+@models_app.command("promote")
+def models_promote(tag: str, reason: Annotated[str, typer.Option(help="Why.")] = "promoted by hand") -> None:
+    """Make TAG the production model."""
+    from hourcast import registry
+
+    settings = Settings()
+    try:
+        registry.promote(settings.registry_dir, settings.model_name, tag, reason)
+    except (LookupError, ValueError) as error:
+        raise _fail(str(error)) from None
+    print(f"{tag} is production")
+
+
+@models_app.command("rollback")
+def models_rollback(reason: Annotated[str, typer.Option(help="Why.")] = "manual rollback") -> None:
+    """Restore the previous production model."""
+    from hourcast import registry
+
+    settings = Settings()
+    try:
+        tag = registry.rollback(settings.registry_dir, settings.model_name, reason)
+    except LookupError as error:
+        raise _fail(str(error)) from None
+    print(f"{tag} is production again")
+
+
 @app.command("replay-exchange")
 def replay_exchange(
     data: Annotated[list[str], typer.Option(help="SYMBOL=PATH of a recorded candle CSV (repeatable).")],

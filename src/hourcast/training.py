@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 ERROR_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+MIN_PRODUCTION_HOURS = 24
+"""Fewest unseen hours on which the production model is scored against a candidate."""
 
 
 class TrainingError(ValueError):
@@ -71,19 +73,34 @@ def load_training_frame(
 
 
 def promotion_decision(
-    candidate_mae: float, persistence_mae: float, production_mae: float | None, tolerance: float
+    candidate_mae: float,
+    persistence_mae: float,
+    versus_production: tuple[float, float] | None,
+    tolerance: float,
 ) -> tuple[bool, str]:
-    """The gate: ``(promote, reason)`` from walk-forward MAEs measured on the same hours."""
+    """The gate: ``(promote, reason)``.
+
+    ``candidate_mae`` and ``persistence_mae`` are walk-forward MAEs on the same hours;
+    ``versus_production`` is ``(candidate MAE, production MAE)`` on the hours production never saw.
+    """
     limit = persistence_mae * (1 + tolerance)
     if candidate_mae > limit:
         return False, (
             f"walk-forward MAE {candidate_mae:.4f} is worse than persistence {persistence_mae:.4f} "
             f"by more than {tolerance:.1%} (limit {limit:.4f})"
         )
-    if production_mae is not None and candidate_mae > production_mae:
-        return False, f"walk-forward MAE {candidate_mae:.4f} is worse than production's {production_mae:.4f}"
-    versus = f"production {production_mae:.4f}, " if production_mae is not None else "no production model, "
-    return True, f"walk-forward MAE {candidate_mae:.4f} ({versus}persistence {persistence_mae:.4f})"
+    if versus_production is None:
+        return True, (
+            f"walk-forward MAE {candidate_mae:.4f}, persistence {persistence_mae:.4f}; "
+            "no production model to compare on hours it has not seen"
+        )
+    mine, theirs = versus_production
+    if mine > theirs:
+        return False, f"MAE {mine:.4f} is worse than the production model's {theirs:.4f} on the same hours"
+    return True, (
+        f"MAE {mine:.4f} vs production {theirs:.4f} on the same hours; "
+        f"walk-forward MAE {candidate_mae:.4f}, persistence {persistence_mae:.4f}"
+    )
 
 
 @dataclass
@@ -170,11 +187,11 @@ def train(
     except ValueError as error:
         raise TrainingError(f"too little data to train and check a model: {error}") from error
     candidate = checked.metrics
-    production = _production_metrics(settings, frame, checked.predictions)
+    production = _versus_production(settings, frame, checked.predictions)
     promote, reason = promotion_decision(
         candidate["model"]["mae"],
         candidate["persistence"]["mae"],
-        production["model"]["mae"] if production else None,
+        (production["candidate"]["mae"], production["production"]["mae"]) if production else None,
         settings.promotion_tolerance,
     )
     final = fit_fn(frame, params)
@@ -211,19 +228,31 @@ def train(
         rows=len(frame),
         metrics=candidate["model"] | {"mae_ratio": candidate["comparison"]["mae_ratio"]},
         baseline=candidate["persistence"],
-        production=production["model"] if production else None,
+        production=production,
         pruned=pruned,
     )
 
 
-def _production_metrics(
+def _versus_production(
     settings: Settings, frame: pd.DataFrame, checked: pd.DataFrame
 ) -> dict[str, Any] | None:
-    """The production model, as it is, scored on the hours the candidate was checked on."""
+    """The production model, as it is, and the candidate scored on the same checked hours, restricted to
+    hours the production model did not train on (a model scored in-sample would win unfairly).
+
+    None when there is no production model or fewer than ``MIN_PRODUCTION_HOURS`` such hours.
+    """
     try:
-        tag, production, _ = registry.load_production(settings.registry_dir, settings.model_name)
+        tag, production, metadata = registry.load_production(settings.registry_dir, settings.model_name)
     except LookupError:
         return None
-    keys = checked[["symbol", "event_timestamp"]]
-    rows = frame.merge(keys, on=["symbol", "event_timestamp"]).reset_index(drop=True)
-    return _score(model.predictions_frame(production, rows)) | {"tag": tag}
+    trained_until = pd.Timestamp(metadata["training_window"]["end"])
+    unseen = checked.loc[checked["event_timestamp"] > trained_until].reset_index(drop=True)
+    if len(unseen) < MIN_PRODUCTION_HOURS:
+        return None
+    rows = unseen[["symbol", "event_timestamp"]].merge(frame, on=["symbol", "event_timestamp"])
+    return {
+        "tag": tag,
+        "hours": len(unseen),
+        "production": _score(model.predictions_frame(production, rows))["model"],
+        "candidate": _score(unseen)["model"],
+    }

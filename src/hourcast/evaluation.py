@@ -1,0 +1,92 @@
+"""Walk-forward evaluation reports: refit weekly on the trailing window, predict each following hour,
+and compare with persistence. Writes ``reports/walk_forward_<time>.json`` and a ``.png`` chart."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from hourcast import atomic, featurestore, model, training
+from hourcast.settings import Settings
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """A walk-forward run: its metrics, its folds and where the report files are."""
+
+    weeks: int
+    metrics: dict[str, Any]
+    folds: list[dict[str, Any]]
+    json_path: Path
+    chart_path: Path
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` line."""
+        return {
+            "weeks": self.weeks,
+            **self.metrics,
+            "folds": self.folds,
+            "report": str(self.json_path),
+            "chart": str(self.chart_path),
+        }
+
+
+def run(settings: Settings, weeks: int, feature_store: FeatureStore | None = None) -> EvaluationReport:
+    """Walk-forward over the last ``weeks`` weeks, each fold fitted on the trailing ``train_days``."""
+    feature_store = feature_store or featurestore.open_store(settings)
+    frame = training.load_training_frame(settings, feature_store)
+    try:
+        result = model.walk_forward(frame, weeks=weeks, train_window=pd.Timedelta(days=settings.train_days))
+    except ValueError as error:
+        raise training.TrainingError(f"cannot evaluate {weeks} weeks: {error}") from error
+    stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
+    folds = [
+        {key: str(value) if isinstance(value, pd.Timestamp) else value for key, value in fold.items()}
+        for fold in result.folds
+    ]
+    document = {"weeks": weeks, "train_days": settings.train_days, "metrics": result.metrics, "folds": folds}
+    json_path = atomic.write_text(
+        settings.reports_dir / f"walk_forward_{stamp}.json", json.dumps(document, indent=2)
+    )
+    chart_path = write_chart(result.predictions, settings.reports_dir / f"walk_forward_{stamp}.png")
+    return EvaluationReport(weeks, result.metrics, folds, json_path, chart_path)
+
+
+def write_chart(predictions: pd.DataFrame, path: Path, hours: int = 168) -> Path:
+    """Predicted vs actual close (and persistence) over the last ``hours`` of each symbol, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    symbols = list(dict.fromkeys(predictions["symbol"]))
+    figure, axes = plt.subplots(len(symbols), 1, figsize=(12, 3.5 * len(symbols)), squeeze=False)
+    for axis, symbol in zip(axes[:, 0], symbols, strict=True):
+        rows = predictions.loc[predictions["symbol"] == symbol].tail(hours)
+        target = rows["event_timestamp"]  # the forecast is for the hour that closes one step later
+        axis.plot(target, rows["next_close"], color="black", linewidth=1.2, label="actual close")
+        axis.plot(target, rows["predicted_close"], color="tab:blue", linewidth=1, label="model")
+        axis.plot(
+            target,
+            rows["persistence_close"],
+            color="tab:orange",
+            linewidth=0.8,
+            alpha=0.7,
+            label="persistence",
+        )
+        axis.set_title(f"{symbol}: next-hour close, last {len(rows)} walk-forward hours")
+        axis.legend(loc="upper left")
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=90)
+    plt.close(figure)
+    return atomic.write_bytes(path, image.getvalue())

@@ -1,0 +1,111 @@
+"""Training end to end: Feast point-in-time training sets, CatBoost, the BentoML model store and the gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from catboost import CatBoostRegressor
+
+from hourcast import evaluation, featurestore, model, registry, training
+from hourcast.features import FEATURE_NAMES
+from hourcast.settings import Settings
+from tests.integration.conftest import store_recorded
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = {"iterations": 60}
+pytestmark = pytest.mark.usefixtures("bentoml_store")
+
+
+def fast_fit(frame: pd.DataFrame, params: dict | None = None) -> CatBoostRegressor:
+    return model.fit(frame, {**(params or {}), **FAST})
+
+
+def inverted_fit(frame: pd.DataFrame, params: dict | None = None) -> CatBoostRegressor:
+    """A deliberately worse model: it learns twenty times the opposite of every move."""
+    return model.fit(frame.assign(target_return=-20 * frame["target_return"]), {**(params or {}), **FAST})
+
+
+def make_settings(home: Path, recorded: dict, end: str, days: int = 40, **overrides: object) -> Settings:
+    settings = Settings(
+        home=home,
+        symbols=["BTC/USDT", "ETH/USDT"],
+        feature_repo=REPO / "feature_repo",
+        train_days=21,
+        **overrides,
+    )
+    store_recorded(settings, recorded, days=days, end=end)
+    featurestore.materialize(settings)
+    return settings
+
+
+def test_train_saves_promotes_rejects_and_rolls_back(tmp_path: Path, recorded_files: dict) -> None:
+    settings = make_settings(tmp_path, recorded_files, end="2024-03-01")
+    first = training.train(settings, fit_fn=fast_fit)
+    assert first.promoted, first.reason
+    assert registry.production_tag(settings.registry_dir, settings.model_name) == first.tag
+    assert first.rows == 2 * 21 * 24 and first.window["end"].startswith(
+        "2024-02-29 23:00"
+    )  # last labelled hour
+    assert np.isfinite(first.metrics["mae"]) and first.baseline["mae"] > 0
+
+    tag, loaded, metadata = registry.load_production(settings.registry_dir, settings.model_name)
+    assert tag == first.tag and loaded.tree_count_ == FAST["iterations"]
+    assert metadata["features"] == FEATURE_NAMES and metadata["feature_service"] == "next_hour_v1"
+    for key in (
+        "training_window",
+        "data_fingerprint",
+        "params",
+        "walk_forward",
+        "code_version",
+        "return_error_quantiles",
+    ):
+        assert key in metadata, key
+    assert metadata["walk_forward"]["persistence"]["mae"] == first.baseline["mae"]
+
+    # a deliberately worse model is saved for audit but not promoted (worse than persistence)
+    worse = training.train(settings, fit_fn=inverted_fit)
+    assert not worse.promoted and "worse than persistence" in worse.reason
+    assert registry.production_tag(settings.registry_dir, settings.model_name) == first.tag
+    statuses = {
+        r.tag: (r.status, r.reason) for r in registry.list_models(settings.registry_dir, settings.model_name)
+    }
+    assert statuses[worse.tag] == ("rejected", worse.reason)
+
+    # two more weeks of data: now production is compared on hours it has not seen
+    newer = make_settings(tmp_path, recorded_files, end="2024-03-15", promotion_tolerance=100.0)
+    challenger = training.train(newer, fit_fn=inverted_fit)
+    assert challenger.production is not None and challenger.production["tag"] == first.tag
+    assert challenger.production["hours"] == 2 * 7 * 24
+    assert not challenger.promoted and "worse than the production model's" in challenger.reason
+
+    registry.promote(settings.registry_dir, settings.model_name, challenger.tag, "forced by hand")
+    assert registry.rollback(settings.registry_dir, settings.model_name) == first.tag
+    assert registry.production_tag(settings.registry_dir, settings.model_name) == first.tag
+
+
+def test_bad_training_input_fails_clearly_and_leaves_production(tmp_path: Path, recorded_files: dict) -> None:
+    settings = make_settings(tmp_path / "a", recorded_files, end="2024-03-01")
+    production = training.train(settings, fit_fn=fast_fit).tag
+
+    unknown = settings.model_copy(update={"symbols": ["BTC/USDT", "DOGE/USDT"]})
+    with pytest.raises(training.TrainingError, match="no candles stored for DOGE/USDT"):
+        training.train(unknown, fit_fn=fast_fit)
+
+    short = make_settings(tmp_path / "b", recorded_files, end="2024-03-01", days=3)
+    with pytest.raises(training.TrainingError, match="too little data"):
+        training.train(short, fit_fn=fast_fit)
+    assert registry.production_tag(settings.registry_dir, settings.model_name) == production
+
+
+def test_walk_forward_report_on_the_shared_data(tmp_path: Path, recorded_files: dict) -> None:
+    settings = make_settings(tmp_path, recorded_files, end="2024-03-01", days=40)
+    report = evaluation.run(settings, weeks=2)
+    comparison = report.metrics["comparison"]
+    assert np.isfinite(comparison["mae_ratio"]) and 0 <= comparison["dm_p_value"] <= 1
+    assert report.metrics["persistence"]["mae"] > 0 and len(report.folds) == 2
+    assert json.loads(report.json_path.read_text())["weeks"] == 2
+    assert report.chart_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
