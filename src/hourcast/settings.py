@@ -52,6 +52,22 @@ class Settings(BaseSettings):
     )
     keep_models: int = Field(10, ge=1, description="Models kept in the store; older ones are pruned.")
     feature_repo: Path = Field(Path("feature_repo"), description="The Feast repo folder (definitions.py).")
+    serve_host: str = Field("127.0.0.1", description="Address the prediction API binds (0.0.0.0: all).")
+    serve_port: int = Field(3000, description="Port of the prediction API.")
+    max_feature_age_seconds: int | None = Field(
+        None, ge=1, description="Oldest features the API answers from; default two timeframes."
+    )
+    model_refresh_seconds: float = Field(
+        10.0, gt=0, description="How often the API checks the registry for a newly promoted model."
+    )
+    prediction_flush_seconds: float = Field(
+        2.0, gt=0, description="How often the API writes its buffered prediction log to Parquet."
+    )
+    api_url: str = Field("http://127.0.0.1:3000", description="Prediction API the Gradio app talks to.")
+    ui_host: str = Field("127.0.0.1", description="Address the Gradio app binds.")
+    ui_port: int = Field(7860, description="Port of the Gradio app.")
+    ui_hours: int = Field(12, ge=1, le=168, description="Hours of candles the dashboard draws.")
+    ui_refresh_seconds: float = Field(60.0, ge=0, description="Dashboard auto-refresh period (0: off).")
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -95,6 +111,18 @@ class Settings(BaseSettings):
     def reports_dir(self) -> Path:
         """Walk-forward evaluation reports."""
         return self.home / "reports"
+
+    @property
+    def predictions_dir(self) -> Path:
+        """The API's durable prediction log (Parquet)."""
+        return self.home / "predictions"
+
+    @property
+    def feature_age_limit_seconds(self) -> int:
+        """``max_feature_age_seconds``, or two timeframes when unset."""
+        from hourcast.candles import timeframe_ms
+
+        return self.max_feature_age_seconds or 2 * timeframe_ms(self.timeframe) // 1000
 
     @property
     def validation_dir(self) -> Path:
