@@ -10,6 +10,7 @@ from typing import Annotated
 
 import bentoml
 from fastapi import FastAPI, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from hourcast import registry, serving
@@ -91,25 +92,27 @@ class NextHour:
         self.predictor.stop()
         self.log.close()
 
-    def _answer(self, symbols: list[str], allow_stale: bool) -> list[PredictionResponse]:
+    def _answer(self, symbols: list[str], allow_stale: bool) -> list[PredictionResponse] | JSONResponse:
+        """The forecasts, or a 503 that says why (BentoML would mask a raised 5xx's message)."""
         requested_at = datetime.now(UTC)
         try:
             predictions = self.predictor.predict(symbols, allow_stale)
         except serving.UnknownSymbol as error:
             raise bentoml.exceptions.NotFound(str(error)) from None
         except serving.Unavailable as error:
-            raise bentoml.exceptions.ServiceUnavailable(str(error)) from None
+            return JSONResponse({"error": str(error)}, status_code=503)
         self.log.record(requested_at, predictions)
         return [PredictionResponse(**p.as_dict()) for p in predictions]
 
     @bentoml.api(input_spec=PredictRequest)
     def predict(self, symbol: str, allow_stale: bool = False) -> PredictionResponse:
-        """Forecast the close of the next hour for one symbol."""
-        return self._answer([symbol], allow_stale)[0]
+        """Forecast the close of the next hour for one symbol (503 with the reason when it cannot)."""
+        answer = self._answer([symbol], allow_stale)
+        return answer if isinstance(answer, JSONResponse) else answer[0]  # a Response passes through as is
 
     @bentoml.api(input_spec=PredictBatchRequest)
     def predict_batch(self, symbols: list[str], allow_stale: bool = False) -> list[PredictionResponse]:
-        """Forecasts for several symbols in one call."""
+        """Forecasts for several symbols in one call (503 with the reason when any cannot be answered)."""
         return self._answer(symbols, allow_stale)
 
     @history_app.get("/history")

@@ -274,6 +274,44 @@ def models_rollback(reason: Annotated[str, typer.Option(help="Why.")] = "manual 
     print(f"{tag} is production again")
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default HOURCAST_SERVE_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default HOURCAST_SERVE_PORT, 3000).")] = None,
+) -> None:
+    """Start the prediction API (`bentoml serve bento_service.service:NextHour`) from the project folder."""
+    import subprocess
+
+    settings = Settings()
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "bento_service.service:NextHour",
+        "--host",
+        host or settings.serve_host,
+        "--port",
+        str(port or settings.serve_port),
+    ]
+    raise typer.Exit(subprocess.call(command))
+
+
+@app.command()
+def ui(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default HOURCAST_UI_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default HOURCAST_UI_PORT, 7860).")] = None,
+) -> None:
+    """Start the Gradio dashboard; it talks to the prediction API at HOURCAST_API_URL."""
+    from gradio_app.app import build_app
+
+    settings = Settings()
+    app_ui = build_app(settings)
+    app_ui.launch(server_name=host or settings.ui_host, server_port=port or settings.ui_port, share=False)
+
+
 @app.command("replay-exchange")
 def replay_exchange(
     data: Annotated[list[str], typer.Option(help="SYMBOL=PATH of a recorded candle CSV (repeatable).")],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -72,26 +74,36 @@ def store_recorded(settings: Settings, recorded: dict[str, pd.DataFrame], days: 
         )
 
 
-@pytest.fixture
-def bentoml_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh, empty BentoML model store under ``tmp_path``; yields its directory.
+@contextmanager
+def bentoml_home(home: Path) -> Iterator[Path]:
+    """Point this process's BentoML model store at ``home/models`` (usage tracking off); yields it.
 
     BentoML resolves its store through ``BentoMLContainer`` providers when a store function is called, so
-    they are overridden in-process; usage tracking is switched off (its env check is cached).
+    they are overridden in-process; the tracking check is cached, hence the ``cache_clear``.
     """
     from bentoml._internal.configuration.containers import BentoMLContainer
     from bentoml._internal.models import ModelStore
     from bentoml._internal.utils.analytics import usage_stats
 
-    home = tmp_path / "bentoml"
     models = home / "models"
-    models.mkdir(parents=True)
-    monkeypatch.setenv("BENTOML_HOME", str(home))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+    models.mkdir(parents=True, exist_ok=True)
+    previous = {name: os.environ.get(name) for name in ("BENTOML_HOME", "BENTOML_DO_NOT_TRACK")}
+    os.environ.update({"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "True"})
     usage_stats.do_not_track.cache_clear()
-    with (
-        BentoMLContainer.bentoml_home.patch(str(home)),
-        BentoMLContainer.model_store.patch(ModelStore(models)),
-    ):
+    try:
+        with (
+            BentoMLContainer.bentoml_home.patch(str(home)),
+            BentoMLContainer.model_store.patch(ModelStore(models)),
+        ):
+            yield models
+    finally:
+        for name, value in previous.items():
+            os.environ.pop(name, None) if value is None else os.environ.update({name: value})
+        usage_stats.do_not_track.cache_clear()
+
+
+@pytest.fixture
+def bentoml_store(tmp_path: Path) -> Iterator[Path]:
+    """A fresh, empty BentoML model store under ``tmp_path``; yields its models directory."""
+    with bentoml_home(tmp_path / "bentoml") as models:
         yield models
-    usage_stats.do_not_track.cache_clear()
