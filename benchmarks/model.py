@@ -24,8 +24,8 @@ os.environ["BENTOML_HOME"] = BENTOML_HOME
 
 import pandas as pd  # noqa: E402
 import redis  # noqa: E402
-
 from _common import REPO, SHARED_DATA, timed, write_results  # noqa: E402
+
 from hourcast import evaluation, featurestore, model, store, training  # noqa: E402
 from hourcast.replay import load_candles_file  # noqa: E402
 from hourcast.settings import Settings  # noqa: E402

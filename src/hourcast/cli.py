@@ -305,7 +305,7 @@ def ui(
     port: Annotated[int | None, typer.Option(help="Port (default HOURCAST_UI_PORT, 7860).")] = None,
 ) -> None:
     """Start the Gradio dashboard; it talks to the prediction API at HOURCAST_API_URL."""
-    from gradio_app.app import build_app
+    from hourcast.dashboard import build_app
 
     settings = Settings()
     app_ui = build_app(settings)

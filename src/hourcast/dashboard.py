@@ -8,13 +8,17 @@ raises, so the page always shows whatever could be fetched plus what went wrong.
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pandas as pd
 
 if TYPE_CHECKING:
+    import gradio as gr
     import plotly.graph_objects as go
+
+    from hourcast.settings import Settings
 
 HISTORY_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 PREDICTION_NUMBERS = ["last_close", "predicted_close", "features_age_seconds"]
@@ -125,7 +129,7 @@ def _utc_naive(value: Any) -> pd.Timestamp:
     return stamp.tz_convert("UTC").tz_localize(None)
 
 
-def _price(value: float) -> str:
+def format_price(value: float) -> str:
     """A price with thousands separators and at least two decimals, six significant digits for small ones."""
     magnitude = math.floor(math.log10(abs(value))) if value and math.isfinite(value) else 0
     decimals = min(10, max(2, 5 - magnitude))
@@ -145,6 +149,13 @@ def _age(seconds: float) -> str:
         return f"{hours} h {minutes:02d} min"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h"
+
+
+def _band_text(band: dict[str, Any]) -> str:
+    """``5%-95% band: 60,825.33 to 61,803.42``."""
+    quantiles = band.get("quantiles") or []
+    label = f"{quantiles[0]:.0%}-{quantiles[-1]:.0%} band" if len(quantiles) >= 2 else "band"
+    return f"{label}: {format_price(float(band['low']))} to {format_price(float(band['high']))}"
 
 
 def _when(value: Any) -> str:
@@ -191,11 +202,9 @@ def candlestick_figure(
         )
         band = prediction.get("band")
         error_y = None
-        hover = f"Predicted close at {_when(target + pd.Timedelta(hours=1))}: {_price(predicted)}"
+        hover = f"Predicted close at {_when(target + pd.Timedelta(hours=1))}: {format_price(predicted)}"
         if band is not None:
             low, high = float(band["low"]), float(band["high"])
-            quantiles = band.get("quantiles") or []
-            label = f"{quantiles[0]:.0%}-{quantiles[-1]:.0%} band" if len(quantiles) >= 2 else "band"
             error_y = {
                 "type": "data",
                 "symmetric": False,
@@ -205,7 +214,7 @@ def candlestick_figure(
                 "thickness": 2,
                 "width": 8,
             }
-            hover += f"<br>{label}: {_price(low)} to {_price(high)}"
+            hover += f"<br>{_band_text(band)}"
         figure.add_trace(
             go.Scatter(
                 x=[target],
@@ -244,21 +253,16 @@ def summary_markdown(prediction: dict[str, Any]) -> str:
             "this forecast is not based on the latest candles.",
             "",
         ]
-    predicted_cell = _price(predicted)
     band = prediction.get("band")
-    if band is not None:
-        predicted_cell += f" (band {_price(float(band['low']))} to {_price(float(band['high']))})"
     lines += [
-        "| | |",
-        "|---|---|",
-        f"| Last close | {_price(last)} |",
-        f"| Predicted close | {predicted_cell} |",
-        f"| Change | {change:+,.2f} ({percent:+.2f} %) |",
-        f"| Direction | {arrow} |",
-        f"| As of | {_when(prediction['as_of'])} (last closed candle) |",
-        f"| Predicts | close of the {target:%H:%M} candle, at {_when(target + pd.Timedelta(hours=1))} |",
-        f"| Model | `{prediction['model']}` |",
-        f"| Data age | {_age(float(prediction['features_age_seconds']))} |",
+        f"- **Last close:** {format_price(last)}",
+        f"- **Predicted close:** {format_price(predicted)}",
+        *([f"- **Uncertainty:** {_band_text(band)}"] if band is not None else []),
+        f"- **Change:** {change:+,.2f} ({percent:+.2f} %) {arrow}",
+        f"- **As of:** {_when(prediction['as_of'])} (last closed candle)",
+        f"- **Predicts:** close of the {target:%H:%M} candle, at {_when(target + pd.Timedelta(hours=1))}",
+        f"- **Model:** `{prediction['model']}`",
+        f"- **Data age:** {_age(float(prediction['features_age_seconds']))}",
     ]
     return "\n".join(lines)
 
@@ -289,3 +293,46 @@ def refresh(client: ApiClient, symbol: str, hours: int) -> tuple[go.Figure | Non
     if not history.empty:
         parts.append(f"The chart shows the last {len(history)} candles.")
     return figure, "\n\n".join(parts)
+
+
+def _gradio() -> Any:
+    """Gradio, imported with its usage analytics switched off."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    import gradio
+
+    return gradio
+
+
+def build_app(settings: Settings) -> gr.Blocks:
+    """The dashboard page: symbol picker, Refresh button, candlestick chart and the forecast's numbers.
+
+    The chart and numbers load with the page, on Refresh, on a new symbol and, when
+    ``settings.ui_refresh_seconds`` > 0, on a timer with that period.
+    """
+    gr = _gradio()
+    client = ApiClient(settings.api_url)
+
+    def update(symbol: str) -> tuple[Any, str]:
+        return refresh(client, symbol, settings.ui_hours)
+
+    with gr.Blocks(title="hourcast", analytics_enabled=False) as demo:
+        gr.Markdown(f"# hourcast: next-hour forecast\nPrediction API: `{settings.api_url}`")
+        with gr.Row():
+            symbol = gr.Dropdown(
+                choices=list(settings.symbols),
+                value=settings.symbols[0],
+                label="Symbol",
+                elem_id="symbol",
+                scale=3,
+            )
+            refresh_button = gr.Button("Refresh", variant="primary", elem_id="refresh", scale=1)
+        with gr.Row():
+            chart = gr.Plot(label="Last hours and forecast", elem_id="chart", scale=3)
+            with gr.Column(scale=2, min_width=320):
+                numbers = gr.Markdown("Loading…", elem_id="numbers")
+        outputs = [chart, numbers]
+        gr.on([demo.load, refresh_button.click, symbol.change], update, inputs=symbol, outputs=outputs)
+        if settings.ui_refresh_seconds > 0:
+            timer = gr.Timer(settings.ui_refresh_seconds)
+            timer.tick(update, inputs=symbol, outputs=outputs, show_progress="hidden")
+    return demo

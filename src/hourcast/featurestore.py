@@ -73,7 +73,7 @@ def repo_config(settings: Settings) -> RepoConfig:
         provider="local",
         registry=str(settings.feast_dir / "registry.db"),
         online_store=online,
-        offline_store={"type": "dask"},
+        offline_store={"type": "duckdb"},
         entity_key_serialization_version=3,
         repo_path=settings.feature_repo.resolve(),
     )

@@ -52,15 +52,6 @@ class Settings(BaseSettings):
     )
     keep_models: int = Field(10, ge=1, description="Models kept in the store; older ones are pruned.")
     feature_repo: Path = Field(Path("feature_repo"), description="The Feast repo folder (definitions.py).")
-    api_url: str = Field(
-        "http://127.0.0.1:3000", description="Base URL of the prediction API (the BentoML service)."
-    )
-    ui_host: str = Field("127.0.0.1", description="Address the Gradio dashboard listens on.")
-    ui_port: int = Field(7860, ge=1, le=65535, description="Port the Gradio dashboard listens on.")
-    ui_hours: int = Field(12, ge=1, description="Hours of candles the dashboard's chart shows.")
-    ui_refresh_seconds: float = Field(
-        60, ge=0, description="Seconds between the dashboard's automatic refreshes; 0 turns them off."
-    )
     serve_host: str = Field("127.0.0.1", description="Address the prediction API binds (0.0.0.0: all).")
     serve_port: int = Field(3000, description="Port of the prediction API.")
     max_feature_age_seconds: int | None = Field(

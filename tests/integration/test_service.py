@@ -14,29 +14,26 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 from catboost import CatBoostRegressor
+from playwright.sync_api import Page, expect
 
 from hourcast import featurestore, model, registry, training
+from hourcast.dashboard import build_app, format_price
 from hourcast.features import FEATURE_NAMES
 from hourcast.prediction_log import read_log
 from hourcast.replay import ReplayExchange, ReplayServer
 from hourcast.settings import Settings
-from tests.integration.conftest import bentoml_home, store_recorded
+from tests.integration.conftest import bentoml_home, free_port, store_recorded
+from tests.integration.test_dashboard_browser import open_dashboard, select_symbol
 
 REPO = Path(__file__).resolve().parents[2]
 CLOCK = "2024-03-01T00:10:00Z"  # ten minutes after the last stored candle closed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def process_group_alive(group: int) -> bool:
@@ -102,13 +99,9 @@ class World:
     replay: ReplayExchange
     redis: RedisServer
     server: subprocess.Popen
-    answered: list[int] = field(default_factory=lambda: [0])
 
-    def post(self, path: str, body: object, **kwargs: object) -> httpx.Response:
-        response = httpx.post(self.url + path, json=body, timeout=10, **kwargs)
-        if response.status_code == 200:
-            self.answered[0] += len(response.json()) if isinstance(response.json(), list) else 1
-        return response
+    def post(self, path: str, body: object) -> httpx.Response:
+        return httpx.post(self.url + path, json=body, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -312,12 +305,9 @@ def test_a_promotion_is_picked_up_under_load_without_a_failed_request(world: Wor
             newer = fast_fit(
                 training.load_training_frame(world.settings, featurestore.open_store(world.settings))
             )
+            _, _, metadata = registry.load_production(world.settings.registry_dir, world.settings.model_name)
             tag = registry.save_candidate(
-                newer,
-                world.settings.model_name,
-                world.settings.registry_dir,
-                labels={},
-                metadata={"training_window": {"end": "2024-03-01"}},
+                newer, world.settings.model_name, world.settings.registry_dir, labels={}, metadata=metadata
             )
             registry.promote(world.settings.registry_dir, world.settings.model_name, tag, "test promotion")
         deadline = time.monotonic() + 20
@@ -328,22 +318,52 @@ def test_a_promotion_is_picked_up_under_load_without_a_failed_request(world: Wor
     finally:
         stop.set()
         worker.join()
-    world.answered[0] += statuses.count(200)
     assert statuses and set(statuses) == {200}, f"failed requests: {[s for s in statuses if s != 200][:5]}"
     assert tags[0] == before and tags[-1] == tag
 
 
-def test_every_answer_is_in_the_prediction_log_after_shutdown(world: World) -> None:
-    answered = world.answered[0]
-    assert answered > 0
-    os.killpg(world.server.pid, signal.SIGTERM)  # a clean shutdown flushes the log
+def test_dashboard_draws_the_forecast_of_the_running_service(
+    world: World, page: Page, tmp_path: Path
+) -> None:
+    settings = Settings(
+        symbols=["BTC/USDT", "ETH/USDT"], api_url=world.url, ui_refresh_seconds=0, _env_file=None
+    )
+    demo = build_app(settings)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    try:
+        open_dashboard(page, url)
+        select_symbol(page, "ETH/USDT")
+        expected = httpx.post(world.url + "/predict", json={"symbol": "ETH/USDT"}).json()
+        numbers, chart = page.locator("#numbers"), page.locator("#chart")
+        expect(numbers).to_contain_text("ETH/USDT")
+        expect(numbers).to_contain_text(format_price(expected["predicted_close"]))
+        expect(numbers).to_contain_text(expected["model"])
+        expect(chart.locator(".js-plotly-plot")).to_be_visible()
+        expect(chart).to_contain_text("Predicted close")
+        page.screenshot(path=tmp_path / "dashboard.png", full_page=True, animations="disabled")
+    finally:
+        demo.close()
+    assert (tmp_path / "dashboard.png").stat().st_size > 20_000
+
+
+def test_a_clean_shutdown_flushes_the_prediction_log(world: World) -> None:
+    """Every answer since the last periodic flush is written when the service stops."""
+    time.sleep(1.0)  # let the periodic writer catch up (every 0.5 s)
+    before = len(read_log(world.settings.predictions_dir))
+    with httpx.Client(base_url=world.url, timeout=10) as client:
+        answered = sum(
+            client.post("/predict", json={"symbol": "BTC/USDT"}).status_code == 200 for _ in range(40)
+        )
+    os.killpg(world.server.pid, signal.SIGTERM)  # right away: these answers are still in the buffer
     world.server.wait(timeout=30)
     deadline = time.monotonic() + 30
     while process_group_alive(world.server.pid):  # the workers finish after the arbiter is told to stop
         assert time.monotonic() < deadline, "the service did not shut down within 30 s"
         time.sleep(0.1)
     log = read_log(world.settings.predictions_dir)
-    assert len(log) == answered
+    assert answered == 40 and len(log) == before + answered
     assert {
         "requested_at",
         "symbol",
@@ -354,4 +374,4 @@ def test_every_answer_is_in_the_prediction_log_after_shutdown(world: World) -> N
         "model",
         *FEATURE_NAMES,
     } <= set(log.columns)
-    assert log["requested_at"].is_monotonic_increasing and set(log["symbol"]) == {"BTC/USDT", "ETH/USDT"}
+    assert set(log["symbol"]) == {"BTC/USDT", "ETH/USDT"}

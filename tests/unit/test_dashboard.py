@@ -301,7 +301,7 @@ def test_refresh_shows_chart_and_numbers(api: FakeApi, candles: pd.DataFrame) ->
 def test_app_refreshes_on_load_click_symbol_and_timer(seconds: float) -> None:
     import gradio as gr
 
-    from gradio_app.app import build_app
+    from hourcast.dashboard import build_app
 
     settings = Settings(symbols=["BTC/USDT", "ETH/USDT"], ui_refresh_seconds=seconds, _env_file=None)
     demo = build_app(settings)
@@ -313,8 +313,12 @@ def test_app_refreshes_on_load_click_symbol_and_timer(seconds: float) -> None:
     assert isinstance(by_id["refresh"], gr.Button)
     timers = [block for block in demo.blocks.values() if isinstance(block, gr.Timer)]
     assert [timer.value for timer in timers] == ([seconds] if seconds else [])
-    triggers = {
-        (trigger.block._id if trigger.block else None, trigger.event_name)
-        for dependency in demo.fns.values()
-        for trigger in dependency.targets_with_names()
+    outputs = [by_id["chart"]._id, by_id["numbers"]._id]
+    wired = {
+        target: ([block._id for block in fn.inputs], [block._id for block in fn.outputs])
+        for fn in demo.fns.values()
+        for target in fn.targets
     }
+    expected = [(demo._id, "load"), (by_id["refresh"]._id, "click"), (by_id["symbol"]._id, "change")]
+    expected += [(timer._id, "tick") for timer in timers]
+    assert wired == {target: ([by_id["symbol"]._id], outputs) for target in expected}
