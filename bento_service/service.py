@@ -78,7 +78,10 @@ class NextHour:
 
     def __init__(self) -> None:
         self.settings = Settings()
-        self.predictor = serving.Predictor(self.settings)
+        packaged = str(self.model_ref.tag)
+        self.predictor = serving.Predictor(
+            self.settings, fallback_tag=None if packaged.endswith(":latest") else packaged
+        )
         self.predictor.start()
         self.log = PredictionLog(self.settings.predictions_dir, self.settings.prediction_flush_seconds)
         self.log.start()

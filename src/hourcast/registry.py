@@ -156,15 +156,20 @@ def production_tag(registry_dir: Path, name: str) -> str | None:
 
 def load_production(registry_dir: Path, name: str) -> tuple[str, catboost.CatBoostRegressor, dict[str, Any]]:
     """The production model of ``name``: its tag, the loaded regressor and its metadata."""
-    import bentoml
-    import catboost
-
     tag = production_tag(registry_dir, name)
     if tag is None:
         raise LookupError(f"no production model for {name!r} in {registry_dir}: promote a candidate first")
+    return load_model(name, tag)
+
+
+def load_model(name: str, tag: str) -> tuple[str, catboost.CatBoostRegressor, dict[str, Any]]:
+    """A stored model of ``name`` by exact tag: its tag, the loaded regressor and its metadata."""
+    import bentoml
+    import catboost
+
     stored = _stored(name).get(tag)
     if stored is None:
-        raise LookupError(f"production model {tag} of {name!r} is missing from the BentoML store")
+        raise LookupError(f"model {tag} of {name!r} is missing from the BentoML store")
     model = bentoml.catboost.load_model(stored)
     if not isinstance(model, catboost.CatBoostRegressor):
         raise TypeError(f"{tag} is a {type(model).__name__}, not a CatBoostRegressor")

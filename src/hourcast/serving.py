@@ -107,10 +107,10 @@ def exchange_clock(settings: Settings) -> ExchangeClock:
     return clock
 
 
-def load_model(settings: Settings) -> LoadedModel:
-    """The production model and its band of walk-forward return errors (5% and 95% quantiles)."""
+def load_model(settings: Settings, tag: str) -> LoadedModel:
+    """A stored model and its band of walk-forward return errors (5% and 95% quantiles)."""
     try:
-        tag, model, metadata = registry.load_production(settings.registry_dir, settings.model_name)
+        tag, model, metadata = registry.load_model(settings.model_name, tag)
     except LookupError as error:
         raise Unavailable(str(error)) from error
     quantiles = metadata.get("return_error_quantiles", {})
@@ -126,8 +126,12 @@ class Predictor:
         settings: Settings,
         feature_store: FeatureStore | None = None,
         clock: ExchangeClock | None = None,
+        fallback_tag: str | None = None,
     ) -> None:
+        """``fallback_tag``: the model to serve while the registry names no production model (e.g. the
+        one packaged in a Bento running without the registry folder)."""
         self.settings = settings
+        self.fallback_tag = fallback_tag
         self.feature_store = feature_store or featurestore.open_store(settings)
         self._service = self.feature_store.get_feature_service(featurestore.SERVING_SERVICE)
         self.clock = clock or exchange_clock(settings)
@@ -146,10 +150,12 @@ class Predictor:
         """Load the production model if it changed and re-sync the clock; True if the model changed."""
         with contextlib.suppress(Exception):  # an unreachable exchange clock must not stop serving
             self.clock.sync()
-        tag = registry.production_tag(self.settings.registry_dir, self.settings.model_name)
+        tag = (
+            registry.production_tag(self.settings.registry_dir, self.settings.model_name) or self.fallback_tag
+        )
         if tag is None or (self._loaded is not None and tag == self._loaded.tag):
             return False
-        self._loaded = load_model(self.settings)
+        self._loaded = load_model(self.settings, tag)
         return True
 
     def start(self) -> None:

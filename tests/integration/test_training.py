@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from catboost import CatBoostRegressor
 
-from hourcast import evaluation, featurestore, model, registry, training
+from hourcast import evaluation, featurestore, model, registry, serving, training
 from hourcast.features import FEATURE_NAMES
 from hourcast.settings import Settings
 from tests.integration.conftest import store_recorded
@@ -109,3 +109,18 @@ def test_walk_forward_report_on_the_shared_data(tmp_path: Path, recorded_files: 
     assert report.metrics["persistence"]["mae"] > 0 and len(report.folds) == 2
     assert json.loads(report.json_path.read_text())["weeks"] == 2
     assert report.chart_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_service_without_a_registry_serves_its_packaged_model(tmp_path: Path, recorded_files: dict) -> None:
+    """A Bento runs without HOURCAST_HOME/registry: the Predictor serves the model the service declared."""
+    settings = make_settings(tmp_path / "trained", recorded_files, end="2024-03-01")
+    packaged = training.train(settings, fit_fn=fast_fit).tag
+    elsewhere = settings.model_copy(update={"home": tmp_path / "container"})  # no registry file there
+    assert registry.production_tag(elsewhere.registry_dir, elsewhere.model_name) is None
+    feature_store = featurestore.open_store(settings)
+    clock = serving.ExchangeClock(None)
+    assert serving.Predictor(elsewhere, feature_store, clock).model_tag is None
+    predictor = serving.Predictor(elsewhere, feature_store, clock, fallback_tag=packaged)
+    assert predictor.model_tag == packaged
+    [answer] = predictor.predict(["BTC/USDT"], allow_stale=True)
+    assert answer.model == packaged and answer.as_of == "2024-02-29T23:00:00Z"
