@@ -33,6 +33,7 @@ from hourcast.settings import Settings
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 PORT = 3970
+SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
 FILES = {"BTC/USDT": "binance_btc_usdt_1h.csv.gz", "ETH/USDT": "binance_eth_usdt_1h.csv.gz"}
 LUA = """wrk.method = "POST"
 wrk.body = '{"symbol": "BTC/USDT"}'
@@ -145,8 +146,8 @@ def main() -> None:
         script.write_text(LUA)
         wrk(4, 3, script)  # warm-up
         figures = {
-            "service_c1": wrk(1, 15, script),
-            "service_c16": wrk(16, 15, script),
+            "service_c1": wrk(1, SECONDS, script),
+            "service_c16": wrk(16, SECONDS, script),
             "bare_in_process": bare(settings),
             "targets": {"c1_p50_ms": 3, "c1_p99_ms": 10, "c16_requests_per_s": 800, "c16_p99_ms": 50},
         }

@@ -51,9 +51,24 @@ class Settings(BaseSettings):
         description="How much worse than persistence (MAE, as a fraction) a promoted model may be.",
     )
     keep_models: int = Field(10, ge=1, description="Models kept in the store; older ones are pruned.")
+    candle_retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Days of raw candles kept (whole months older are deleted); unset: keep everything.",
+    )
+    feature_retention_days: int = Field(
+        32,
+        ge=2,
+        description="Days of rows kept in the feature table: train_days (30) plus 2 days of lookback slack.",
+    )
+    prediction_retention_days: int = Field(
+        90, ge=1, description="Days of prediction log files kept (by the day they were written)."
+    )
     feature_repo: Path = Field(Path("feature_repo"), description="The Feast repo folder (definitions.py).")
     serve_host: str = Field("127.0.0.1", description="Address the prediction API binds (0.0.0.0: all).")
     serve_port: int = Field(3000, description="Port of the prediction API.")
+    serve_workers: int | None = Field(None, ge=1, description="API worker processes (default: one per CPU).")
+    serve_access_log: bool = Field(False, description="Log every API request (costs time per request).")
     max_feature_age_seconds: int | None = Field(
         None, ge=1, description="Oldest features the API answers from; default two timeframes."
     )
