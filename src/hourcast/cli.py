@@ -312,6 +312,38 @@ def ui(
     app_ui.launch(server_name=host or settings.ui_host, server_port=port or settings.ui_port, share=False)
 
 
+@app.command()
+def up(
+    replay: Annotated[
+        bool, typer.Option("--replay", help="Run against the replay exchange (offline).")
+    ] = False,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(help="With --replay: SYMBOL=PATH of a recorded candle file (repeatable)."),
+    ] = None,
+    now: Annotated[
+        str | None, typer.Option(help="With --replay: the exchange clock to start at (ISO).")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="With --replay: simulated seconds per real second.")] = 60.0,
+) -> None:
+    """Bring the whole system up: data, features, a first model, the API, the dashboard and the schedules."""
+    from hourcast import featurestore, training
+    from hourcast.replay import parse_data_option
+    from hourcast.stack import Stack
+
+    if replay and not data:
+        raise _fail(
+            "--replay needs at least one --data SYMBOL=PATH (e.g. ../shared/data/binance_btc_usdt_1h.csv.gz)"
+        )
+    replay_data = dict(parse_data_option(item) for item in data or []) if replay else None
+    stack = Stack(Settings(), Path.cwd(), replay_data=replay_data, replay_now=now, replay_speed=speed)
+    try:
+        code = stack.run()
+    except (featurestore.OnlineStoreUnavailable, training.TrainingError, RuntimeError, ValueError) as error:
+        raise _fail(str(error)) from None
+    raise typer.Exit(code)
+
+
 @app.command("replay-exchange")
 def replay_exchange(
     data: Annotated[list[str], typer.Option(help="SYMBOL=PATH of a recorded candle CSV (repeatable).")],
