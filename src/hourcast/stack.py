@@ -7,7 +7,7 @@ Ctrl-C or SIGTERM, when every child is stopped (SIGTERM, then SIGKILL after a bo
 Schedules: against a live exchange, Prefect's `serve` runs the flows on their cron schedules
 (`python -m flows.serve`). Against the replay exchange, whose clock may run faster than real time, a
 small scheduler follows the exchange's clock instead and runs the same flows (`python -m flows.<name>`)
-a few minutes past every simulated hour, and retention + retrain every simulated week.
+a few minutes past every simulated hour, and retrain (which applies retention first) every simulated week.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def stop_all(children: list[Child], timeout: float) -> None:
 
 @dataclass
 class ReplayScheduler:
-    """Runs flows by the exchange's clock: ingest every hour (at :05), retention + retrain every week."""
+    """Runs flows by the exchange's clock: ingest every hour (at :05), retrain (retention first) weekly."""
 
     exchange_now: Callable[[], pd.Timestamp]
     run_flow: Callable[[str], None]
@@ -113,7 +113,7 @@ class ReplayScheduler:
         if (now - offset).floor("h") > (last - offset).floor("h"):
             flows.append("ingest")
         if (now - offset).to_period("W") != (last - offset).to_period("W"):
-            flows += ["retention", "retrain"]
+            flows.append("retrain")  # which applies retention first
         return flows
 
     def run(self) -> None:

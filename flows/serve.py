@@ -1,0 +1,48 @@
+"""Serve hourcast's flows with the schedules of ``prefect.yaml``, without a work pool or worker
+(Prefect's ``serve``): what ``hourcast up`` runs against a live exchange.
+
+Run from the project folder: ``python -m flows.serve`` (Ctrl-C stops it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import Flow, serve
+
+PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
+
+
+def load_flow(entrypoint: str) -> Flow:
+    """The flow an entrypoint such as ``flows/ingest.py:ingest`` names."""
+    path, name = entrypoint.split(":")
+    return getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
+
+
+def deployments(config: dict[str, Any]) -> list[Any]:
+    """A served deployment per ``prefect.yaml`` deployment, with its cron schedules and parameters."""
+    served = []
+    for spec in config["deployments"]:
+        crons = [schedule["cron"] for schedule in spec.get("schedules") or []]
+        served.append(
+            load_flow(spec["entrypoint"]).to_deployment(
+                name=spec["name"],
+                cron=crons or None,
+                parameters=spec.get("parameters") or {},
+                tags=spec.get("tags") or [],
+                description=spec.get("description"),
+            )
+        )
+    return served
+
+
+def main() -> None:
+    """Serve every deployment until interrupted."""
+    serve(*deployments(yaml.safe_load(PREFECT_YAML.read_text())))
+
+
+if __name__ == "__main__":
+    main()
