@@ -17,11 +17,7 @@ def test_replay_scheduler_runs_ingest_past_every_hour_and_retrain_every_week() -
     # a fast clock can skip hours between two readings: one ingest catches up on all of them
     assert scheduler.due(stamp("2024-01-03 10:06"), stamp("2024-01-03 13:30")) == ["ingest"]
     # Monday 00:05 starts a new week (2024-01-08 is a Monday)
-    assert scheduler.due(stamp("2024-01-08 00:04"), stamp("2024-01-08 00:06")) == [
-        "ingest",
-        "retention",
-        "retrain",
-    ]
+    assert scheduler.due(stamp("2024-01-08 00:04"), stamp("2024-01-08 00:06")) == ["ingest", "retrain"]
 
 
 def test_replay_scheduler_polls_until_stopped() -> None:
