@@ -7,15 +7,13 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from hourcast import atomic, featurestore, model, training
+from hourcast import atomic, model, training
+from hourcast.features import compute_features
 from hourcast.settings import Settings
-
-if TYPE_CHECKING:
-    from feast import FeatureStore
 
 
 @dataclass(frozen=True)
@@ -39,10 +37,22 @@ class EvaluationReport:
         }
 
 
-def run(settings: Settings, weeks: int, feature_store: FeatureStore | None = None) -> EvaluationReport:
+def labelled_history(settings: Settings) -> pd.DataFrame:
+    """Features and labels for the whole stored candle archive, from the same pure feature functions
+    Feast's table is made of (that table only keeps ``feature_retention_days``; a year of walk-forward
+    needs more). Every feature at T uses candles up to T only, so each row is point-in-time by
+    construction."""
+    candles = training.stored_candles(settings)
+    labels = training.training_labels(candles, settings.timeframe)[
+        ["symbol", "event_timestamp", "target_return", "next_close"]
+    ]
+    features = compute_features(candles, settings.timeframe).assign(symbol=lambda f: f["symbol"].astype(str))
+    return features.merge(labels, on=["symbol", "event_timestamp"]).sort_values(["event_timestamp", "symbol"])
+
+
+def run(settings: Settings, weeks: int) -> EvaluationReport:
     """Walk-forward over the last ``weeks`` weeks, each fold fitted on the trailing ``train_days``."""
-    feature_store = feature_store or featurestore.open_store(settings)
-    frame = training.load_training_frame(settings, feature_store)
+    frame = labelled_history(settings).reset_index(drop=True)
     try:
         result = model.walk_forward(frame, weeks=weeks, train_window=pd.Timedelta(days=settings.train_days))
     except ValueError as error:

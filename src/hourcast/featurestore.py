@@ -100,13 +100,24 @@ def definitions(settings: Settings) -> list[Any]:
 
 
 def refresh_feature_table(settings: Settings) -> pd.DataFrame:
-    """Recompute the feature table from the stored candles of every symbol and write it atomically."""
+    """Recompute the feature table (the last ``feature_retention_days``) from the stored candles of every
+    symbol and write it atomically."""
     frames = [
         store.load_candles(settings.candles_dir, store.Series(settings.exchange, symbol, settings.timeframe))
         for symbol in settings.symbols
     ]
     candles = pd.concat(frames, ignore_index=True)
+    if not candles.empty:  # the table keeps feature_retention_days (and the candles those rows need)
+        start = (
+            candles["ts"].max() - pd.Timedelta(days=settings.feature_retention_days) - pd.Timedelta(days=2)
+        )
+        candles = candles.loc[candles["ts"] >= start]
     table = compute_features(candles, settings.timeframe)
+    newest = table["event_timestamp"].max() if not table.empty else None
+    if newest is not None:
+        table = table.loc[
+            table["event_timestamp"] > newest - pd.Timedelta(days=settings.feature_retention_days)
+        ]
     table["symbol"] = table["symbol"].astype(str)
     atomic.write_parquet(table, settings.feature_table_path)
     return table

@@ -177,9 +177,9 @@ class Ingestor:
 
     def _publish_last_report(self, series: store.Series, report: ValidationReport) -> None:
         """Keep the series' latest validation result (JSON and GX's HTML page) in the validation folder."""
-        from hourcast.validation import write_report
+        from hourcast.validation import latest_report_stem, write_report
 
-        stem = f"{series.exchange}_{series.symbol.replace('/', '-')}_{series.timeframe}_latest"
+        stem = latest_report_stem(series.exchange, series.symbol, series.timeframe)
         write_report(report, self.settings.validation_dir, stem)
 
     def _quarantine(

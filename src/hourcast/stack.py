@@ -112,7 +112,7 @@ class ReplayScheduler:
         flows: list[str] = []
         if (now - offset).floor("h") > (last - offset).floor("h"):
             flows.append("ingest")
-        if (now - offset).to_period("W") != (last - offset).to_period("W"):
+        if (now - offset).tz_convert(None).to_period("W") != (last - offset).tz_convert(None).to_period("W"):
             flows.append("retrain")  # which applies retention first
         return flows
 

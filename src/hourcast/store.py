@@ -68,7 +68,7 @@ def _read_file(path: Path) -> pd.DataFrame:
 
 
 @contextmanager
-def _series_lock(directory: Path) -> Iterator[None]:
+def series_lock(directory: Path) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -89,7 +89,7 @@ def upsert(root: Path, series: Series, candles: pd.DataFrame) -> UpsertResult:
     incoming = candles[FILE_COLUMNS].drop_duplicates("ts").sort_values("ts")
     directory = series.directory(root)
     new = 0
-    with _series_lock(directory):
+    with series_lock(directory):
         for month, rows in incoming.groupby(_month_key(incoming["ts"]), sort=True):
             path = _month_file(directory, str(month))
             if path.exists():

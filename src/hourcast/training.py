@@ -49,13 +49,8 @@ def training_labels(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFram
     return labelled
 
 
-def load_training_frame(
-    settings: Settings, feature_store: FeatureStore, start: pd.Timestamp | None = None
-) -> pd.DataFrame:
-    """Labels from the stored candles joined point-in-time with the ``next_hour_v1`` features.
-
-    ``start`` bounds the labels' ``event_timestamp`` from below (None: all history).
-    """
+def stored_candles(settings: Settings) -> pd.DataFrame:
+    """Every stored candle of the configured symbols; ``TrainingError`` if a symbol has none."""
     frames = []
     for symbol in settings.symbols:
         candles = store.load_candles(
@@ -64,7 +59,17 @@ def load_training_frame(
         if candles.empty:
             raise TrainingError(f"no candles stored for {symbol} in {settings.candles_dir}: ingest it first")
         frames.append(candles)
-    labels = training_labels(pd.concat(frames, ignore_index=True), settings.timeframe)
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_training_frame(
+    settings: Settings, feature_store: FeatureStore, start: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Labels from the stored candles joined point-in-time with the ``next_hour_v1`` features.
+
+    ``start`` bounds the labels' ``event_timestamp`` from below (None: all history).
+    """
+    labels = training_labels(stored_candles(settings), settings.timeframe)
     if start is not None:
         labels = labels.loc[labels["event_timestamp"] > start]
     if labels.empty:

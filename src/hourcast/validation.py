@@ -241,6 +241,11 @@ def render_html(report: ValidationReport) -> str:
     return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
 
 
+def latest_report_stem(exchange: str, symbol: str, timeframe: str) -> str:
+    """File stem of a series' latest validation report in the validation folder."""
+    return f"{exchange}_{symbol.replace('/', '-')}_{timeframe}_latest"
+
+
 def write_report(report: ValidationReport, directory: Path, stem: str) -> tuple[Path, Path]:
     """Write ``<stem>.json`` (the whole report) and ``<stem>.html`` atomically; return both paths."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,51 @@
+"""The on-demand ``backfill`` flow: pull a range of history, refresh the features, report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from prefect import flow
+
+from flows.tasks import (
+    PullFailed,
+    materialize_features,
+    publish_ingest_report,
+    publish_online_features,
+    pull_history,
+    raise_for_problems,
+    writer_slot,
+)
+from hourcast.settings import Settings
+
+
+def utc_timestamp(value: str) -> pd.Timestamp:
+    """An ISO date or time as a UTC timestamp (a naive value is taken as UTC)."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+@flow(name="backfill")
+def backfill(since: str, until: str | None = None, symbols: list[str] | None = None) -> list[dict[str, Any]]:
+    """Pull every closed candle with ``since <= open time < until`` (ISO dates, UTC; until defaults to
+    now) for ``symbols`` (default: HOURCAST_SYMBOLS), then refresh and materialize the features, inside
+    the ``hourcast-ingest`` slot; fail the run if any symbol failed or was quarantined.
+    """
+    settings = Settings()
+    start, end = utc_timestamp(since), utc_timestamp(until) if until is not None else None
+    with writer_slot():
+        try:
+            summaries = pull_history(settings, start, end, symbols)
+        except PullFailed as failure:  # retries exhausted: still materialize what was stored
+            summaries = failure.summaries
+        publish_ingest_report(settings, summaries, "backfill")
+        online = materialize_features(settings)
+    publish_online_features(online)
+    raise_for_problems(summaries)
+    return [summary.as_json() for summary in summaries]
+
+
+if __name__ == "__main__":
+    import sys
+
+    backfill(*sys.argv[1:3])

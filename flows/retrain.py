@@ -1,0 +1,33 @@
+"""The weekly ``retrain`` flow: retention, then training with its walk-forward check and promotion gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows.retention import retention
+from flows.tasks import publish_training_failure, publish_training_report, train_model
+from hourcast.settings import Settings
+from hourcast.training import TrainingError
+
+
+@flow(name="retrain")
+def retrain() -> dict[str, Any]:
+    """Run ``retention`` (subflow), then train on the last HOURCAST_TRAIN_DAYS days: the model is saved and
+    promoted only if the gate accepts it. A rejected model completes the run (the decision is in the
+    ``promotion-decision`` artifact); a ``TrainingError`` fails it, production untouched.
+    """
+    settings = Settings()
+    retention()
+    try:
+        result = train_model(settings)
+    except TrainingError as error:
+        publish_training_failure(settings, str(error))
+        raise
+    publish_training_report(result)
+    return result.as_json()
+
+
+if __name__ == "__main__":
+    retrain()

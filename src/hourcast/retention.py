@@ -1,0 +1,217 @@
+"""Retention: bound the candle archive, the feature table and the prediction log by age.
+
+Ages are measured against ``now``, which defaults to the newest stored candle (data time, so a replayed
+world ages like a live one; the wall clock only when no candle is stored):
+
+* candles: whole ``month=YYYY-MM`` partitions that end on or before ``now - candle_retention_days`` are
+  deleted under the series' file lock (so never while a writer is rewriting them); the newest month of
+  every series is always kept. ``candle_retention_days`` unset keeps everything.
+* features: rows with ``event_timestamp <= now - feature_retention_days`` are dropped and the table is
+  rewritten atomically. The default, 32 days, is ``train_days`` (30) plus two days of slack for the 25-hour
+  lookback and the one-hour label.
+* predictions: ``date=YYYY-MM-DD`` log folders whose whole day ends on or before
+  ``now - prediction_retention_days`` are deleted.
+
+Training needs ``train_days`` of labelled features, so the windows are checked first (``check_windows``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pandas as pd
+
+from hourcast import atomic, store
+from hourcast.settings import Settings
+from hourcast.store import series_lock
+
+MONTH_PREFIX = "month="
+DATE_PREFIX = "date="
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    """What one retention pass removed, and the cutoffs it used."""
+
+    now: pd.Timestamp
+    candle_cutoff: pd.Timestamp | None
+    feature_cutoff: pd.Timestamp
+    prediction_cutoff: pd.Timestamp
+    partitions_removed: list[str]
+    feature_rows_removed: int
+    feature_rows_kept: int
+    files_removed: int
+    bytes_removed: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as plain JSON types (times ISO-8601 UTC; partitions relative to the candle root)."""
+        return {
+            "now": self.now.isoformat(),
+            "candle_cutoff": self.candle_cutoff.isoformat() if self.candle_cutoff is not None else None,
+            "feature_cutoff": self.feature_cutoff.isoformat(),
+            "prediction_cutoff": self.prediction_cutoff.isoformat(),
+            "partitions_removed": self.partitions_removed,
+            "feature_rows_removed": self.feature_rows_removed,
+            "feature_rows_kept": self.feature_rows_kept,
+            "files_removed": self.files_removed,
+            "bytes_removed": self.bytes_removed,
+        }
+
+
+def check_windows(settings: Settings) -> None:
+    """Raise ``ValueError`` unless the retention windows leave training its ``train_days`` of features.
+
+    The feature table must keep ``train_days + 1`` days; the candle archive (from which every
+    materialization recomputes the feature table) must keep at least the feature window.
+    """
+    if settings.feature_retention_days < settings.train_days + 1:
+        raise ValueError(
+            f"feature_retention_days={settings.feature_retention_days} would leave training fewer than "
+            f"train_days={settings.train_days} days of labelled features: set "
+            f"HOURCAST_FEATURE_RETENTION_DAYS >= {settings.train_days + 1}"
+        )
+    candle_days = settings.candle_retention_days
+    if candle_days is not None and candle_days < settings.feature_retention_days:
+        raise ValueError(
+            f"candle_retention_days={candle_days} is shorter than feature_retention_days="
+            f"{settings.feature_retention_days}: the feature table is recomputed from the candles, so set "
+            f"HOURCAST_CANDLE_RETENTION_DAYS >= {settings.feature_retention_days} (or unset it)"
+        )
+
+
+def expired_months(months: list[str], cutoff: pd.Timestamp) -> list[str]:
+    """The ``YYYY-MM`` months that end on or before ``cutoff``, never the newest one, oldest first."""
+    ordered = sorted(months)
+    return [
+        month
+        for month in ordered[:-1]
+        if pd.Timestamp(f"{month}-01", tz="UTC") + pd.offsets.MonthBegin(1) <= cutoff
+    ]
+
+
+def expired_days(days: list[str], cutoff: pd.Timestamp) -> list[str]:
+    """The ``YYYY-MM-DD`` days that end on or before ``cutoff``, oldest first."""
+    return [day for day in sorted(days) if pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1) <= cutoff]
+
+
+def trim_features(table: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The feature rows with ``event_timestamp > cutoff``, in their original order."""
+    return table.loc[table["event_timestamp"] > cutoff].reset_index(drop=True)
+
+
+def apply_retention(settings: Settings, now: pd.Timestamp | None = None) -> RetentionReport:
+    """Delete what is older than the retention windows (see the module docstring); returns what went."""
+    check_windows(settings)
+    if now is None:
+        now = newest_candle(settings.candles_dir)
+    if now is None:  # nothing stored yet: only the prediction log can have aged
+        now = pd.Timestamp.now(tz="UTC")
+    candle_cutoff = (
+        now - pd.Timedelta(days=settings.candle_retention_days)
+        if settings.candle_retention_days is not None
+        else None
+    )
+    feature_cutoff = now - pd.Timedelta(days=settings.feature_retention_days)
+    prediction_cutoff = now - pd.Timedelta(days=settings.prediction_retention_days)
+
+    partitions, partition_bytes = (
+        _prune_candles(settings.candles_dir, candle_cutoff) if candle_cutoff is not None else ([], 0)
+    )
+    removed_rows, kept_rows, feature_bytes = _trim_feature_table(settings.feature_table_path, feature_cutoff)
+    files, file_bytes = _prune_predictions(settings.predictions_dir, prediction_cutoff)
+    return RetentionReport(
+        now=now,
+        candle_cutoff=candle_cutoff,
+        feature_cutoff=feature_cutoff,
+        prediction_cutoff=prediction_cutoff,
+        partitions_removed=partitions,
+        feature_rows_removed=removed_rows,
+        feature_rows_kept=kept_rows,
+        files_removed=files,
+        bytes_removed=partition_bytes + feature_bytes + file_bytes,
+    )
+
+
+def _series(root: Path) -> list[store.Series]:
+    """Every candle series stored under ``root`` (from the Hive folder names)."""
+    return [
+        store.Series(
+            exchange=directory.parent.parent.name.removeprefix("exchange="),
+            symbol=unquote(directory.parent.name.removeprefix("symbol=")),
+            timeframe=directory.name.removeprefix("timeframe="),
+        )
+        for directory in sorted(root.glob("exchange=*/symbol=*/timeframe=*"))
+        if directory.is_dir()
+    ]
+
+
+def newest_candle(root: Path) -> pd.Timestamp | None:
+    """Open time of the newest candle stored in any series under ``root`` (None if there is none)."""
+    stamps = [stamp for series in _series(root) if (stamp := store.last_stored(root, series)) is not None]
+    return max(stamps) if stamps else None
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+def _month_folders(directory: Path) -> dict[str, Path]:
+    return {
+        folder.name.removeprefix(MONTH_PREFIX): folder
+        for folder in directory.glob(f"{MONTH_PREFIX}*")
+        if folder.is_dir()
+    }
+
+
+def _prune_candles(root: Path, cutoff: pd.Timestamp) -> tuple[list[str], int]:
+    """Delete expired month partitions of every series; returns them (relative to ``root``) and bytes."""
+    removed: list[str] = []
+    freed = 0
+    for series in _series(root):
+        directory = series.directory(root)
+        if not expired_months(list(_month_folders(directory)), cutoff):
+            continue
+        with series_lock(directory):  # decided again under the lock: a writer may have added a month
+            folders = _month_folders(directory)
+            for month in expired_months(list(folders), cutoff):
+                freed += _size(folders[month])
+                shutil.rmtree(folders[month])
+                removed.append(str(folders[month].relative_to(root)))
+    return removed, freed
+
+
+def _trim_feature_table(path: Path, cutoff: pd.Timestamp) -> tuple[int, int, int]:
+    """Drop expired feature rows; returns ``(rows removed, rows kept, bytes freed)``."""
+    if not path.exists():
+        return 0, 0, 0
+    table = pd.read_parquet(path)
+    kept = trim_features(table, cutoff)
+    removed = len(table) - len(kept)
+    if not removed:
+        return 0, len(kept), 0
+    before = _size(path)
+    atomic.write_parquet(kept, path)
+    return removed, len(kept), max(0, before - _size(path))
+
+
+def _prune_predictions(directory: Path, cutoff: pd.Timestamp) -> tuple[int, int]:
+    """Delete the log folders of expired days; returns ``(files removed, bytes freed)``."""
+    folders = {
+        folder.name.removeprefix(DATE_PREFIX): folder
+        for folder in directory.glob(f"{DATE_PREFIX}*")
+        if folder.is_dir()
+    }
+    files = freed = 0
+    for day in expired_days(list(folders), cutoff):
+        contents = [item for item in folders[day].rglob("*") if item.is_file()]
+        files += len(contents)
+        freed += sum(item.stat().st_size for item in contents)
+        shutil.rmtree(folders[day])
+    return files, freed

@@ -1,0 +1,146 @@
+"""Retention: the pure cutoff rules, passes over a Parquet store, feature table and prediction log."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hourcast import atomic, retention, store
+from hourcast.settings import Settings
+from hourcast.store import series_lock
+
+UTC = "UTC"
+
+
+def hourly_candles(start: str, end: str) -> pd.DataFrame:
+    """Synthetic hourly candles with open times in ``[start, end]``, in the store's file layout."""
+    ts = pd.date_range(start, end, freq="h", tz=UTC).astype("datetime64[ms, UTC]")
+    close = 100 + np.arange(len(ts), dtype="float64")
+    return pd.DataFrame(
+        {"ts": ts, "open": close, "high": close + 1, "low": close - 1, "close": close, "volume": 1.0}
+    )
+
+
+def series(symbol: str) -> store.Series:
+    return store.Series("binance", symbol, "1h")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """A store with BTC and ETH from January to 2024-03-10 23:00, a stale DOGE series (January only),
+    an hourly feature table over the same span and a prediction log of two days."""
+    settings = Settings(
+        home=tmp_path,
+        candle_retention_days=35,
+        feature_retention_days=32,
+        train_days=30,
+        prediction_retention_days=90,
+    )
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        store.upsert(settings.candles_dir, series(symbol), hourly_candles("2024-01-01", "2024-03-10 23:00"))
+    store.upsert(settings.candles_dir, series("DOGE/USDT"), hourly_candles("2024-01-01", "2024-01-20"))
+    stamps = pd.date_range("2024-01-02", "2024-03-11", freq="h", tz=UTC).astype("datetime64[ms, UTC]")
+    table = pd.DataFrame({"symbol": "BTC/USDT", "event_timestamp": stamps, "ret_1h": 0.0})
+    atomic.write_parquet(table, settings.feature_table_path)
+    for day in ("2023-11-01", "2024-03-09"):
+        log = pd.DataFrame({"requested_at": [pd.Timestamp(day, tz=UTC)], "predicted_close": [1.0]})
+        atomic.write_parquet(log, settings.predictions_dir / f"date={day}" / "part-1.parquet")
+    return settings
+
+
+def test_windows_must_leave_training_its_days() -> None:
+    with pytest.raises(ValueError, match=r"feature_retention_days=30 .* train_days=30"):
+        retention.check_windows(Settings(train_days=30, feature_retention_days=30))
+    with pytest.raises(ValueError, match=r"candle_retention_days=20 is shorter"):
+        retention.check_windows(Settings(candle_retention_days=20))
+    retention.check_windows(Settings(train_days=30, feature_retention_days=31, candle_retention_days=31))
+
+
+def test_a_month_expires_only_when_it_ended_before_the_cutoff_and_is_not_the_newest() -> None:
+    months = ["2024-03", "2024-01", "2024-02"]
+    assert retention.expired_months(months, pd.Timestamp("2024-01-31 23:00", tz=UTC)) == []
+    assert retention.expired_months(months, pd.Timestamp("2024-02-01", tz=UTC)) == ["2024-01"]
+    assert retention.expired_months(months, pd.Timestamp("2024-03-01", tz=UTC)) == ["2024-01", "2024-02"]
+    assert retention.expired_months(months, pd.Timestamp("2030-01-01", tz=UTC)) == ["2024-01", "2024-02"]
+    assert retention.expired_months(["2024-01"], pd.Timestamp("2030-01-01", tz=UTC)) == []
+
+
+def test_days_and_feature_rows_expire_strictly_before_the_cutoff() -> None:
+    cutoff = pd.Timestamp("2024-03-02 12:00", tz=UTC)
+    assert retention.expired_days(["2024-03-02", "2024-03-01", "2024-02-28"], cutoff) == [
+        "2024-02-28",
+        "2024-03-01",
+    ]
+    table = pd.DataFrame(
+        {"event_timestamp": pd.date_range("2024-03-02 11:00", periods=3, freq="h", tz=UTC), "x": [1, 2, 3]}
+    )
+    assert retention.trim_features(table, cutoff)["x"].tolist() == [3]
+
+
+def test_retention_removes_old_months_feature_rows_and_log_days(settings: Settings) -> None:
+    report = retention.apply_retention(settings)
+
+    now = pd.Timestamp("2024-03-10 23:00", tz=UTC)  # the newest stored candle
+    assert report.now == now
+    assert report.candle_cutoff == now - pd.Timedelta(days=35)
+    assert sorted(report.partitions_removed) == [
+        "exchange=binance/symbol=BTC%2FUSDT/timeframe=1h/month=2024-01",
+        "exchange=binance/symbol=ETH%2FUSDT/timeframe=1h/month=2024-01",
+    ]
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        kept = store.load_candles(settings.candles_dir, series(symbol))
+        assert kept["ts"].iloc[0] == pd.Timestamp("2024-02-01", tz=UTC) and kept["ts"].iloc[-1] == now
+    stale = store.load_candles(settings.candles_dir, series("DOGE/USDT"))
+    assert len(stale) == 19 * 24 + 1  # its newest month is kept, however old
+
+    features = pd.read_parquet(settings.feature_table_path)
+    assert features["event_timestamp"].min() == now - pd.Timedelta(days=32) + pd.Timedelta(hours=1)
+    assert report.feature_rows_kept == len(features) and report.feature_rows_removed > 0
+    assert len(features) >= 24 * (settings.train_days + 1)
+
+    assert report.files_removed == 1
+    assert [p.name for p in settings.predictions_dir.iterdir()] == ["date=2024-03-09"]
+    assert report.bytes_removed > 0
+    assert report.as_json()["partitions_removed"] == report.partitions_removed
+
+    again = retention.apply_retention(settings)
+    removed = ("partitions_removed", "feature_rows_removed", "files_removed", "bytes_removed")
+    assert [again.as_json()[key] for key in removed] == [[], 0, 0, 0]
+
+
+def test_keep_everything_by_default_and_an_explicit_now(settings: Settings) -> None:
+    keep_all = settings.model_copy(update={"candle_retention_days": None})
+    report = retention.apply_retention(keep_all, now=pd.Timestamp("2024-02-20", tz=UTC))
+    assert report.candle_cutoff is None and report.partitions_removed == []
+    assert report.files_removed == 1  # 2023-11-01 is 111 days before the given now, 2024-03-09 after it
+    oldest = pd.read_parquet(settings.feature_table_path)["event_timestamp"].min()
+    assert oldest == pd.Timestamp("2024-01-19 01:00", tz=UTC)  # rows after now - 32 days
+
+
+def test_an_empty_home_has_nothing_to_remove(tmp_path: Path) -> None:
+    report = retention.apply_retention(Settings(home=tmp_path))
+    assert report.partitions_removed == [] and report.feature_rows_removed == 0 and report.files_removed == 0
+
+
+def test_retention_waits_for_a_writer_holding_theseries_lock(settings: Settings) -> None:
+    held, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with series_lock(series("BTC/USDT").directory(settings.candles_dir)):
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.5, release.set).start()
+    started = time.monotonic()
+    report = retention.apply_retention(settings)
+    thread.join()
+    assert time.monotonic() - started >= 0.45
+    assert len(report.partitions_removed) == 2
