@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from prefect import flow
 
 from flows.tasks import (
@@ -16,13 +15,8 @@ from flows.tasks import (
     raise_for_problems,
     writer_slot,
 )
+from hourcast.candles import to_utc
 from hourcast.settings import Settings
-
-
-def utc_timestamp(value: str) -> pd.Timestamp:
-    """An ISO date or time as a UTC timestamp (a naive value is taken as UTC)."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 @flow(name="backfill")
@@ -32,7 +26,7 @@ def backfill(since: str, until: str | None = None, symbols: list[str] | None = N
     the ``hourcast-ingest`` slot; fail the run if any symbol failed or was quarantined.
     """
     settings = Settings()
-    start, end = utc_timestamp(since), utc_timestamp(until) if until is not None else None
+    start, end = to_utc(since), to_utc(until) if until is not None else None
     with writer_slot():
         try:
             summaries = pull_history(settings, start, end, symbols)

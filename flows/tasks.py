@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import Task, get_run_logger, task
@@ -117,29 +118,24 @@ def _checked(summaries: list[SymbolSummary]) -> list[SymbolSummary]:
     return summaries
 
 
-@task(
-    name="pull-candles",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(10),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=_retry_on(PullFailed),
-    cache_policy=NONE,
-    persist_result=False,
-)
+EXCHANGE_PULL: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(10),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": _retry_on(PullFailed),
+    "cache_policy": NONE,
+    "persist_result": False,
+}
+"""Options of the exchange-pull tasks: the only transient I/O worth retrying with backoff."""
+
+
+@task(name="pull-candles", **EXCHANGE_PULL)
 def pull_candles(settings: Settings, symbols: list[str] | None) -> list[SymbolSummary]:
     """Pull, validate and store every closed candle after the last stored one."""
     return _checked(make_ingestor(settings).ingest(symbols))
 
 
-@task(
-    name="pull-history",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(10),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=_retry_on(PullFailed),
-    cache_policy=NONE,
-    persist_result=False,
-)
+@task(name="pull-history", **EXCHANGE_PULL)
 def pull_history(
     settings: Settings, since: pd.Timestamp, until: pd.Timestamp | None, symbols: list[str] | None
 ) -> list[SymbolSummary]:

@@ -39,6 +39,12 @@ def to_ms(moment: pd.Timestamp | str) -> int:
     return int(stamp.value // 1_000_000)
 
 
+def to_utc(moment: object) -> pd.Timestamp:
+    """A date, time or ISO string as a UTC timestamp (a naive value is taken as UTC)."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def from_ms(ms: int) -> pd.Timestamp:
     """UTC timestamp of an epoch-milliseconds value."""
     return pd.Timestamp(ms, unit="ms", tz="UTC")

@@ -23,15 +23,6 @@ SymbolOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON summary line per symbol.")]
 
 
-def _utc(value: datetime | None):
-    import pandas as pd
-
-    if value is None:
-        return None
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def _report(summaries: list, as_json: bool) -> None:
     """Print the run's summaries and exit non-zero if any symbol did not finish cleanly."""
     if as_json:
@@ -103,12 +94,14 @@ def backfill(
     as_json: JsonOption = False,
 ) -> None:
     """Pull every closed candle in [since, until) for each symbol."""
+    from hourcast.candles import to_utc
     from hourcast.ingest import make_ingestor
 
     settings = Settings()
     bar, progress = _progress_bar(sys.stderr.isatty() and not as_json)
     with bar:
-        summaries = make_ingestor(settings, progress).backfill(_utc(since), _utc(until), symbol)
+        start, end = to_utc(since), to_utc(until) if until is not None else None
+        summaries = make_ingestor(settings, progress).backfill(start, end, symbol)
     _report(summaries, as_json)
 
 
