@@ -21,13 +21,15 @@ from pathlib import Path
 
 import httpx
 import redis
-from _common import REPO, SHARED_DATA, summarize, timed, write_results
+from _common import REPO, summarize, timed, write_results
+
+from hourcast.dev.samples import sample_files
 
 sys.path.insert(0, str(REPO))  # the project's flows/ package, as `python -m flows.…` from the repo sees it
 REDIS_URL = "redis://127.0.0.1:6379/12"
 FILES = {
-    "BTC/USDT": SHARED_DATA / "binance_btc_usdt_1h.csv.gz",
-    "ETH/USDT": SHARED_DATA / "binance_eth_usdt_1h.csv.gz",
+    "BTC/USDT": sample_files()["BTC/USDT"],
+    "ETH/USDT": sample_files()["ETH/USDT"],
 }
 
 
@@ -72,8 +74,8 @@ def ingest_flow_figures(home: Path) -> dict:
     )
     from flows.ingest import ingest
     from hourcast import featurestore
+    from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
     from hourcast.ingest import make_ingestor
-    from hourcast.replay import ReplayExchange, ReplayServer, load_candles_file
     from hourcast.settings import Settings
 
     try:

@@ -21,11 +21,12 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
-from _common import SHARED_DATA, summarize, timed, write_results
+from _common import summarize, timed, write_results
 
 from hourcast.candles import timeframe_ms, to_ms
+from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
+from hourcast.dev.samples import sample_files
 from hourcast.ingest import make_ingestor
-from hourcast.replay import ReplayExchange, ReplayServer, load_candles_file
 from hourcast.settings import Settings
 
 HOUR_MS = timeframe_ms("1h")
@@ -53,7 +54,7 @@ def import_seconds(module: str) -> float:
 
 
 def main() -> None:
-    recorded = load_candles_file(SHARED_DATA / "binance_btc_usdt_1h.csv.gz")
+    recorded = load_candles_file(sample_files()["BTC/USDT"])
     first, last = recorded["ts"].iloc[0], recorded["ts"].iloc[-1]
     exchange = ReplayExchange(
         {"BTC/USDT": recorded}, now=last + pd.Timedelta(hours=1) - pd.Timedelta(hours=48)

@@ -24,14 +24,14 @@ os.environ["BENTOML_HOME"] = BENTOML_HOME
 
 import pandas as pd  # noqa: E402
 import redis  # noqa: E402
-from _common import REPO, SHARED_DATA, timed, write_results  # noqa: E402
+from _common import REPO, timed, write_results  # noqa: E402
 
 from hourcast import evaluation, featurestore, model, store, training  # noqa: E402
-from hourcast.replay import load_candles_file  # noqa: E402
+from hourcast.dev.replay import load_candles_file  # noqa: E402
+from hourcast.dev.samples import sample_files  # noqa: E402
 from hourcast.settings import Settings  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
-FILES = {"BTC/USDT": "binance_btc_usdt_1h.csv.gz", "ETH/USDT": "binance_eth_usdt_1h.csv.gz"}
 
 
 def main() -> None:
@@ -41,13 +41,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(
             home=Path(home),
-            symbols=list(FILES),
+            symbols=list(sample_files()),
             online_store="redis",
             redis_url=REDIS_URL,
             feature_repo=REPO / "feature_repo",
         )
-        for symbol, name in FILES.items():
-            frame = load_candles_file(SHARED_DATA / name)
+        for symbol, path in sample_files().items():
+            frame = load_candles_file(path)
             frame.insert(0, "symbol", symbol)
             for column, value in (("exchange", "binance"), ("timeframe", "1h")):
                 frame[column] = value

@@ -24,17 +24,17 @@ from pathlib import Path
 import httpx
 import numpy as np
 import redis
-from _common import REPO, SHARED_DATA, summarize, write_results
+from _common import REPO, summarize, write_results
 
 from hourcast import featurestore, registry, store, training
+from hourcast.dev.replay import load_candles_file
+from hourcast.dev.samples import sample_files
 from hourcast.features import FEATURE_NAMES
-from hourcast.replay import load_candles_file
 from hourcast.settings import Settings
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 PORT = 3970
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
-FILES = {"BTC/USDT": "binance_btc_usdt_1h.csv.gz", "ETH/USDT": "binance_eth_usdt_1h.csv.gz"}
 LUA = """wrk.method = "POST"
 wrk.body = '{"symbol": "BTC/USDT"}'
 wrk.headers["Content-Type"] = "application/json"
@@ -44,14 +44,14 @@ wrk.headers["Content-Type"] = "application/json"
 def prepare(home: Path) -> Settings:
     settings = Settings(
         home=home / "data",
-        symbols=list(FILES),
+        symbols=list(sample_files()),
         online_store="redis",
         redis_url=REDIS_URL,
         feature_repo=REPO / "feature_repo",
         max_feature_age_seconds=10**9,
     )
-    for symbol, name in FILES.items():
-        frame = load_candles_file(SHARED_DATA / name)
+    for symbol, path in sample_files().items():
+        frame = load_candles_file(path)
         frame = frame.loc[(frame["ts"] >= "2024-01-21") & (frame["ts"] < "2024-03-01")]
         frame = frame.assign(symbol=symbol, exchange="binance", timeframe="1h")
         store.upsert(settings.candles_dir, store.Series("binance", symbol, "1h"), frame)
@@ -120,7 +120,7 @@ def main() -> None:
     env = {
         **os.environ,
         "HOURCAST_HOME": str(settings.home),
-        "HOURCAST_SYMBOLS": ",".join(FILES),
+        "HOURCAST_SYMBOLS": ",".join(sample_files()),
         "HOURCAST_ONLINE_STORE": "redis",
         "HOURCAST_REDIS_URL": REDIS_URL,
         "HOURCAST_FEATURE_REPO": str(REPO / "feature_repo"),

@@ -1,4 +1,5 @@
-"""Shared fixtures: the recorded candles in ../shared/data and small real frames built from them."""
+"""Shared fixtures: the recorded candles bundled with hourcast (``hourcast.dev.samples``) and small real
+frames built from them."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-BTC_FILE = SHARED_DATA / "binance_btc_usdt_1h.csv.gz"
-ETH_FILE = SHARED_DATA / "binance_eth_usdt_1h.csv.gz"
+from hourcast.dev.samples import sample_files
+
+BTC_FILE = sample_files()["BTC/USDT"]
+ETH_FILE = sample_files()["ETH/USDT"]
 
 
 def read_recorded(path: Path) -> pd.DataFrame:
-    """A shared recorded file as ``ts, open, high, low, close, volume`` (ts tz-aware UTC)."""
+    """A recorded file as ``ts, open, high, low, close, volume`` (ts tz-aware UTC)."""
     frame = pd.read_csv(path)
     frame["ts"] = pd.to_datetime(frame.pop("timestamp"), utc=True).astype("datetime64[ms, UTC]")
     return frame[["ts", "open", "high", "low", "close", "volume"]]
@@ -22,7 +24,6 @@ def read_recorded(path: Path) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def btc_recorded() -> pd.DataFrame:
     """All 19,704 recorded BTC/USDT hourly candles."""
-    assert BTC_FILE.exists(), f"the shared data must sit beside the checkout: {BTC_FILE} is missing"
     return read_recorded(BTC_FILE)
 
 

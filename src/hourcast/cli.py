@@ -321,7 +321,7 @@ def up(
 ) -> None:
     """Bring the whole system up: data, features, a first model, the API, the dashboard and the schedules."""
     from hourcast import featurestore, training
-    from hourcast.replay import parse_data_option
+    from hourcast.dev.replay import parse_data_option
     from hourcast.stack import Stack
 
     if replay and not data:
@@ -346,7 +346,7 @@ def replay_exchange(
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second (0 = frozen).")] = 0.0,
 ) -> None:
     """Serve recorded candles over Binance's public REST API, for offline runs and tests."""
-    from hourcast.replay import parse_data_option, serve_forever
+    from hourcast.dev.replay import parse_data_option, serve_forever
 
     datasets: dict[str, Path] = dict(parse_data_option(item) for item in data)
     serve_forever(datasets, host, port, now, speed)

@@ -175,7 +175,7 @@ class Stack:
 
     def start_replay(self) -> None:
         """Start the replay exchange in this process and point the settings at it."""
-        from hourcast.replay import ReplayExchange, ReplayServer, load_candles_file
+        from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
 
         assert self.replay_data, "replay needs --data SYMBOL=PATH"
         datasets = {symbol: load_candles_file(path) for symbol, path in self.replay_data.items()}

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,14 +16,14 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page
 
-from hourcast.replay import ReplayExchange, ReplayServer, load_candles_file
+from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
 from hourcast.settings import Settings
 from tests.conftest import BTC_FILE, ETH_FILE
 
 
 @pytest.fixture(scope="session")
 def recorded_files() -> dict[str, pd.DataFrame]:
-    """The shared recorded candles, loaded once."""
+    """The bundled recorded candles, loaded once."""
     return {"BTC/USDT": load_candles_file(BTC_FILE), "ETH/USDT": load_candles_file(ETH_FILE)}
 
 
@@ -44,19 +48,102 @@ def replay_settings(home: Path, server: ReplayServer, **overrides: object) -> Se
     return Settings(**(values | overrides))
 
 
-TEST_REDIS_URL = "redis://127.0.0.1:6379/11"
-"""The tests' own Redis database: flushed before and after each test that uses it."""
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.02) -> None:
+    """Poll ``condition`` until it holds; fail the test naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(poll)
+
+
+class RedisServer:
+    """A ``redis-server`` of the tests' own on a free loopback port (nothing on disk), so the suite never
+    touches a user's Redis. It can be frozen (SIGSTOP), thawed, stopped and started again, empty."""
+
+    def __init__(self) -> None:
+        if REDIS_SERVER is None:
+            pytest.fail("the Redis tests need the redis-server binary: `apt-get install redis-server`")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def ping(self) -> bool:
+        """Whether the server answers right now."""
+        import redis
+
+        client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.exceptions.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def start(self) -> RedisServer:
+        """Start it (empty) and wait until it answers."""
+        command = [
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.ping, 10, f"redis-server on port {self.port}")
+        return self
+
+    def freeze(self) -> None:
+        """Stop the process without closing its socket (a hung Redis: connects, never answers)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Resume a frozen server."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Kill it and wait until it is gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    """A running ``RedisServer``, killed on exit."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def test_redis() -> Iterator[RedisServer]:
+    """The suite's own Redis server (started once)."""
+    with redis_server() as server:
+        yield server
 
 
 @pytest.fixture
-def redis_db() -> Iterator[str]:
-    """The URL of an empty, dedicated Redis database (db 11), emptied again afterwards."""
+def redis_db(test_redis: RedisServer) -> Iterator[str]:
+    """The URL of an empty Redis database on the suite's own server, emptied again afterwards."""
     import redis
 
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    client.flushdb()
-    yield TEST_REDIS_URL
-    client.flushdb()
+    client = redis.Redis.from_url(test_redis.url)
+    client.flushall()
+    yield test_redis.url
+    client.flushall()
     client.close()
 
 

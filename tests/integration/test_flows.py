@@ -38,7 +38,7 @@ from flows.retention import retention
 from flows.retrain import retrain
 from flows.tasks import WRITER_LIMIT, pull_candles
 from hourcast import featurestore, registry, store
-from hourcast.replay import ReplayServer
+from hourcast.dev.replay import ReplayServer
 from hourcast.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

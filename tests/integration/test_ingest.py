@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from hourcast import ledger, store
+from hourcast.dev.replay import ReplayServer
 from hourcast.ingest import make_ingestor
-from hourcast.replay import ReplayServer
 from tests.integration.conftest import replay_settings
 
 JAN, MAR = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hourcast.replay import ReplayData, ReplayExchange, ReplayServer, load_candles_file, parse_data_option
+from hourcast.dev.replay import ReplayData, ReplayExchange, ReplayServer, load_candles_file, parse_data_option
 
 DATA_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance_btc_usdt_1h.csv.gz"
 HOUR_MS = 3_600_000

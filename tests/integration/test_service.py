@@ -25,9 +25,9 @@ from playwright.sync_api import Page, expect
 
 from hourcast import featurestore, model, registry, training
 from hourcast.dashboard import build_app, format_price
+from hourcast.dev.replay import ReplayExchange, ReplayServer
 from hourcast.features import FEATURE_NAMES
 from hourcast.prediction_log import read_log
-from hourcast.replay import ReplayExchange, ReplayServer
 from hourcast.settings import Settings
 from tests.integration.conftest import bentoml_home, free_port, store_recorded
 from tests.integration.test_dashboard_browser import open_dashboard, select_symbol
