@@ -1,8 +1,12 @@
 """The Prefect tasks of the hourcast flows: each is one short call into the package.
 
-Only I/O that can fail transiently retries: the exchange pull (3 retries, exponential backoff from 10 s
-with jitter) and the online-store materialization (2 retries, only while the store is unreachable).
-Training, retention and reporting never retry. Tasks take the ``Settings`` object, so none is cached
+Retries live in one layer per kind of I/O. The exchange pull does not retry as a task: the exchange
+client (``hourcast.exchange.CandleSource``) already retries each transient request with backoff that
+honours ``Retry-After``, which a task-level retry cannot see, and a permanent error (an unknown market,
+rejected credentials) must fail at once rather than be repeated; when the client's retries run out the
+run fails with what it stored, and the next scheduled run resumes. The online-store materialization
+retries as a task (2 retries, only while the store is unreachable), the one layer it has. Training,
+retention and reporting never retry. Tasks take the ``Settings`` object, so none is cached
 and no result is persisted.
 
 Every flow that writes the candle store or the feature table does it inside ``writer_slot()``: one slot
@@ -109,7 +113,7 @@ def writer_slot() -> Iterator[None]:
 
 
 def _checked(summaries: list[SymbolSummary]) -> list[SymbolSummary]:
-    """Log each symbol's outcome; raise ``PullFailed`` (retried) if the exchange failed for any."""
+    """Log each symbol's outcome; raise ``PullFailed`` (not retried) if the exchange failed for any."""
     logger = get_run_logger()
     for summary in summaries:
         logger.info("%s", summary.as_json())
@@ -118,15 +122,8 @@ def _checked(summaries: list[SymbolSummary]) -> list[SymbolSummary]:
     return summaries
 
 
-EXCHANGE_PULL: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": exponential_backoff(10),
-    "retry_jitter_factor": 0.5,
-    "retry_condition_fn": _retry_on(PullFailed),
-    "cache_policy": NONE,
-    "persist_result": False,
-}
-"""Options of the exchange-pull tasks: the only transient I/O worth retrying with backoff."""
+EXCHANGE_PULL: dict[str, Any] = {"retries": 0, "cache_policy": NONE, "persist_result": False}
+"""Options of the exchange-pull tasks: no task-level retry (the exchange client is the retry layer)."""
 
 
 @task(name="pull-candles", **EXCHANGE_PULL)

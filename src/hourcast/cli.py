@@ -8,11 +8,14 @@ import sys
 from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hourcast.settings import Settings
+
+if TYPE_CHECKING:
+    from hourcast.monitor import MonitorReport
 
 app = typer.Typer(help="hourcast: next-hour close forecasts for crypto pairs.", no_args_is_help=True)
 
@@ -129,6 +132,93 @@ def show_ledger(
         print(frame.to_string(index=False) if not frame.empty else "the ledger is empty")
 
 
+quarantine_app = typer.Typer(
+    help="Candles validation set aside: inspect them, release them (re-validated) or mark them reviewed."
+)
+app.add_typer(quarantine_app, name="quarantine")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    state: Annotated[
+        str | None, typer.Option(help="Only entries in this state: pending, released or reviewed.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every quarantine entry, oldest first: id, series, rows, first/last candle, reasons, state."""
+    from hourcast import quarantine
+
+    found = [e for e in quarantine.entries(Settings().quarantine_dir) if state in (None, e.state)]
+    if as_json:
+        for entry in found:
+            print(json.dumps(entry.as_json()))
+        return
+    if not found:
+        print("the quarantine is empty" if state is None else f"no {state} quarantine entries")
+    for entry in found:
+        print(
+            f"{entry.id}  {entry.symbol} {entry.timeframe}  {entry.kind}: {entry.rows} rows  "
+            f"{entry.first} .. {entry.last}  {entry.state}\n    " + "\n    ".join(entry.reasons)
+        )
+
+
+@quarantine_app.command("show")
+def quarantine_show(
+    entry_id: Annotated[str, typer.Argument(help="Entry id.")], as_json: JsonOption = False
+) -> None:
+    """The rows of an entry as received, and the rules they failed."""
+    from hourcast import quarantine
+
+    root = Settings().quarantine_dir
+    try:
+        entry = quarantine.find(root, entry_id)
+    except quarantine.QuarantineError as error:
+        raise _fail(str(error)) from None
+    rows = quarantine.read_rows(root, entry)
+    if as_json:
+        records = json.loads(rows.to_json(orient="records", date_format="iso"))
+        print(json.dumps({**entry.as_json(), "candles": records}))
+        return
+    print(f"{entry.id} ({entry.kind}, {entry.state}): {entry.symbol} {entry.timeframe}, {entry.rows} rows")
+    print("failed rules:\n  " + "\n  ".join(entry.reasons))
+    print(f"report: {entry.stem(root).with_suffix('.html')}")
+    print(rows.to_string(index=False))
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    entry_id: Annotated[str, typer.Argument(help="Entry id.")],
+    reviewed: Annotated[
+        bool, typer.Option("--reviewed", help="Do not merge: keep it aside, marked as reviewed.")
+    ] = False,
+    note: Annotated[str, typer.Option(help="Why (kept with the entry).")] = "",
+) -> None:
+    """Re-validate an entry's rows (as they are on disk now) and merge them into the store, or mark it
+    reviewed."""
+    from hourcast import quarantine
+
+    settings = Settings()
+    root = settings.quarantine_dir
+    try:
+        if reviewed:
+            entry = quarantine.mark_reviewed(root, entry_id, note)
+            print(f"{entry.id}: marked reviewed, kept aside")
+            return
+        import pandas as pd
+
+        from hourcast.candles import to_ms
+        from hourcast.validation import CandleValidator
+
+        validator = CandleValidator(settings.timeframe)
+        now_ms = to_ms(pd.Timestamp.now(tz="UTC"))  # released candles must have closed by now
+        entry, result = quarantine.release(
+            root, settings.candles_dir, entry_id, lambda rows: validator.validate(rows, now_ms), note
+        )
+    except quarantine.QuarantineError as error:
+        raise _fail(str(error)) from None
+    print(f"{entry.id}: released, {result.new} candles merged ({result.duplicates} already stored)")
+
+
 @app.command()
 def materialize(as_json: JsonOption = False) -> None:
     """Refresh the feature table from the stored candles and materialize it into the online store."""
@@ -209,6 +299,76 @@ def _print_metrics_table(metrics: dict) -> None:
                 f"{p_value:.4f}" if p_value != "" else "",
             )
     Console().print(table)
+
+
+@app.command()
+def monitor(as_json: JsonOption = False) -> None:
+    """Score logged predictions against the closed candles; rolling metrics vs persistence and drift."""
+    from hourcast import monitor as monitoring
+
+    report = monitoring.run(Settings())
+    if as_json:
+        print(json.dumps(report.as_json(), default=str))
+        return
+    _print_scoreboard(report)
+
+
+def _figure(value: object, digits: int = 4) -> str:
+    return "" if value is None or value != value else f"{value:.{digits}f}"  # NaN != NaN
+
+
+def _print_scoreboard(report: MonitorReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    now = f"{report.now:%Y-%m-%d %H:%M} UTC" if report.now is not None else "none"
+    console.print(
+        f"newest stored hour {now}: {report.added} predictions newly scored, {report.pending} waiting for their "
+        f"candle; production model {report.production or 'none'}"
+    )
+    table = Table(
+        "window",
+        "symbol",
+        "model",
+        "hours",
+        "MAE",
+        "RMSE",
+        "direction",
+        "MAE ratio",
+        "DM p",
+        "coverage",
+        "unscorable",
+        title="Scoreboard (vs persistence)",
+    )
+    for row in report.scoreboard.itertuples():
+        table.add_row(
+            row.window,
+            row.symbol,
+            row.model,
+            str(row.hours),
+            _figure(row.mae),
+            _figure(row.rmse),
+            _figure(row.directional_accuracy, 3),
+            _figure(row.mae_ratio),
+            _figure(row.dm_p_value),
+            _figure(row.coverage, 3),
+            str(row.unscorable),
+        )
+    console.print(table)
+    for row in report.newly_unscorable.itertuples():
+        console.print(
+            f"unscorable: {row.symbol} as of {row.as_of:%Y-%m-%d %H:%M}: target hour "
+            f"{row.target_time:%Y-%m-%d %H:%M} is a gap in the stored candles"
+        )
+    worst = report.worst_drift(3)
+    if not worst.empty:
+        drift_table = Table("window", "symbol", "feature", "PSI", "hours", title="Most drifted features")
+        for row in worst.itertuples():
+            drift_table.add_row(row.window, row.symbol, row.feature, _figure(row.psi, 3), str(row.hours))
+        console.print(drift_table)
+    for reason in report.degraded:
+        console.print(f"[bold red]degraded[/]: {reason}")
 
 
 models_app = typer.Typer(help="The versioned models in the BentoML store and which one is production.")
@@ -312,24 +472,29 @@ def up(
     ] = False,
     data: Annotated[
         list[str] | None,
-        typer.Option(help="With --replay: SYMBOL=PATH of a recorded candle file (repeatable)."),
+        typer.Option(
+            help="With --replay: SYMBOL=PATH of a recorded candle file (repeatable); "
+            "default: the bundled BTC/USDT and ETH/USDT candles."
+        ),
     ] = None,
     now: Annotated[
         str | None, typer.Option(help="With --replay: the exchange clock to start at (ISO).")
     ] = None,
     speed: Annotated[float, typer.Option(help="With --replay: simulated seconds per real second.")] = 60.0,
 ) -> None:
-    """Bring the whole system up: data, features, a first model, the API, the dashboard and the schedules."""
+    """Bring the whole system up, from the project folder: a Prefect server (or the one PREFECT_API_URL
+    names), the work pool, a worker and the deployments of prefect.yaml, data, features and a first
+    model, the API and the dashboard."""
     from hourcast import featurestore, training
-    from hourcast.dev.replay import parse_data_option
     from hourcast.stack import Stack
 
-    if replay and not data:
-        raise _fail(
-            "--replay needs at least one --data SYMBOL=PATH (e.g. ../shared/data/binance_btc_usdt_1h.csv.gz)"
-        )
-    replay_data = dict(parse_data_option(item) for item in data or []) if replay else None
-    stack = Stack(Settings(), Path.cwd(), replay_data=replay_data, replay_now=now, replay_speed=speed)
+    project_dir = Path.cwd()
+    if not (project_dir / "prefect.yaml").exists():
+        raise _fail(f"no prefect.yaml in {project_dir}: run `hourcast up` from the project folder")
+    if data and not replay:
+        raise _fail("--data only applies with --replay")
+    replay_data = _replay_files(data) if replay else None
+    stack = Stack(Settings(), project_dir, replay_data=replay_data, replay_now=now, replay_speed=speed)
     try:
         code = stack.run()
     except (featurestore.OnlineStoreUnavailable, training.TrainingError, RuntimeError, ValueError) as error:
@@ -337,16 +502,35 @@ def up(
     raise typer.Exit(code)
 
 
+def _replay_files(data: list[str] | None) -> dict[str, Path]:
+    """The recorded files of ``--data SYMBOL=PATH`` options, or the bundled ones; fails on a missing file."""
+    from hourcast.dev.replay import parse_data_option
+    from hourcast.dev.samples import sample_files
+
+    try:
+        files = dict(parse_data_option(item) for item in data) if data else sample_files()
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    missing = [f"{symbol}={path}" for symbol, path in files.items() if not path.is_file()]
+    if missing:
+        raise _fail(f"recorded candle file not found: {', '.join(missing)}")
+    return files
+
+
 @app.command("replay-exchange")
 def replay_exchange(
-    data: Annotated[list[str], typer.Option(help="SYMBOL=PATH of a recorded candle CSV (repeatable).")],
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SYMBOL=PATH of a recorded candle CSV (repeatable); default: the bundled candles."
+        ),
+    ] = None,
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     now: Annotated[str | None, typer.Option(help="Initial exchange clock (ISO-8601 UTC).")] = None,
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second (0 = frozen).")] = 0.0,
 ) -> None:
     """Serve recorded candles over Binance's public REST API, for offline runs and tests."""
-    from hourcast.dev.replay import parse_data_option, serve_forever
+    from hourcast.dev.replay import serve_forever
 
-    datasets: dict[str, Path] = dict(parse_data_option(item) for item in data)
-    serve_forever(datasets, host, port, now, speed)
+    serve_forever(_replay_files(data), host, port, now, speed)

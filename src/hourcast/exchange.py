@@ -1,4 +1,11 @@
-"""The exchange edge: a ccxt client with bounded, jittered retries and candle pagination."""
+"""The exchange edge: a ccxt client with bounded, jittered retries and candle pagination.
+
+This is the one retry layer for exchange requests: transient faults (ccxt ``NetworkError``: timeouts, 5xx,
+429) are retried here, per request, with exponential backoff that honours the server's ``Retry-After``,
+which only this layer can see. Nothing above retries (the Prefect pull tasks do not): a run whose retries
+ran out stops with what it stored, and the next scheduled run resumes. Permanent errors (an unknown market,
+rejected credentials, a bad request) are never retried: they fail at once with a clear message.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,6 @@ from urllib.parse import urlsplit
 
 import ccxt
 
-from hourcast.candles import timeframe_ms
 from hourcast.settings import Settings
 
 T = TypeVar("T")
@@ -22,7 +28,19 @@ RateLimitExceeded (429): the faults worth waiting out."""
 
 
 class ExchangeFailure(RuntimeError):
-    """An exchange request failed for good (bad symbol, rejected request, or retries exhausted)."""
+    """An exchange request failed for good (unknown market, rejected request, or retries exhausted)."""
+
+
+def permanent_message(exchange_id: str, what: str, error: Exception) -> str:
+    """A clear one-line message for a permanent ccxt error."""
+    detail = f"{type(error).__name__}: {str(error)[:200]}"
+    if isinstance(error, ccxt.BadSymbol):
+        return f"the exchange {exchange_id} has no market for that symbol ({what}: {detail})"
+    if isinstance(error, ccxt.AuthenticationError):
+        return f"the exchange {exchange_id} refused the credentials or permissions ({what}: {detail})"
+    if isinstance(error, ccxt.BadRequest):
+        return f"the exchange {exchange_id} rejected the request as invalid ({what}: {detail})"
+    return f"{exchange_id} {what} failed: {detail}"
 
 
 class ExchangeUnavailable(ExchangeFailure):
@@ -96,10 +114,8 @@ class CandleSource:
                     ) from error
                 self.retries += 1
                 self.sleep(max(self.retry.delay(attempt, self.rng), self._retry_after(error)))
-            except ccxt.BaseError as error:
-                raise ExchangeFailure(
-                    f"{self.client.id} {what} failed: {type(error).__name__}: {error}"
-                ) from error
+            except ccxt.BaseError as error:  # permanent: retrying cannot help
+                raise ExchangeFailure(permanent_message(self.client.id, what, error)) from error
         raise AssertionError("unreachable")
 
     def _retry_after(self, error: Exception) -> float:
@@ -118,10 +134,10 @@ class CandleSource:
         self._call("load_markets", self.client.load_markets)
 
     def check_symbol(self, symbol: str) -> None:
-        """Raise ``ExchangeFailure`` if the exchange does not list ``symbol``."""
+        """Raise ``ExchangeFailure`` (at once, never retried) if the exchange does not list ``symbol``."""
         self.load_markets()
         if symbol not in self.client.markets:
-            raise ExchangeFailure(f"{self.client.id} does not list symbol {symbol!r}")
+            raise ExchangeFailure(f"the exchange {self.client.id} has no market {symbol!r}")
 
     def now_ms(self) -> int:
         """The exchange's clock, in epoch milliseconds."""
@@ -130,8 +146,11 @@ class CandleSource:
     def pages(
         self, symbol: str, timeframe: str, since_ms: int, until_ms: int, limit: int
     ) -> Iterator[list[list]]:
-        """Raw ``fetch_ohlcv`` pages covering open times ``since_ms..until_ms`` (inclusive)."""
-        step = timeframe_ms(timeframe)
+        """Raw ``fetch_ohlcv`` pages covering open times ``since_ms..until_ms`` (inclusive).
+
+        Each next page starts 1 ms after the newest open time of the last one, not one timeframe after
+        it: after an off-grid candle (say 10:30 in an hourly feed) the 11:00 candle must still come.
+        """
         since = since_ms
         while since <= until_ms:
             rows = self._call(
@@ -143,4 +162,4 @@ class CandleSource:
                 yield page
             if not stamps or max(stamps) < since:
                 return
-            since = max(stamps) + step
+            since = max(stamps) + 1

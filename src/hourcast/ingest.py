@@ -1,7 +1,11 @@
 """Ingestion: fetch closed candles, validate each batch, store it, record the run in the ledger.
 
-A batch that fails validation is quarantined with its report and stops that symbol's run, so the
-store never gets a hole behind a rejected batch: the next run resumes from the last stored candle.
+Rows failing a row rule (nulls, non-positive prices, OHLC consistency, alignment, a conflicting duplicate)
+are quarantined with the validation report and the valid rows of their batch are stored: a dirty page
+never stops history. Their hours are recorded in the ledger (``quarantined_ranges``) beside the gaps, never
+filled in; the features see them as gaps. A failing batch rule (columns, dtypes, a candle from the
+exchange's future) quarantines the whole batch and stops that symbol's run, so the store never gets a
+hole behind a page it could not read: the next run fetches the same range again.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from hourcast import ledger, store
+from hourcast import ledger, quarantine, store
 from hourcast.candles import (
     Gap,
     closed_only,
@@ -46,6 +50,8 @@ class SymbolSummary:
     duplicates: int = 0
     gaps: list[Gap] = field(default_factory=list)
     quarantined: int = 0
+    quarantined_at: list[pd.Timestamp] = field(default_factory=list)
+    entries: list[str] = field(default_factory=list)
     first: pd.Timestamp | None = None
     last: pd.Timestamp | None = None
     status: str = "ok"
@@ -65,6 +71,7 @@ class SymbolSummary:
             "duplicates": self.duplicates,
             "gaps": self.missing_candles,
             "quarantined": self.quarantined,
+            "quarantine_entries": self.entries,
             "first": _iso(self.first),
             "last": _iso(self.last),
             "status": self.status,
@@ -74,6 +81,34 @@ class SymbolSummary:
 
 def _iso(stamp: pd.Timestamp | None) -> str | None:
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ") if stamp is not None else None
+
+
+def _on_grid(stamps: pd.Series, step: int) -> pd.Series:
+    """The distinct open times on the timeframe's grid, sorted (off-grid and null ones left out)."""
+    stamps = stamps.dropna()
+    aligned = stamps.loc[
+        (stamps - pd.Timestamp(0, tz="UTC")) % pd.Timedelta(milliseconds=step) == pd.Timedelta(0)
+    ]
+    return aligned.drop_duplicates().sort_values().reset_index(drop=True)
+
+
+def runs(stamps: list[pd.Timestamp], timeframe: str) -> str:
+    """``start+count`` per run of consecutive candles (one timeframe apart), like the ledger's gap ranges."""
+    step = pd.Timedelta(milliseconds=timeframe_ms(timeframe))
+    parts: list[str] = []
+    start = last = None
+    count = 0
+    for stamp in sorted(set(stamps)):
+        if last is not None and stamp - last == step:
+            count += 1
+        else:
+            if start is not None:
+                parts.append(f"{_iso(start)}+{count}")
+            start, count = stamp, 1
+        last = stamp
+    if start is not None:
+        parts.append(f"{_iso(start)}+{count}")
+    return ", ".join(parts)
 
 
 @dataclass
@@ -138,7 +173,11 @@ class Ingestor:
         last_closed = last_closed_open_ms(timeframe, now_ms)
         previous: pd.Timestamp | None = None
         if since is None:
-            previous = store.last_stored(self.settings.candles_dir, series)
+            stamps = [
+                store.last_stored(self.settings.candles_dir, series),
+                quarantine.examined_until(self.settings.quarantine_dir, series),
+            ]
+            previous = max((stamp for stamp in stamps if stamp is not None), default=None)
             default_start = last_closed - (self.settings.default_backfill_days * 86_400_000) + step
             since_ms = to_ms(previous) + step if previous is not None else default_start
         else:
@@ -152,27 +191,45 @@ class Ingestor:
             batch = closed_only(
                 frame_from_ohlcv(page, self.settings.exchange, summary.symbol, timeframe), timeframe, now_ms
             )
-            batch = batch.loc[ts_ms(batch) >= since_ms].reset_index(drop=True)
+            batch = batch.loc[ts_ms(batch) >= since_ms]
             if batch.empty:
                 continue
             summary.fetched += len(batch)
-            report = self.validator.validate(batch, now_ms)
-            if not report.success:
-                self._quarantine(summary, series, batch, report, run_at)
+            unique = batch.drop_duplicates().reset_index(drop=True)  # the same candle twice is one candle
+            summary.duplicates += len(batch) - len(unique)
+            report = self.validator.validate(unique, now_ms)
+            if report.batch_failed:
+                self._quarantine(summary, series, unique, report, run_at, quarantine.BATCH)
+                summary.message = (
+                    f"batch of {len(unique)} candles quarantined as {summary.entries[-1]} and the run "
+                    f"stopped before it (the next run fetches it again): " + "; ".join(report.failures)
+                )
                 self._publish_last_report(series, report)
                 return
-            result = store.upsert(self.settings.candles_dir, series, batch)
+            rejected = unique.iloc[report.rejected_rows]
+            valid = unique.drop(index=rejected.index).reset_index(drop=True)
+            if not rejected.empty:
+                self._quarantine(summary, series, rejected, report, run_at, quarantine.ROWS)
+            result = store.upsert(self.settings.candles_dir, series, valid)
             summary.new += result.new
             summary.duplicates += result.duplicates
-            summary.gaps += find_gaps(batch["ts"], timeframe, previous)
-            previous = batch["ts"].iloc[-1]
-            summary.first = summary.first if summary.first is not None else batch["ts"].iloc[0]
-            summary.last = previous
-            if self.progress is not None:
+            returned = _on_grid(pd.concat([valid["ts"], rejected["ts"]]), step)
+            summary.gaps += find_gaps(returned, timeframe, previous)
+            previous = returned.iloc[-1] if not returned.empty else previous
+            if not valid.empty:
+                summary.first = summary.first if summary.first is not None else valid["ts"].iloc[0]
+                summary.last = valid["ts"].iloc[-1]
+            if self.progress is not None and previous is not None:
                 self.progress(summary.symbol, (to_ms(previous) - since_ms) // step + 1, expected)
         if report is not None:
             self._publish_last_report(series, report)
-        if expected and summary.last is None:
+        if summary.quarantined:
+            summary.message = (
+                f"{summary.quarantined} of {summary.fetched} candles quarantined "
+                f"({', '.join(summary.entries) or 'already held'}; see `hourcast quarantine list`), "
+                "the valid ones stored"
+            )
+        elif expected and summary.last is None:
             summary.message = f"no closed candles after {_iso(from_ms(since_ms))}"
 
     def _publish_last_report(self, series: store.Series, report: ValidationReport) -> None:
@@ -186,21 +243,19 @@ class Ingestor:
         self,
         summary: SymbolSummary,
         series: store.Series,
-        batch: pd.DataFrame,
+        rows: pd.DataFrame,
         report: ValidationReport,
         run_at: pd.Timestamp,
+        kind: str,
     ) -> None:
-        from hourcast.validation import write_report
-
-        stem = f"{run_at:%Y%m%dT%H%M%SZ}-{batch['ts'].iloc[0]:%Y%m%dT%H%M}"
-        folder = store.write_quarantine(self.settings.quarantine_dir, series, batch, stem)
-        write_report(report, folder, stem)
-        summary.quarantined += len(batch)
+        """Set ``rows`` aside with the report (unless a row entry already holds them all)."""
+        root = self.settings.quarantine_dir
+        summary.quarantined += len(rows)
+        summary.quarantined_at += rows["ts"].dropna().tolist()
         summary.status = "quarantined"
-        summary.message = (
-            f"batch of {len(batch)} candles quarantined in {folder / stem}.parquet: "
-            + "; ".join(report.failures)
-        )
+        fresh = rows if kind == quarantine.BATCH else rows.loc[~quarantine.already_held(root, series, rows)]
+        if not fresh.empty:
+            summary.entries.append(quarantine.put(root, series, fresh, report, run_at, kind).id)
 
     def _entry(
         self, command: str, run_at: pd.Timestamp, started: float, summary: SymbolSummary
@@ -217,6 +272,7 @@ class Ingestor:
             gaps=summary.missing_candles,
             gap_ranges=", ".join(f"{_iso(gap.start)}+{gap.missing}" for gap in summary.gaps),
             quarantined=summary.quarantined,
+            quarantined_ranges=runs(summary.quarantined_at, self.settings.timeframe),
             first=summary.first,
             last=summary.last,
             duration_seconds=round(time.monotonic() - started, 3),

@@ -12,7 +12,12 @@ from hourcast import atomic
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """What one ingestion run did for one symbol."""
+    """What one ingestion run did for one symbol.
+
+    ``gaps``/``gap_ranges``: candles the exchange did not return; ``quarantined``/``quarantined_ranges``:
+    candles it returned that validation set aside (``start+count`` runs of consecutive open times; an
+    off-grid candle is a run of its own). Neither is ever filled in.
+    """
 
     run_at: pd.Timestamp
     command: str
@@ -25,6 +30,7 @@ class LedgerEntry:
     gaps: int
     gap_ranges: str
     quarantined: int
+    quarantined_ranges: str
     first: pd.Timestamp | None
     last: pd.Timestamp | None
     duration_seconds: float

@@ -154,10 +154,3 @@ def load_candles(
 def _read_file_schema() -> pd.DataFrame:
     columns = {column: pd.Series(dtype="float64") for column in VALUE_COLUMNS}
     return pd.DataFrame({"ts": pd.Series(dtype="datetime64[ms, UTC]"), **columns})
-
-
-def write_quarantine(root: Path, series: Series, batch: pd.DataFrame, stem: str) -> Path:
-    """Keep a rejected batch aside (all columns, as received) under ``root``; returns its folder."""
-    directory = series.directory(root)
-    atomic.write_parquet(batch.reset_index(drop=True), directory / f"{stem}.parquet")
-    return directory

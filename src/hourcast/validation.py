@@ -4,12 +4,23 @@ Every batch is validated before it is stored. Timeframe alignment and closedness
 derived columns (``ts_offset_ms``, ``close_ms``) added to a copy of the batch; the exchange clock
 is the suite parameter ``exchange_now_ms``, supplied at validation time. ``great_expectations``
 takes seconds to import, so it is only imported inside the functions that need it.
+
+Each expectation has a *scope* (``meta["scope"]``):
+
+* ``row`` rules (nulls, prices > 0, OHLC consistency, volume >= 0, a unique key, alignment to the
+  timeframe) condemn single rows: GX names them (``unexpected_index_list``), those rows are set aside
+  and the valid rows of the batch are stored;
+* ``batch`` rules (exact columns, dtypes, the timeframe, no candle from the exchange's future) mean the
+  page itself cannot be trusted: the whole batch is set aside and the run stops. A row rule GX could
+  not evaluate (an exception, no row indices) counts as a batch failure too.
+
+A zero-volume candle is valid (real feeds have flat, zero-volume hours): ``volume >= 0``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,14 +45,17 @@ COLUMN_DTYPES = {
 }
 EXAMPLES = 3
 
-_RESULT_FORMAT = "SUMMARY"
+_RESULT_FORMAT = {"result_format": "COMPLETE"}  # every failing row's index, not the first 20
+ROW, BATCH = "row", "batch"
 _EPOCH = pd.Timestamp(0, tz="UTC")
 _ONE_MS = pd.Timedelta(milliseconds=1)
 
 
-def _rule(rule: str, explanation: str | None = None) -> dict[str, Any]:
-    """Expectation keyword arguments naming ``rule`` (meta, for messages) and describing it (Data Docs)."""
-    return {"meta": {"rule": rule}, "description": f"{rule}: {explanation}" if explanation else rule}
+def _rule(rule: str, explanation: str | None = None, scope: str = ROW) -> dict[str, Any]:
+    """Expectation keyword arguments naming ``rule`` and its ``scope`` (meta, for messages and for what
+    a failure sets aside) and describing it (Data Docs)."""
+    description = f"{rule}: {explanation}" if explanation else rule
+    return {"meta": {"rule": rule, "scope": scope}, "description": description}
 
 
 def build_candle_suite(timeframe: str) -> gx.ExpectationSuite:
@@ -59,11 +73,12 @@ def build_candle_suite(timeframe: str) -> gx.ExpectationSuite:
                 **_rule(
                     "columns are exactly " + ", ".join(CANDLE_COLUMNS),
                     "derived check columns " + ", ".join(DERIVED_COLUMNS) + " are added before validation",
+                    BATCH,
                 ),
             ),
             *(
                 expect.ExpectColumnTypeToBe(
-                    column=column, type_=dtype, **_rule(f"{column} has dtype {dtype}")
+                    column=column, type_=dtype, **_rule(f"{column} has dtype {dtype}", scope=BATCH)
                 )
                 for column, dtype in COLUMN_DTYPES.items()
             ),
@@ -72,7 +87,7 @@ def build_candle_suite(timeframe: str) -> gx.ExpectationSuite:
                 for column in CANDLE_COLUMNS
             ),
             expect.ExpectColumnValuesToBeInSet(
-                column="timeframe", value_set=[timeframe], **_rule(f"timeframe is {timeframe}")
+                column="timeframe", value_set=[timeframe], **_rule(f"timeframe is {timeframe}", scope=BATCH)
             ),
             *(
                 expect.ExpectColumnValuesToBeBetween(
@@ -116,6 +131,7 @@ def build_candle_suite(timeframe: str) -> gx.ExpectationSuite:
                 **_rule(
                     "candle is closed at exchange_now_ms",
                     f"ts_ms + {step} <= exchange_now_ms (only closed candles are stored)",
+                    BATCH,
                 ),
             ),
         ],
@@ -124,12 +140,18 @@ def build_candle_suite(timeframe: str) -> gx.ExpectationSuite:
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """Outcome of validating one batch: plain-English failures plus the GX result as a JSON dict."""
+    """Outcome of validating one batch: plain-English failures plus the GX result as a JSON dict.
+
+    ``rejected_rows`` are the positions of the rows failing a row rule; ``batch_failed`` says a batch rule
+    failed (or a row rule could not name its rows), so no row of the batch may be stored.
+    """
 
     success: bool
     failures: list[str]
     result: dict[str, Any]
     rows: int
+    rejected_rows: list[int] = field(default_factory=list)
+    batch_failed: bool = False
 
 
 class CandleValidator:
@@ -169,11 +191,25 @@ class CandleValidator:
             (outcome for outcome in result.results if not outcome.success),
             key=lambda outcome: self._order[outcome.expectation_config.meta["rule"]],
         )
+        rejected: set[int] = set()
+        batch_failed = False
+        for outcome in failed:
+            indices = outcome.result.get("unexpected_index_list")
+            if outcome.expectation_config.meta["scope"] == BATCH or _exception_messages(
+                outcome.exception_info
+            ):
+                batch_failed = True
+            elif indices is None:
+                batch_failed = True  # a row rule that cannot say which rows: trust none
+            else:
+                rejected.update(int(index) for index in indices)
         return ValidationReport(
             success=bool(result.success),
             failures=[_failure_line(outcome, len(frame), stamps) for outcome in failed],
             result=result.to_json_dict(),
             rows=len(frame),
+            rejected_rows=sorted(rejected),
+            batch_failed=batch_failed,
         )
 
 

@@ -10,14 +10,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from hourcast import ledger, store
-from hourcast.dev.replay import ReplayServer
+from hourcast import ledger, quarantine, store
+from hourcast.cli import app
+from hourcast.dev.replay import ReplayExchange, ReplayServer
+from hourcast.features import LOOKBACK, compute_features
 from hourcast.ingest import make_ingestor
 from tests.integration.conftest import replay_settings
 
 JAN, MAR = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")
 BTC = store.Series("binance", "BTC/USDT", "1h")
+HOUR = pd.Timedelta(hours=1)
 
 
 def stored(home: Path) -> pd.DataFrame:
@@ -87,29 +91,138 @@ def test_transient_faults_are_retried_and_nothing_is_lost(
     assert_matches_recording(stored(tmp_path), recorded_files["BTC/USDT"])
 
 
-@pytest.mark.parametrize("kind", ["malformed", "duplicate"])
-def test_bad_batches_are_quarantined_then_recovered(
-    tmp_path: Path, replay: ReplayServer, recorded_files: dict[str, pd.DataFrame], kind: str
+def test_a_bad_row_is_quarantined_the_rest_stored_and_its_hour_stays_a_gap(
+    tmp_path: Path, replay: ReplayServer, recorded_files: dict[str, pd.DataFrame]
 ) -> None:
     settings = replay_settings(tmp_path, replay, fetch_limit=500)
     ingestor = make_ingestor(settings)
     ingestor.backfill(JAN, JAN + pd.Timedelta(days=10))  # 240 good candles first
-    replay.exchange.set_faults({kind: {"count": 1}, "seed": 3})
+    replay.exchange.set_faults({"malformed": {"count": 1}, "seed": 3})
     [summary] = ingestor.ingest()
-    assert summary.status == "quarantined" and summary.quarantined > 0 and summary.new == 0
-    assert "quarantined in" in summary.message
-    kept = list((tmp_path / "quarantine").rglob("*.parquet"))
-    reports = list((tmp_path / "quarantine").rglob("*.json"))
-    assert len(kept) == 1 and len(reports) == 1 and len(list((tmp_path / "quarantine").rglob("*.html"))) == 1
-    assert len(pd.read_parquet(kept[0])) == summary.quarantined
-    assert json.loads(reports[0].read_text())["success"] is False
-    assert len(stored(tmp_path)) == 240, "a rejected batch must not be merged"
-
-    [retry] = ingestor.ingest()  # the fault is spent: the same range now passes
-    assert retry.status == "ok"
+    assert (summary.status, summary.quarantined, summary.new) == ("quarantined", 1, 1199)
+    [entry] = quarantine.entries(settings.quarantine_dir)
+    assert (entry.kind, entry.rows, entry.state) == ("rows", 1, "pending") and summary.entries == [entry.id]
+    bad_hour = pd.Timestamp(entry.first)
+    stem = entry.stem(settings.quarantine_dir)
+    assert json.loads(stem.with_suffix(".json").read_text())["success"] is False
+    assert "<html" in stem.with_suffix(".html").read_text().lower()
     frame = stored(tmp_path)
-    assert len(frame) == 1440
+    assert len(frame) == 1439 and bad_hour not in set(frame["ts"]), "a rejected row is never merged"
     assert_matches_recording(frame, recorded_files["BTC/USDT"])
+    run = ledger.read(settings.ledger_path).iloc[-1]
+    assert run["quarantined_ranges"] == f"{bad_hour:%Y-%m-%dT%H:%M:%SZ}+1" and run["gaps"] == 0
+
+    # the features treat the quarantined hour as a gap: no window crosses it
+    table = compute_features(frame)
+    assert not ((table["as_of"] >= bad_hour) & (table["as_of"] < bad_hour + LOOKBACK * HOUR)).any()
+    assert len(table) == len(frame) - 2 * (LOOKBACK - 1)  # two runs of candles, split by the hour
+
+    [again] = ingestor.ingest()  # resumes after what was judged: nothing is quarantined twice
+    assert (again.fetched, again.status) == (0, "ok") and len(
+        quarantine.entries(settings.quarantine_dir)
+    ) == 1
+
+    # a user repairs the rows file from another source, then releases it: re-validated and merged, once
+    right = recorded_files["BTC/USDT"].set_index("ts").loc[[bad_hour]].reset_index()
+    rows = quarantine.read_rows(settings.quarantine_dir, entry)
+    rows[["open", "high", "low", "close", "volume"]] = right[["open", "high", "low", "close", "volume"]]
+    rows.to_parquet(stem.with_suffix(".parquet"), index=False)
+    cli = CliRunner()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HOURCAST_HOME", str(tmp_path))
+        released = cli.invoke(app, ["quarantine", "release", entry.id, "--note", "fixed by hand"])
+        assert released.exit_code == 0 and "1 candles merged" in released.output, released.output
+        twice = cli.invoke(app, ["quarantine", "release", entry.id])
+        assert twice.exit_code == 1 and "already released" in twice.output
+    assert_matches_recording(stored(tmp_path), recorded_files["BTC/USDT"])
+    assert len(stored(tmp_path)) == 1440
+    [rerun] = ingestor.backfill(JAN, MAR)
+    assert (rerun.new, rerun.duplicates, rerun.status) == (0, 1440, "ok")
+
+
+def test_an_exact_duplicate_is_one_candle(
+    tmp_path: Path, replay: ReplayServer, recorded_files: dict[str, pd.DataFrame]
+) -> None:
+    ingestor = make_ingestor(replay_settings(tmp_path, replay, fetch_limit=500))
+    replay.exchange.set_faults({"duplicate": {"count": 1}, "seed": 3})
+    [summary] = ingestor.backfill(JAN, MAR)
+    assert (summary.status, summary.new, summary.duplicates, summary.quarantined) == ("ok", 1440, 1, 0)
+    assert_matches_recording(stored(tmp_path), recorded_files["BTC/USDT"])
+
+
+def dirty_feed(recorded: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """100 days of the recorded BTC feed made dirty as real ones are: a 10-hour halt with off-hour candles
+    published after it, more off-hour candles beside on-hour ones, shorter outages, a zero-volume candle.
+
+    Returns the feed, its 43 off-hour rows and the gap ranges the ledger must report.
+    """
+    feed = recorded.iloc[: 100 * 24].reset_index(drop=True)
+    feed.loc[1200, ["open", "high", "low", "close"]] = feed.loc[1199, "close"]
+    feed.loc[1200, "volume"] = 0.0  # a flat, zero-volume hour: a valid candle
+    halt = list(range(2000, 2010))
+    off_hour = pd.concat(
+        [
+            feed.loc[halt].assign(ts=feed.loc[halt, "ts"] + pd.Timedelta(minutes=30)),  # after the halt
+            feed.loc[900:932].assign(ts=feed.loc[900:932, "ts"] + pd.Timedelta(minutes=15)),  # beside
+        ]
+    )
+    dropped = [*range(300, 305), 1500, *halt]
+    gaps = [f"{feed.loc[i, 'ts']:%Y-%m-%dT%H:%M:%SZ}+{n}" for i, n in ((300, 5), (1500, 1), (2000, 10))]
+    feed = pd.concat([feed.drop(index=dropped), off_hour]).astype({"ts": "datetime64[ms, UTC]"})
+    off_hour = off_hour.astype({"ts": "datetime64[ms, UTC]"}).sort_values("ts").reset_index(drop=True)
+    return feed.sort_values("ts").reset_index(drop=True), off_hour, gaps
+
+
+def test_a_dirty_feed_backfills_to_the_end(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
+    feed, off_hour, gaps = dirty_feed(btc_recorded)
+    on_hour = feed.loc[feed["ts"].dt.minute == 0].reset_index(drop=True)
+    exchange = ReplayExchange({"BTC/USDT": feed}, now=on_hour["ts"].iloc[-1] + HOUR)
+    with ReplayServer(exchange) as server:
+        settings = replay_settings(tmp_path, server)
+        [summary] = make_ingestor(settings).backfill(feed["ts"].iloc[0])
+        assert summary.status == "quarantined" and summary.last == on_hour["ts"].iloc[-1]
+        assert (summary.new, summary.quarantined, summary.missing_candles) == (len(on_hour), 43, 16)
+
+        # stored: exactly the valid on-hour rows, the zero-volume candle among them
+        frame = stored(tmp_path)
+        pd.testing.assert_frame_equal(frame.drop(columns="symbol"), on_hour)
+        assert (frame["volume"] == 0.0).sum() == 1
+        # the ledger reports every missing hour; the quarantine holds exactly the off-hour rows
+        [run] = ledger.read(settings.ledger_path).to_dict("records")
+        assert run["gap_ranges"] == ", ".join(gaps) and run["gaps"] == 16 and run["quarantined"] == 43
+        held = quarantine.entries(settings.quarantine_dir)
+        assert {entry.kind for entry in held} == {"rows"}
+        rows = pd.concat([quarantine.read_rows(settings.quarantine_dir, e) for e in held])
+        kept = rows.sort_values("ts").reset_index(drop=True)[off_hour.columns]
+        pd.testing.assert_frame_equal(kept, off_hour, check_dtype=False)
+        assert all(reason.startswith("ts is aligned to 1h") for e in held for reason in e.reasons)
+        # features: no window crosses a missing hour
+        table = compute_features(frame)
+        present = set(frame["ts"])
+        assert all(all(as_of - k * HOUR in present for k in range(LOOKBACK)) for as_of in table["as_of"])
+
+        [again] = make_ingestor(settings).backfill(feed["ts"].iloc[0])  # idempotent, nothing held twice
+        assert (again.new, again.quarantined, again.entries) == (0, 43, [])
+        assert len(quarantine.entries(settings.quarantine_dir)) == len(held)
+
+        cli = CliRunner()
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("HOURCAST_HOME", str(tmp_path))
+            listed = [
+                json.loads(line)
+                for line in cli.invoke(app, ["quarantine", "list", "--json"]).output.splitlines()
+            ]
+            assert [line["id"] for line in listed] == [e.id for e in held]
+            assert sum(line["rows"] for line in listed) == 43
+            shown = json.loads(cli.invoke(app, ["quarantine", "show", held[0].id, "--json"]).output)
+            assert len(shown["candles"]) == held[0].rows and shown["reasons"] == held[0].reasons
+            refused = cli.invoke(app, ["quarantine", "release", held[0].id])
+            assert refused.exit_code == 1 and "still fails validation" in refused.output
+            reviewed = cli.invoke(app, ["quarantine", "release", held[0].id, "--reviewed"])
+            assert reviewed.exit_code == 0
+            pending = cli.invoke(app, ["quarantine", "list", "--state", "pending", "--json"]).output
+            assert len(pending.splitlines()) == len(held) - 1
+        pd.testing.assert_frame_equal(stored(tmp_path).drop(columns="symbol"), on_hour)
 
 
 def test_missing_candles_are_recorded_as_gaps_not_invented(tmp_path: Path, replay: ReplayServer) -> None:
@@ -185,4 +298,4 @@ def test_cli_json_lines_and_exit_codes(tmp_path: Path, replay: ReplayServer) -> 
         check=False,
     )
     assert failed.returncode == 1
-    assert "does not list symbol 'DOGE/USDT'" in failed.stderr
+    assert "the exchange binance has no market 'DOGE/USDT'" in failed.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 from hourcast import atomic, retention, store
 from hourcast.settings import Settings
 from hourcast.store import series_lock
+from tests.integration.conftest import wait_for
 
 UTC = "UTC"
 
@@ -127,20 +127,20 @@ def test_an_empty_home_has_nothing_to_remove(tmp_path: Path) -> None:
     assert report.partitions_removed == [] and report.feature_rows_removed == 0 and report.files_removed == 0
 
 
-def test_retention_waits_for_a_writer_holding_theseries_lock(settings: Settings) -> None:
-    held, release = threading.Event(), threading.Event()
+def blocked_on(lock_file: Path) -> bool:
+    """Whether some process or thread is blocked waiting for the flock on ``lock_file`` (/proc/locks)."""
+    inode = f":{lock_file.stat().st_ino} "
+    return any("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
 
-    def writer() -> None:
-        with series_lock(series("BTC/USDT").directory(settings.candles_dir)):
-            held.set()
-            release.wait(5)
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    held.wait(5)
-    threading.Timer(0.5, release.set).start()
-    started = time.monotonic()
-    report = retention.apply_retention(settings)
-    thread.join()
-    assert time.monotonic() - started >= 0.45
-    assert len(report.partitions_removed) == 2
+def test_retention_waits_for_a_writer_holding_the_series_lock(settings: Settings) -> None:
+    directory = series("BTC/USDT").directory(settings.candles_dir)
+    reports: list[retention.RetentionReport] = []
+    with series_lock(directory):  # a writer is rewriting the series
+        pruning = threading.Thread(target=lambda: reports.append(retention.apply_retention(settings)))
+        pruning.start()
+        wait_for(lambda: blocked_on(directory / ".lock"), 10, "retention to wait for the series lock")
+        assert (directory / "month=2024-01").exists() and not reports
+    pruning.join(10)
+    [report] = reports
+    assert len(report.partitions_removed) == 2 and not (directory / "month=2024-01").exists()

@@ -3,13 +3,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from hourcast import ledger, store
 from tests.conftest import as_candle_frame
+from tests.integration.conftest import wait_for
 
 SERIES = store.Series("binance", "BTC/USDT", "1h")
 
@@ -77,7 +77,9 @@ def test_a_writer_killed_mid_write_leaves_a_complete_dataset(
         env={**os.environ, "PYTHONPATH": str(repo)},
     )
     assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
-    time.sleep(2.5)  # well inside the loop: it writes a day per upsert for ~2 years
+    months = SERIES.directory(tmp_path).glob
+    # well inside the loop (a day per upsert, 27 months): killed once three months are written
+    wait_for(lambda: len(list(months("month=*/data.parquet"))) >= 3, 60, "the writer's third month")
     writer.send_signal(signal.SIGKILL)
     writer.wait()
 
@@ -107,6 +109,7 @@ def test_ledger_appends_and_reads_back(tmp_path: Path) -> None:
         gaps=1,
         gap_ranges="2024-01-01T01:00:00Z+1",
         quarantined=0,
+        quarantined_ranges="",
         first=stamp,
         last=None,
         duration_seconds=0.5,

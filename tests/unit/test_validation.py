@@ -20,8 +20,9 @@ from hourcast.validation import (
     build_candle_suite,
     write_report,
 )
+from tests.conftest import BTC_FILE
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance_btc_usdt_1h.csv.gz"
+DATA = BTC_FILE
 ROWS = 1000
 HOUR_MS = timeframe_ms("1h")
 COLUMNS_RULE = "columns are exactly exchange, symbol, timeframe, ts, open, high, low, close, volume"
