@@ -86,10 +86,23 @@ class PredictionLog:
         self.flush()
 
 
-def read_log(directory: Path) -> pd.DataFrame:
-    """Every logged prediction, oldest request first (empty frame if none)."""
-    files = sorted(directory.glob("date=*/part-*.parquet"))
+def read_log(directory: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Every logged prediction, oldest request first (empty frame if none).
+
+    ``columns``: read only these (plus ``requested_at``); a column no file has is left out, and rows
+    from files written before a column existed hold nulls in it (the newest file's layout is used).
+    """
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    files = sorted(str(path) for path in directory.glob("date=*/part-*.parquet"))
     if not files:
-        return pd.DataFrame(columns=["requested_at", "symbol", "as_of", "target_time", "predicted_close"])
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        return pd.DataFrame(
+            columns=columns or ["requested_at", "symbol", "as_of", "target_time", "predicted_close"]
+        )
+    schema = pq.read_schema(files[-1])
+    wanted = None if columns is None else ["requested_at", *columns]
+    selected = [name for name in schema.names if wanted is None or name in wanted]
+    table = pads.dataset(files, schema=schema, format="parquet").to_table(columns=selected)
+    frame = table.to_pandas()
     return frame.sort_values("requested_at", kind="stable").reset_index(drop=True)

@@ -83,6 +83,30 @@ class Settings(BaseSettings):
     ui_port: int = Field(7860, description="Port of the Gradio app.")
     ui_hours: int = Field(12, ge=1, le=168, description="Hours of candles the dashboard draws.")
     ui_refresh_seconds: float = Field(60.0, ge=0, description="Dashboard auto-refresh period (0: off).")
+    monitor_max_mae_ratio: float = Field(
+        1.05,
+        gt=0,
+        description="The production model counts as degraded when its 7-day MAE ratio to persistence "
+        "exceeds this.",
+    )
+    monitor_min_hours: int = Field(
+        96,
+        ge=2,
+        description="Scored (or served) hours the 7-day window needs before its MAE ratio or drift can "
+        "declare the model degraded.",
+    )
+    monitor_max_psi: float = Field(
+        0.5,
+        gt=0,
+        description="The model counts as degraded when a feature's 7-day PSI against its training deciles "
+        "exceeds this (0.25 is the usual 'significant shift'; a week of hours adds about 0.05 of noise).",
+    )
+    retrain_cooldown_hours: float = Field(
+        24.0,
+        ge=0,
+        description="Least data time between two retrains asked for by the monitor (a lasting degradation "
+        "retrains once per cool-down, not every hour).",
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -143,3 +167,13 @@ class Settings(BaseSettings):
     def validation_dir(self) -> Path:
         """Human-readable validation output of the last run."""
         return self.home / "validation"
+
+    @property
+    def scores_dir(self) -> Path:
+        """The monitor's scored predictions (Parquet, one file per target day)."""
+        return self.home / "scores"
+
+    @property
+    def monitor_state_path(self) -> Path:
+        """When the monitor last asked for a retrain (data time), for its cool-down."""
+        return self.home / "monitor" / "retrain_request.json"

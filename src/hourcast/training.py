@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import hourcast
-from hourcast import featurestore, model, registry, store
+from hourcast import drift, featurestore, model, registry, store
 from hourcast.features import FEATURE_NAMES, next_hour_targets
 from hourcast.settings import Settings
 
@@ -213,6 +213,7 @@ def train(
         "params": {**model.DEFAULT_PARAMS, **(params or {})},
         "walk_forward": {"weeks": settings.gate_weeks, **candidate},
         "return_error_quantiles": {str(q): float(np.quantile(errors, q)) for q in ERROR_QUANTILES},
+        "feature_reference": drift.feature_reference(frame),
         "production_at_training": production,
         "code_version": code_version(),
     }

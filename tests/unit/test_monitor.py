@@ -1,0 +1,231 @@
+"""Monitoring, pure parts: scoring against recorded candles (exact errors, duplicates once, gaps unscorable,
+unknown targets pending), the idempotent scores dataset, rolling metrics, drift (PSI) and the cool-down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hourcast import drift, metrics, monitor
+
+HOUR = pd.Timedelta(hours=1)
+START = pd.Timestamp("2024-03-01", tz="UTC")
+
+
+@pytest.fixture
+def candles(btc_recorded: pd.DataFrame) -> pd.DataFrame:
+    """72 recorded BTC/USDT hours from START, as ``symbol, ts, close``."""
+    frame = btc_recorded.loc[(btc_recorded["ts"] >= START) & (btc_recorded["ts"] < START + 72 * HOUR)]
+    return frame.assign(symbol="BTC/USDT")[["symbol", "ts", "close"]].reset_index(drop=True)
+
+
+def close_at(candles: pd.DataFrame, stamp: pd.Timestamp) -> float:
+    return float(candles.loc[candles["ts"] == stamp, "close"].iloc[0])
+
+
+def log_rows(candles: pd.DataFrame, hours: range, model: str = "m:1", answers: int = 3) -> pd.DataFrame:
+    """What the API would log: ``answers`` identical answers per hour, the first a minute after the close;
+    predicted close 0.1 % above the last close, band +-0.5 %."""
+    rows = []
+    for hour in hours:
+        as_of = START + hour * HOUR
+        last = close_at(candles, as_of)
+        for answer in range(answers):
+            rows.append(
+                {
+                    "requested_at": as_of + HOUR + pd.Timedelta(minutes=1 + answer),
+                    "symbol": "BTC/USDT",
+                    "as_of": as_of,
+                    "target_time": as_of + HOUR,
+                    "last_close": last,
+                    "predicted_close": last * 1.001,
+                    "model": model,
+                    "stale": False,
+                    "band_low": last * 0.995,
+                    "band_high": last * 1.005,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_each_prediction_is_scored_exactly_against_its_candle(candles: pd.DataFrame) -> None:
+    predictions = monitor.distinct_predictions(log_rows(candles, range(24, 40)))
+    assert len(predictions) == 16  # three answers per hour count once
+
+    scores, pending = monitor.score_predictions(predictions, candles)
+    assert pending.empty and (scores["status"] == monitor.SCORED).all()
+    for row in scores.itertuples():
+        realised = close_at(candles, row.as_of + HOUR)
+        last = close_at(candles, row.as_of)
+        assert row.realised_close == realised
+        assert row.error == pytest.approx(last * 1.001 - realised, abs=1e-9)
+        assert row.persistence_error == pytest.approx(last - realised, abs=1e-9)
+        assert row.direction_hit == (realised > last)
+        assert row.in_band == (last * 0.995 <= realised <= last * 1.005)
+        assert row.requested_at == row.as_of + HOUR + pd.Timedelta(minutes=1)  # the first answer
+
+
+def test_a_gap_is_unscorable_and_an_unknown_target_waits(candles: pd.DataFrame) -> None:
+    gap = START + 30 * HOUR
+    stored = candles.loc[(candles["ts"] != gap) & (candles["ts"] <= START + 40 * HOUR)]
+    predictions = monitor.distinct_predictions(log_rows(candles, range(28, 45)))
+
+    scores, pending = monitor.score_predictions(predictions, stored)
+    unscorable = scores.loc[scores["status"] == monitor.UNSCORABLE]
+    assert unscorable["target_time"].tolist() == [gap]
+    assert unscorable[["realised_close", "error", "persistence_error"]].isna().all().all()
+    assert unscorable["direction_hit"].isna().all() and unscorable["in_band"].isna().all()
+    assert sorted(pending["target_time"]) == [START + h * HOUR for h in range(41, 46)]
+    assert len(scores) + len(pending) == len(predictions)
+
+    # later, the hours are stored: the pending ones are scored, the gap stays a gap
+    later, still = monitor.score_predictions(pending, candles.loc[candles["ts"] != gap])
+    assert still.empty and (later["status"] == monitor.SCORED).all() and len(later) == 5
+
+
+def test_a_log_without_band_scores_without_coverage(candles: pd.DataFrame) -> None:
+    old_layout = log_rows(candles, range(24, 30)).drop(columns=["band_low", "band_high", "stale"])
+    scores, _ = monitor.score_predictions(monitor.distinct_predictions(old_layout), candles)
+    assert scores["in_band"].isna().all() and scores["error"].notna().all()
+    board = monitor.scoreboard(scores, START + 30 * HOUR)
+    assert board.loc[board["window"] == "24h", "coverage"].isna().all()
+
+
+def test_the_scores_dataset_is_idempotent(tmp_path: Path, candles: pd.DataFrame) -> None:
+    directory = tmp_path / "scores"
+    first, _ = monitor.score_predictions(
+        monitor.distinct_predictions(log_rows(candles, range(20, 30))), candles
+    )
+    assert monitor.write_scores(directory, first) == 10
+    assert monitor.write_scores(directory, first) == 0  # re-running adds nothing
+    more, _ = monitor.score_predictions(
+        monitor.distinct_predictions(log_rows(candles, range(20, 40))), candles
+    )
+    assert monitor.write_scores(directory, more) == 10  # only the keys not yet stored
+    stored = monitor.read_scores(directory)
+    assert len(stored) == 20 and not stored.duplicated(monitor.KEY).any()
+    assert sorted(p.parent.name for p in directory.glob("date=*/scores.parquet")) == [
+        "date=2024-03-01",
+        "date=2024-03-02",
+    ]
+    pd.testing.assert_frame_equal(
+        stored.sort_values("as_of").reset_index(drop=True), more.sort_values("as_of").reset_index(drop=True)
+    )
+    assert monitor.read_scores(tmp_path / "nothing").empty
+
+
+def test_rolling_metrics_count_each_hour_once_and_match_the_metrics_module(candles: pd.DataFrame) -> None:
+    log = pd.concat([log_rows(candles, range(0, 60), answers=5), log_rows(candles, range(50, 60), "m:2", 1)])
+    scores, _ = monitor.score_predictions(monitor.distinct_predictions(log), candles)
+    now = START + 60 * HOUR
+    board = monitor.scoreboard(scores, now).set_index(["window", "symbol", "model"])
+
+    first = scores.loc[scores["model"] == "m:1"].sort_values("as_of")
+    day = first.loc[first["target_time"] > now - pd.Timedelta(hours=24)]
+    row = board.loc[("24h", "BTC/USDT", "m:1")]
+    assert row["hours"] == 24 == len(day)
+    expected = metrics.forecast_metrics(day["realised_close"], day["predicted_close"], day["last_close"])
+    assert row["mae"] == pytest.approx(expected["mae"])
+    assert row["rmse"] == pytest.approx(expected["rmse"])
+    assert row["directional_accuracy"] == pytest.approx(expected["directional_accuracy"])
+    persistence_mae = float(np.mean(np.abs(day["last_close"] - day["realised_close"])))
+    assert row["mae_ratio"] == pytest.approx(expected["mae"] / persistence_mae)
+    assert row["dm_p_value"] == pytest.approx(
+        metrics.diebold_mariano(day["error"], day["persistence_error"])[1]
+    )
+    assert row["coverage"] == pytest.approx(day["in_band"].astype(float).mean())
+
+    # two models answered hours 50..59: "all" scores each served hour once (the first answer)
+    assert board.loc[("24h", "BTC/USDT", "m:2"), "hours"] == 10
+    assert board.loc[("24h", "BTC/USDT", "all"), "hours"] == 24
+    assert board.loc[("30d", "BTC/USDT", "all"), "hours"] == 60
+    assert board.loc[("7d", "BTC/USDT", "m:1"), "hours"] == 60
+
+
+def test_rolling_series_and_model_spans(candles: pd.DataFrame) -> None:
+    log = pd.concat([log_rows(candles, range(0, 30)), log_rows(candles, range(30, 60), "m:2")])
+    scores, _ = monitor.score_predictions(monitor.distinct_predictions(log), candles)
+    series = monitor.rolling_series(scores, "BTC/USDT", pd.Timedelta(hours=24))
+    assert len(series) == 60 and series["hours"].max() == 24
+    last_day = scores.sort_values("target_time").tail(24)
+    assert series["mae_ratio"].iloc[-1] == pytest.approx(
+        last_day["error"].abs().sum() / last_day["persistence_error"].abs().sum()
+    )
+    assert series["directional_accuracy"].iloc[-1] == pytest.approx(last_day["direction_hit"].dropna().mean())
+    spans = monitor.model_spans(scores, "BTC/USDT")
+    assert spans["model"].tolist() == ["m:1", "m:2"]
+    assert spans["first"].tolist() == [START, START + 30 * HOUR]
+
+
+def test_degradation_needs_enough_hours_and_the_cooldown_holds() -> None:
+    board = pd.DataFrame(
+        [
+            {"window": "7d", "symbol": "BTC/USDT", "model": "m:1", "hours": 100, "mae_ratio": 1.2},
+            {"window": "7d", "symbol": "ETH/USDT", "model": "m:1", "hours": 10, "mae_ratio": 3.0},
+            {"window": "24h", "symbol": "BTC/USDT", "model": "m:1", "hours": 24, "mae_ratio": 5.0},
+        ]
+    )
+    no_drift = drift.empty_table()
+    reasons = monitor.degradation(board, no_drift, "m:1", 1.05, 96, 0.5)
+    assert len(reasons) == 1 and reasons[0].startswith("BTC/USDT: 7-day MAE ratio to persistence 1.2000")
+    assert monitor.degradation(board, no_drift, "m:2", 1.05, 96, 0.5) == []
+    assert monitor.degradation(board, no_drift, "m:1", 1.25, 96, 0.5) == []
+
+    drifted = pd.DataFrame(
+        [
+            {"window": "7d", "symbol": "ETH/USDT", "feature": "ret_1h", "psi": 0.9, "hours": 168},
+            {"window": "7d", "symbol": "ETH/USDT", "feature": "range_hl", "psi": 0.6, "hours": 168},
+            {"window": "24h", "symbol": "BTC/USDT", "feature": "ret_1h", "psi": 3.0, "hours": 24},
+        ]
+    )
+    reasons = monitor.degradation(board.iloc[:0], drifted, "m:1", 1.05, 96, 0.5)
+    assert reasons == [
+        "ETH/USDT: feature ret_1h drifted, 7-day PSI 0.900 > 0.5 (2 features over the threshold)"
+    ]
+
+    now = START + 100 * HOUR
+    day = pd.Timedelta(hours=24)
+    assert monitor.retrain_due(["x"], None, now, day)
+    assert not monitor.retrain_due([], None, now, day)
+    assert not monitor.retrain_due(["x"], now - 23 * HOUR, now, day)
+    assert monitor.retrain_due(["x"], now - 24 * HOUR, now, day)
+
+
+def test_retrain_requests_are_recorded_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "monitor" / "retrain_request.json"
+    assert monitor.last_retrain_request(path) is None
+    monitor.record_retrain_request(path, START, "m:1", ["why"])
+    assert monitor.last_retrain_request(path) == START
+
+
+def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift() -> None:
+    rng = np.random.default_rng(0)
+    reference = drift.reference_of(rng.normal(size=5000))
+    assert reference["shares"] == pytest.approx([0.1] * 10, abs=1e-3)
+    assert drift.psi(reference, rng.normal(size=5000)) < 0.01
+    assert drift.psi(reference, rng.normal(size=168)) < 0.2  # about (bins - 1) / n of noise
+    assert drift.psi(reference, rng.normal(loc=1.0, size=168)) > 0.5
+    constant = drift.reference_of(np.zeros(100))
+    assert constant["edges"] == [0.0] and drift.psi(constant, np.zeros(10)) == 0.0
+    assert np.isnan(drift.psi(reference, []))
+    with pytest.raises(ValueError, match="finite"):
+        drift.reference_of([np.nan])
+
+
+def test_drift_table_per_symbol_and_window_worst_first() -> None:
+    rng = np.random.default_rng(1)
+    hours = pd.date_range(START, periods=24 * 30, freq="h")
+    train = pd.DataFrame({"symbol": "BTC/USDT", "as_of": hours, "ret_1h": rng.normal(size=len(hours))})
+    train["range_hl"] = rng.normal(size=len(hours))
+    reference = drift.feature_reference(train, ["ret_1h", "range_hl"])
+    served = train.tail(24 * 7).copy()
+    served["range_hl"] = served["range_hl"] + 2.0  # only this one shifts
+    table = drift.drift_table(reference, served, hours[-1], monitor.DRIFT_WINDOWS)
+    assert table["window"].tolist() == ["24h", "24h", "7d", "7d"]
+    week = table.loc[table["window"] == "7d"]
+    assert week["feature"].tolist() == ["range_hl", "ret_1h"] and week["hours"].tolist() == [168, 168]
+    assert week["psi"].iloc[0] > 1.0 and week["psi"].iloc[1] < 0.2
+    assert drift.drift_table({}, served, hours[-1], monitor.DRIFT_WINDOWS).empty
