@@ -17,9 +17,6 @@ from hourcast.settings import Settings
 if TYPE_CHECKING:
     from hourcast.monitor import MonitorReport
 
-if TYPE_CHECKING:
-    from hourcast.monitor import MonitorReport
-
 app = typer.Typer(help="hourcast: next-hour close forecasts for crypto pairs.", no_args_is_help=True)
 
 SymbolOption = Annotated[
@@ -302,76 +299,6 @@ def _print_metrics_table(metrics: dict) -> None:
                 f"{p_value:.4f}" if p_value != "" else "",
             )
     Console().print(table)
-
-
-@app.command()
-def monitor(as_json: JsonOption = False) -> None:
-    """Score logged predictions against the closed candles; rolling metrics vs persistence and drift."""
-    from hourcast import monitor as monitoring
-
-    report = monitoring.run(Settings())
-    if as_json:
-        print(json.dumps(report.as_json(), default=str))
-        return
-    _print_scoreboard(report)
-
-
-def _figure(value: object, digits: int = 4) -> str:
-    return "" if value is None or value != value else f"{value:.{digits}f}"  # NaN != NaN
-
-
-def _print_scoreboard(report: MonitorReport) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    now = f"{report.now:%Y-%m-%d %H:%M} UTC" if report.now is not None else "none"
-    console.print(
-        f"newest stored hour {now}: {report.added} predictions newly scored, {report.pending} waiting for their "
-        f"candle; production model {report.production or 'none'}"
-    )
-    table = Table(
-        "window",
-        "symbol",
-        "model",
-        "hours",
-        "MAE",
-        "RMSE",
-        "direction",
-        "MAE ratio",
-        "DM p",
-        "coverage",
-        "unscorable",
-        title="Scoreboard (vs persistence)",
-    )
-    for row in report.scoreboard.itertuples():
-        table.add_row(
-            row.window,
-            row.symbol,
-            row.model,
-            str(row.hours),
-            _figure(row.mae),
-            _figure(row.rmse),
-            _figure(row.directional_accuracy, 3),
-            _figure(row.mae_ratio),
-            _figure(row.dm_p_value),
-            _figure(row.coverage, 3),
-            str(row.unscorable),
-        )
-    console.print(table)
-    for row in report.newly_unscorable.itertuples():
-        console.print(
-            f"unscorable: {row.symbol} as of {row.as_of:%Y-%m-%d %H:%M}: target hour "
-            f"{row.target_time:%Y-%m-%d %H:%M} is a gap in the stored candles"
-        )
-    worst = report.worst_drift(3)
-    if not worst.empty:
-        drift_table = Table("window", "symbol", "feature", "PSI", "hours", title="Most drifted features")
-        for row in worst.itertuples():
-            drift_table.add_row(row.window, row.symbol, row.feature, _figure(row.psi, 3), str(row.hours))
-        console.print(drift_table)
-    for reason in report.degraded:
-        console.print(f"[bold red]degraded[/]: {reason}")
 
 
 @app.command()
