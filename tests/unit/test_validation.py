@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -195,3 +196,39 @@ def test_write_report_writes_json_and_html(
     assert ValidationReport(**json.loads(json_path.read_text())) == report
     page = html.unescape(html_path.read_text())
     assert "high >= close: high >= max(open, close)" in page
+
+
+BATCH_BREAKERS = {"missing-column", "extra-column", "object-dtype", "ts-unit-dtype", "other-timeframe"}
+
+
+@pytest.mark.parametrize(("breaker", "now_shift_ms", "rules"), BREAKERS)
+def test_row_rules_name_their_rows_and_batch_rules_condemn_the_batch(
+    request: pytest.FixtureRequest,
+    validator: CandleValidator,
+    candles: pd.DataFrame,
+    now_ms: int,
+    breaker: Callable[[pd.DataFrame], pd.DataFrame],
+    now_shift_ms: int,
+    rules: list[str],
+) -> None:
+    name = request.node.callspec.id
+    broken = breaker(candles.copy())
+    report = validator.validate(broken, now_ms + now_shift_ms)
+    if name in BATCH_BREAKERS or name == "candle-not-closed":
+        assert report.batch_failed, report.failures
+        return
+    assert not report.batch_failed, report.failures
+    changed = broken.ne(candles.reindex(broken.index)).astype("boolean").fillna(True)
+    expected = sorted(set(np.flatnonzero(changed.any(axis=1))))
+    if name == "duplicated-key":
+        expected = [5, len(broken) - 1]  # both rows of the key: which one is right cannot be told
+    assert report.rejected_rows == expected
+
+
+def test_a_zero_volume_candle_is_valid(
+    validator: CandleValidator, candles: pd.DataFrame, now_ms: int
+) -> None:
+    flat = candles.copy()
+    flat.loc[10, ["open", "high", "low", "close"]] = flat.loc[9, "close"]
+    flat.loc[10, "volume"] = 0.0
+    assert validator.validate(flat, now_ms).success
