@@ -14,6 +14,7 @@ from hourcast.validation import latest_report_stem
 if TYPE_CHECKING:
     from hourcast.featurestore import MaterializeSummary
     from hourcast.ingest import SymbolSummary
+    from hourcast.monitor import MonitorReport
     from hourcast.retention import RetentionReport
     from hourcast.training import TrainingResult
 
@@ -156,4 +157,29 @@ def retention_markdown(report: RetentionReport) -> str:
     ]
     if report.partitions_removed:
         lines += ["", *(f"- removed `{partition}`" for partition in report.partitions_removed)]
+    return "\n".join(lines) + "\n"
+
+
+def monitor_markdown(report: MonitorReport, per_symbol: int = 5) -> str:
+    """The monitor's verdict on the production model and its most drifted features."""
+    verdict = (
+        "**degraded**:\n\n" + "\n".join(f"- {reason}" for reason in report.degraded)
+        if report.degraded
+        else "not degraded"
+    )
+    lines = [
+        "# Forecast monitor",
+        "",
+        f"Newest stored hour {report.now.isoformat() if report.now is not None else 'none'}; "
+        f"{report.added} predictions newly scored, {report.pending} waiting for their candle.",
+        "",
+        f"Production model {report.production or 'none'}: {verdict}",
+        "",
+        "| window | symbol | feature | PSI | hours |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {row.window} | {row.symbol} | {row.feature} | {row.psi:.3f} | {row.hours} |"
+        for row in report.worst_drift(per_symbol).itertuples()
+    ]
     return "\n".join(lines) + "\n"

@@ -15,7 +15,13 @@ from prefect.flows import load_flow_from_entrypoint
 REPO = Path(__file__).resolve().parents[2]
 CONFIG: dict[str, Any] = yaml.safe_load((REPO / "prefect.yaml").read_text())
 DEPLOYMENTS = {deployment["name"]: deployment for deployment in CONFIG["deployments"]}
-EXPECTED_CRONS = {"ingest": "5 * * * *", "retention": "0 3 * * 1", "retrain": "30 3 * * 1", "backfill": None}
+EXPECTED_CRONS = {
+    "ingest": "5 * * * *",
+    "retention": "0 3 * * 1",
+    "retrain": "30 3 * * 1",
+    "backfill": None,
+    "monitor": None,
+}
 
 
 def load(deployment: dict[str, Any]) -> Flow:
@@ -60,3 +66,59 @@ def test_backfill_takes_the_documented_parameters() -> None:
 def test_an_invalid_cron_is_rejected() -> None:
     with pytest.raises(ValueError, match="Invalid cron"):
         CronSchedule(cron="61 * * * *", timezone="UTC")
+
+
+def triggers(name: str) -> list[Any]:
+    """A deployment's triggers as Prefect validates them on `prefect deploy`, as the server evaluates them."""
+    from prefect.events import DeploymentTriggerTypes
+    from prefect.server.events.schemas.automations import EventTrigger
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(DeploymentTriggerTypes)
+    specs = [adapter.validate_python(spec) for spec in DEPLOYMENTS[name].get("triggers") or []]
+    return [
+        EventTrigger.model_validate(spec.model_dump(include=set(EventTrigger.model_fields))) for spec in specs
+    ]
+
+
+def received(event: str, resource: dict[str, str], related: list[dict[str, str]] | None = None) -> Any:
+    from uuid import uuid4
+
+    from prefect.server.events.schemas.events import ReceivedEvent
+    from prefect.types._datetime import now
+
+    return ReceivedEvent(
+        id=uuid4(), occurred=now("UTC"), event=event, resource=resource, related=related or []
+    )
+
+
+def test_retrain_is_triggered_by_the_monitors_degraded_event_with_a_cooldown() -> None:
+    from flows.monitor_tasks import DEGRADED_EVENT, degraded_event
+    from hourcast.monitor import MonitorReport
+    from hourcast.settings import Settings
+
+    (trigger,) = triggers("retrain")
+    settings = Settings()
+    report = MonitorReport(None, 0, 0, None, None, None, None, "hourcast_next_hour:abc", ["BTC/USDT: worse"])
+    emitted = degraded_event(settings, report)
+    assert emitted["event"] == DEGRADED_EVENT
+    assert trigger.covers(received(emitted["event"], emitted["resource"]))
+    assert not trigger.covers(received("hourcast.model.fine", emitted["resource"]))
+    assert trigger.posture == "Reactive" and trigger.threshold == 1
+    assert trigger.within.total_seconds() == Settings.model_fields["retrain_cooldown_hours"].default * 3600
+
+
+def test_monitor_runs_when_an_ingest_run_ends() -> None:
+    (trigger,) = triggers("monitor")
+    flow = {"prefect.resource.id": "prefect.flow.1", "prefect.resource.role": "flow"}
+    run = {"prefect.resource.id": "prefect.flow-run.1"}
+    for state in ("Completed", "Failed"):
+        assert trigger.covers(
+            received(f"prefect.flow-run.{state}", run, [{**flow, "prefect.resource.name": "ingest"}])
+        )
+    assert not trigger.covers(
+        received("prefect.flow-run.Completed", run, [{**flow, "prefect.resource.name": "retrain"}])
+    )
+    assert not trigger.covers(
+        received("prefect.flow-run.Running", run, [{**flow, "prefect.resource.name": "ingest"}])
+    )
