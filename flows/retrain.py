@@ -1,4 +1,7 @@
-"""The weekly ``retrain`` flow: retention, then training with its walk-forward check and promotion gate."""
+"""The weekly ``retrain`` flow: training with its walk-forward check and promotion gate.
+
+Retention is a deployment of its own (``retention``, scheduled half an hour before), so it runs once a week.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from typing import Any
 
 from prefect import flow
 
-from flows.retention import retention
 from flows.tasks import publish_training_failure, publish_training_report, train_model
 from hourcast.settings import Settings
 from hourcast.training import TrainingError
@@ -14,12 +16,11 @@ from hourcast.training import TrainingError
 
 @flow(name="retrain")
 def retrain() -> dict[str, Any]:
-    """Run ``retention`` (subflow), then train on the last HOURCAST_TRAIN_DAYS days: the model is saved and
-    promoted only if the gate accepts it. A rejected model completes the run (the decision is in the
+    """Train on the last HOURCAST_TRAIN_DAYS days: the model is saved and promoted only if the gate
+    accepts it. A rejected model completes the run (the decision is in the
     ``promotion-decision`` artifact); a ``TrainingError`` fails it, production untouched.
     """
     settings = Settings()
-    retention()
     try:
         result = train_model(settings)
     except TrainingError as error:

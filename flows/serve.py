@@ -1,5 +1,6 @@
-"""Serve hourcast's flows with the schedules of ``prefect.yaml``, without a work pool or worker
-(Prefect's ``serve``): what ``hourcast up`` runs against a live exchange.
+"""Serve hourcast's flows with the schedules of ``prefect.yaml`` in one process, without a work pool or
+worker (Prefect's ``serve``): a lighter way to run the schedules in development. ``hourcast up`` runs
+the deployments on the work pool with a worker, as production does.
 
 Run from the project folder: ``python -m flows.serve`` (Ctrl-C stops it).
 """

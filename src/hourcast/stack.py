@@ -1,13 +1,22 @@
-"""`hourcast up`: the whole system on one machine.
+"""`hourcast up`: the whole system on one machine, run the way it runs in production.
 
-Bootstraps data, features and a first model in-process, then supervises the API (`hourcast serve`), the
-dashboard (`hourcast ui`) and the schedules as child processes, each in its own process group, until
-Ctrl-C or SIGTERM, when every child is stopped (SIGTERM, then SIGKILL after a bounded wait).
+Parts, each a child process in its own process group with its log under ``HOURCAST_HOME/logs``:
 
-Schedules: against a live exchange, Prefect's `serve` runs the flows on their cron schedules
-(`python -m flows.serve`). Against the replay exchange, whose clock may run faster than real time, a
-small scheduler follows the exchange's clock instead and runs the same flows (`python -m flows.<name>`)
-a few minutes past every simulated hour, and retrain (which applies retention first) every simulated week.
+- a Prefect server (``prefect server start``, its database under ``HOURCAST_HOME/prefect``), unless
+  ``PREFECT_API_URL`` names one already running, which is then used and no server is started;
+- the deployments of ``prefect.yaml`` (``prefect deploy --all``) on the process work pool, and a worker
+  of that pool (``prefect worker start``), which runs every flow run as a subprocess of its own;
+- the prediction API (``hourcast serve``) and the dashboard (``hourcast ui``).
+
+Before the API starts, the data, the online features and a first model are bootstrapped in-process
+(while the Prefect server starts). Against a live exchange the Prefect server's scheduler runs the
+deployments on their cron schedules. Against the replay exchange, whose clock may run faster than real
+time, the cron schedules are switched off and ``hourcast.dev.scheduler.ReplayScheduler`` creates runs of
+the same deployments whenever their cron fires on the replay clock.
+
+A part that dies during start-up stops everything, with the tail of its log. Ctrl-C or SIGTERM cancels
+the flow runs in progress through the Prefect API, then stops every part (SIGTERM to its process group,
+SIGKILL after a bounded wait).
 """
 
 from __future__ import annotations
@@ -19,16 +28,24 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
-import pandas as pd
+import yaml
 
 from hourcast.settings import Settings
 
-INGEST_MINUTE = 5
-"""Minutes past the hour the ingest flow runs (the exchange needs a moment to close the candle)."""
+WORKER_QUERY_SECONDS = "2"
+"""How often `hourcast up`'s worker asks for runs to start (Prefect's default, 10 s, delays each run)."""
+ACTIVE_STATES = ("PENDING", "RUNNING", "CANCELLING")
+"""Flow-run state types that are in progress on the worker."""
+
+
+class StartupFailed(RuntimeError):
+    """A part of the stack did not come up; the message carries the tail of its log."""
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -42,26 +59,38 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file (empty if there is none)."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
 @dataclass
 class Child:
-    """A supervised child process."""
+    """A supervised child process, in a process group of its own, output to ``log``."""
 
     name: str
     command: list[str]
+    log: Path
     process: subprocess.Popen | None = None
 
-    def start(self, env: dict[str, str], cwd: Path, log: Path) -> None:
-        """Start it in its own process group, output to ``log``."""
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "ab") as output:
+    def start(self, env: dict[str, str], cwd: Path) -> Child:
+        """Start it in its own process group (session); returns self."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as output:
             self.process = subprocess.Popen(
                 self.command,
                 cwd=cwd,
                 env=env,
+                stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        return self
 
     def running(self) -> bool:
         """Whether it is still alive."""
@@ -70,7 +99,7 @@ class Child:
     def signal(self, sig: signal.Signals) -> None:
         """Send ``sig`` to its process group (if it is still there)."""
         if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, sig)
 
     def group_alive(self) -> bool:
@@ -84,6 +113,11 @@ class Child:
             return False
         return True
 
+    def failure(self) -> str:
+        """Why it is not running, with the tail of its log."""
+        code = self.process.poll() if self.process is not None else None
+        return f"{self.name} exited (code {code}); last lines of {self.log}:\n{log_tail(self.log)}"
+
 
 def stop_all(children: list[Child], timeout: float) -> None:
     """SIGTERM every child's process group at once; SIGKILL what is still alive after ``timeout``."""
@@ -95,47 +129,78 @@ def stop_all(children: list[Child], timeout: float) -> None:
     for child in children:
         if child.group_alive():
             child.signal(signal.SIGKILL)
+    for child in children:
+        if child.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=5)
 
 
-@dataclass
-class ReplayScheduler:
-    """Runs flows by the exchange's clock: ingest every hour (at :05), retrain (retention first) weekly."""
-
-    exchange_now: Callable[[], pd.Timestamp]
-    run_flow: Callable[[str], None]
-    poll_seconds: float = 1.0
-    stop_event: threading.Event = field(default_factory=threading.Event)
-
-    def due(self, last: pd.Timestamp, now: pd.Timestamp) -> list[str]:
-        """The flows due between two readings of the clock, in order."""
-        offset = pd.Timedelta(minutes=INGEST_MINUTE)
-        flows: list[str] = []
-        if (now - offset).floor("h") > (last - offset).floor("h"):
-            flows.append("ingest")
-        if (now - offset).tz_convert(None).to_period("W") != (last - offset).tz_convert(None).to_period("W"):
-            flows.append("retrain")  # which applies retention first
-        return flows
-
-    def run(self) -> None:
-        """Poll the clock until ``stop_event`` is set."""
-        last = self.exchange_now()
-        while not self.stop_event.wait(self.poll_seconds):
-            now = self.exchange_now()
-            for name in self.due(last, now):
-                if self.stop_event.is_set():
-                    return
-                self.run_flow(name)
-            last = now
+def python_module(module: str, *args: str) -> list[str]:
+    """A command running ``python -m module args`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
 
 
-def python_module(module: str) -> list[str]:
-    """A command running ``python -m module`` with this interpreter."""
-    return [sys.executable, "-m", module]
+def read_prefect_yaml(project_dir: Path) -> dict[str, Any]:
+    """The project's ``prefect.yaml``."""
+    return yaml.safe_load((project_dir / "prefect.yaml").read_text())
 
 
-def hourcast_command(*args: str) -> list[str]:
-    """A command running the hourcast CLI with this interpreter."""
-    return [sys.executable, "-m", "hourcast", *args]
+def work_pools(config: dict[str, Any]) -> list[str]:
+    """The work pools the deployments of a ``prefect.yaml`` run on."""
+    return sorted({spec["work_pool"]["name"] for spec in config["deployments"]})
+
+
+def prefect_server_environment(home: Path) -> dict[str, str]:
+    """Where a Prefect server started by `hourcast up` keeps its files and database (under ``home``)."""
+    prefect_home = (home / "prefect").resolve()
+    return {
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{prefect_home / 'prefect.db'}",
+    }
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    children: list[Child],
+    stop_event: threading.Event,
+) -> None:
+    """Poll ``condition`` until it holds; raise ``StartupFailed`` if a child dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        dead = [child for child in children if not child.running()]
+        if dead:
+            raise StartupFailed(dead[0].failure())
+        if time.monotonic() > deadline:
+            raise StartupFailed(f"{what}: no answer after {timeout:.0f} s")
+        if stop_event.wait(0.3):
+            raise KeyboardInterrupt
+
+
+def process_alive(flow_run: Any) -> bool:
+    """Whether a flow run's process (``infrastructure_pid``, ``host:pid``) may still be running: unknown
+    (not started yet) counts as running."""
+    pid = (flow_run.infrastructure_pid or "").rpartition(":")[2]
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 right now."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 class Stack:
@@ -157,27 +222,46 @@ class Stack:
         self.replay_speed = replay_speed
         self.say = say
         self.children: list[Child] = []
+        self.server: Child | None = None
+        self.worker: Child | None = None
+        self.prefect_api_url = ""
         self.stop_event = threading.Event()
+        self._starting = True
         self._replay_server = None
-        self._scheduler: ReplayScheduler | None = None
+        self._scheduler = None
         self._scheduler_thread: threading.Thread | None = None
-        self._flow_run: Child | None = None
+        self._flow_runs: set[UUID] = set()
+        self._flow_runs_lock = threading.Lock()
 
     @property
     def api_url(self) -> str:
-        """Where the API answers."""
+        """Where the prediction API answers."""
         return f"http://{self.settings.serve_host}:{self.settings.serve_port}"
+
+    @property
+    def ui_url(self) -> str:
+        """Where the dashboard answers."""
+        return f"http://{self.settings.ui_host}:{self.settings.ui_port}"
+
+    @property
+    def prefect_ui_url(self) -> str:
+        """The Prefect UI (the API URL without its ``/api``)."""
+        return self.prefect_api_url.rstrip("/").removesuffix("/api")
 
     @property
     def logs_dir(self) -> Path:
         """The children's logs."""
         return self.settings.home / "logs"
 
+    # -- replay exchange -------------------------------------------------------------------------
+
     def start_replay(self) -> None:
         """Start the replay exchange in this process and point the settings at it."""
+        import pandas as pd
+
         from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
 
-        assert self.replay_data, "replay needs --data SYMBOL=PATH"
+        assert self.replay_data, "replay needs recorded candle files"
         datasets = {symbol: load_candles_file(path) for symbol, path in self.replay_data.items()}
         now = self.replay_now or str(min(f["ts"].iloc[0] for f in datasets.values()) + pd.Timedelta(days=45))
         exchange = ReplayExchange(datasets, now=now, speed=self.replay_speed)
@@ -189,118 +273,320 @@ class Stack:
             f"replay exchange: {self._replay_server.url} (clock {now}, {self.replay_speed:g}x real time)"
         )
 
-    def bootstrap(self) -> None:
-        """Data (ingest, or the default backfill into an empty store), features, and a first model."""
+    # -- Prefect -----------------------------------------------------------------------------------
+
+    def start_prefect_server(self) -> None:
+        """Use the Prefect server ``PREFECT_API_URL`` names, or start one (``prefect server start``)."""
+        from prefect.settings import get_current_settings
+
+        prefect = get_current_settings()
+        if prefect.api.url:
+            self.prefect_api_url = str(prefect.api.url)
+            self.say(f"Prefect: using the server at {self.prefect_api_url} (PREFECT_API_URL)")
+            return
+        host, port = prefect.server.api.host, prefect.server.api.port
+        self.prefect_api_url = f"http://{host}:{port}/api"
+        if answers(f"{self.prefect_api_url}/health"):
+            raise StartupFailed(
+                f"something already answers on {host}:{port}; set PREFECT_API_URL to use that Prefect "
+                "server, or PREFECT_SERVER_API_PORT to start one on another port"
+            )
+        env = {**os.environ, **prefect_server_environment(self.settings.home)}
+        env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        env.pop("PREFECT_API_URL", None)
+        command = python_module("prefect", "server", "start", "--host", host, "--port", str(port))
+        self.server = Child("prefect-server", command, self.logs_dir / "prefect-server.log")
+        self.server.start(env, self.project_dir)
+        self.children.append(self.server)
+
+    @contextlib.contextmanager
+    def prefect_api(self) -> Iterator[None]:
+        """Prefect clients created inside talk to the stack's server."""
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: self.prefect_api_url}):
+            yield
+
+    def _prefect_environment(self) -> dict[str, str]:
+        env = {"PREFECT_API_URL": self.prefect_api_url}
+        if self.server is not None:
+            env.update(prefect_server_environment(self.settings.home))
+        return env
+
+    def _environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            **settings_environment(self.settings),
+            **self._prefect_environment(),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def create_work_pools(self, config: dict[str, Any]) -> None:
+        """Create the process work pools of ``prefect.yaml`` that do not exist yet."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import WorkPoolCreate
+        from prefect.exceptions import ObjectAlreadyExists
+
+        with self.prefect_api(), get_client(sync_client=True) as client:
+            for pool in work_pools(config):
+                with contextlib.suppress(ObjectAlreadyExists):
+                    client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+
+    def deployed_schedules(self, config: dict[str, Any], active: bool) -> dict[str, str]:
+        """The cron schedule of each deployed ``prefect.yaml`` deployment (``flow/deployment`` -> cron),
+        read back from the server; every schedule is switched on or off (``active``)."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+        names = [spec["name"] for spec in config["deployments"]]
+        schedules: dict[str, str] = {}
+        with self.prefect_api(), get_client(sync_client=True) as client:
+            deployments = client.read_deployments(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=names))
+            )
+            for deployment in deployments:
+                flow = client.read_flow(deployment.flow_id)
+                for schedule in deployment.schedules:
+                    cron = getattr(schedule.schedule, "cron", None)
+                    if cron is not None:
+                        schedules[f"{flow.name}/{deployment.name}"] = cron
+                    if schedule.active != active:
+                        client.update_deployment_schedule(deployment.id, schedule.id, active=active)
+        return schedules
+
+    # -- bootstrap -----------------------------------------------------------------------------------
+
+    def bootstrap(self) -> str:
+        """Data (ingest, or the default backfill into an empty store), features, and a first model;
+        returns a one-line status."""
         from hourcast import featurestore, registry, training
         from hourcast.ingest import make_ingestor
 
-        self.say("ingesting candles (validated with Great Expectations) ...")
-        for summary in make_ingestor(self.settings).ingest():
+        began = time.monotonic()
+        self.say("bootstrap: ingesting candles (validated with Great Expectations) ...")
+        summaries = make_ingestor(self.settings).ingest()
+        for summary in summaries:
             self.say(
                 f"  {summary.symbol}: {summary.new} new candles, last {summary.as_json()['last']}, "
                 f"status {summary.status} {summary.message}".rstrip()
             )
-        self.say(f"materializing features into {featurestore.describe_online_store(self.settings)} ...")
+        store = featurestore.describe_online_store(self.settings)
+        self.say(f"bootstrap: materializing features into {store} ...")
         featurestore.materialize(self.settings)
-        if registry.production_tag(self.settings.registry_dir, self.settings.model_name) is None:
-            self.say("training a first model ...")
+        model = registry.production_tag(self.settings.registry_dir, self.settings.model_name)
+        if model is None:
+            self.say("bootstrap: training a first model ...")
             result = training.train(self.settings)
             verdict = "promoted" if result.promoted else "NOT promoted"
             self.say(f"  {result.tag} {verdict}: {result.reason}")
+            model = f"{result.tag} (new, {verdict})"
+        new = sum(summary.new for summary in summaries)
+        problems = [f"{s.symbol} {s.status}" for s in summaries if s.status != "ok"]
+        return (
+            f"{'ok' if not problems else 'with problems: ' + ', '.join(problems)}: {new} new candles for "
+            f"{len(summaries)} symbols, features materialized, production model {model} "
+            f"({time.monotonic() - began:.0f} s)"
+        )
 
-    def _environment(self) -> dict[str, str]:
-        return {**os.environ, **settings_environment(self.settings), "PYTHONUNBUFFERED": "1"}
+    # -- start-up ------------------------------------------------------------------------------------
 
-    def start_children(self) -> None:
-        """The API, the dashboard and (live) Prefect's scheduler, or (replay) the clock-driven one."""
+    def start(self) -> None:
+        """Bring every part up; returns once everything answers."""
+        if self.replay_data:
+            self.start_replay()
+        self.start_prefect_server()  # it starts while the bootstrap runs
+        status = self.bootstrap()
+        config = read_prefect_yaml(self.project_dir)
+        if self.server is not None:
+            self.say("waiting for the Prefect server ...")
+        self._wait(lambda: answers(f"{self.prefect_api_url}/health"), 120, self.prefect_api_url)
+        self.create_work_pools(config)
         env = self._environment()
-        ui_env = {**env, "HOURCAST_API_URL": self.api_url}
-        api = Child("api", hourcast_command("serve"))
-        api.start(env, self.project_dir, self.logs_dir / "api.log")
-        ui = Child("ui", hourcast_command("ui"))
-        ui.start(ui_env, self.project_dir, self.logs_dir / "ui.log")
+        deploy_command = python_module("prefect", "--no-prompt", "deploy", "--all")
+        deploy = Child("prefect deploy", deploy_command, self.logs_dir / "deploy.log")
+        deploy.start(env, self.project_dir)
+        api = Child("api", python_module("hourcast", "serve"), self.logs_dir / "api.log")
+        ui = Child("ui", python_module("hourcast", "ui"), self.logs_dir / "ui.log")
+        api.start(env, self.project_dir)
+        ui.start({**env, "HOURCAST_API_URL": self.api_url}, self.project_dir)
         self.children += [api, ui]
-        if self._replay_server is None:
-            scheduler = Child("schedules", python_module("flows.serve"))
-            scheduler.start(env, self.project_dir, self.logs_dir / "schedules.log")
-            self.children.append(scheduler)
-        else:
-            self._start_replay_scheduler(env)
+        self._start_worker(config, env)
+        try:
+            self._wait(lambda: not deploy.running(), 180, "prefect deploy --all")
+        finally:
+            stop_all([deploy], 5)
+        if deploy.process is not None and deploy.process.returncode != 0:
+            raise StartupFailed(deploy.failure())
+        schedules = self.deployed_schedules(config, active=self._replay_server is None)
+        if self._replay_server is not None:
+            self._start_replay_scheduler(schedules)
+        self._wait(lambda: answers(f"{self.api_url}/readyz"), 180, "prediction API")
+        self._wait(lambda: answers(self.ui_url), 120, "dashboard")
+        clock = "replay clock" if self._replay_server is not None else "system clock (UTC)"
+        self.say(f"prediction API: {self.api_url}  (POST /predict, POST /predict_batch, GET /history)")
+        self.say(f"Swagger page:   {self.api_url}/  (OpenAPI: {self.api_url}/docs.json)")
+        self.say(f"dashboard:      {self.ui_url}")
+        deployments = ", ".join(sorted(schedules))
+        self.say(f"Prefect UI:     {self.prefect_ui_url}  (schedules of {deployments} on the {clock})")
+        self.say(f"logs:           {self.logs_dir.resolve()}")
+        self.say(f"bootstrap:      {status}")
 
-    def _start_replay_scheduler(self, env: dict[str, str]) -> None:
+    def _wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        wait_until(condition, timeout, what, self.children, self.stop_event)
+
+    def _start_worker(self, config: dict[str, Any], env: dict[str, str]) -> None:
+        """A process worker for each work pool, running flows from the project folder."""
+        worker_env = {**env, "HOURCAST_PROJECT_DIR": str(self.project_dir.resolve())}
+        worker_env.setdefault("PREFECT_WORKER_QUERY_SECONDS", WORKER_QUERY_SECONDS)
+        for pool in work_pools(config):
+            command = python_module("prefect", "worker", "start", "--pool", pool, "--type", "process")
+            self.worker = Child(f"worker {pool}", command, self.logs_dir / f"worker-{pool}.log")
+            self.worker.start(worker_env, self.project_dir)
+            self.children.append(self.worker)
+
+    def _start_replay_scheduler(self, schedules: dict[str, str]) -> None:
         from hourcast.candles import from_ms
+        from hourcast.dev.scheduler import ReplayScheduler
 
         exchange = self._replay_server.exchange
-
-        def run_flow(name: str) -> None:
-            self.say(f"replay clock {from_ms(exchange.now_ms()):%Y-%m-%d %H:%M}: running flow {name}")
-            with open(self.logs_dir / "flows.log", "ab") as output:
-                subprocess.run(
-                    python_module(f"flows.{name}"),
-                    cwd=self.project_dir,
-                    env=env,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    check=False,
-                )
-
-        self._scheduler = ReplayScheduler(lambda: from_ms(exchange.now_ms()), run_flow)
+        self._scheduler = ReplayScheduler(lambda: from_ms(exchange.now_ms()), schedules, self.run_deployment)
         self._scheduler_thread = threading.Thread(
             target=self._scheduler.run, name="replay-scheduler", daemon=True
         )
         self._scheduler_thread.start()
 
-    def wait_until_serving(self, timeout: float = 180.0) -> None:
-        """Block until the API is ready and the dashboard answers (or a child dies, or time runs out)."""
-        import httpx
+    def run_deployment(self, name: str) -> None:
+        """Create a run of deployment ``name`` (``flow/deployment``) and wait until it is over (or the
+        stack stops); the replay scheduler's way of running a deployment."""
+        from prefect.client.orchestration import get_client
+        from prefect.deployments import run_deployment
 
-        ui_url = f"http://{self.settings.ui_host}:{self.settings.ui_port}"
-        deadline = time.monotonic() + timeout
-        pending = {"api": f"{self.api_url}/readyz", "ui": ui_url}
-        while pending:
-            for name, url in list(pending.items()):
-                try:
-                    if httpx.get(url, timeout=2).status_code == 200:
-                        del pending[name]
-                except httpx.HTTPError:
-                    pass
-            dead = [child.name for child in self.children if not child.running()]
-            if dead:
-                raise RuntimeError(f"{', '.join(dead)} exited; see {self.logs_dir}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"not serving after {timeout:.0f} s ({', '.join(pending)}); see {self.logs_dir}"
-                )
-            if pending:
-                time.sleep(0.5)
-        self.say(f"prediction API: {self.api_url}  (POST /predict, GET /history)")
-        self.say(f"dashboard:      {ui_url}")
+        from hourcast.candles import from_ms
+
+        with self.prefect_api():
+            flow_run = run_deployment(name, timeout=0, as_subflow=False)
+            with self._flow_runs_lock:
+                self._flow_runs.add(flow_run.id)
+            clock = from_ms(self._replay_server.exchange.now_ms())
+            self.say(f"replay clock {clock:%Y-%m-%d %H:%M}: flow run {flow_run.name} of {name}")
+            try:
+                with get_client(sync_client=True) as client:
+                    while not self.stop_event.wait(1.0):
+                        state = client.read_flow_run(flow_run.id).state
+                        if state is not None and state.is_final():
+                            self.say(f"  {flow_run.name} ({name}): {state.name}")
+                            return
+            finally:
+                with self._flow_runs_lock:
+                    self._flow_runs.discard(flow_run.id)
+
+    # -- running and stopping -------------------------------------------------------------------------
 
     def run(self) -> int:
         """Bring everything up and keep it running until Ctrl-C / SIGTERM; returns the exit code."""
+
+        def on_signal(*_: object) -> None:
+            self.stop_event.set()
+            if self._starting:
+                raise KeyboardInterrupt
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: self.stop_event.set())
+            signal.signal(sig, on_signal)
         try:
-            if self.replay_data:
-                self.start_replay()
-            self.bootstrap()
-            self.start_children()
-            self.wait_until_serving()
+            try:
+                self.start()
+            except KeyboardInterrupt:
+                self.say("interrupted during start-up")
+                return 130
+            finally:
+                self._starting = False
             self.say("running; Ctrl-C stops everything")
             while not self.stop_event.wait(1.0):
-                dead = [child.name for child in self.children if not child.running()]
+                dead = [child for child in self.children if not child.running()]
                 if dead:
-                    self.say(f"{', '.join(dead)} exited; stopping (see {self.logs_dir})")
+                    self.say(f"stopping: {dead[0].failure()}")
                     return 1
             return 0
         finally:
             self.stop()
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """Stop the scheduler, every child and the replay exchange."""
+    def in_flight_runs(self) -> list[Any]:
+        """Flow runs this stack's worker is running (or about to), and runs the replay scheduler made."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterId,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+            WorkPoolFilter,
+            WorkPoolFilterName,
+        )
+        from prefect.client.schemas.objects import StateType
+
+        config = read_prefect_yaml(self.project_dir)
+        with self.prefect_api(), get_client(sync_client=True) as client:
+            active = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType(s) for s in ACTIVE_STATES])
+                    )
+                ),
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=work_pools(config))),
+            )
+            with self._flow_runs_lock:
+                ours = list(self._flow_runs)
+            made = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ours)))
+        runs = {run.id: run for run in [*active, *made] if run.state is None or not run.state.is_final()}
+        return list(runs.values())
+
+    def cancel_flow_runs(self, timeout: float) -> None:
+        """Cancel the flow runs in progress through the Prefect API and wait (bounded) until their
+        processes end; runs whose state is not final yet are marked Cancelled once the worker is gone."""
+        from prefect.client.orchestration import get_client
+        from prefect.states import Cancelling
+
+        runs = self.in_flight_runs()
+        if not runs:
+            return
+        self.say(f"cancelling {len(runs)} flow run(s) in progress: {', '.join(r.name for r in runs)}")
+        with self.prefect_api(), get_client(sync_client=True) as client:
+            for run in runs:
+                client.set_flow_run_state(run.id, Cancelling(message="hourcast up is stopping"), force=True)
+        deadline = time.monotonic() + timeout
+        while any(map(process_alive, self.in_flight_runs())) and time.monotonic() < deadline:
+            time.sleep(0.3)
+
+    def _mark_cancelled(self) -> None:
+        """Flow runs left unfinished by a stopped worker are marked Cancelled, not left Running."""
+        from prefect.client.orchestration import get_client
+        from prefect.states import Cancelled
+
+        runs = self.in_flight_runs()
+        with self.prefect_api(), get_client(sync_client=True) as client:
+            for run in runs:
+                client.set_flow_run_state(run.id, Cancelled(message="stopped with hourcast up"), force=True)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the scheduler, cancel the flow runs in progress, stop every child and the replay
+        exchange, each step bounded."""
+        self.stop_event.set()
         if self._scheduler is not None:
             self._scheduler.stop_event.set()
-        stop_all([*self.children, *([self._flow_run] if self._flow_run else [])], timeout)
+        prefect_up = bool(self.prefect_api_url) and answers(f"{self.prefect_api_url}/health")
+        if prefect_up and self.worker is not None:
+            try:
+                self.cancel_flow_runs(timeout)
+            except Exception as error:  # the API went away: the worker is stopped below all the same
+                self.say(f"could not cancel the flow runs in progress: {error}")
+        others = [child for child in self.children if child is not self.server]
+        stop_all(others, timeout)
+        if prefect_up and self.worker is not None:
+            try:
+                self._mark_cancelled()
+            except Exception as error:
+                self.say(f"could not mark the unfinished flow runs cancelled: {error}")
+        if self.server is not None:
+            stop_all([self.server], timeout)
         if self._scheduler_thread is not None:
             self._scheduler_thread.join(timeout=timeout)
         if self._replay_server is not None:

@@ -1,37 +1,79 @@
+"""The replay scheduler (the deployments' crons on the replay clock) and the stack's pure helpers."""
+
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
+from hourcast.dev.scheduler import ReplayScheduler, next_firing
 from hourcast.settings import Settings
-from hourcast.stack import ReplayScheduler, settings_environment
+from hourcast.stack import (
+    log_tail,
+    prefect_server_environment,
+    read_prefect_yaml,
+    settings_environment,
+    work_pools,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEDULES = {
+    "ingest/ingest": "5 * * * *",
+    "retention/retention": "0 3 * * 1",
+    "retrain/retrain": "30 3 * * 1",
+}
 
 
 def stamp(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
 
 
-def test_replay_scheduler_runs_ingest_past_every_hour_and_retrain_every_week() -> None:
-    scheduler = ReplayScheduler(exchange_now=lambda: stamp("2024-01-01"), run_flow=lambda name: None)
-    assert scheduler.due(stamp("2024-01-03 10:04"), stamp("2024-01-03 10:04:59")) == []
-    assert scheduler.due(stamp("2024-01-03 10:04"), stamp("2024-01-03 10:05")) == ["ingest"]
-    assert scheduler.due(stamp("2024-01-03 10:06"), stamp("2024-01-03 11:04")) == []
+def scheduler(**overrides: object) -> ReplayScheduler:
+    values = {"exchange_now": lambda: stamp("2024-01-01"), "schedules": SCHEDULES, "run_deployment": print}
+    return ReplayScheduler(**(values | overrides))
+
+
+def test_next_firing_is_strictly_after() -> None:
+    assert next_firing("5 * * * *", stamp("2024-01-03 10:05")) == stamp("2024-01-03 11:05")
+    assert next_firing("30 3 * * 1", stamp("2024-01-03 10:05")) == stamp("2024-01-08 03:30")
+
+
+def test_the_crons_fire_on_the_replay_clock() -> None:
+    due = scheduler().due
+    assert due(stamp("2024-01-03 10:04"), stamp("2024-01-03 10:04:59")) == []
+    assert due(stamp("2024-01-03 10:04"), stamp("2024-01-03 10:05")) == ["ingest/ingest"]
+    assert due(stamp("2024-01-03 10:06"), stamp("2024-01-03 11:04")) == []
     # a fast clock can skip hours between two readings: one ingest catches up on all of them
-    assert scheduler.due(stamp("2024-01-03 10:06"), stamp("2024-01-03 13:30")) == ["ingest"]
-    # Monday 00:05 starts a new week (2024-01-08 is a Monday)
-    assert scheduler.due(stamp("2024-01-08 00:04"), stamp("2024-01-08 00:06")) == ["ingest", "retrain"]
+    assert due(stamp("2024-01-03 10:06"), stamp("2024-01-03 13:30")) == ["ingest/ingest"]
+    # Monday 2024-01-08: retention at 03:00, ingest at 03:05, retrain at 03:30, in that order, once each
+    assert due(stamp("2024-01-08 02:50"), stamp("2024-01-08 03:40")) == [
+        "retention/retention",
+        "ingest/ingest",
+        "retrain/retrain",
+    ]
+    assert due(stamp("2024-01-08 03:40"), stamp("2024-01-15 02:59")) == ["ingest/ingest"]
 
 
-def test_replay_scheduler_polls_until_stopped() -> None:
+def test_the_scheduler_polls_until_stopped() -> None:
     readings = iter([stamp("2024-01-03 10:00"), stamp("2024-01-03 10:06"), stamp("2024-01-03 10:07")])
     ran: list[str] = []
-    scheduler = ReplayScheduler(lambda: next(readings), ran.append, poll_seconds=0.001)
+    replay = scheduler(exchange_now=lambda: next(readings), poll_seconds=0.001)
 
     def run_and_stop(name: str) -> None:
         ran.append(name)
-        scheduler.stop_event.set()
+        replay.stop_event.set()
 
-    scheduler.run_flow = run_and_stop
-    scheduler.run()
-    assert ran == ["ingest"]
+    replay.run_deployment = run_and_stop
+    replay.run()
+    assert ran == ["ingest/ingest"]
+
+
+def test_the_schedules_it_follows_are_those_of_prefect_yaml() -> None:
+    config = read_prefect_yaml(REPO)
+    crons = {spec["name"]: [s["cron"] for s in spec["schedules"]] for spec in config["deployments"]}
+    assert {name.split("/")[1]: [cron] for name, cron in SCHEDULES.items()} == {
+        name: value for name, value in crons.items() if value
+    }
+    assert work_pools(config) == ["hourcast-process"]
 
 
 def test_children_rebuild_the_same_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,3 +88,19 @@ def test_children_rebuild_the_same_settings_from_the_environment(monkeypatch: py
     for name, value in settings_environment(settings).items():
         monkeypatch.setenv(name, value)
     assert Settings(_env_file=None) == settings
+
+
+def test_the_prefect_server_keeps_its_database_under_the_data_home(tmp_path: Path) -> None:
+    env = prefect_server_environment(tmp_path / "data")
+    assert env["PREFECT_HOME"] == str(tmp_path / "data" / "prefect")
+    assert (
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"]
+        == f"sqlite+aiosqlite:///{tmp_path}/data/prefect/prefect.db"
+    )
+
+
+def test_log_tail(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    assert log_tail(log) == ""
+    log.write_text("".join(f"line {i}\n" for i in range(30)))
+    assert log_tail(log, 3) == "line 27\nline 28\nline 29"

@@ -1,0 +1,56 @@
+"""The replay scheduler: the deployments' cron schedules, followed by the replay exchange's clock.
+
+The replay exchange's clock may run faster than real time, so Prefect's own scheduler (which follows the
+system clock) cannot drive a replayed world. ``hourcast up --replay`` switches the deployments' schedules
+off and runs this scheduler instead: it polls the exchange's clock and, whenever a deployment's cron
+(``prefect.yaml``, UTC) fires between two readings, creates a flow run of that deployment through the
+Prefect API, which the worker then executes like any other run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+from cronsim import CronSim
+
+
+def next_firing(cron: str, after: pd.Timestamp) -> pd.Timestamp:
+    """The first time strictly after ``after`` (UTC) that ``cron`` fires."""
+    start = after.tz_convert("UTC").to_pydatetime()
+    return pd.Timestamp(next(CronSim(cron, start)))
+
+
+@dataclass
+class ReplayScheduler:
+    """Creates runs of deployments (``flow/deployment`` -> cron) when their cron fires on the replay clock.
+
+    A clock that skips several firings of one deployment between two readings runs it once (ingest
+    catches up on every missed hour); the deployments due at once run in the order of their firings.
+    ``run_deployment`` is called from the scheduler's thread and should return once the run is over, so
+    runs of a deployment never pile up.
+    """
+
+    exchange_now: Callable[[], pd.Timestamp]
+    schedules: dict[str, str]
+    run_deployment: Callable[[str], None]
+    poll_seconds: float = 1.0
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def due(self, last: pd.Timestamp, now: pd.Timestamp) -> list[str]:
+        """The deployments whose cron fires in ``(last, now]``, in the order they fire."""
+        firings = {name: next_firing(cron, last) for name, cron in self.schedules.items()}
+        return sorted((name for name, at in firings.items() if at <= now), key=lambda name: firings[name])
+
+    def run(self) -> None:
+        """Poll the clock until ``stop_event`` is set."""
+        last = self.exchange_now()
+        while not self.stop_event.wait(self.poll_seconds):
+            now = self.exchange_now()
+            for name in self.due(last, now):
+                if self.stop_event.is_set():
+                    return
+                self.run_deployment(name)
+            last = now
