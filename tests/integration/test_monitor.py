@@ -1,0 +1,224 @@
+"""The monitor end to end on real parts: a CatBoost model trained on the bundled candles and promoted in a
+temporary BentoML store answers 58 simulated hours (three identical answers per hour) through the serving
+module's predict path into a real ``PredictionLog``; the candle store receives one recorded candle per hour,
+with one BTC/USDT hour missing (a gap). The monitor scores in-process, again (nothing added), after a
+restart of the log writer, and in a fresh ``hourcast monitor --json`` process; every score is checked
+against the recorded candle itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hourcast import drift, model, monitor, registry, serving, store
+from hourcast.features import compute_features, next_hour_targets
+from hourcast.prediction_log import PredictionLog, read_log
+from hourcast.schema import Band, Prediction
+from hourcast.settings import Settings
+from tests.conftest import as_candle_frame
+
+SYMBOLS = ["BTC/USDT", "ETH/USDT"]
+HOUR = pd.Timedelta(hours=1)
+START = pd.Timestamp("2024-03-01", tz="UTC")
+GAP = START + 30 * HOUR  # BTC/USDT's candle of this hour is never stored
+STEPS = 58  # simulated hours: the newest stored candle is START + k hours at step k
+ANSWERS = 3
+
+
+def candle(recorded: pd.DataFrame, stamp: pd.Timestamp) -> pd.DataFrame:
+    return recorded.loc[recorded["ts"] == stamp]
+
+
+def store_hours(
+    settings: Settings, recorded: dict[str, pd.DataFrame], first: pd.Timestamp, last: pd.Timestamp
+) -> None:
+    for symbol in SYMBOLS:
+        frame = recorded[symbol]
+        rows = frame.loc[(frame["ts"] >= first) & (frame["ts"] <= last)]
+        if symbol == "BTC/USDT":
+            rows = rows.loc[rows["ts"] != GAP]
+        series = store.Series(settings.exchange, symbol, settings.timeframe)
+        store.upsert(settings.candles_dir, series, as_candle_frame(rows, symbol))
+
+
+def promote_a_model(settings: Settings, recorded: dict[str, pd.DataFrame]) -> str:
+    """Fit on the 20 days before START, save with the metadata training writes, promote."""
+    candles = pd.concat(
+        [
+            recorded[s]
+            .loc[(recorded[s]["ts"] >= START - pd.Timedelta(days=21)) & (recorded[s]["ts"] < START)]
+            .assign(symbol=s)
+            for s in SYMBOLS
+        ],
+        ignore_index=True,
+    )
+    frame = compute_features(candles).merge(next_hour_targets(candles), on=["symbol", "event_timestamp"])
+    fitted = model.fit(frame, {"iterations": 40})
+    errors = np.log(
+        frame["next_close"] / model.to_close(frame["last_close"], model.predict_returns(fitted, frame))
+    )
+    metadata = {
+        "return_error_quantiles": {q: float(np.quantile(errors, float(q))) for q in serving.BAND_QUANTILES},
+        "feature_reference": drift.feature_reference(frame),
+        "training_window": {"start": str(frame["event_timestamp"].min()), "end": str(START)},
+    }
+    tag = registry.save_candidate(
+        fitted, settings.model_name, settings.registry_dir, labels={}, metadata=metadata
+    )
+    registry.promote(settings.registry_dir, settings.model_name, tag, "test")
+    return tag
+
+
+def answer(settings: Settings, loaded: serving.LoadedModel, log: PredictionLog, now: pd.Timestamp) -> int:
+    """What the API answers at ``now`` for each symbol whose features exist, logged ``ANSWERS`` times."""
+    rows = []
+    for symbol in SYMBOLS:
+        series = store.Series(settings.exchange, symbol, settings.timeframe)
+        recent = store.load_candles(settings.candles_dir, series, start=now - 30 * HOUR)
+        features = compute_features(recent)
+        rows.append(features.loc[features["as_of"] == now])
+    rows = pd.concat(rows, ignore_index=True)
+    if rows.empty:
+        return 0
+    returns, closes = serving.forecast_rows(loaded, rows)
+    predictions = []
+    for index, row in rows.iterrows():
+        close = float(closes[index])
+        predictions.append(
+            Prediction(
+                symbol=row["symbol"],
+                as_of=f"{now:%Y-%m-%dT%H:%M:%SZ}",
+                target_time=f"{now + HOUR:%Y-%m-%dT%H:%M:%SZ}",
+                last_close=float(row["last_close"]),
+                predicted_close=close,
+                predicted_return=float(returns[index]),
+                direction="up" if returns[index] >= 0 else "down",
+                persistence_close=float(row["last_close"]),
+                model=loaded.tag,
+                features_age_seconds=60.0,
+                stale=False,
+                band=Band(
+                    low=serving.forecast_band(close, loaded.band[0]),
+                    high=serving.forecast_band(close, loaded.band[1]),
+                    quantiles=[0.05, 0.95],
+                ),
+                clock="exchange",
+            ).with_features({name: float(row[name]) for name in drift.DRIFT_FEATURES})
+        )
+    for answer_index in range(ANSWERS):
+        requested = (now + HOUR + pd.Timedelta(minutes=1 + answer_index)).to_pydatetime()
+        log.record(requested.astimezone(UTC), predictions)
+    log.flush()
+    return len(predictions)
+
+
+def assert_exact(scores: pd.DataFrame, recorded: dict[str, pd.DataFrame], log: pd.DataFrame) -> None:
+    """Every score equals what the recorded candles and the first logged answer of its key give."""
+    first = log.sort_values("requested_at", kind="stable").drop_duplicates(["symbol", "as_of", "model"])
+    first = first.assign(as_of=first["as_of"].astype("datetime64[ms, UTC]")).set_index(["symbol", "as_of"])
+    for row in scores.itertuples():
+        logged = first.loc[(row.symbol, row.as_of)]
+        frame = recorded[row.symbol]
+        target = row.as_of + HOUR
+        last = float(frame.loc[frame["ts"] == row.as_of, "close"].iloc[0])
+        assert row.last_close == last == logged["last_close"]
+        assert row.predicted_close == logged["predicted_close"]
+        if row.status == monitor.UNSCORABLE:
+            assert (row.symbol, target) == ("BTC/USDT", GAP) and np.isnan(row.realised_close)
+            continue
+        realised = float(frame.loc[frame["ts"] == target, "close"].iloc[0])
+        assert row.realised_close == realised
+        assert row.error == logged["predicted_close"] - realised
+        assert row.persistence_error == last - realised
+        assert row.in_band == (logged["band_low"] <= realised <= logged["band_high"])
+        if realised != last:
+            assert row.direction_hit == ((logged["predicted_close"] > last) == (realised > last))
+
+
+@pytest.mark.usefixtures("bentoml_store")
+def test_predictions_are_scored_exactly_once_across_runs_and_restarts(
+    tmp_path: Path, recorded_files: dict[str, pd.DataFrame]
+) -> None:
+    settings = Settings(home=tmp_path / "home", symbols=SYMBOLS)
+    store_hours(settings, recorded_files, START - pd.Timedelta(days=3), START)
+    tag = promote_a_model(settings, recorded_files)
+    loaded = serving.load_model(settings, tag)
+
+    log = PredictionLog(settings.predictions_dir)
+    answered = {}
+    for step in range(21):
+        now = START + step * HOUR
+        store_hours(settings, recorded_files, now, now)
+        answered[now] = answer(settings, loaded, log, now)
+    first = monitor.run(settings)
+    assert first.added == 2 * 20 and first.pending == 2  # each symbol's last answer waits for its candle
+    assert first.now == START + 20 * HOUR and first.production == tag
+    again = monitor.run(settings)
+    assert again.added == 0 and again.pending == 2  # re-running adds nothing
+    pd.testing.assert_frame_equal(again.scores, monitor.read_scores(settings.scores_dir))
+
+    log.close()  # the service restarts: a new log writer
+    log = PredictionLog(settings.predictions_dir)
+    for step in range(21, STEPS):
+        now = START + step * HOUR
+        store_hours(settings, recorded_files, now, now)
+        answered[now] = answer(settings, loaded, log, now)
+    log.close()
+    # no features while BTC's lookback crosses the gap: the API would have nothing fresh to answer
+    assert [answered[START + k * HOUR] for k in (29, 30, 54, 55)] == [2, 1, 1, 2]
+
+    env = {**os.environ, "HOURCAST_HOME": str(settings.home), "HOURCAST_SYMBOLS": ",".join(SYMBOLS)}
+    result = subprocess.run(
+        [sys.executable, "-m", "hourcast", "monitor", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    logged = read_log(settings.predictions_dir)
+    assert len(logged) == ANSWERS * sum(answered.values())  # nothing lost across the restart
+    btc_predictions, eth_predictions = 30 + 3, STEPS
+    assert report["scored"] == (btc_predictions - 2) + (eth_predictions - 1)
+    assert report["unscorable"] == [
+        {
+            "symbol": "BTC/USDT",
+            "as_of": "2024-03-02T05:00:00+00:00",
+            "target_time": GAP.isoformat(),
+            "model": tag,
+        }
+    ]
+    assert report["pending"] == 2 and report["degraded"] == []
+    board = {(r["window"], r["symbol"], r["model"]): r for r in report["scoreboard"]}
+    assert board[("30d", "BTC/USDT", "all")]["hours"] == btc_predictions - 2
+    assert board[("30d", "BTC/USDT", "all")]["unscorable"] == 1
+    assert board[("24h", "ETH/USDT", tag)]["hours"] == 24
+    scores = monitor.read_scores(settings.scores_dir)
+    assert len(scores) == report["scored"] + 1 and not scores.duplicated(monitor.KEY).any()
+    assert_exact(scores, recorded_files, logged)
+    day = scores.loc[(scores["symbol"] == "ETH/USDT") & (scores["target_time"] > START + 33 * HOUR)]
+    eth_day = board[("24h", "ETH/USDT", "all")]
+    assert eth_day["mae"] == pytest.approx(day["error"].abs().mean())
+    assert eth_day["mae_ratio"] == pytest.approx(
+        day["error"].abs().sum() / day["persistence_error"].abs().sum()
+    )
+    assert {(r["window"], r["symbol"]) for r in report["drift"]} == {
+        (window, symbol) for window in ("24h", "7d") for symbol in SYMBOLS
+    }
+
+    # the next candle arrives: the two waiting predictions are scored, nothing else changes
+    store_hours(settings, recorded_files, START + STEPS * HOUR, START + STEPS * HOUR)
+    last = monitor.run(settings)
+    assert last.added == 2 and last.pending == 0
+    assert_exact(monitor.read_scores(settings.scores_dir), recorded_files, logged)
+    assert monitor.run(settings).added == 0
