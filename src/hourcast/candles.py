@@ -31,6 +31,11 @@ def timeframe_ms(timeframe: str) -> int:
     return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
+def timeframe_delta(timeframe: str) -> pd.Timedelta:
+    """Length of a ccxt timeframe as a ``pd.Timedelta``."""
+    return pd.Timedelta(milliseconds=timeframe_ms(timeframe))
+
+
 def to_ms(moment: pd.Timestamp | str) -> int:
     """Milliseconds since the epoch of a timestamp (naive values are taken as UTC)."""
     stamp = pd.Timestamp(moment)
@@ -138,8 +143,3 @@ def find_gaps(
             gaps.append(Gap(start=last + step, missing=int((stamp - last) / step) - 1))
         last = stamp
     return gaps
-
-
-def public_view(frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns later stages consume: ``symbol, ts, open, high, low, close, volume``."""
-    return frame[PUBLIC_COLUMNS].reset_index(drop=True)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from hourcast import atomic, model, training
-from hourcast.features import compute_features
+from hourcast import atomic, dataset, model, training
+from hourcast.candles import timeframe_delta
 from hourcast.settings import Settings
 
 
@@ -37,24 +37,19 @@ class EvaluationReport:
         }
 
 
-def labelled_history(settings: Settings) -> pd.DataFrame:
-    """Features and labels for the whole stored candle archive, from the same pure feature functions
-    Feast's table is made of (that table only keeps ``feature_retention_days``; a year of walk-forward
-    needs more). Every feature at T uses candles up to T only, so each row is point-in-time by
-    construction."""
-    candles = training.stored_candles(settings)
-    labels = training.training_labels(candles, settings.timeframe)[
-        ["symbol", "event_timestamp", "target_return", "next_close"]
-    ]
-    features = compute_features(candles, settings.timeframe).assign(symbol=lambda f: f["symbol"].astype(str))
-    return features.merge(labels, on=["symbol", "event_timestamp"]).sort_values(["event_timestamp", "symbol"])
-
-
 def run(settings: Settings, weeks: int) -> EvaluationReport:
-    """Walk-forward over the last ``weeks`` weeks, each fold fitted on the trailing ``train_days``."""
-    frame = labelled_history(settings).reset_index(drop=True)
+    """Walk-forward over the last ``weeks`` weeks, each fold fitted on the trailing ``train_days``.
+
+    The rows are the pure ``dataset.labelled_rows`` of the whole candle archive, not Feast's table, which
+    keeps only ``feature_retention_days``; a test checks both give the same rows."""
     try:
-        result = model.walk_forward(frame, weeks=weeks, train_window=pd.Timedelta(days=settings.train_days))
+        frame = dataset.labelled_rows(dataset.load_candles(settings), settings.timeframe)
+        result = model.walk_forward(
+            frame,
+            weeks=weeks,
+            train_window=pd.Timedelta(days=settings.train_days),
+            horizon=timeframe_delta(settings.timeframe),
+        )
     except ValueError as error:
         raise training.TrainingError(f"cannot evaluate {weeks} weeks: {error}") from error
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")

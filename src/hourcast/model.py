@@ -5,7 +5,8 @@ is ``target_return`` = log(next_close / last_close). Rows are fed in time order 
 so CatBoost's ordered statistics never use a later row to encode an earlier one.
 
 Leakage rule: the label of a row stamped ``event_timestamp`` (close time of its last candle) is the close
-one hour later, so a row may train a model used at time ``t`` only if ``event_timestamp + 1h <= t``.
+one timeframe later (``horizon``), so a row may train a model used at time ``t`` only if
+``event_timestamp + horizon <= t``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ DEFAULT_PARAMS: dict = {
 MODEL_INPUTS: list[str] = ["symbol", *FEATURE_NAMES]
 CATEGORICAL_INPUTS = ["symbol"]
 TARGET = "target_return"
-HORIZON = pd.Timedelta(hours=1)
 MIN_ROWS = 48
 
 FitFn = Callable[..., catboost.CatBoostRegressor]
@@ -89,22 +89,6 @@ def predict_returns(model: catboost.CatBoostRegressor, frame: pd.DataFrame) -> n
 def to_close(last_close: npt.ArrayLike, predicted_return: npt.ArrayLike) -> np.ndarray:
     """The close implied by a predicted log return: ``last_close * exp(predicted_return)``."""
     return np.asarray(last_close, dtype="float64") * np.exp(np.asarray(predicted_return, dtype="float64"))
-
-
-def time_split(frame: pd.DataFrame, holdout: pd.Timedelta) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train and test rows around ``cutoff = max(event_timestamp) - holdout``, both in time order.
-
-    Test rows have ``event_timestamp > cutoff``. Train rows have ``event_timestamp + 1h <= cutoff``: their
-    labels are realised by the cutoff. The rows in between (the last hour before the cutoff) are in
-    neither, since their labels fall after the cutoff.
-    """
-    if holdout <= pd.Timedelta(0):
-        raise ValueError(f"holdout must be positive, got {holdout}")
-    ordered = _time_ordered(frame)
-    cutoff = ordered["event_timestamp"].max() - holdout
-    train = ordered.loc[ordered["event_timestamp"] + HORIZON <= cutoff].reset_index(drop=True)
-    test = ordered.loc[ordered["event_timestamp"] > cutoff].reset_index(drop=True)
-    return train, test
 
 
 @dataclass(frozen=True)
@@ -158,16 +142,19 @@ def walk_forward(
     weeks: int,
     train_window: pd.Timedelta,
     params: dict | None = None,
+    *,
+    horizon: pd.Timedelta,
     step: pd.Timedelta = pd.Timedelta(days=7),
     fit_fn: FitFn = fit,
 ) -> WalkForward:
-    """Refit every ``step`` on the trailing ``train_window`` and predict each hour of the following step.
+    """Refit every ``step`` on the trailing ``train_window`` and predict each row of the following step.
 
     The folds are the last ``weeks`` steps ending at ``max(event_timestamp)``; fold ``(start, end]``
     predicts the rows with ``start < event_timestamp <= end`` using ``fit_fn(train, params)`` fitted on
-    the rows with ``start - train_window < event_timestamp`` and ``event_timestamp + 1h <= start`` (only
-    labels realised at ``start``). ``metrics`` holds ``evaluate`` over all predictions plus
-    ``by_symbol``, the same per symbol (pooled MAE in quote currency is dominated by the priciest pair).
+    the rows with ``start - train_window < event_timestamp`` and ``event_timestamp + horizon <= start``
+    (only labels realised at ``start``; ``horizon`` is one timeframe, the label's distance). ``metrics``
+    holds ``evaluate`` over all predictions plus ``by_symbol``, the same per symbol (pooled MAE in quote
+    currency is dominated by the priciest pair).
     Raises ``ValueError`` if a fold has fewer than ``MIN_ROWS`` training rows.
     """
     if weeks < 1:
@@ -180,7 +167,7 @@ def walk_forward(
     for fold in range(weeks):
         start = last - (weeks - fold) * step
         end = start + step
-        train = ordered.loc[(stamps > start - train_window) & (stamps + HORIZON <= start)]
+        train = ordered.loc[(stamps > start - train_window) & (stamps + horizon <= start)]
         test = ordered.loc[(stamps > start) & (stamps <= end)]
         if len(train) < MIN_ROWS:
             raise ValueError(

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 import hourcast
-from hourcast import drift, featurestore, model, registry, store
-from hourcast.features import FEATURE_NAMES, next_hour_targets
+from hourcast import dataset, drift, featurestore, model, registry
+from hourcast.candles import timeframe_delta
+from hourcast.features import FEATURE_NAMES
 from hourcast.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,34 +35,6 @@ class TrainingError(ValueError):
     """Training cannot run on the data at hand; the production model is left as it is."""
 
 
-def training_labels(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFrame:
-    """Entity rows for Feast: ``symbol, event_timestamp`` with the label and the context to score it.
-
-    Adds ``as_of`` and ``last_close`` (the candle the row closes) to ``next_hour_targets``.
-    """
-    targets = next_hour_targets(candles, timeframe)
-    step = targets["event_timestamp"] - pd.Timedelta(timeframe)
-    context = candles[["symbol", "ts", "close"]].rename(columns={"ts": "as_of", "close": "last_close"})
-    labelled = targets.assign(as_of=step.astype(context["as_of"].dtype)).merge(
-        context, on=["symbol", "as_of"]
-    )
-    labelled["symbol"] = labelled["symbol"].astype(str)
-    return labelled
-
-
-def stored_candles(settings: Settings) -> pd.DataFrame:
-    """Every stored candle of the configured symbols; ``TrainingError`` if a symbol has none."""
-    frames = []
-    for symbol in settings.symbols:
-        candles = store.load_candles(
-            settings.candles_dir, store.Series(settings.exchange, symbol, settings.timeframe)
-        )
-        if candles.empty:
-            raise TrainingError(f"no candles stored for {symbol} in {settings.candles_dir}: ingest it first")
-        frames.append(candles)
-    return pd.concat(frames, ignore_index=True)
-
-
 def load_training_frame(
     settings: Settings, feature_store: FeatureStore, start: pd.Timestamp | None = None
 ) -> pd.DataFrame:
@@ -69,7 +42,11 @@ def load_training_frame(
 
     ``start`` bounds the labels' ``event_timestamp`` from below (None: all history).
     """
-    labels = training_labels(stored_candles(settings), settings.timeframe)
+    try:
+        candles = dataset.load_candles(settings)
+    except dataset.NoCandles as error:
+        raise TrainingError(str(error)) from None
+    labels = dataset.labels(candles, settings.timeframe)
     if start is not None:
         labels = labels.loc[labels["event_timestamp"] > start]
     if labels.empty:
@@ -187,6 +164,7 @@ def train(
             weeks=settings.gate_weeks,
             train_window=pd.Timedelta(days=settings.train_days) - gate_span,
             params=params,
+            horizon=timeframe_delta(settings.timeframe),
             fit_fn=fit_fn,
         )
     except ValueError as error:

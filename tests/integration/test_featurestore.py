@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hourcast import featurestore
-from hourcast.features import FEATURE_NAMES
+from hourcast import dataset, featurestore
+from hourcast.features import FEATURE_NAMES, LOOKBACK
 from hourcast.settings import Settings
 from tests.integration.conftest import store_recorded
 
@@ -90,6 +90,33 @@ def test_training_rows_never_see_later_feature_values(tmp_path: Path, recorded_f
     table.loc[table["event_timestamp"] == moment, "ret_1h"] = 999.0  # the value at T itself is seen
     table.to_parquet(settings.feature_table_path, index=False)
     assert featurestore.training_frame(feature_store, entity).loc[0, "ret_1h"] == 999.0
+
+
+def test_feast_point_in_time_rows_equal_the_pure_rows(tmp_path: Path, recorded_files: dict) -> None:
+    """Training's rows (Feast's point-in-time join) and evaluation's (pure) are the same rows."""
+    settings = Settings(home=tmp_path, symbols=SYMBOLS, feature_repo=REPO / "feature_repo")
+    store_recorded(settings, recorded_files, days=6, end=END)
+    featurestore.materialize(settings)
+    candles = dataset.load_candles(settings)
+    through_feast = featurestore.training_frame(
+        featurestore.open_store(settings), dataset.labels(candles, settings.timeframe)
+    )
+    pure = dataset.labelled_rows(candles, settings.timeframe)
+    assert len(pure) == 2 * (6 * 24 - LOOKBACK)  # every candle with a full window and a next close
+    columns = sorted(pure.columns)
+    assert sorted(through_feast.columns) == columns
+    normal = {"symbol": str, "as_of": "datetime64[ms, UTC]", "event_timestamp": "datetime64[ms, UTC]"}
+    pd.testing.assert_frame_equal(
+        through_feast[columns].astype(normal), pure[columns].astype(normal), check_exact=True
+    )
+
+
+def test_every_path_refuses_a_symbol_without_candles(tmp_path: Path, recorded_files: dict) -> None:
+    settings = Settings(home=tmp_path, symbols=["BTC/USDT", "DOGE/USDT"], feature_repo=REPO / "feature_repo")
+    store_recorded(settings.model_copy(update={"symbols": ["BTC/USDT"]}), recorded_files, days=3, end=END)
+    for build in (featurestore.refresh_feature_table, dataset.load_candles):
+        with pytest.raises(dataset.NoCandles, match="no candles stored for DOGE/USDT"):
+            build(settings)
 
 
 def test_a_redis_that_is_down_gives_a_clear_error(tmp_path: Path, recorded_files: dict) -> None:

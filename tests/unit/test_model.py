@@ -1,5 +1,4 @@
 import itertools
-import time
 
 import catboost
 import numpy as np
@@ -8,12 +7,13 @@ import pytest
 
 from hourcast import model
 from hourcast.features import LOOKBACK, compute_features, next_hour_targets
-from hourcast.model import HORIZON, MIN_ROWS, WalkForward
+from hourcast.model import MIN_ROWS, WalkForward
 from tests.conftest import ETH_FILE, read_recorded
 
 FAST = {"iterations": 100}
 WINDOW = pd.Timedelta(days=30)
 WEEKS = 2
+HORIZON = pd.Timedelta(hours=1)  # one 1h candle: the label's distance
 
 
 def public_frame(recorded: pd.DataFrame, symbol: str) -> pd.DataFrame:
@@ -53,14 +53,16 @@ def walk(frame: pd.DataFrame) -> tuple[WalkForward, list[pd.DataFrame]]:
         trained.append(train)
         return model.fit(train, params)
 
-    return model.walk_forward(frame, WEEKS, WINDOW, params=FAST, fit_fn=recording_fit), trained
+    return model.walk_forward(
+        frame, WEEKS, WINDOW, params=FAST, horizon=HORIZON, fit_fn=recording_fit
+    ), trained
 
 
 def test_fit_predicts_finite_small_returns_deterministically(month: pd.DataFrame) -> None:
-    train, test = model.time_split(month, pd.Timedelta(days=2))
-    began = time.perf_counter()
+    cutoff = month["event_timestamp"].max() - pd.Timedelta(days=2)
+    train = month.loc[month["event_timestamp"] + HORIZON <= cutoff]
+    test = month.loc[month["event_timestamp"] > cutoff].reset_index(drop=True)
     first = model.fit(train, FAST)
-    print(f"fit of {len(train)} rows, {FAST['iterations']} iterations: {time.perf_counter() - began:.2f} s")
     predicted = model.predict_returns(first, test)
 
     assert predicted.shape == (len(test),) and np.isfinite(predicted).all()
@@ -83,20 +85,6 @@ def test_fit_rejects_bad_training_data(month: pd.DataFrame) -> None:
 
 def test_to_close() -> None:
     np.testing.assert_allclose(model.to_close([100.0, 200.0], [0.0, np.log(1.01)]), [100.0, 202.0])
-
-
-def test_time_split_keeps_unrealised_labels_out_of_train(month: pd.DataFrame) -> None:
-    holdout = pd.Timedelta(days=3)
-    train, test = model.time_split(month, holdout)
-    cutoff = month["event_timestamp"].max() - holdout
-
-    assert (train["event_timestamp"] + HORIZON <= cutoff).all()
-    assert (test["event_timestamp"] > cutoff).all()
-    assert len(test) == 2 * 72
-    assert len(train) + len(test) == len(month) - 2  # the last hour before the cutoff, one row per symbol
-    assert (
-        train["event_timestamp"].is_monotonic_increasing and test["event_timestamp"].is_monotonic_increasing
-    )
 
 
 def test_walk_forward_folds_never_see_their_labels(
@@ -150,30 +138,8 @@ def test_walk_forward_rejects_folds_without_enough_history(frame: pd.DataFrame) 
         raise AssertionError("no fold should be fitted")
 
     with pytest.raises(ValueError, match=r"fold 0 .* training rows"):
-        model.walk_forward(frame, WEEKS, pd.Timedelta(hours=12), fit_fn=never)
+        model.walk_forward(frame, WEEKS, pd.Timedelta(hours=12), horizon=HORIZON, fit_fn=never)
     with pytest.raises(ValueError, match=r"fold 0 .* training rows"):
-        model.walk_forward(frame, 7, WINDOW, fit_fn=never)
+        model.walk_forward(frame, 7, WINDOW, horizon=HORIZON, fit_fn=never)
     with pytest.raises(ValueError, match="weeks"):
-        model.walk_forward(frame, 0, WINDOW, fit_fn=never)
-
-
-def test_print_walk_forward_table(
-    walk: tuple[WalkForward, list[pd.DataFrame]], capsys: pytest.CaptureFixture[str]
-) -> None:
-    result, _ = walk
-    scopes = {"BTC+ETH": result.metrics, **result.metrics["by_symbol"]}
-    lines = [
-        f"walk-forward: {WEEKS} weekly folds, 30-day window, {FAST['iterations']} iterations; "
-        f"fit seconds {[round(fold['fit_seconds'], 2) for fold in result.folds]}",
-        f"{'scope':<9} {'n':>4} {'MAE model':>11} {'MAE persist':>11} {'ratio':>6} "
-        f"{'dir model':>9} {'dir persist':>11} {'DM stat':>8} {'DM p':>7}",
-    ]
-    for name, scope in scopes.items():
-        fitted, naive, versus = scope["model"], scope["persistence"], scope["comparison"]
-        lines.append(
-            f"{name:<9} {fitted['n']:>4} {fitted['mae']:>11.3f} {naive['mae']:>11.3f} "
-            f"{versus['mae_ratio']:>6.3f} {fitted['directional_accuracy']:>9.3f} "
-            f"{naive['directional_accuracy']:>11.3f} {versus['dm_stat']:>8.3f} {versus['dm_p_value']:>7.4f}"
-        )
-    with capsys.disabled():
-        print("\n" + "\n".join(lines))
+        model.walk_forward(frame, 0, WINDOW, horizon=HORIZON, fit_fn=never)
