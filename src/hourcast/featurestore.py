@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from hourcast import atomic, store
+from hourcast import atomic, dataset
 from hourcast.features import LOOKBACK, compute_features
 from hourcast.settings import Settings
 
@@ -30,7 +30,6 @@ PROJECT = "hourcast"
 FEATURE_VIEW = "next_hour_fv"
 TRAINING_SERVICE = "next_hour_v1"
 SERVING_SERVICE = "next_hour_serving_v1"
-SOURCE = "next_hour_source"
 
 
 class OnlineStoreUnavailable(RuntimeError):
@@ -101,17 +100,11 @@ def definitions(settings: Settings) -> list[Any]:
 
 def refresh_feature_table(settings: Settings) -> pd.DataFrame:
     """Recompute the feature table (the last ``feature_retention_days``) from the stored candles of every
-    symbol and write it atomically."""
-    frames = [
-        store.load_candles(settings.candles_dir, store.Series(settings.exchange, symbol, settings.timeframe))
-        for symbol in settings.symbols
-    ]
-    candles = pd.concat(frames, ignore_index=True)
-    if not candles.empty:  # the table keeps feature_retention_days (and the candles those rows need)
-        start = (
-            candles["ts"].max() - pd.Timedelta(days=settings.feature_retention_days) - pd.Timedelta(days=2)
-        )
-        candles = candles.loc[candles["ts"] >= start]
+    symbol and write it atomically; ``dataset.NoCandles`` if a symbol has none."""
+    candles = dataset.load_candles(settings)
+    # the table keeps feature_retention_days (and the candles those rows need)
+    start = candles["ts"].max() - pd.Timedelta(days=settings.feature_retention_days) - pd.Timedelta(days=2)
+    candles = candles.loc[candles["ts"] >= start]
     table = compute_features(candles, settings.timeframe)
     newest = table["event_timestamp"].max() if not table.empty else None
     if newest is not None:
