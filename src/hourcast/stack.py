@@ -231,6 +231,7 @@ class Stack:
         self._scheduler = None
         self._scheduler_thread: threading.Thread | None = None
         self._flow_runs: set[UUID] = set()
+        self._bootstrap_clock = None
         self._flow_runs_lock = threading.Lock()
 
     @property
@@ -363,6 +364,10 @@ class Stack:
         from hourcast.ingest import make_ingestor
 
         began = time.monotonic()
+        if self._replay_server is not None:
+            from hourcast.candles import from_ms
+
+            self._bootstrap_clock = from_ms(self._replay_server.exchange.now_ms())  # ingest pulls up to it
         self.say("bootstrap: ingesting candles (validated with Great Expectations) ...")
         summaries = make_ingestor(self.settings).ingest()
         for summary in summaries:
@@ -451,7 +456,10 @@ class Stack:
         exchange = self._replay_server.exchange
         self._scheduler = ReplayScheduler(lambda: from_ms(exchange.now_ms()), schedules, self.run_deployment)
         self._scheduler_thread = threading.Thread(
-            target=self._scheduler.run, name="replay-scheduler", daemon=True
+            target=self._scheduler.run,
+            args=(self._bootstrap_clock,),  # the hours the clock moved on during start-up count
+            name="replay-scheduler",
+            daemon=True,
         )
         self._scheduler_thread.start()
 

@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 
 from hourcast.dev.replay import ReplayData, ReplayExchange, ReplayServer, load_candles_file, parse_data_option
+from tests.conftest import BTC_FILE as DATA_FILE
+from tests.integration.conftest import wait_for
 
-DATA_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance_btc_usdt_1h.csv.gz"
 HOUR_MS = 3_600_000
 SYMBOL = "BTC/USDT"
 
@@ -123,14 +124,15 @@ def test_default_clock_has_every_candle_closed(exchange: ReplayExchange, candles
 
 
 def test_clock_speed_runs_faster_than_real_time(server: ReplayServer, exchange: ReplayExchange) -> None:
+    began = time.monotonic()
     start = control(server, "POST", "/_replay/clock", {"now": "2024-02-01T00:00:00Z", "speed": 3600})
     assert start["speed"] == 3600
-    time.sleep(0.2)
-    elapsed_ms = exchange.now_ms() - start["now_ms"]
-    assert 0.2 * 3_600_000 <= elapsed_ms < 5 * 3_600_000  # ~12 simulated minutes per 0.2 real seconds
+    # a simulated hour passes in about a real second
+    wait_for(lambda: exchange.now_ms() - start["now_ms"] >= HOUR_MS, 10, "a simulated hour")
+    elapsed_real = time.monotonic() - began
+    assert exchange.now_ms() - start["now_ms"] <= (elapsed_real + 0.1) * 3600 * 1000  # never ahead of speed
     frozen = control(server, "POST", "/_replay/clock", {"speed": 0})
-    time.sleep(0.05)
-    assert exchange.now_ms() == frozen["now_ms"]
+    assert control(server, "GET", "/_replay/clock")["now_ms"] == frozen["now_ms"] == exchange.now_ms()
 
 
 def test_paginated_backfill_matches_file(client: Callable[..., ccxt.binance], candles: pd.DataFrame) -> None:
@@ -227,11 +229,9 @@ def test_server_error_fault_maps_to_exchange_not_available(
 def test_slow_fault_times_out_client(client: Callable[..., ccxt.binance], exchange: ReplayExchange) -> None:
     ex = client(timeout=500)
     ex.load_markets()
-    exchange.set_faults({"slow": {"count": 1}, "slow_seconds": 1.5})
-    started = time.perf_counter()
+    exchange.set_faults({"slow": {"count": 1}, "slow_seconds": 30})  # far beyond the client's timeout
     with pytest.raises(ccxt.RequestTimeout):
         ex.fetch_ohlcv(SYMBOL, "1h", limit=3)
-    assert time.perf_counter() - started < 1.4
     assert len(ex.fetch_ohlcv(SYMBOL, "1h", limit=3)) == 3
     assert exchange.fault_counts()["slow"] == 1
 
@@ -315,6 +315,30 @@ def test_fault_control_endpoint(server: ReplayServer) -> None:
     assert raised.value.code == 400
     cleared = control(server, "DELETE", "/_replay/faults")
     assert cleared["config"]["missing"] == {"rate": 0.0, "count": 0}
+
+
+@pytest.mark.parametrize("path", ["/_replay/clock", "/_replay/faults"])
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_control_posts_must_be_json(
+    server: ReplayServer, exchange: ReplayExchange, path: str, content_type: str | None
+) -> None:
+    """A web page can POST text/plain (or a form) to loopback without a preflight: that must not move
+    the clock or switch faults on."""
+    before = exchange.now_ms()
+    body = b'{"advance_seconds": 3600}' if path.endswith("clock") else b'{"server_error": {"count": 5}}'
+    request = urllib.request.Request(server.url + path, data=body, method="POST")
+    if content_type is not None:
+        request.add_header("Content-Type", content_type)
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=5)
+    assert raised.value.code == 415
+    assert "application/json" in json.loads(raised.value.read())["msg"]
+    assert exchange.now_ms() == before and exchange.fault_state()["config"]["server_error"]["count"] == 0
+    # the same body as JSON is accepted (charset parameter allowed)
+    request.remove_header("Content-type")
+    request.add_header("Content-Type", "application/json; charset=utf-8")
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 200
 
 
 def test_invalid_interval_and_symbol_raise_ccxt_errors(client: Callable[..., ccxt.binance]) -> None:

@@ -1,4 +1,6 @@
-"""`hourcast up --replay` as a user runs it: starts, serves /predict and the dashboard, stops on Ctrl-C."""
+"""`hourcast up --replay` as a user runs it, from the project folder with the bundled candles: the Prefect
+server (its own, or one already running), the work pool, a worker and the deployments of prefect.yaml, the
+API and the dashboard; deployment runs made by the replay clock; Ctrl-C leaving no process behind."""
 
 from __future__ import annotations
 
@@ -6,71 +8,230 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pandas as pd
+import pytest
 
-from tests.conftest import BTC_FILE, ETH_FILE
-from tests.integration.conftest import free_port
+from hourcast import store
+from tests.integration.conftest import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
+SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 
 
-def test_up_replay_serves_and_stops_cleanly(tmp_path: Path) -> None:
-    api_port, ui_port = free_port(), free_port()
+def processes_with(marker: str) -> dict[int, int]:
+    """pid -> process group of every process whose environment contains ``marker`` (`hourcast up` itself
+    runs in the test's process group; every part it starts has a group of its own)."""
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            if marker.encode() in environ.split(b"\0"):
+                found[int(entry.name)] = os.getpgid(int(entry.name))
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class Up:
+    """`hourcast up --replay` in a subprocess with its own data home and free ports; output to a file."""
+
+    def __init__(self, tmp_path: Path, prefect_api_url: str | None = None) -> None:
+        self.home = tmp_path / "data"
+        self.marker = f"HOURCAST_HOME={self.home}"
+        self.api_port, self.ui_port, self.prefect_port = free_port(), free_port(), free_port()
+        self.output = tmp_path / "up.out"
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("HOURCAST_", "PREFECT_", "BENTOML_"))
+        }
+        env.update(
+            {
+                "HOURCAST_HOME": str(self.home),
+                "BENTOML_HOME": str(tmp_path / "bentoml"),
+                "BENTOML_DO_NOT_TRACK": "True",
+                "HOURCAST_SERVE_PORT": str(self.api_port),
+                "HOURCAST_UI_PORT": str(self.ui_port),
+                "HOURCAST_SERVE_WORKERS": "1",
+                "HOURCAST_PROMOTION_TOLERANCE": "1.0",
+                "PREFECT_HOME": str(tmp_path / "prefect-client"),
+                "PREFECT_SERVER_API_PORT": str(self.prefect_port),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            }
+        )
+        if prefect_api_url:
+            env["PREFECT_API_URL"] = prefect_api_url
+        self.prefect_api_url = prefect_api_url or f"http://127.0.0.1:{self.prefect_port}/api"
+        command = [sys.executable, "-m", "hourcast", "up", "--replay"]  # the replay clock at 60x
+        with open(self.output, "wb") as output:
+            self.process = subprocess.Popen(
+                command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT
+            )
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def predicts(self) -> bool:
+        assert self.process.poll() is None, self.text()
+        try:
+            answer = httpx.post(
+                f"http://127.0.0.1:{self.api_port}/predict", json={"symbol": "ETH/USDT"}, timeout=2
+            )
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200 and answer.json()["stale"] is False
+
+    def stop(self) -> int:
+        """Ctrl-C; the exit code (within a bounded time)."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=90)
+
+
+def prefect(api_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One call to the Prefect REST API (POST with a body, else GET)."""
+    url = f"{api_url}/{path}"
+    answer = httpx.post(url, json=body, timeout=10) if body is not None else httpx.get(url, timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def completed_runs_with_artifacts(api_url: str, deployment: str) -> list[dict[str, Any]]:
+    """Completed flow runs of a deployment that published artifacts."""
+    runs = prefect(
+        api_url,
+        "flow_runs/filter",
+        {
+            "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}},
+            "deployments": {"name": {"any_": [deployment]}},
+        },
+    )
+    if not runs:
+        return []
+    artifacts = prefect(
+        api_url, "artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"] for run in runs]}}}
+    )
+    with_artifacts = {artifact["flow_run_id"] for artifact in artifacts}
+    return [run for run in runs if run["id"] in with_artifacts]
+
+
+def assert_stops_cleanly(up: Up, groups: dict[int, int]) -> None:
+    """Ctrl-C ends `hourcast up` with code 0 and leaves none of its processes or process groups."""
+    code = up.stop()
+    assert code == 0, up.text()
+    assert "stopped" in up.text()
+    assert processes_with(up.marker) == {}, up.text()
+    assert [pgid for pgid in set(groups.values()) - {os.getpgrp()} if group_alive(pgid)] == []
+
+
+def test_up_replay_runs_the_deployments_on_its_own_prefect_server(tmp_path: Path) -> None:
+    up = Up(tmp_path)
+    groups: dict[int, int] = {}
+    try:
+        wait_for(up.predicts, 180, "a first answered /predict")
+        assert httpx.get(f"http://127.0.0.1:{up.ui_port}/", timeout=10).status_code == 200
+        text = up.text()
+        assert f"Prefect UI:     http://127.0.0.1:{up.prefect_port}" in text, text
+        assert f"Swagger page:   http://127.0.0.1:{up.api_port}/" in text and "bootstrap:      ok" in text
+
+        # the replay clock makes runs of the ingest deployment, the worker runs them; the monitor follows
+        wait_for(lambda: completed_runs_with_artifacts(up.prefect_api_url, "ingest"), 240, "an ingest run")
+        wait_for(lambda: completed_runs_with_artifacts(up.prefect_api_url, "monitor"), 120, "a monitor run")
+        groups = processes_with(up.marker)
+        commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text() for pid in groups)
+        assert "server\0start" in commands and "worker\0start" in commands
+        assert len(set(groups.values())) >= 5  # server, worker, API, dashboard, each a group of its own
+    finally:
+        if up.process.poll() is None:
+            groups = groups or processes_with(up.marker)
+            assert_stops_cleanly(up, groups)
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prefect server started by the test (`prefect server start` on a free port); yields its API URL."""
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
     env = {
         **os.environ,
-        "HOURCAST_HOME": str(tmp_path / "data"),
-        "BENTOML_HOME": str(tmp_path / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "True",
-        "HOURCAST_SERVE_PORT": str(api_port),
-        "HOURCAST_UI_PORT": str(ui_port),
-        "HOURCAST_SERVE_WORKERS": "1",
-        "HOURCAST_PROMOTION_TOLERANCE": "1.0",
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "hourcast",
-        "up",
-        "--replay",
-        "--data",
-        f"BTC/USDT={BTC_FILE}",
-        "--data",
-        f"ETH/USDT={ETH_FILE}",
-    ]
-    up = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    started = time.monotonic()
-    try:
-        answer = None
-        while time.monotonic() - started < 120:
-            assert up.poll() is None, up.stdout.read()
-            try:
-                answer = httpx.post(
-                    f"http://127.0.0.1:{api_port}/predict", json={"symbol": "ETH/USDT"}, timeout=2
-                )
-                if answer.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        assert answer is not None and answer.status_code == 200, "no prediction within 120 s"
-        assert answer.json()["stale"] is False  # judged by the replay exchange's clock
-        assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=10).status_code == 200
-    finally:
-        up.send_signal(signal.SIGINT)
-        stopping = time.monotonic()
-        output, _ = up.communicate(timeout=60)
-    assert up.returncode == 0, output
-    assert time.monotonic() - stopping < 45, "Ctrl-C took too long"
-    assert "stopped" in output
-    for port in (api_port, ui_port):
+    env.pop("PREFECT_API_URL", None)
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with open(home / "server.log", "wb") as log:
+        server = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}/api"
+
+    def healthy() -> bool:
+        assert server.poll() is None, (home / "server.log").read_text()
         try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-        except httpx.ConnectError:
-            continue
-        raise AssertionError(f"something still listens on {port} after Ctrl-C")
+            return httpx.get(f"{url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(healthy, 120, "the test's Prefect server")
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_up_uses_a_running_prefect_server_and_its_worker_runs_a_backfill(
+    tmp_path: Path, prefect_server: str, recorded_files: dict[str, pd.DataFrame]
+) -> None:
+    up = Up(tmp_path, prefect_api_url=prefect_server)
+    groups: dict[int, int] = {}
+    try:
+        wait_for(up.predicts, 180, "a first answered /predict")
+        assert f"Prefect: using the server at {prefect_server}" in up.text()
+        groups = processes_with(up.marker)
+        commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text() for pid in groups)
+        assert "server\0start" not in commands and "worker\0start" in commands
+        deployments = prefect(prefect_server, "deployments/filter", {})
+        assert {"ingest", "retention", "retrain", "backfill", "monitor"} <= {d["name"] for d in deployments}
+
+        # a run of the backfill deployment, through the stack's worker, stores exactly the recorded candles
+        backfill = next(d for d in deployments if d["name"] == "backfill")
+        since, until = pd.Timestamp("2024-01-05", tz="UTC"), pd.Timestamp("2024-01-10", tz="UTC")
+        run = prefect(
+            prefect_server,
+            f"deployments/{backfill['id']}/create_flow_run",
+            {"parameters": {"since": "2024-01-05", "until": "2024-01-10"}},
+        )
+
+        def backfilled() -> bool:
+            state = prefect(prefect_server, f"flow_runs/{run['id']}")["state"]
+            assert state["type"] not in ("FAILED", "CRASHED", "CANCELLED"), state
+            return state["type"] == "COMPLETED"
+
+        wait_for(backfilled, 240, "the backfill deployment run")
+        for symbol in SYMBOLS:
+            series = store.Series("binance", symbol, "1h")
+            stored = store.load_candles(up.home / "candles", series, since, until - pd.Timedelta(hours=1))
+            recorded = recorded_files[symbol]
+            expected = recorded.loc[(recorded["ts"] >= since) & (recorded["ts"] < until), "ts"]
+            assert stored["ts"].tolist() == expected.tolist(), symbol
+    finally:
+        if up.process.poll() is None:
+            groups = groups or processes_with(up.marker)
+            assert_stops_cleanly(up, groups)
+    assert httpx.get(f"{prefect_server}/health", timeout=5).status_code == 200  # theirs: left running

@@ -19,6 +19,8 @@ Control endpoints::
                               "<kind>": {"rate": 0..1, "count": n}, ...}
     DELETE /_replay/faults   clear all faults and counters
 
+POSTs must be ``Content-Type: application/json`` (415 otherwise), so a web page cannot move the clock.
+
 Faults only ever apply to ``/api/v3/klines``; markets, time and ping always answer.
 """
 
@@ -515,6 +517,10 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (e.g. timed out during a slow fault)
 
     def _json_body(self) -> dict[str, Any]:
+        # only JSON: a web page can POST text/plain cross-origin without a preflight, JSON it cannot
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise ReplayError(415, -1, "control requests need Content-Type: application/json")
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b"{}"
         try:
