@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -20,6 +20,7 @@ import pandas as pd
 
 from hourcast import atomic, dataset
 from hourcast.features import LOOKBACK, compute_features
+from hourcast.redact import redact
 from hourcast.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,17 +33,28 @@ TRAINING_SERVICE = "next_hour_v1"
 SERVING_SERVICE = "next_hour_serving_v1"
 
 
+# Every Redis call is bounded: connecting and each reply. Commands and flows use a generous bound;
+# the API uses a tight one (serving.ONLINE_READ_SECONDS) and answers 503 rather than wait.
+REDIS_TIMEOUT_SECONDS = 5.0
+
+
 class OnlineStoreUnavailable(RuntimeError):
     """The online store cannot be reached."""
 
 
-def redis_connection_string(url: str) -> str:
-    """Feast's Redis connection string (``host:port,db=N[,password=..][,ssl=true]``) for a redis:// URL."""
+def redis_connection_string(url: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> str:
+    """Feast's Redis connection string (``host:port,db=N,socket_timeout=..,socket_connect_timeout=..
+    [,password=..][,ssl=true]``) for a redis:// URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
-        raise ValueError(f"not a redis:// URL: {url!r}")
+        raise ValueError(f"not a redis:// URL: {redact(url)!r}")
     db = parts.path.strip("/") or "0"
-    options = [f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}", f"db={db}"]
+    options = [
+        f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}",
+        f"db={db}",
+        f"socket_timeout={timeout_seconds:g}",
+        f"socket_connect_timeout={timeout_seconds:g}",
+    ]
     if parts.password:
         options.append(f"password={parts.password}")
     if parts.scheme == "rediss":
@@ -51,18 +63,22 @@ def redis_connection_string(url: str) -> str:
 
 
 def describe_online_store(settings: Settings) -> str:
-    """A one-line description of the configured online store (printed by the commands)."""
+    """A one-line description of the configured online store (printed by the commands), without secrets."""
     if settings.online_store == "redis":
-        return f"redis ({settings.redis_url})"
+        return f"redis ({redact(settings.redis_url)})"
     return f"sqlite ({settings.feast_dir / 'online_store.db'})"
 
 
-def repo_config(settings: Settings) -> RepoConfig:
-    """The Feast repo config the settings describe (registry and SQLite store under HOURCAST_HOME)."""
+def repo_config(settings: Settings, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> RepoConfig:
+    """The Feast repo config the settings describe (registry and SQLite store under HOURCAST_HOME);
+    Redis calls time out after ``timeout_seconds``."""
     from feast.repo_config import RepoConfig
 
     online: dict[str, Any] = (
-        {"type": "redis", "connection_string": redis_connection_string(settings.redis_url)}
+        {
+            "type": "redis",
+            "connection_string": redis_connection_string(settings.redis_url, timeout_seconds),
+        }
         if settings.online_store == "redis"
         else {"type": "sqlite", "path": str(settings.feast_dir / "online_store.db")}
     )
@@ -78,11 +94,43 @@ def repo_config(settings: Settings) -> RepoConfig:
     )
 
 
-def open_store(settings: Settings) -> FeatureStore:
-    """A Feast ``FeatureStore`` for the settings."""
+def open_store(settings: Settings, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> FeatureStore:
+    """A Feast ``FeatureStore`` for the settings (Redis calls bounded by ``timeout_seconds``)."""
     from feast import FeatureStore
 
-    return FeatureStore(config=repo_config(settings))
+    return FeatureStore(config=repo_config(settings, timeout_seconds))
+
+
+def fail_fast(feature_store: FeatureStore) -> None:
+    """Make a Redis online store fail a call at its first timeout or refused connection.
+
+    redis-py retries three times with exponential backoff of up to ten seconds by default, which turned a
+    stopped Redis into 5-8 s per request. Feast 0.67 builds its client from the connection string, which
+    cannot carry a retry policy, so the policy is set on the client Feast built (``_get_client``).
+    """
+    if feature_store.config.online_store.type != "redis":
+        return
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    online_store = feature_store._get_provider().online_store
+    online_store._get_client(feature_store.config.online_store).set_retry(Retry(NoBackoff(), 0))
+
+
+def online_as_of(feature_store: FeatureStore, symbols: list[str]) -> dict[str, pd.Timestamp | None]:
+    """The ``as_of`` of each symbol's row in the online store (``None``: no row)."""
+    values = feature_store.get_online_features(
+        features=[f"{FEATURE_VIEW}:as_of"], entity_rows=[{"symbol": s} for s in symbols]
+    ).to_dict()
+    return {
+        symbol: None if stamp is None else _utc(stamp)
+        for symbol, stamp in zip(symbols, values["as_of"], strict=True)
+    }
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def definitions(settings: Settings) -> list[Any]:
@@ -125,6 +173,7 @@ class MaterializeSummary:
     symbols: dict[str, str | None]  # symbol -> newest event_timestamp now online (ISO)
     end: pd.Timestamp
     seconds: float
+    healed: list[str] = field(default_factory=list)  # symbols whose online rows had gone missing, rewritten
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` line."""
@@ -134,6 +183,7 @@ class MaterializeSummary:
             "symbols": self.symbols,
             "end": self.end.isoformat(),
             "seconds": round(self.seconds, 3),
+            "healed": self.healed,
         }
 
 
@@ -143,6 +193,8 @@ def materialize(settings: Settings, feature_store: FeatureStore | None = None) -
     Incremental like ``feast materialize-incremental``, but the window is the data's own time: from the
     view's last materialized end (or one TTL before the newest row on the first run) to just past the
     newest feature row. A replayed world, whose clock is not the system clock, materializes like a live one.
+    Self-healing: if a symbol's online row is missing or older than what was already materialized (Redis
+    restarted empty, or was flushed), the last TTL window is written again, not just the new hours.
     """
     started = time.perf_counter()
     table = refresh_feature_table(settings)
@@ -158,6 +210,9 @@ def materialize(settings: Settings, feature_store: FeatureStore | None = None) -
         feature_store.apply(definitions(settings))
         view = feature_store.get_feature_view(FEATURE_VIEW)
         start = view.most_recent_end_time or (end - view.ttl).to_pydatetime()
+        healed = _lost_online_rows(feature_store, table, view.most_recent_end_time)
+        if healed:
+            start = min(start, (end - view.ttl).to_pydatetime())
         if start < end:
             feature_store.materialize(
                 start_date=start, end_date=end.to_pydatetime(), feature_views=[FEATURE_VIEW]
@@ -170,7 +225,22 @@ def materialize(settings: Settings, feature_store: FeatureStore | None = None) -
         },
         end=end,
         seconds=time.perf_counter() - started,
+        healed=healed,
     )
+
+
+def _lost_online_rows(feature_store: FeatureStore, table: pd.DataFrame, materialized_until: Any) -> list[str]:
+    """Symbols whose online row is missing or older than the newest row already materialized."""
+    if materialized_until is None:
+        return []
+    done = table.loc[table["event_timestamp"] < _utc(materialized_until)]
+    expected = done.groupby("symbol")["as_of"].max()
+    if expected.empty:
+        return []
+    online = online_as_of(feature_store, [str(symbol) for symbol in expected.index])
+    return [
+        symbol for symbol, stamp in online.items() if stamp is None or stamp < pd.Timestamp(expected[symbol])
+    ]
 
 
 @contextmanager
@@ -182,7 +252,7 @@ def online_store_errors(settings: Settings) -> Iterator[None]:
         yield
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
         raise OnlineStoreUnavailable(
-            f"online store {describe_online_store(settings)} is unreachable: {error}"
+            redact(f"online store {describe_online_store(settings)} is unreachable: {error}")
         ) from error
 
 

@@ -1,26 +1,29 @@
 """The prediction core behind the API: production model, online features, staleness, hot reload.
 
-``Predictor`` is built once per server process; requests only read the online store and call
-CatBoost on one row. A background refresher swaps in a newly promoted model (one atomic reference
-assignment, so no request ever sees a half-loaded model) and keeps the exchange clock in sync.
+``Predictor`` is built once per server process. Requests never wait on the online store for long: its
+reads run in a small thread pool with a tight socket timeout and no retries, and a circuit remembers that
+the store is down, so while it is down every request is refused at once (503) and only a background
+probe touches the store until it answers again. Background jobs (model reload, exchange clock sync,
+store probe) are ``Periodic`` loops that log every failure; ``readiness()`` reports what is unusable.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import threading
-import time
+import asyncio
+import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from hourcast import featurestore, registry, store
+from hourcast.background import Circuit, Periodic
 from hourcast.candles import timeframe_ms
 from hourcast.features import FEATURE_NAMES
+from hourcast.schema import Band, Clock, Prediction, Readiness
 from hourcast.settings import Settings
 
 if TYPE_CHECKING:
@@ -28,6 +31,13 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 BAND_QUANTILES = ("0.05", "0.95")
+ONLINE_READ_SECONDS = 0.15  # Redis connect/reply bound for the API: a slower store is answered 503
+REQUEST_DEADLINE_SECONDS = 1.0  # backstop for a request's whole off-loop work (read + model)
+PROBE_SECONDS = 0.25  # how often the online store is probed (recovery is seen within this)
+CLOCK_TIMEOUT_MS = 2000  # one exchange clock request
+ONLINE_THREADS = 4
+
+logger = logging.getLogger("hourcast.serving")
 
 
 class UnknownSymbol(LookupError):
@@ -36,31 +46,6 @@ class UnknownSymbol(LookupError):
 
 class Unavailable(RuntimeError):
     """The service cannot answer right now (no model, online store down, stale features)."""
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One next-hour forecast, as the API returns it."""
-
-    symbol: str
-    as_of: str
-    target_time: str
-    last_close: float
-    predicted_close: float
-    predicted_return: float
-    direction: str
-    persistence_close: float
-    model: str
-    features_age_seconds: float
-    stale: bool
-    band: dict[str, Any]
-    features: dict[str, float] = field(repr=False, compare=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON body (the feature values go to the prediction log, not the response)."""
-        body = asdict(self)
-        del body["features"]
-        return body
 
 
 @dataclass(frozen=True)
@@ -78,33 +63,51 @@ def _iso(stamp: datetime) -> str:
 
 class ExchangeClock:
     """ "Now" for staleness: the exchange's clock when one is configured by URL (a replayed world is
-    judged by its own time), else the system clock. The offset to the exchange is refreshed by
-    ``sync()``; between syncs it runs on the local clock."""
+    judged by its own time), else the system clock. ``sync()`` re-reads the offset to the exchange;
+    while the exchange is unreachable the last known offset is used (the system clock if it was never
+    reached), and ``source`` says which."""
 
     def __init__(self, fetch_exchange_ms: Callable[[], int] | None) -> None:
         self._fetch = fetch_exchange_ms
         self._offset_seconds = 0.0
+        self._synced = False
+        self._failing = False
 
     def sync(self) -> None:
-        """Re-read the exchange clock (no-op on the system clock)."""
-        if self._fetch is not None:
-            self._offset_seconds = self._fetch() / 1000 - time.time()
+        """Re-read the exchange clock (no-op on the system clock); raises if the exchange does not answer."""
+        if self._fetch is None:
+            return
+        try:
+            exchange_ms = self._fetch()
+        except Exception:
+            self._failing = True
+            raise
+        self._offset_seconds = exchange_ms / 1000 - datetime.now(UTC).timestamp()
+        self._synced, self._failing = True, False
+
+    @property
+    def source(self) -> Clock:
+        """Which clock ``now()`` follows."""
+        if not self._synced:
+            return "system"
+        return "last_known_exchange" if self._failing else "exchange"
 
     def now(self) -> datetime:
         """The current time."""
-        return datetime.fromtimestamp(time.time() + self._offset_seconds, tz=UTC)
+        return datetime.fromtimestamp(datetime.now(UTC).timestamp() + self._offset_seconds, tz=UTC)
 
 
 def exchange_clock(settings: Settings) -> ExchangeClock:
-    """The clock for the settings: the exchange's when ``exchange_url`` points at one."""
+    """The clock for the settings (not yet synced): the exchange's when ``exchange_url`` points at one,
+    asked with a short timeout and no retries (the sync loop asks again)."""
     if not settings.exchange_url:
         return ExchangeClock(None)
     from hourcast.exchange import CandleSource, RetryPolicy, make_client
 
-    source = CandleSource(make_client(settings), retry=RetryPolicy(attempts=2, base_seconds=0.1))
-    clock = ExchangeClock(source.now_ms)
-    clock.sync()
-    return clock
+    quick = settings.model_copy(
+        update={"exchange_timeout_ms": min(settings.exchange_timeout_ms, CLOCK_TIMEOUT_MS)}
+    )
+    return ExchangeClock(CandleSource(make_client(quick), retry=RetryPolicy(attempts=1)).now_ms)
 
 
 def load_model(settings: Settings, tag: str) -> LoadedModel:
@@ -118,6 +121,15 @@ def load_model(settings: Settings, tag: str) -> LoadedModel:
     return LoadedModel(tag, model, band)
 
 
+def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame) -> tuple[Any, Any]:
+    """Predicted log returns and closes for ``rows`` (``symbol``, the model inputs, ``last_close``) through
+    the model module, the one predict path of training, evaluation and serving."""
+    from hourcast import model
+
+    returns = model.predict_returns(loaded.model, rows)
+    return returns, model.to_close(rows["last_close"].to_numpy(), returns)
+
+
 class Predictor:
     """Answers next-hour forecasts from the online store and the production model."""
 
@@ -129,17 +141,32 @@ class Predictor:
         fallback_tag: str | None = None,
     ) -> None:
         """``fallback_tag``: the model to serve while the registry names no production model (e.g. the
-        one packaged in a Bento running without the registry folder)."""
+        one packaged in a Bento running without the registry folder). Never raises for an unreachable
+        exchange or a model that cannot load: both are logged and reported by ``readiness()``."""
         self.settings = settings
         self.fallback_tag = fallback_tag
-        self.feature_store = feature_store or featurestore.open_store(settings)
+        self.feature_store = feature_store or featurestore.open_store(settings, ONLINE_READ_SECONDS)
+        featurestore.fail_fast(self.feature_store)
         self._service = self.feature_store.get_feature_service(featurestore.SERVING_SERVICE)
         self.clock = clock or exchange_clock(settings)
+        self.circuit = Circuit(logger, f"online store {featurestore.describe_online_store(settings)}")
         self._loaded: LoadedModel | None = None
         self._step = pd.Timedelta(milliseconds=timeframe_ms(settings.timeframe))
-        self._stop = threading.Event()
-        self._refresher: threading.Thread | None = None
-        self.refresh()
+        self._executor = ThreadPoolExecutor(ONLINE_THREADS, thread_name_prefix="hourcast-online")
+        period = settings.model_refresh_seconds
+        self._jobs = [
+            Periodic("model reload", period, self.refresh, logger),
+            Periodic(
+                "exchange clock sync (staleness by the last known or system clock)",
+                period,
+                self.clock.sync,
+                logger,
+            ),
+            Periodic("online store probe", PROBE_SECONDS, self.probe, logger),
+        ]
+        self._reload, self._clock_sync, _ = self._jobs
+        self._clock_sync.run_once()
+        self._reload.run_once()
 
     @property
     def model_tag(self) -> str | None:
@@ -147,43 +174,71 @@ class Predictor:
         return self._loaded.tag if self._loaded else None
 
     def refresh(self) -> bool:
-        """Load the production model if it changed and re-sync the clock; True if the model changed."""
-        with contextlib.suppress(Exception):  # an unreachable exchange clock must not stop serving
-            self.clock.sync()
+        """Load the production model if it changed; True if the model changed."""
         tag = (
             registry.production_tag(self.settings.registry_dir, self.settings.model_name) or self.fallback_tag
         )
         if tag is None or (self._loaded is not None and tag == self._loaded.tag):
             return False
         self._loaded = load_model(self.settings, tag)
+        logger.warning("serving model %s", tag)
         return True
 
+    def probe(self) -> None:
+        """One bounded online read: closes the circuit if the store answers, opens it if not."""
+        try:
+            self._online(self.settings.symbols[:1])
+        except Unavailable:
+            return
+        self.circuit.close()
+
     def start(self) -> None:
-        """Refresh in the background every ``model_refresh_seconds`` until ``stop()``."""
-
-        def loop() -> None:
-            while not self._stop.wait(self.settings.model_refresh_seconds):
-                try:
-                    self.refresh()
-                except Exception:  # keep serving the current model; try again next period
-                    continue
-
-        self._refresher = threading.Thread(target=loop, name="hourcast-refresh", daemon=True)
-        self._refresher.start()
+        """Start the background jobs (reload, clock sync, store probe) until ``stop()``."""
+        for job in self._jobs:
+            job.start()
 
     def stop(self) -> None:
-        """Stop the background refresher."""
-        self._stop.set()
-        if self._refresher is not None:
-            self._refresher.join(timeout=5)
+        """Stop the background jobs and the read threads."""
+        for job in self._jobs:
+            job.stop(timeout=5)
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def check_symbol(self, symbol: str) -> str:
-        """The symbol if the service is configured for it, else ``UnknownSymbol``."""
-        if symbol not in self.settings.symbols:
-            raise UnknownSymbol(
-                f"unknown symbol {symbol!r}; this service forecasts {', '.join(self.settings.symbols)}"
+    def readiness(self) -> Readiness:
+        """Whether this process can answer (in memory only: never touches the store)."""
+        problems = []
+        if self._loaded is None:
+            problems.append(
+                self._reload.last_error
+                or f"no production model {self.settings.model_name!r} yet: run `hourcast train` "
+                "(or promote one)"
             )
-        return symbol
+        if self.circuit.reason:
+            problems.append(self.circuit.reason)
+        return Readiness(
+            ready=not problems,
+            model=self.model_tag,
+            online_store="up" if self.circuit.reason is None else f"down: {self.circuit.reason}",
+            model_reload_error=self._reload.last_error,
+            clock=self.clock.source,
+            problems=problems,
+        )
+
+    def check_symbols(self, symbols: list[str]) -> list[str]:
+        """The distinct symbols in request order, each one the service is configured for (else
+        ``UnknownSymbol``)."""
+        distinct = list(dict.fromkeys(symbols))
+        for symbol in distinct:
+            if symbol not in self.settings.symbols:
+                raise UnknownSymbol(
+                    f"unknown symbol {symbol!r}; this service forecasts {', '.join(self.settings.symbols)}"
+                )
+        return distinct
+
+    def _require_model(self) -> LoadedModel:
+        loaded = self._loaded
+        if loaded is None:
+            raise Unavailable(self.readiness().problems[0])
+        return loaded
 
     def _online(self, symbols: list[str]) -> dict[str, list[Any]]:
         try:
@@ -193,65 +248,97 @@ class Predictor:
                 )
                 return rows.to_dict()
         except featurestore.OnlineStoreUnavailable as error:
+            self.circuit.open(str(error))
             raise Unavailable(str(error)) from error
 
-    def predict(self, symbols: list[str], allow_stale: bool = False) -> list[Prediction]:
-        """Forecasts for ``symbols`` (validated); ``Unavailable`` if any cannot be answered."""
-        loaded = self._loaded
-        if loaded is None:
-            raise Unavailable(
-                f"no production model {self.settings.model_name!r} yet: run `hourcast train` (or promote one)"
+    async def predict_async(self, symbols: list[str], allow_stale: bool = False) -> list[Prediction]:
+        """``predict`` off the event loop, bounded in time; refused at once while the store is down."""
+        self._require_model()
+        symbols = self.check_symbols(symbols)
+        if self.circuit.reason:
+            raise Unavailable(self.circuit.reason)
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self._executor, self.predict, symbols, allow_stale)
+        try:
+            return await asyncio.wait_for(work, REQUEST_DEADLINE_SECONDS)
+        except TimeoutError:
+            reason = (
+                f"online store {featurestore.describe_online_store(self.settings)} did not answer "
+                f"within {REQUEST_DEADLINE_SECONDS:g} s"
             )
-        for symbol in symbols:
-            self.check_symbol(symbol)
+            self.circuit.open(reason)
+            raise Unavailable(reason) from None
+
+    def predict(self, symbols: list[str], allow_stale: bool = False) -> list[Prediction]:
+        """Forecasts for the distinct ``symbols``; ``Unavailable`` if any cannot be answered."""
+        loaded = self._require_model()
+        symbols = self.check_symbols(symbols)
+        if self.circuit.reason:
+            raise Unavailable(self.circuit.reason)
         values = self._online(symbols)
-        now = self.clock.now()
+        now, clock = self.clock.now(), self.clock.source
         limit = self.settings.feature_age_limit_seconds
-        predictions = []
+        ages = []
         for index, symbol in enumerate(symbols):
             as_of = values["as_of"][index]
             if as_of is None:
-                raise Unavailable(f"no online features for {symbol}: run `hourcast materialize`")
-            known_at = as_of + self._step
-            age = (now - known_at).total_seconds()
+                raise Unavailable(
+                    f"no online features for {symbol}: the online store has no row for it (restarted "
+                    "empty or flushed?); the next `hourcast ingest` or `hourcast materialize` rewrites it"
+                )
+            age = (now - (as_of + self._step)).total_seconds()
             if age > limit and not allow_stale:
                 raise Unavailable(
-                    f"features for {symbol} are {age / 3600:.1f} h old (as of {_iso(as_of)}), "
-                    f"over the {limit / 3600:.1f} h limit; ingestion may have stopped "
-                    "(send allow_stale=true to get an answer flagged stale)"
+                    f"features for {symbol} are {age / 3600:.1f} h old (as of {_iso(as_of)}, by the "
+                    f"{clock.replace('_', ' ')} clock), over the {limit / 3600:.1f} h limit; ingestion may "
+                    "have stopped (send allow_stale=true to get an answer flagged stale)"
                 )
-            features = {name: values[name][index] for name in FEATURE_NAMES}
-            predicted_return = float(loaded.model.predict([[symbol, *features.values()]])[0])
-            last_close = float(values["last_close"][index])
-            predicted_close = last_close * math.exp(predicted_return)
+            ages.append(age)
+        rows = pd.DataFrame(
+            {"symbol": symbols, **{name: values[name] for name in [*FEATURE_NAMES, "last_close"]}}
+        )
+        returns, closes = forecast_rows(loaded, rows)
+        low, high = loaded.band
+        predictions = []
+        for index, symbol in enumerate(symbols):
+            as_of, last_close = values["as_of"][index], float(values["last_close"][index])
+            predicted_close, predicted_return = float(closes[index]), float(returns[index])
+            prediction = Prediction(
+                symbol=symbol,
+                as_of=_iso(as_of),
+                target_time=_iso(as_of + self._step),
+                last_close=last_close,
+                predicted_close=predicted_close,
+                predicted_return=predicted_return,
+                direction="up" if predicted_return >= 0 else "down",
+                persistence_close=last_close,
+                model=loaded.tag,
+                features_age_seconds=round(ages[index], 3),
+                stale=ages[index] > limit,
+                band=Band(
+                    low=float(forecast_band(predicted_close, low)),
+                    high=float(forecast_band(predicted_close, high)),
+                    quantiles=[float(q) for q in BAND_QUANTILES],
+                ),
+                clock=clock,
+            )
             predictions.append(
-                Prediction(
-                    symbol=symbol,
-                    as_of=_iso(as_of),
-                    target_time=_iso(known_at),
-                    last_close=last_close,
-                    predicted_close=predicted_close,
-                    predicted_return=predicted_return,
-                    direction="up" if predicted_return >= 0 else "down",
-                    persistence_close=last_close,
-                    model=loaded.tag,
-                    features_age_seconds=round(age, 3),
-                    stale=age > limit,
-                    band={
-                        "low": predicted_close * math.exp(loaded.band[0]),
-                        "high": predicted_close * math.exp(loaded.band[1]),
-                        "quantiles": [float(q) for q in BAND_QUANTILES],
-                    },
-                    features=features,
-                )
+                prediction.with_features({name: values[name][index] for name in FEATURE_NAMES})
             )
         return predictions
 
     def history(self, symbol: str, hours: int) -> pd.DataFrame:
         """The last ``hours`` stored candles of a symbol (what the dashboard draws)."""
-        self.check_symbol(symbol)
+        [symbol] = self.check_symbols([symbol])
         series = store.Series(self.settings.exchange, symbol, self.settings.timeframe)
         newest = store.last_stored(self.settings.candles_dir, series)
         if newest is None:
             return store.load_candles(self.settings.candles_dir, series)
         return store.load_candles(self.settings.candles_dir, series, start=newest - self._step * (hours - 1))
+
+
+def forecast_band(predicted_close: float, return_error: float) -> float:
+    """A band edge: the predicted close moved by a walk-forward log-return error quantile."""
+    from hourcast import model
+
+    return float(model.to_close(predicted_close, return_error))

@@ -1,0 +1,112 @@
+"""The prediction API's contract: request, answer, error and readiness bodies.
+
+One definition, used by the service (validation and its OpenAPI document), the prediction log (its columns)
+and the dashboard (what it accepts from the API). Requests are strict: no coercion ("yes" is not a
+boolean, 42 is not a symbol) and no unknown fields.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+SYMBOL_PATTERN = r"^[A-Z0-9]{1,15}/[A-Z0-9]{1,15}$"
+MAX_BATCH_SYMBOLS = 50
+Symbol = Annotated[
+    str, Field(pattern=SYMBOL_PATTERN, description="Unified symbol, e.g. BTC/USDT", examples=["BTC/USDT"])
+]
+Clock = Literal["exchange", "last_known_exchange", "system"]
+
+
+class PredictRequest(BaseModel):
+    """Body of ``POST /predict``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    symbol: Symbol
+    allow_stale: bool = Field(False, description="Answer from stale features (flagged stale) instead of 503.")
+
+
+class PredictBatchRequest(BaseModel):
+    """Body of ``POST /predict_batch``: up to 50 symbols; repeats are answered once."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    symbols: list[Symbol] = Field(min_length=1, max_length=MAX_BATCH_SYMBOLS)
+    allow_stale: bool = Field(False, description="Answer from stale features (flagged stale) instead of 503.")
+
+
+class Band(BaseModel):
+    """Uncertainty band of the predicted close, from walk-forward error quantiles."""
+
+    low: float
+    high: float
+    quantiles: list[float]
+
+
+class Prediction(BaseModel):
+    """One next-hour forecast, as the API answers it (the feature values travel privately, to the log)."""
+
+    model_config = ConfigDict(frozen=True)
+    symbol: str
+    as_of: str = Field(description="Open time of the last closed candle used (UTC).")
+    target_time: str = Field(description="Open time of the candle whose close is predicted (UTC).")
+    last_close: float
+    predicted_close: float
+    predicted_return: float = Field(description="Predicted log return of the next hour.")
+    direction: Literal["up", "down"]
+    persistence_close: float = Field(description="The naive forecast: the last close.")
+    model: str = Field(description="Tag of the model that answered.")
+    features_age_seconds: float = Field(description="How old the features are, by `clock`.")
+    stale: bool = Field(description="Features older than the service's limit (only with allow_stale).")
+    band: Band
+    clock: Clock = Field(
+        description="What 'now' was for the age: the exchange's clock, its last known offset (the "
+        "exchange is unreachable), or the system clock (never reached)."
+    )
+    _features: dict[str, float] = PrivateAttr(default_factory=dict)
+
+    @property
+    def features(self) -> dict[str, float]:
+        """The model inputs this forecast was computed from."""
+        return self._features
+
+    def with_features(self, features: dict[str, float]) -> Prediction:
+        """This prediction carrying its feature values (not part of the JSON body)."""
+        self._features = features
+        return self
+
+
+class Candle(BaseModel):
+    """One closed hourly candle; ``ts`` is its open time (UTC)."""
+
+    ts: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class History(BaseModel):
+    """``GET /history``: the last closed candles of a symbol, oldest first."""
+
+    symbol: str
+    candles: list[Candle]
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers, whatever the path or status."""
+
+    error: str = Field(description="What went wrong, for a person.")
+    status: int = Field(description="The HTTP status, repeated.")
+
+
+class Readiness(BaseModel):
+    """``GET /readyz``: whether this worker can answer, and why not."""
+
+    ready: bool
+    model: str | None = Field(description="Tag of the model in use.")
+    online_store: str = Field(description="'up', or why the online store is considered down.")
+    model_reload_error: str | None = Field(description="The last failed model reload, if any.")
+    clock: Clock
+    problems: list[str] = Field(description="Why the worker is not ready (empty when ready).")
