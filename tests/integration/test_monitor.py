@@ -11,8 +11,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,9 @@ from hourcast.prediction_log import PredictionLog, read_log
 from hourcast.schema import Band, Prediction
 from hourcast.settings import Settings
 from tests.conftest import as_candle_frame
+from tests.integration.conftest import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 HOUR = pd.Timedelta(hours=1)
@@ -222,3 +227,126 @@ def test_predictions_are_scored_exactly_once_across_runs_and_restarts(
     assert last.added == 2 and last.pending == 0
     assert_exact(monitor.read_scores(settings.scores_dir), recorded_files, logged)
     assert monitor.run(settings).added == 0
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A temporary Prefect server for this module (flow-run heartbeats off, as in test_flows)."""
+    from prefect.settings import temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    updates: dict[str, Any] = {"home": tmp_path_factory.mktemp("prefect"), "flows.heartbeat_frequency": None}
+    with temporary_settings(updates=updates), prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+def sabotaged_fit(frame: pd.DataFrame, params: dict | None = None) -> Any:
+    """A model fitted hard to shuffled labels, scaled up: it forecasts confident noise."""
+    shuffled = np.random.default_rng(0).permutation(frame["target_return"].to_numpy())
+    noisy = {"loss_function": "RMSE", "learning_rate": 0.3, "l2_leaf_reg": 1.0, "depth": 6, "iterations": 80}
+    return model.fit(frame.assign(target_return=20 * shuffled), {**(params or {}), **noisy})
+
+
+def degraded_events() -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    from flows.monitor_tasks import DEGRADED_EVENT
+
+    with get_client(sync_client=True) as client:
+        page = client.read_events(EventFilter(event=EventNameFilter(name=[DEGRADED_EVENT])), limit=50)
+    return page.events
+
+
+def triggered_retrain_runs(deployment_id: Any) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+        )
+
+
+@pytest.mark.usefixtures("prefect_server", "bentoml_store")
+def test_a_sabotaged_model_is_detected_the_event_triggers_retrain_and_the_gate_restores_a_good_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, recorded_files: dict[str, pd.DataFrame]
+) -> None:
+    import yaml
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter
+
+    from flows.monitor import monitor as monitor_flow
+    from flows.retrain import retrain
+    from hourcast import featurestore, training
+    from tests.integration.conftest import store_recorded
+
+    variables = {
+        "HOME": tmp_path / "home",
+        "SYMBOLS": ",".join(SYMBOLS),
+        "FEATURE_REPO": REPO / "feature_repo",
+        "TRAIN_DAYS": 21,
+        "MONITOR_MIN_HOURS": 24,
+        "MONITOR_MAX_PSI": 1000,  # March 2024 left February's volatility far behind: judge on errors only
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(f"HOURCAST_{name}", str(value))
+    settings = Settings()
+    store_recorded(settings, recorded_files, days=40, end=str(START))
+    featurestore.materialize(settings)
+
+    # the retrain deployment with prefect.yaml's trigger, registered on the server as `prefect deploy` would
+    spec = next(
+        d
+        for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+        if d["name"] == "retrain"
+    )
+    trigger_specs = [TypeAdapter(DeploymentTriggerTypes).validate_python(t) for t in spec["triggers"]]
+    deployment_id = retrain.to_deployment(name="retrain", triggers=trigger_specs).apply()
+
+    # a model trained on shuffled labels, rejected by the gate, promoted by hand
+    sabotaged = training.train(settings, fit_fn=sabotaged_fit)
+    registry.promote(settings.registry_dir, settings.model_name, sabotaged.tag, "promoted by hand (sabotage)")
+    loaded = serving.load_model(settings, sabotaged.tag)
+
+    log = PredictionLog(settings.predictions_dir)
+    detected_at = None
+    for step in range(48):
+        now = START + step * HOUR
+        store_hours(settings, recorded_files, now, now)
+        answer(settings, loaded, log, now)
+        if step < 22 and step != 12:  # the monitor catches up on what it did not score yet
+            continue
+        result = monitor_flow()
+        assert step >= 24 or not result["degraded"], step  # not judged before 24 hours are scored
+        if result["retrain_requested"]:
+            detected_at = step
+            assert any(reason.startswith("BTC/USDT: 7-day MAE ratio") for reason in result["degraded"])
+            break
+    # detected as soon as 24 hours are scored (hour 24 scores 24 targets), within a bound
+    assert detected_at is not None and detected_at <= 26, detected_at
+    wait_for(lambda: len(degraded_events()) == 1, 30, "the hourcast.model.degraded event")
+    event = degraded_events()[0]
+    assert event.resource.id == f"hourcast.model.{settings.model_name}"
+    assert event.payload["model"] == sabotaged.tag
+
+    # Prefect's own trigger turns the event into a retrain run
+    wait_for(lambda: len(triggered_retrain_runs(deployment_id)) == 1, 60, "a retrain run from the trigger")
+
+    # still degraded for the next hours, but inside the cool-down: no second event
+    for step in range(detected_at + 1, detected_at + 4):
+        now = START + step * HOUR
+        store_hours(settings, recorded_files, now, now)
+        answer(settings, loaded, log, now)
+        result = monitor_flow()
+        assert result["degraded"] and not result["retrain_requested"]
+    log.close()
+    assert len(degraded_events()) == 1 and len(triggered_retrain_runs(deployment_id)) == 1
+
+    # the triggered retrain (run here in-process, as the worker would): the gate restores a good model
+    featurestore.materialize(settings)
+    outcome = retrain()
+    production = registry.production_tag(settings.registry_dir, settings.model_name)
+    assert outcome["promoted"] and production == outcome["tag"] != sabotaged.tag, outcome["reason"]
+    assert outcome["metrics"]["mae_ratio"] <= 1 + settings.promotion_tolerance
+    assert outcome["production"]["candidate"]["mae"] < outcome["production"]["production"]["mae"]
