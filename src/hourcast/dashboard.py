@@ -2,17 +2,26 @@
 
 The HTTP edge (``ApiClient``) turns every failure into a ``DashboardError`` with a message a person can act
 on; ``refresh`` combines it with the pure renderers (``candlestick_figure``, ``summary_markdown``) and never
-raises, so the page always shows whatever could be fetched plus what went wrong. Plotly is imported lazily.
+raises, so the page always shows whatever could be fetched plus what went wrong. A prediction is accepted
+only if it matches the API's own schema (``hourcast.schema.Prediction``). Text that comes from the API is
+rendered as text (``as_text``: no HTML, no Markdown links or images) and without credentials. Plotly is
+imported lazily.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pandas as pd
+from pydantic import ValidationError
+
+from hourcast.redact import redact
+from hourcast.schema import Prediction
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -21,17 +30,30 @@ if TYPE_CHECKING:
     from hourcast.settings import Settings
 
 HISTORY_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
-PREDICTION_NUMBERS = ["last_close", "predicted_close", "features_age_seconds"]
 PREDICTION_TIMES = ["as_of", "target_time"]
-PREDICTION_KEYS = ["symbol", *PREDICTION_TIMES, *PREDICTION_NUMBERS, "direction", "model", "stale"]
 PREDICTION_COLOUR = "#6f42c1"
 _ERROR_TEXT_LIMIT = 300
+# Markdown syntax, plus ':' and '@' so that no URL or address is auto-linked (Gradio's renderer
+# links bare URLs and e-mail addresses).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:@])")
+_CLOCKS = {
+    "exchange": "exchange",
+    "last_known_exchange": "last known exchange time (the exchange is unreachable)",
+    "system": "system clock (the exchange was never reached)",
+}
+
+
+def as_text(value: object) -> str:
+    """``value`` as literal text inside Markdown: HTML escaped, Markdown syntax (and the ``:``/``@`` of
+    URLs and addresses) backslash-escaped, so nothing in it can become a tag, a link or an image."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
 
 
 class DashboardError(Exception):
     """A failure to get data from the prediction API, worded for the person looking at the dashboard."""
 
     def __init__(self, message: str) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
 
@@ -47,18 +69,17 @@ class ApiClient:
         """The API's current next-hour prediction for ``symbol`` (stale features are refused by the API)."""
         payload = self._json("POST", "/predict", json={"symbol": symbol, "allow_stale": False})
         try:
-            missing = [key for key in PREDICTION_KEYS if key not in payload]
-            if missing:
-                raise ValueError(f"missing {', '.join(missing)}")
-            for key in PREDICTION_NUMBERS:
-                float(payload[key])
+            Prediction.model_validate(payload)
             for key in PREDICTION_TIMES:
                 pd.Timestamp(payload[key])
-            band = payload.get("band")
-            if band is not None:
-                for key in ("low", "high"):
-                    float(band[key])
-        except (TypeError, ValueError, KeyError) as exc:
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+            )
+            raise DashboardError(
+                f"{self._name} sent a prediction the dashboard cannot read: {problems}"
+            ) from exc
+        except (TypeError, ValueError) as exc:
             raise DashboardError(f"{self._name} sent a prediction the dashboard cannot read: {exc}") from exc
         return payload
 
@@ -103,7 +124,8 @@ class ApiClient:
 
 
 def _error_text(response: httpx.Response) -> str:
-    """The ``error`` (or ``detail``) of a JSON error body, else the body's text, shortened."""
+    """The ``error`` of the API's error body (``detail``/``message`` of other servers), else the body's text,
+    shortened and without credentials."""
     try:
         payload = response.json()
     except ValueError:
@@ -117,7 +139,7 @@ def _error_text(response: httpx.Response) -> str:
             text = response.text
     else:
         text = response.text
-    text = " ".join(text.split()) or response.reason_phrase or "no message"
+    text = redact(" ".join(text.split())) or response.reason_phrase or "no message"
     return text if len(text) <= _ERROR_TEXT_LIMIT else text[: _ERROR_TEXT_LIMIT - 1] + "…"
 
 
@@ -173,7 +195,7 @@ def candlestick_figure(
     """
     import plotly.graph_objects as go
 
-    symbol = symbol or (prediction or {}).get("symbol") or ""
+    symbol = html.escape(symbol or (prediction or {}).get("symbol") or "")
     figure = go.Figure()
     if not history.empty:
         figure.add_trace(
@@ -246,7 +268,7 @@ def summary_markdown(prediction: dict[str, Any]) -> str:
     percent = change / last * 100 if last else float("nan")
     arrow = "▲ up" if prediction["direction"] == "up" else "▼ down"
     target = _utc_naive(prediction["target_time"])
-    lines = [f"### {prediction['symbol']}: {arrow}", ""]
+    lines = [f"### {as_text(prediction['symbol'])}: {arrow}", ""]
     if prediction["stale"]:
         lines += [
             f"> ⚠️ **STALE**: the features are {_age(float(prediction['features_age_seconds']))} old; "
@@ -261,8 +283,9 @@ def summary_markdown(prediction: dict[str, Any]) -> str:
         f"- **Change:** {change:+,.2f} ({percent:+.2f} %) {arrow}",
         f"- **As of:** {_when(prediction['as_of'])} (last closed candle)",
         f"- **Predicts:** close of the {target:%H:%M} candle, at {_when(target + pd.Timedelta(hours=1))}",
-        f"- **Model:** `{prediction['model']}`",
+        f"- **Model:** {as_text(prediction['model'])}",
         f"- **Data age:** {_age(float(prediction['features_age_seconds']))}",
+        *([f"- **Clock:** {_CLOCKS[prediction['clock']]}"] if prediction.get("clock") in _CLOCKS else []),
     ]
     return "\n".join(lines)
 
@@ -286,10 +309,10 @@ def refresh(client: ApiClient, symbol: str, hours: int) -> tuple[go.Figure | Non
             problems.append(exc.message)
     loaded = prediction is not None or not history.empty
     figure = candlestick_figure(history, prediction, symbol) if loaded else None
-    warnings = [f"> ⚠️ **{problem}**" for problem in problems]
+    warnings = [f"> ⚠️ **{as_text(problem)}**" for problem in problems]
     if prediction is not None:
         return figure, "\n\n".join([*warnings, summary_markdown(prediction)])
-    parts = [f"### {symbol}: no forecast", *warnings]
+    parts = [f"### {as_text(symbol)}: no forecast", *warnings]
     if not history.empty:
         parts.append(f"The chart shows the last {len(history)} candles.")
     return figure, "\n\n".join(parts)

@@ -18,7 +18,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from hourcast.dashboard import ApiClient, DashboardError, candlestick_figure, refresh, summary_markdown
+from hourcast.dashboard import (
+    ApiClient,
+    DashboardError,
+    as_text,
+    candlestick_figure,
+    refresh,
+    summary_markdown,
+)
 from hourcast.settings import Settings
 
 END = pd.Timestamp("2024-03-01T00:00:00Z")
@@ -49,6 +56,7 @@ def make_prediction(candles: pd.DataFrame, **overrides: object) -> dict[str, obj
         "features_age_seconds": 2460.0,
         "stale": False,
         "band": {"low": round(last * 0.995, 2), "high": round(last * 1.011, 2), "quantiles": [0.05, 0.95]},
+        "clock": "exchange",
     }
     return payload | overrides
 
@@ -172,7 +180,7 @@ def test_summary_has_the_numbers(candles: pd.DataFrame) -> None:
     assert "▲ up" in text
     assert "2024-02-29 23:00 UTC" in text  # as_of: the last closed candle's open time
     assert "2024-03-01 01:00 UTC" in text  # when the predicted candle closes
-    assert "hourcast_next_hour:abc123" in text
+    assert as_text("hourcast_next_hour:abc123") in text
     assert "41 min" in text
     assert f"{prediction['band']['low']:,.2f}" in text
     assert "STALE" not in text
@@ -242,7 +250,12 @@ def test_client_reads_an_empty_history(api: FakeApi) -> None:
             "failed (HTTP 500): <html>Internal Server Error</html>",
         ),
         (200, b"not json", "with something that is not JSON"),
-        (200, {"symbol": "BTC/USDT"}, "sent a prediction the dashboard cannot read: missing as_of"),
+        (200, {"symbol": "BTC/USDT"}, "sent a prediction the dashboard cannot read: as_of: Field required"),
+        (
+            503,
+            {"error": "online store redis (redis://:hunter2@10.0.0.5:6379/0) is unreachable", "status": 503},
+            "says: online store redis (redis://:***@10.0.0.5:6379/0) is unreachable",
+        ),
     ],
 )
 def test_client_errors_are_worded_for_people(api: FakeApi, status: int, body: object, expected: str) -> None:
@@ -283,7 +296,7 @@ def test_refresh_shows_history_when_the_prediction_is_refused(api: FakeApi, cand
     figure, text = refresh(ApiClient(api.url), "BTC/USDT", 12)
     assert figure is not None
     assert [item.name for item in figure.data] == ["Hourly candles"]
-    assert "says: features are stale (age 3 h)" in text
+    assert as_text("says: features are stale (age 3 h)") in text
     assert "last 12 candles" in text
 
 
@@ -322,3 +335,39 @@ def test_app_refreshes_on_load_click_symbol_and_timer(seconds: float) -> None:
     expected = [(demo._id, "load"), (by_id["refresh"]._id, "click"), (by_id["symbol"]._id, "change")]
     expected += [(timer._id, "tick") for timer in timers]
     assert wired == {target: ([by_id["symbol"]._id], outputs) for target in expected}
+
+
+HOSTILE = (
+    "<img src=x onerror=alert(1)> <a href='http://evil.example'>click</a> "
+    "[link](http://evil.example) ![i](x.png)"
+)
+
+
+@pytest.mark.parametrize("text", [HOSTILE, "a_b*c* `code` # head | pipe ~~s~~ 1. item > quote"])
+def test_api_text_is_rendered_as_literal_text(text: str) -> None:
+    rendered = as_text(text)
+    assert "<" not in rendered and "](" not in rendered and "`" not in rendered.replace("\\`", "")
+    import markdown_it
+
+    shown = markdown_it.MarkdownIt().render(rendered)
+    assert "<img" not in shown and "<a " not in shown and "<code>" not in shown and "<em>" not in shown
+    assert html_text(shown) == text
+
+
+def html_text(rendered: str) -> str:
+    """The text a browser shows for rendered HTML."""
+    import html as html_module
+    import re
+
+    return html_module.unescape(re.sub(r"<[^>]+>", "", rendered)).strip()
+
+
+def test_api_text_in_the_numbers_and_warnings_is_inert(api: FakeApi, candles: pd.DataFrame) -> None:
+    api.answer("/history", 200, candles_payload(candles))
+    api.answer("/predict", 200, make_prediction(candles, model=HOSTILE))
+    _, text = refresh(ApiClient(api.url), "BTC/USDT", 12)
+    assert HOSTILE not in text and as_text(HOSTILE) in text
+
+    api.answer("/predict", 503, {"error": HOSTILE, "status": 503})
+    _, text = refresh(ApiClient(api.url), "BTC/USDT", 12)
+    assert "<img" not in text and "<a " not in text and "](" not in text
