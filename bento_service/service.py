@@ -36,7 +36,7 @@ class NextHour:
 
     def __init__(self) -> None:
         self.settings = Settings()
-        declared = str(self.model_ref.tag)  # reads the registry and the model store, now, not at import
+        declared = str(self.model_ref.tag)  # resolved now (registry, model store), never at import
         self.predictor = serving.Predictor(self.settings, fallback_tag=declared)
         self.predictor.start()
         self.log = PredictionLog(self.settings.predictions_dir, self.settings.prediction_flush_seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from _bentoml_sdk.models import Model  # the base of bentoml.models.BentoModel / HuggingFaceModel
+from bentoml.exceptions import NotFound
 from bentoml.models import BentoModel
 
 from hourcast import registry
@@ -40,8 +41,14 @@ class ProductionModel(Model[Any]):
         return self.reference().to_create_schema()
 
     def resolve(self, base_path: Any = None) -> Any:
-        """The stored model (``bentoml.Model``)."""
-        return self.reference().resolve(base_path)
+        """The stored model (``bentoml.Model``); ``NotFound`` if none is stored here (never looked up in
+        a remote registry)."""
+        reference = self.reference()
+        if reference.stored is None:
+            raise NotFound(
+                f"no stored model {reference.tag} in the BentoML model store: run `hourcast train`"
+            )
+        return reference.resolve(base_path)
 
     def __str__(self) -> str:
         return "the production model (registry pointer, else the newest stored)"

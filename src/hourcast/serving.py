@@ -110,6 +110,14 @@ def exchange_clock(settings: Settings) -> ExchangeClock:
     return ExchangeClock(CandleSource(make_client(quick), retry=RetryPolicy(attempts=1)).now_ms)
 
 
+def bentoml_config_options(settings: Settings) -> str:
+    """``BENTOML_CONFIG_OPTIONS`` carrying the settings' worker count and access log to the service (its
+    decorator declares only defaults: nothing is read when BentoML imports it)."""
+    workers = settings.serve_workers or "cpu_count"
+    access = "true" if settings.serve_access_log else "false"
+    return f"services.hourcast.workers={workers} services.hourcast.logging.access.enabled={access}"
+
+
 def load_model(settings: Settings, tag: str) -> LoadedModel:
     """A stored model and its band of walk-forward return errors (5% and 95% quantiles)."""
     try:
