@@ -449,7 +449,13 @@ def serve(
         "--port",
         str(port or settings.serve_port),
     ]
-    raise typer.Exit(subprocess.call(command))
+    import os
+
+    from hourcast.serving import bentoml_config_options
+
+    given = os.environ.get("BENTOML_CONFIG_OPTIONS", "")  # the user's own options win
+    env = {**os.environ, "BENTOML_CONFIG_OPTIONS": f"{bentoml_config_options(settings)} {given}".strip()}
+    raise typer.Exit(subprocess.call(command, env=env))
 
 
 @app.command()
