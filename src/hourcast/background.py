@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
 from hourcast.redact import redact
@@ -36,7 +37,8 @@ class Periodic:
             self.failures += 1
             self.last_error = redact(f"{type(error).__name__}: {error}")
             if self.failures == 1:
-                self.logger.error("%s failed: %s", self.name, self.last_error, exc_info=True)
+                trace = redact("".join(traceback.format_exception(error)))
+                self.logger.error("%s failed: %s\n%s", self.name, self.last_error, trace.rstrip())
             else:
                 self.logger.warning(
                     "%s failed again (%d in a row): %s", self.name, self.failures, self.last_error

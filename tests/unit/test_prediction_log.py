@@ -1,0 +1,111 @@
+"""The prediction log on a real filesystem: round trip, a failing write (the log's folder is blocked by a
+file, so every write raises) that loses nothing, the background writer logging the failure and catching up."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hourcast.features import FEATURE_NAMES
+from hourcast.prediction_log import PredictionLog, read_log
+from hourcast.schema import Band, Prediction
+
+
+def prediction(symbol: str = "BTC/USDT", close: float = 61_000.0) -> Prediction:
+    answer = Prediction(
+        symbol=symbol,
+        as_of="2024-02-29T23:00:00Z",
+        target_time="2024-03-01T00:00:00Z",
+        last_close=close,
+        predicted_close=close * 1.001,
+        predicted_return=0.000999,
+        direction="up",
+        persistence_close=close,
+        model="hourcast_next_hour:abc",
+        features_age_seconds=600.0,
+        stale=False,
+        band=Band(low=close * 0.99, high=close * 1.01, quantiles=[0.05, 0.95]),
+        clock="exchange",
+    )
+    return answer.with_features({name: float(index) for index, name in enumerate(FEATURE_NAMES)})
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_round_trip_keeps_the_answer_its_band_and_features(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "predictions")
+    requested = datetime(2024, 3, 1, 0, 10, tzinfo=UTC)
+    log.record(requested, [prediction(), prediction("ETH/USDT", 3_400.0)])
+    assert log.flush() is not None and log.unwritten == 0
+    assert log.flush() is None  # nothing new
+
+    frame = read_log(tmp_path / "predictions")
+    assert list(frame["symbol"]) == ["BTC/USDT", "ETH/USDT"]
+    assert frame["requested_at"].iloc[0] == pd.Timestamp(requested)
+    assert frame["as_of"].iloc[0] == pd.Timestamp("2024-02-29T23:00:00Z")
+    assert list(frame["band_low"]) == pytest.approx([61_000.0 * 0.99, 3_400.0 * 0.99])
+    assert list(frame["band_high"]) == pytest.approx([61_000.0 * 1.01, 3_400.0 * 1.01])
+    assert frame["clock"].iloc[0] == "exchange" and frame["direction"].iloc[0] == "up"
+    assert list(frame[FEATURE_NAMES[:3]].iloc[0]) == [0.0, 1.0, 2.0]
+
+
+def test_a_failing_write_keeps_its_rows_for_the_next_flush(tmp_path: Path) -> None:
+    directory = tmp_path / "predictions"
+    directory.write_text("a file where the log's folder should be")  # every write now fails for real
+    log = PredictionLog(directory)
+    log.record(datetime.now(UTC), [prediction()] * 3)
+    with pytest.raises(OSError):
+        log.flush()
+    log.record(datetime.now(UTC), [prediction("ETH/USDT")] * 2)
+    with pytest.raises(OSError):
+        log.flush()
+    assert log.unwritten == 5
+
+    directory.unlink()  # the disk works again
+    log.flush()
+    assert log.unwritten == 0
+    frame = read_log(directory)
+    assert list(frame["symbol"]) == ["BTC/USDT"] * 3 + ["ETH/USDT"] * 2  # each row once, in order
+    assert len(list(directory.glob("date=*/part-*.parquet"))) == 2  # one file per recorded batch
+
+
+def test_the_background_writer_logs_failures_and_catches_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "predictions"
+    directory.write_text("blocked")
+    log = PredictionLog(directory, flush_seconds=0.05)
+    caplog.set_level(logging.WARNING, logger="hourcast.prediction_log")
+    log.start()
+    try:
+        log.record(datetime.now(UTC), [prediction()] * 4)
+        eventually(lambda: log.last_error is not None, "the failed write to be recorded")
+        eventually(lambda: "failed again" in caplog.text, "repeated failures to be logged")
+        assert "prediction log flush failed" in caplog.text and "Traceback" in caplog.text
+        assert log.unwritten == 4
+        directory.unlink()
+        eventually(lambda: log.unwritten == 0, "the writer to catch up")
+        assert log.last_error is None and "works again" in caplog.text
+    finally:
+        log.close()
+    assert len(read_log(directory)) == 4
+
+
+def test_close_writes_what_is_buffered(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "predictions", flush_seconds=3600)
+    log.start()
+    log.record(datetime.now(UTC), [prediction()] * 7)
+    log.close()
+    assert len(read_log(tmp_path / "predictions")) == 7
