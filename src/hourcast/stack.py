@@ -231,7 +231,6 @@ class Stack:
         self._scheduler = None
         self._scheduler_thread: threading.Thread | None = None
         self._flow_runs: set[UUID] = set()
-        self._bootstrap_clock = None
         self._flow_runs_lock = threading.Lock()
 
     @property
@@ -265,13 +264,15 @@ class Stack:
         assert self.replay_data, "replay needs recorded candle files"
         datasets = {symbol: load_candles_file(path) for symbol, path in self.replay_data.items()}
         now = self.replay_now or str(min(f["ts"].iloc[0] for f in datasets.values()) + pd.Timedelta(days=45))
-        exchange = ReplayExchange(datasets, now=now, speed=self.replay_speed)
+        # the clock stands still while the stack starts, so the world it serves is fresh once it is up
+        exchange = ReplayExchange(datasets, now=now, speed=0.0)
         self._replay_server = ReplayServer(exchange).start()
         self.settings = self.settings.model_copy(
             update={"exchange_url": self._replay_server.url, "symbols": list(datasets)}
         )
         self.say(
-            f"replay exchange: {self._replay_server.url} (clock {now}, {self.replay_speed:g}x real time)"
+            f"replay exchange: {self._replay_server.url} (clock {now}, {self.replay_speed:g}x real time "
+            "once everything is up)"
         )
 
     # -- Prefect -----------------------------------------------------------------------------------
@@ -364,10 +365,6 @@ class Stack:
         from hourcast.ingest import make_ingestor
 
         began = time.monotonic()
-        if self._replay_server is not None:
-            from hourcast.candles import from_ms
-
-            self._bootstrap_clock = from_ms(self._replay_server.exchange.now_ms())  # ingest pulls up to it
         self.say("bootstrap: ingesting candles (validated with Great Expectations) ...")
         summaries = make_ingestor(self.settings).ingest()
         for summary in summaries:
@@ -423,10 +420,15 @@ class Stack:
         if deploy.process is not None and deploy.process.returncode != 0:
             raise StartupFailed(deploy.failure())
         schedules = self.deployed_schedules(config, active=self._replay_server is None)
-        if self._replay_server is not None:
-            self._start_replay_scheduler(schedules)
         self._wait(lambda: answers(f"{self.api_url}/readyz"), 180, "prediction API")
         self._wait(lambda: answers(self.ui_url), 120, "dashboard")
+        if self._replay_server is not None:
+            exchange = self._replay_server.exchange
+            exchange.clock.set_speed(self.replay_speed)
+            self.say(
+                f"replay clock:   running from {exchange.clock_state()['now']} at {self.replay_speed:g}x"
+            )
+            self._start_replay_scheduler(schedules)
         clock = "replay clock" if self._replay_server is not None else "system clock (UTC)"
         self.say(f"prediction API: {self.api_url}  (POST /predict, POST /predict_batch, GET /history)")
         self.say(f"Swagger page:   {self.api_url}/  (OpenAPI: {self.api_url}/docs.json)")
@@ -456,10 +458,7 @@ class Stack:
         exchange = self._replay_server.exchange
         self._scheduler = ReplayScheduler(lambda: from_ms(exchange.now_ms()), schedules, self.run_deployment)
         self._scheduler_thread = threading.Thread(
-            target=self._scheduler.run,
-            args=(self._bootstrap_clock,),  # the hours the clock moved on during start-up count
-            name="replay-scheduler",
-            daemon=True,
+            target=self._scheduler.run, name="replay-scheduler", daemon=True
         )
         self._scheduler_thread.start()
 
@@ -477,16 +476,14 @@ class Stack:
                 self._flow_runs.add(flow_run.id)
             clock = from_ms(self._replay_server.exchange.now_ms())
             self.say(f"replay clock {clock:%Y-%m-%d %H:%M}: flow run {flow_run.name} of {name}")
-            try:
-                with get_client(sync_client=True) as client:
-                    while not self.stop_event.wait(1.0):
-                        state = client.read_flow_run(flow_run.id).state
-                        if state is not None and state.is_final():
-                            self.say(f"  {flow_run.name} ({name}): {state.name}")
-                            return
-            finally:
-                with self._flow_runs_lock:
-                    self._flow_runs.discard(flow_run.id)
+            with get_client(sync_client=True) as client:
+                while not self.stop_event.wait(1.0):  # when stopping, `stop` cancels it
+                    state = client.read_flow_run(flow_run.id).state
+                    if state is not None and state.is_final():
+                        self.say(f"  {flow_run.name} ({name}): {state.name}")
+                        with self._flow_runs_lock:
+                            self._flow_runs.discard(flow_run.id)
+                        return
 
     # -- running and stopping -------------------------------------------------------------------------
 

@@ -142,7 +142,7 @@ def test_up_replay_runs_the_deployments_on_its_own_prefect_server(tmp_path: Path
     up = Up(tmp_path)
     groups: dict[int, int] = {}
     try:
-        wait_for(up.predicts, 180, "a first answered /predict")
+        wait_for(up.predicts, 300, "a first answered /predict")
         assert httpx.get(f"http://127.0.0.1:{up.ui_port}/", timeout=10).status_code == 200
         text = up.text()
         assert f"Prefect UI:     http://127.0.0.1:{up.prefect_port}" in text, text
@@ -201,7 +201,7 @@ def test_up_uses_a_running_prefect_server_and_its_worker_runs_a_backfill(
     up = Up(tmp_path, prefect_api_url=prefect_server)
     groups: dict[int, int] = {}
     try:
-        wait_for(up.predicts, 180, "a first answered /predict")
+        wait_for(up.predicts, 300, "a first answered /predict")
         assert f"Prefect: using the server at {prefect_server}" in up.text()
         groups = processes_with(up.marker)
         commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text() for pid in groups)

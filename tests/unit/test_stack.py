@@ -104,17 +104,3 @@ def test_log_tail(tmp_path: Path) -> None:
     assert log_tail(log) == ""
     log.write_text("".join(f"line {i}\n" for i in range(30)))
     assert log_tail(log, 3) == "line 27\nline 28\nline 29"
-
-
-def test_the_scheduler_counts_the_hours_since_a_given_time() -> None:
-    readings = iter([stamp("2024-01-03 12:00")])
-    ran: list[str] = []
-    replay = scheduler(exchange_now=lambda: next(readings), poll_seconds=0.001)
-
-    def run_and_stop(name: str) -> None:
-        ran.append(name)
-        replay.stop_event.set()
-
-    replay.run_deployment = run_and_stop
-    replay.run(since=stamp("2024-01-03 10:30"))  # the clock moved past 11:05 while the stack started
-    assert ran == ["ingest/ingest"]

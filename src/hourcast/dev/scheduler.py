@@ -44,9 +44,9 @@ class ReplayScheduler:
         firings = {name: next_firing(cron, last) for name, cron in self.schedules.items()}
         return sorted((name for name, at in firings.items() if at <= now), key=lambda name: firings[name])
 
-    def run(self, since: pd.Timestamp | None = None) -> None:
-        """Poll the clock until ``stop_event`` is set; firings after ``since`` (default: now) count."""
-        last = self.exchange_now() if since is None else since
+    def run(self) -> None:
+        """Poll the clock until ``stop_event`` is set."""
+        last = self.exchange_now()
         while not self.stop_event.wait(self.poll_seconds):
             now = self.exchange_now()
             for name in self.due(last, now):
