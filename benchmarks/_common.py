@@ -39,3 +39,12 @@ def write_results(name: str, figures: dict[str, Any]) -> Path:
     print(json.dumps(figures, indent=2, default=str))
     print(f"written to {path}")
     return path
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

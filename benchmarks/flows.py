@@ -1,18 +1,22 @@
-"""Orchestration benchmark.
+"""Orchestration benchmark: the cost of one hourly `ingest` (pull one new candle per symbol, validate, store,
+materialize into Redis) through Prefect, against the bare package calls doing the same work in the same run.
 
-1. The hourly `ingest` flow (pull one new candle per symbol, validate, store, materialize into Redis) under a
-   warm Prefect server (`prefect server start`), run in-process as a served flow would run it, vs the bare
-   package calls doing the same work (`Ingestor.ingest` + `featurestore.materialize`) in the same run.
-2. `hourcast up --replay` on a fresh data folder: seconds from start to the first answered /predict.
+With a warm Prefect server (`prefect server start` on a free port) and a Redis server of its own:
 
-Run: uv run python benchmarks/flows.py   (needs Redis on 127.0.0.1:6379)
+1. a run of the `ingest` deployment through the process worker (`prefect deploy --all`, `prefect worker
+   start`), as `hourcast up` runs it: from `run_deployment` to Completed (what a user waits), and the
+   run's own start-to-end time on the server (the flow-run process: interpreter, imports, the work);
+2. the `ingest` flow called in-process (a served flow's cost, no process start);
+3. the bare calls: `Ingestor.ingest` + `featurestore.materialize`.
+
+Run: uv run python benchmarks/flows.py   (needs the redis-server binary)
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,147 +24,140 @@ import time
 from pathlib import Path
 
 import httpx
-import redis
-from _common import REPO, summarize, timed, write_results
+from _common import REPO, free_port, summarize, timed, write_results
 
 from hourcast.dev.samples import sample_files
+from hourcast.stack import prefect_server_environment
 
 sys.path.insert(0, str(REPO))  # the project's flows/ package, as `python -m flows.…` from the repo sees it
-REDIS_URL = "redis://127.0.0.1:6379/12"
-FILES = {
-    "BTC/USDT": sample_files()["BTC/USDT"],
-    "ETH/USDT": sample_files()["ETH/USDT"],
-}
+RUNS = 6
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "wb") as output:
+        return subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
-def wait_for(url: str, seconds: float) -> None:
+def wait_for(condition, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer in {seconds} s")
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {seconds} s")
+        time.sleep(0.2)
 
 
-def ingest_flow_figures(home: Path) -> dict:
-    port = free_port()
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def ingest_figures(home: Path) -> dict:
+    redis_port, prefect_port = free_port(), free_port()
+    api_url = f"http://127.0.0.1:{prefect_port}/api"
+    redis_command = [shutil.which("redis-server") or "redis-server", "--port", str(redis_port)]
+    redis_command += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     os.environ.update(
         {
-            "PREFECT_HOME": str(home / "prefect"),
-            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+            **prefect_server_environment(home / "data"),  # as `hourcast up` starts its server
+            "PREFECT_API_URL": api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "HOURCAST_HOME": str(home / "data"),
             "HOURCAST_SYMBOLS": "BTC/USDT,ETH/USDT",
             "HOURCAST_ONLINE_STORE": "redis",
-            "HOURCAST_REDIS_URL": REDIS_URL,
+            "HOURCAST_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "HOURCAST_FEATURE_REPO": str(REPO / "feature_repo"),
-            "HOURCAST_DEFAULT_BACKFILL_DAYS": "30",
+            "HOURCAST_PROJECT_DIR": str(REPO),
+            "PREFECT_WORKER_QUERY_SECONDS": "2",  # as `hourcast up` runs its worker
         }
     )
-    server = subprocess.Popen(
-        ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    (home / "data" / "prefect").mkdir(parents=True)
+    server_env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    processes = [
+        start(redis_command, dict(os.environ), home / "redis.log"),
+        start(
+            [sys.executable, "-m", "prefect", "server", "start", "--port", str(prefect_port)],
+            server_env,
+            home / "server.log",
+        ),
+    ]
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.deployments import run_deployment
+
     from flows.ingest import ingest
     from hourcast import featurestore
     from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
     from hourcast.ingest import make_ingestor
     from hourcast.settings import Settings
 
+    exchange = ReplayExchange(
+        {s: load_candles_file(p) for s, p in sample_files().items()}, now="2024-03-01T00:05:00Z"
+    )
     try:
-        wait_for(f"http://127.0.0.1:{port}/api/health", 120)
-        redis.Redis.from_url(REDIS_URL).flushdb()
-        exchange = ReplayExchange(
-            {s: load_candles_file(p) for s, p in FILES.items()}, now="2024-03-01T00:05:00Z"
-        )
+        wait_for(lambda: answers(f"{api_url}/health"), 120, "the Prefect server")
         with ReplayServer(exchange) as replay:
             os.environ["HOURCAST_EXCHANGE_URL"] = replay.url
-            ingest()  # first run: the 30-day backfill, imports, the concurrency limit
+            with get_client(sync_client=True) as client:
+                client.create_work_pool(WorkPoolCreate(name="hourcast-process", type="process"))
+            deploy = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"]
+            subprocess.run(deploy, cwd=REPO, check=True, capture_output=True)
+            worker = [sys.executable, "-m", "prefect", "worker", "start", "--pool", "hourcast-process"]
+            processes.append(start(worker, dict(os.environ), home / "worker.log"))
+
+            def through_worker() -> tuple[float, float]:
+                began = time.perf_counter()
+                run = run_deployment("ingest/ingest", timeout=300, poll_interval=0.2, as_subflow=False)
+                waited = time.perf_counter() - began
+                assert run.state is not None and run.state.is_completed(), run.state
+                wait_for(idle, 300, "the monitor run the ingest triggers")  # no overlap with the next
+                return waited, (run.end_time - run.start_time).total_seconds()
+
+            def idle() -> bool:
+                with get_client(sync_client=True) as client:
+                    runs = client.read_flow_runs()
+                return all(r.state is None or r.state.is_final() for r in runs)
+
+            through_worker()  # first run: the 30-day backfill, the concurrency limit
+            worker_runs, worker_run_spans = [], []
+            for _ in range(RUNS):
+                exchange.advance(3600)
+                waited, span = through_worker()
+                worker_runs.append(waited)
+                worker_run_spans.append(span)
             flow_runs = []
-            for _ in range(8):
+            ingest()  # imports in this process
+            for _ in range(RUNS):
                 exchange.advance(3600)
                 flow_runs.append(timed(ingest)[0])
             settings = Settings()
             ingestor = make_ingestor(settings)
             bare_runs = []
-            for _ in range(8):
+            for _ in range(RUNS):
                 exchange.advance(3600)
                 bare_runs.append(timed(lambda: (ingestor.ingest(), featurestore.materialize(settings)))[0])
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        redis.Redis.from_url(REDIS_URL).flushdb()
-    flow, bare = summarize(flow_runs), summarize(bare_runs)
+        for process in reversed(processes):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+    worker, span, flow, bare = map(summarize, (worker_runs, worker_run_spans, flow_runs, bare_runs))
     return {
-        "flow_run_warm_server": flow,
+        "deployment_run_through_worker": worker,
+        "deployment_run_own_span": span,
+        "flow_called_in_process": flow,
         "bare_ingest_plus_materialize": bare,
-        "ratio_median": round(flow["median_ms"] / bare["median_ms"], 2),
+        "ratio_worker_to_bare": round(worker["median_ms"] / bare["median_ms"], 1),
+        "ratio_in_process_flow_to_bare": round(flow["median_ms"] / bare["median_ms"], 2),
         "target_s": 10,
-    }
-
-
-def up_replay_figures(home: Path) -> dict:
-    api_port, ui_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "HOURCAST_HOME": str(home / "up"),
-        "BENTOML_HOME": str(home / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "True",
-        "HOURCAST_SERVE_PORT": str(api_port),
-        "HOURCAST_UI_PORT": str(ui_port),
-    }
-    for name in ("PREFECT_API_URL", "HOURCAST_EXCHANGE_URL", "HOURCAST_ONLINE_STORE", "HOURCAST_REDIS_URL"):
-        env.pop(name, None)
-    command = [
-        sys.executable,
-        "-m",
-        "hourcast",
-        "up",
-        "--replay",
-        *(arg for symbol, path in FILES.items() for arg in ("--data", f"{symbol}={path}")),
-    ]
-    started = time.monotonic()
-    up = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while True:
-            try:
-                answer = httpx.post(
-                    f"http://127.0.0.1:{api_port}/predict", json={"symbol": "BTC/USDT"}, timeout=2
-                )
-                if answer.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if up.poll() is not None or time.monotonic() - started > 300:
-                raise RuntimeError("hourcast up --replay did not serve a prediction")
-            time.sleep(0.2)
-        first = time.monotonic() - started
-    finally:
-        up.send_signal(signal.SIGINT)
-        stopping = time.monotonic()
-        up.wait(timeout=90)
-    return {
-        "first_prediction_s": round(first, 1),
-        "ctrl_c_to_exit_s": round(time.monotonic() - stopping, 1),
-        "target_first_prediction_s": 60,
     }
 
 
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="hourcast-bench-flows-"))
-    figures = {"hourly_ingest_flow": ingest_flow_figures(home), "up_replay": up_replay_figures(home)}
-    write_results("flows", figures)
+    write_results("flows", {"hourly_ingest": ingest_figures(home)})
 
 
 if __name__ == "__main__":

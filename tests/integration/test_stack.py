@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 
 from hourcast import store
+from hourcast.settings import Settings
+from hourcast.stack import Child, Stack, StartupFailed, wait_until
 from tests.integration.conftest import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -235,3 +237,21 @@ def test_up_uses_a_running_prefect_server_and_its_worker_runs_a_backfill(
             groups = groups or processes_with(up.marker)
             assert_stops_cleanly(up, groups)
     assert httpx.get(f"{prefect_server}/health", timeout=5).status_code == 200  # theirs: left running
+
+
+def test_a_part_that_dies_while_starting_stops_the_stack_with_its_log_tail(tmp_path: Path) -> None:
+    stack = Stack(Settings(home=tmp_path, _env_file=None), REPO, say=lambda _: None)
+    grandchild = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
+    dying = "print('OSError: [Errno 98] address already in use', flush=True); raise SystemExit(3)"
+    running = Child("api", [sys.executable, "-c", grandchild], tmp_path / "api.log").start(
+        dict(os.environ), REPO
+    )
+    failed = Child("ui", [sys.executable, "-c", dying], tmp_path / "ui.log").start(dict(os.environ), REPO)
+    stack.children += [running, failed]
+    with pytest.raises(
+        StartupFailed, match=r"(?s)ui exited \(code 3\); last lines of .*address already in use"
+    ):
+        wait_until(lambda: False, 60, "dashboard", stack.children, stack.stop_event)
+    assert running.group_alive()  # with the child it started in its group
+    stack.stop(timeout=5)
+    assert not running.group_alive() and not failed.group_alive()
