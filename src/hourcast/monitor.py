@@ -99,6 +99,10 @@ BOARD_COLUMNS = [
     "coverage",
 ]
 SCORES_FILE = "scores.parquet"
+RESCAN = pd.Timedelta(days=2)
+"""How far before each symbol's newest scored hour a run re-reads the log. Keys logged for older hours are
+already scored (or unscorable), except answers that reach the log more than this late with a model never
+scored for that hour (stale answers after a promotion): those are not scored."""
 _TIME = "datetime64[ms, UTC]"
 
 
@@ -368,16 +372,28 @@ def newest_hour(settings: Settings, symbols: list[str]) -> pd.Timestamp | None:
 
 
 def production_reference(settings: Settings) -> tuple[str | None, dict[str, Any]]:
-    """The production model's tag and the drift reference in its metadata (empty if it has none)."""
+    """The production model's tag and the drift reference in its metadata (empty if it has none).
+
+    A model's metadata never changes, so the reference is kept as JSON under ``HOURCAST_HOME/monitor/``
+    after the first read (BentoML parses the whole model YAML, about 0.4 s).
+    """
     from hourcast import registry
 
     tag = registry.production_tag(settings.registry_dir, settings.model_name)
     if tag is None:
         return None, {}
-    for record in registry.list_models(settings.registry_dir, settings.model_name):
-        if record.tag == tag:
-            return tag, record.metadata.get("feature_reference", {})
-    return tag, {}
+    cached = settings.monitor_state_path.parent / "reference" / f"{tag.replace(':', '-')}.json"
+    if cached.exists():
+        return tag, json.loads(cached.read_text(encoding="utf-8"))
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        reference = dict(bentoml.models.get(tag).info.metadata).get("feature_reference", {})
+    except NotFound:
+        return tag, {}
+    atomic.write_text(cached, json.dumps(reference))
+    return tag, reference
 
 
 @dataclass
@@ -450,28 +466,36 @@ def _target_candles(settings: Settings, predictions: pd.DataFrame) -> pd.DataFra
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["symbol", "ts", "close"])
 
 
+def _log_since(stored: pd.DataFrame, symbols: list[str]) -> pd.Timestamp | None:
+    """Where the log needs reading from: ``RESCAN`` before the oldest of the symbols' newest scored hours
+    (None, everything, while a symbol has no score yet)."""
+    newest = stored.groupby("symbol")["as_of"].max()
+    if stored.empty or any(symbol not in newest.index for symbol in symbols):
+        return None
+    return newest.loc[symbols].min() - RESCAN
+
+
 def run(settings: Settings) -> MonitorReport:
     """Score every logged prediction whose target candle is stored (adding only new keys to the scores
     dataset), then compute the scoreboard and drift at the data clock and judge the production model."""
     from hourcast.prediction_log import read_log
 
-    log = read_log(settings.predictions_dir, columns=[*LOG_COLUMNS, *drift.DRIFT_FEATURES])
-    predictions = distinct_predictions(log)
     stored = read_scores(settings.scores_dir)
+    since = _log_since(stored, settings.symbols)
+    predictions = distinct_predictions(read_log(settings.predictions_dir, columns=LOG_COLUMNS, since=since))
     fresh = _not_scored(predictions, stored)
     scored, pending = score_predictions(fresh, _target_candles(settings, fresh))
-    added = write_scores(
-        settings.scores_dir, scored
-    )  # under the lock: keys a concurrent run wrote are skipped
+    added = write_scores(settings.scores_dir, scored)  # keys a concurrent run wrote meanwhile are skipped
     scores = pd.concat([stored, scored], ignore_index=True).drop_duplicates(KEY) if added else stored
     now = newest_hour(settings, sorted({*settings.symbols, *predictions["symbol"].astype(str)}))
     production, reference = production_reference(settings)
     board = scoreboard(scores, now) if now is not None else pd.DataFrame(columns=BOARD_COLUMNS)
-    drifted = (
-        drift.drift_table(reference, predictions, now, DRIFT_WINDOWS)
-        if now is not None
-        else drift.empty_table()
-    )
+    drifted = drift.empty_table()
+    if now is not None and reference:
+        columns = [*KEY, "target_time", *drift.DRIFT_FEATURES]
+        recent = now - max(DRIFT_WINDOWS.values())
+        served = distinct_predictions(read_log(settings.predictions_dir, columns=columns, since=recent))
+        drifted = drift.drift_table(reference, served, now, DRIFT_WINDOWS)
     reasons = degradation(
         board,
         drifted,

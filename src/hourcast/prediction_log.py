@@ -119,16 +119,23 @@ class PredictionLog:
             logger.error("prediction log: %d rows could not be written at shutdown", self.unwritten)
 
 
-def read_log(directory: Path, columns: list[str] | None = None) -> pd.DataFrame:
+def read_log(
+    directory: Path, columns: list[str] | None = None, since: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Every logged prediction, oldest request first (empty frame if none).
 
     ``columns``: read only these (plus ``requested_at``); a column no file has is left out, and rows
     from files written before a column existed hold nulls in it (the newest file's layout is used).
+    ``since``: only predictions with ``as_of >= since``. Files written before ``since`` (by their name) are
+    not opened: an answer is logged after the hour it forecasts from, so they hold only earlier hours.
     """
     import pyarrow.dataset as pads
     import pyarrow.parquet as pq
 
     files = sorted(str(path) for path in directory.glob("date=*/part-*.parquet"))
+    if since is not None:
+        first = f"part-{since.tz_convert('UTC'):%Y%m%dT%H%M%S%f}"
+        files = [name for name in files if Path(name).name >= first]
     if not files:
         return pd.DataFrame(
             columns=columns or ["requested_at", "symbol", "as_of", "target_time", "predicted_close"]
@@ -136,6 +143,7 @@ def read_log(directory: Path, columns: list[str] | None = None) -> pd.DataFrame:
     schema = pq.read_schema(files[-1])
     wanted = None if columns is None else ["requested_at", *columns]
     selected = [name for name in schema.names if wanted is None or name in wanted]
-    table = pads.dataset(files, schema=schema, format="parquet").to_table(columns=selected)
+    condition = None if since is None else pads.field("as_of") >= since.to_pydatetime()
+    table = pads.dataset(files, schema=schema, format="parquet").to_table(columns=selected, filter=condition)
     frame = table.to_pandas()
     return frame.sort_values("requested_at", kind="stable").reset_index(drop=True)

@@ -229,3 +229,33 @@ def test_drift_table_per_symbol_and_window_worst_first() -> None:
     assert week["feature"].tolist() == ["range_hl", "ret_1h"] and week["hours"].tolist() == [168, 168]
     assert week["psi"].iloc[0] > 1.0 and week["psi"].iloc[1] < 0.2
     assert drift.drift_table({}, served, hours[-1], monitor.DRIFT_WINDOWS).empty
+
+
+def test_the_log_reader_selects_columns_skips_old_files_and_fills_older_layouts(tmp_path: Path) -> None:
+    from hourcast import atomic
+    from hourcast.prediction_log import read_log
+
+    def write(written: pd.Timestamp, as_of: pd.Timestamp, band: bool) -> None:
+        row = {"requested_at": written, "symbol": "BTC/USDT", "as_of": as_of, "predicted_close": 1.0}
+        frame = pd.DataFrame([row | ({"band_low": 0.9} if band else {})])
+        name = f"date={written:%Y-%m-%d}/part-{written:%Y%m%dT%H%M%S%f}-1-0.parquet"
+        atomic.write_parquet(frame, tmp_path / name)
+
+    write(START + HOUR, START, band=False)  # written before the band was logged
+    write(START + 5 * HOUR, START + 4 * HOUR, band=True)
+    everything = read_log(tmp_path, columns=["symbol", "as_of", "band_low", "missing"])
+    assert list(everything.columns) == ["requested_at", "symbol", "as_of", "band_low"]
+    assert everything["as_of"].tolist() == [START, START + 4 * HOUR]
+    assert np.isnan(everything["band_low"].iloc[0]) and everything["band_low"].iloc[1] == 0.9
+    recent = read_log(tmp_path, columns=["as_of"], since=START + 2 * HOUR)
+    assert recent["as_of"].tolist() == [START + 4 * HOUR]
+    assert read_log(tmp_path, columns=["as_of"], since=START + 9 * HOUR).empty
+
+
+def test_a_run_rereads_the_log_from_before_each_symbols_newest_score(candles: pd.DataFrame) -> None:
+    scores, _ = monitor.score_predictions(
+        monitor.distinct_predictions(log_rows(candles, range(0, 10))), candles
+    )
+    assert monitor._log_since(scores, ["BTC/USDT"]) == START + 9 * HOUR - monitor.RESCAN
+    assert monitor._log_since(scores, ["BTC/USDT", "ETH/USDT"]) is None  # ETH never scored: read it all
+    assert monitor._log_since(monitor.empty_scores(), ["BTC/USDT"]) is None
