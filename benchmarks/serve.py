@@ -1,12 +1,16 @@
-"""Prediction API benchmark: wrk against a real `hourcast serve` (bentoml serve) with features in Redis
-and no response cache, vs the bare in-process calls doing the same work (Feast online lookup +
+"""Prediction API benchmark: wrk against a real `hourcast serve` (bentoml serve, 2 workers) with features in
+a Redis of the benchmark's own, vs the bare in-process calls doing the same work (Feast online lookup +
 CatBoost predict), in the same run.
 
-Data: the last 40 days of the shared BTC/USDT and ETH/USDT files up to 2024-03-01, a model trained
-with the default parameters. The feature-age limit is lifted (the recorded data is from 2024 and the
-system clock is today's); staleness itself is covered by the tests.
+Figures: healthy /predict at concurrency 1 and 16; single /predict while 4 clients send 50-symbol batches;
+with Redis frozen (SIGSTOP) and stopped, the 503 latency of /predict and the latency of /readyz and
+/livez, and how long /readyz takes to say ready after Redis is back.
 
-Run: uv run python benchmarks/serve.py   (needs Redis on 127.0.0.1:6379 and `wrk`: apt-get install wrk)
+Data: the last 40 days of the bundled BTC/USDT and ETH/USDT candles up to 2024-03-01, a model trained with
+the default parameters. The feature-age limit is lifted (the recorded data is from 2024 and the system
+clock is today's); staleness itself is covered by the tests.
+
+Run: uv run python benchmarks/serve.py   (needs redis-server and `wrk`: apt-get install redis-server wrk)
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,52 +38,89 @@ from hourcast.dev.samples import sample_files
 from hourcast.features import FEATURE_NAMES
 from hourcast.settings import Settings
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
-PORT = 3970
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
-LUA = """wrk.method = "POST"
+FAULT_SECONDS = 5
+PREDICT_LUA = """wrk.method = "POST"
 wrk.body = '{"symbol": "BTC/USDT"}'
 wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def prepare(home: Path) -> Settings:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OwnRedis:
+    """A redis-server on a free loopback port (never the machine's), which can be frozen and stopped."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "install redis-server"
+        command = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_timeout=0.5)
+        for _ in range(200):
+            try:
+                if client.ping():
+                    return
+            except redis.exceptions.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def signal(self, number: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(number)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def prepare(home: Path, redis_url: str) -> Settings:
     settings = Settings(
         home=home / "data",
         symbols=list(sample_files()),
         online_store="redis",
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
         feature_repo=REPO / "feature_repo",
         max_feature_age_seconds=10**9,
+        _env_file=None,
     )
     for symbol, path in sample_files().items():
         frame = load_candles_file(path)
         frame = frame.loc[(frame["ts"] >= "2024-01-21") & (frame["ts"] < "2024-03-01")]
         frame = frame.assign(symbol=symbol, exchange="binance", timeframe="1h")
         store.upsert(settings.candles_dir, store.Series("binance", symbol, "1h"), frame)
-    redis.Redis.from_url(REDIS_URL).flushdb()
     featurestore.materialize(settings)
     training.train(settings)
     return settings
 
 
-def wrk(connections: int, seconds: int, script: Path) -> dict:
+def wrk(url: str, connections: int, seconds: int, script: Path | None) -> dict:
     threads = min(2, connections)
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{PORT}/predict",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if script is not None:
+        command[-1:-1] = ["-s", str(script)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
     def latency(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
@@ -112,23 +155,79 @@ def bare(settings: Settings, runs: int = 3000) -> dict:
     return figures
 
 
+def under_batch_load(base: str, script: Path, clients: int = 4) -> dict:
+    """Single /predict at concurrency 1 while ``clients`` threads send 50-symbol batches back to back."""
+    stop = threading.Event()
+    batches: list[int] = []
+
+    def send_batches() -> None:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            while not stop.is_set():
+                response = client.post("/predict_batch", json={"symbols": list(sample_files()) * 25})
+                batches.append(response.status_code)
+
+    workers = [threading.Thread(target=send_batches) for _ in range(clients)]
+    for worker in workers:
+        worker.start()
+    try:
+        figures = wrk(f"{base}/predict", 1, SECONDS, script)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    figures["batch_clients"] = clients
+    figures["batches_answered"] = len(batches)
+    figures["batch_statuses"] = sorted(set(batches))
+    return figures
+
+
+def store_fault(base: str, own_redis: OwnRedis, script: Path, fault: str) -> dict:
+    """/predict, /readyz and /livez while Redis is frozen or stopped; then seconds until /readyz is 200."""
+    if fault == "frozen":
+        own_redis.signal(signal.SIGSTOP)
+    else:
+        own_redis.stop()
+    try:
+        figures = {
+            "predict_c1": wrk(f"{base}/predict", 1, FAULT_SECONDS, script),
+            "predict_c16": wrk(f"{base}/predict", 16, FAULT_SECONDS, script),
+            "readyz_c1": wrk(f"{base}/readyz", 1, FAULT_SECONDS, None),
+            "livez_c1": wrk(f"{base}/livez", 1, FAULT_SECONDS, None),
+        }
+    finally:
+        if fault == "frozen":
+            own_redis.signal(signal.SIGCONT)
+        else:
+            own_redis.start()
+    back = time.monotonic()
+    while httpx.get(f"{base}/readyz", timeout=5).status_code != 200:
+        time.sleep(0.01)
+    figures["readyz_ready_after_recovery_s"] = round(time.monotonic() - back, 3)
+    return figures
+
+
 def main() -> None:
     assert shutil.which("wrk"), "install wrk: apt-get install wrk"
     home = Path(tempfile.mkdtemp(prefix="hourcast-bench-serve-"))
     os.environ.update({"BENTOML_HOME": str(home / "bentoml"), "BENTOML_DO_NOT_TRACK": "True"})
-    settings = prepare(home)
+    own_redis = OwnRedis()
+    own_redis.start()
+    settings = prepare(home, own_redis.url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "HOURCAST_HOME": str(settings.home),
         "HOURCAST_SYMBOLS": ",".join(sample_files()),
         "HOURCAST_ONLINE_STORE": "redis",
-        "HOURCAST_REDIS_URL": REDIS_URL,
+        "HOURCAST_REDIS_URL": own_redis.url,
         "HOURCAST_FEATURE_REPO": str(REPO / "feature_repo"),
         "HOURCAST_MAX_FEATURE_AGE_SECONDS": str(10**9),
+        "HOURCAST_SERVE_WORKERS": "2",
     }
     hourcast = str(Path(sys.executable).with_name("hourcast"))
     server = subprocess.Popen(
-        [hourcast, "serve", "--port", str(PORT)],
+        [hourcast, "serve", "--port", str(port)],
         cwd=REPO,
         env=env,
         start_new_session=True,
@@ -136,28 +235,43 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(300):
+        for _ in range(600):
             try:
-                if httpx.get(f"http://127.0.0.1:{PORT}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         script = home / "predict.lua"
-        script.write_text(LUA)
-        wrk(4, 3, script)  # warm-up
-        figures = {
-            "service_c1": wrk(1, SECONDS, script),
-            "service_c16": wrk(16, SECONDS, script),
-            "bare_in_process": bare(settings),
-            "targets": {"c1_p50_ms": 3, "c1_p99_ms": 10, "c16_requests_per_s": 800, "c16_p99_ms": 50},
+        script.write_text(PREDICT_LUA)
+        wrk(f"{base}/predict", 4, 3, script)  # warm-up
+        figures: dict = {
+            "service_c1": wrk(f"{base}/predict", 1, SECONDS, script),
+            "service_c16": wrk(f"{base}/predict", 16, SECONDS, script),
+            "service_c1_under_4_batch_clients": under_batch_load(base, script),
+            "redis_frozen": store_fault(base, own_redis, script, "frozen"),
+            "redis_stopped": store_fault(base, own_redis, script, "stopped"),
         }
-        figures["ratio_c1_p50_service_to_bare"] = round(
-            figures["service_c1"]["p50_ms"] / figures["bare_in_process"]["median_ms"], 1
+        featurestore.materialize(settings)  # the stopped Redis came back empty: heal it for the bare run
+        figures["bare_in_process"] = bare(settings)
+        figures["targets"] = {
+            "c1_p50_ms": 3,
+            "c1_p99_ms": 10,
+            "c16_requests_per_s": 800,
+            "c16_p99_ms": 50,
+            "fault_predict_503_p99_ms": 250,
+            "fault_health_p99_ms": 50,
+            "readyz_after_recovery_s": 2,
+        }
+        bare_median = figures["bare_in_process"]["median_ms"]
+        figures["ratio_c1_p50_service_to_bare"] = round(figures["service_c1"]["p50_ms"] / bare_median, 1)
+        figures["ratio_frozen_503_p99_to_bare_median"] = round(
+            figures["redis_frozen"]["predict_c16"]["p99_ms"] / bare_median, 1
         )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-        redis.Redis.from_url(REDIS_URL).flushdb()
+        own_redis.stop()
         shutil.rmtree(home, ignore_errors=True)
     write_results("serve", figures)
 
