@@ -531,3 +531,99 @@ def request_retrain_if_due(settings: Settings, report: MonitorReport, emit: Any)
     emit(report)
     record_retrain_request(path, report.now, report.production, report.degraded)
     return True
+
+
+def _windows(window: str | None) -> dict[str, pd.Timedelta]:
+    if window is None:
+        return WINDOWS
+    if window not in WINDOWS:
+        raise ValueError(f"unknown window {window!r}: use one of {', '.join(WINDOWS)}")
+    return {window: WINDOWS[window]}
+
+
+def current_scoreboard(
+    settings: Settings, symbol: str | None = None, window: str | None = None
+) -> dict[str, Any]:
+    """What ``GET /scoreboard?symbol=S&window=7d`` answers, from the scores dataset (no scoring, no log
+    read): ``{"newest_hour", "production", "rows": [BOARD_COLUMNS records]}``. ``ValueError`` for an unknown
+    window."""
+    from hourcast import registry
+
+    windows = _windows(window)
+    scores = read_scores(settings.scores_dir)
+    if symbol is not None:
+        scores = scores.loc[scores["symbol"] == symbol]
+    now = newest_hour(settings, [symbol] if symbol is not None else settings.symbols)
+    board = scoreboard(scores, now, windows) if now is not None else pd.DataFrame(columns=BOARD_COLUMNS)
+    return {
+        "newest_hour": now.isoformat() if now is not None else None,
+        "production": registry.production_tag(settings.registry_dir, settings.model_name),
+        "rows": _records(board),
+    }
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+GAUGES = {
+    "mae_ratio": "Rolling MAE of the forecast divided by persistence's (below 1: better than persistence).",
+    "mae": "Rolling mean absolute error of the forecast close (quote currency).",
+    "directional_accuracy": "Rolling share of hours whose direction the forecast called right.",
+    "coverage": "Rolling share of realised closes inside the served band.",
+    "hours": "Hours scored in the window.",
+}
+
+
+def prometheus_text(
+    board: pd.DataFrame, production: str | None, feature_age_seconds: Mapping[str, float]
+) -> str:
+    """Prometheus text exposition (version 0.0.4) of the scoreboard rows of ``model="all"`` and the
+    production model, the feature age per symbol and the production tag (``hourcast_model_info``).
+    Undefined figures are left out rather than exported as NaN."""
+    lines = []
+    rows = board.loc[board["model"].isin([ALL_MODELS, production])]
+    for column, help_text in GAUGES.items():
+        name = f"hourcast_forecast_{column}"
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        for row in rows.itertuples():
+            value = getattr(row, column)
+            if value is None or not math.isfinite(float(value)):
+                continue
+            labels = f'symbol="{_label(row.symbol)}",window="{row.window}",model="{_label(row.model)}"'
+            lines.append(f"{name}{{{labels}}} {float(value):.17g}")
+    lines += [
+        "# HELP hourcast_feature_age_seconds Age of the online features the API answers from.",
+        "# TYPE hourcast_feature_age_seconds gauge",
+    ]
+    lines += [
+        f'hourcast_feature_age_seconds{{symbol="{_label(symbol)}"}} {float(age):.17g}'
+        for symbol, age in sorted(feature_age_seconds.items())
+    ]
+    lines += [
+        "# HELP hourcast_model_info The production model (value 1).",
+        "# TYPE hourcast_model_info gauge",
+    ]
+    if production is not None:
+        lines.append(f'hourcast_model_info{{model="{_label(production)}"}} 1')
+    return "\n".join(lines) + "\n"
+
+
+def performance(scores: pd.DataFrame, symbol: str, now: pd.Timestamp, hours: int) -> dict[str, pd.DataFrame]:
+    """What the dashboard's Performance view draws for ``symbol`` over the ``hours`` up to ``now``:
+
+    * ``history``: ``target_time, predicted_close, realised_close, band_low, band_high, model, status`` per
+      served hour;
+    * ``rolling``: the trailing 24-hour MAE ratio and directional accuracy at each of those hours;
+    * ``models``: when each model served (``model, first, last``), to mark promotions.
+    """
+    start = now - pd.Timedelta(hours=hours)
+    mine = scores.loc[scores["symbol"] == symbol]
+    recent = served(mine.loc[(mine["target_time"] > start) & (mine["target_time"] <= now)])
+    columns = ["target_time", "predicted_close", "realised_close", "band_low", "band_high", "model", "status"]
+    rolling = rolling_series(mine.loc[mine["target_time"] <= now], symbol)
+    return {
+        "history": recent[columns].reset_index(drop=True),
+        "rolling": rolling.loc[rolling["target_time"] > start].reset_index(drop=True),
+        "models": model_spans(mine, symbol),
+    }

@@ -259,3 +259,61 @@ def test_a_run_rereads_the_log_from_before_each_symbols_newest_score(candles: pd
     assert monitor._log_since(scores, ["BTC/USDT"]) == START + 9 * HOUR - monitor.RESCAN
     assert monitor._log_since(scores, ["BTC/USDT", "ETH/USDT"]) is None  # ETH never scored: read it all
     assert monitor._log_since(monitor.empty_scores(), ["BTC/USDT"]) is None
+
+
+def test_the_scoreboard_endpoint_reads_the_scores_dataset(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
+    from hourcast import store
+    from hourcast.settings import Settings
+    from tests.conftest import as_candle_frame
+
+    settings = Settings(home=tmp_path)
+    rows = btc_recorded.loc[(btc_recorded["ts"] >= START) & (btc_recorded["ts"] < START + 48 * HOUR)]
+    store.upsert(settings.candles_dir, store.Series("binance", "BTC/USDT", "1h"), as_candle_frame(rows))
+    candles = rows.assign(symbol="BTC/USDT")[["symbol", "ts", "close"]]
+    scores, _ = monitor.score_predictions(
+        monitor.distinct_predictions(log_rows(candles, range(0, 47))), candles
+    )
+    monitor.write_scores(settings.scores_dir, scores)
+
+    answer = monitor.current_scoreboard(settings, "BTC/USDT", "24h")
+    assert answer["newest_hour"] == (START + 47 * HOUR).isoformat() and answer["production"] is None
+    assert [(r["window"], r["model"], r["hours"]) for r in answer["rows"]] == [
+        ("24h", "all", 24),
+        ("24h", "m:1", 24),
+    ]
+    assert answer["rows"][0] == monitor.current_scoreboard(settings)["rows"][0]
+    assert monitor.current_scoreboard(settings, "ETH/USDT", "7d")["rows"] == []
+    with pytest.raises(ValueError, match="unknown window '2d'"):
+        monitor.current_scoreboard(settings, window="2d")
+
+
+def test_prometheus_text_parses_and_leaves_undefined_figures_out(candles: pd.DataFrame) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    log = pd.concat([log_rows(candles, range(0, 40)), log_rows(candles, range(39, 40), "old:1", 1)])
+    scores, _ = monitor.score_predictions(monitor.distinct_predictions(log), candles)
+    board = monitor.scoreboard(scores, START + 40 * HOUR)
+    text = monitor.prometheus_text(board, "m:1", {"BTC/USDT": 75.5})
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    ratio = {
+        (s.labels["window"], s.labels["model"]): s.value
+        for s in families["hourcast_forecast_mae_ratio"].samples
+    }
+    expected = board.set_index(["window", "model"]).loc[("24h", "m:1"), "mae_ratio"]
+    assert ratio[("24h", "m:1")] == pytest.approx(expected)
+    assert ("24h", "old:1") not in ratio  # only "all" and the production model
+    assert families["hourcast_feature_age_seconds"].samples[0].value == 75.5
+    assert families["hourcast_model_info"].samples[0].labels == {"model": "m:1"}
+    one_hour = monitor.scoreboard(scores, START + 40 * HOUR, {"1h": HOUR})  # one hour: no MAE ratio
+    assert "hourcast_forecast_mae_ratio{" not in monitor.prometheus_text(one_hour, "m:1", {})
+
+
+def test_performance_view_data(candles: pd.DataFrame) -> None:
+    log = pd.concat([log_rows(candles, range(0, 30)), log_rows(candles, range(30, 60), "m:2")])
+    scores, _ = monitor.score_predictions(monitor.distinct_predictions(log), candles)
+    view = monitor.performance(scores, "BTC/USDT", START + 60 * HOUR, hours=48)
+    history = view["history"]
+    assert len(history) == 48 and history["target_time"].iloc[-1] == START + 60 * HOUR
+    assert (history["band_low"] < history["predicted_close"]).all()
+    assert len(view["rolling"]) == 48 and view["rolling"]["hours"].iloc[-1] == 24
+    assert view["models"]["model"].tolist() == ["m:1", "m:2"]
