@@ -26,7 +26,9 @@ next_hour_source = FileSource(
     timestamp_field="event_timestamp",
 )
 
-# Features known at the close of each hourly candle: the model inputs plus the context serving needs.
+# Features known at the close of each candle (of HOURCAST_TIMEFRAME, 1h by default): the model inputs plus
+# the context serving needs. The TTL covers two candles of the largest supported timeframe (1d); how old
+# the features served may be is the API's own check (HOURCAST_MAX_FEATURE_AGE_SECONDS, two timeframes).
 next_hour_fv = FeatureView(
     name="next_hour_fv",
     entities=[symbol],
@@ -38,7 +40,6 @@ next_hour_fv = FeatureView(
     ],
     source=next_hour_source,
     online=True,
-    tags={"timeframe": "1h"},
 )
 
 # Exactly what the next-hour model consumes (training sets are built from this service).

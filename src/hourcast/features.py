@@ -1,4 +1,9 @@
-"""Model features and next-hour targets from a public candle frame (pure, no I/O).
+"""Model features and next-candle targets from a public candle frame (pure, no I/O).
+
+Everything is counted in candles of the timeframe (``HOURCAST_TIMEFRAME``): ``*_lag_k`` is k candles back,
+and the windows in the names (``ret_24h``, ``volatility_12h``, ``volume_z_24h``, ...) span that many
+candles, hours at the default 1h. The names stay the same for every timeframe, so the Feast schema and the
+model's inputs do not depend on it; a model is trained and served for one timeframe (its metadata says so).
 
 The same functions build the offline training table and the online feature values, so training and
 serving cannot drift. A feature row for candle ``T`` uses only the ``LOOKBACK`` consecutive candles

@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     symbols: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["BTC/USDT"], description="Comma-separated unified symbols to track."
     )
-    timeframe: str = Field("1h", description="Candle timeframe (ccxt notation).")
+    timeframe: str = Field(
+        "1h", description="Candle timeframe (ccxt notation): one of 15m, 30m, 1h, 2h, 4h, 1d."
+    )
     default_backfill_days: int = Field(
         30, ge=1, description="History an `ingest` into an empty store pulls before the last closed candle."
     )
@@ -107,6 +109,14 @@ class Settings(BaseSettings):
         description="Least data time between two retrains asked for by the monitor (a lasting degradation "
         "retrains once per cool-down, not every hour).",
     )
+
+    @field_validator("timeframe")
+    @classmethod
+    def _supported_timeframe(cls, value: str) -> str:
+        """Refuse a timeframe hourcast does not run end to end (``candles.SUPPORTED_TIMEFRAMES``)."""
+        from hourcast.candles import check_timeframe
+
+        return check_timeframe(value)
 
     @field_validator("symbols", mode="before")
     @classmethod

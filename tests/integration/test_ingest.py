@@ -13,8 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from hourcast import ledger, quarantine, store
+from hourcast.candles import to_ms
 from hourcast.cli import app
 from hourcast.dev.replay import ReplayExchange, ReplayServer
+from hourcast.exchange import ExchangeFailure
 from hourcast.features import LOOKBACK, compute_features
 from hourcast.ingest import make_ingestor
 from tests.integration.conftest import replay_settings
@@ -299,3 +301,11 @@ def test_cli_json_lines_and_exit_codes(tmp_path: Path, replay: ReplayServer) -> 
     )
     assert failed.returncode == 1
     assert "the exchange binance has no market 'DOGE/USDT'" in failed.stderr
+
+
+def test_a_permanent_error_fails_at_once_and_is_never_retried(tmp_path: Path, replay: ReplayServer) -> None:
+    source = make_ingestor(replay_settings(tmp_path, replay)).source
+    source.load_markets()
+    with pytest.raises(ExchangeFailure, match="the exchange binance has no market for that symbol"):
+        next(source.pages("DOGE/USDT", "1h", to_ms(JAN), to_ms(MAR), 1000))
+    assert source.retries == 0

@@ -345,7 +345,9 @@ def test_invalid_interval_and_symbol_raise_ccxt_errors(client: Callable[..., ccx
     ex = client()
     ex.load_markets()
     with pytest.raises(ccxt.BadRequest, match="Invalid interval"):
-        ex.fetch_ohlcv(SYMBOL, "4h", limit=3)
+        ex.fetch_ohlcv(SYMBOL, "15m", limit=3)  # finer than the recorded 1h candles
+    four_hourly = ex.fetch_ohlcv(SYMBOL, "4h", limit=3)  # coarser: aggregated from them
+    assert [row[0] % (4 * 3_600_000) for row in four_hourly] == [0, 0, 0]
     with pytest.raises(ccxt.BadSymbol, match="Invalid symbol"):
         ex.publicGetKlines({"symbol": "DOGEUSDT", "interval": "1h"})
     with pytest.raises(ccxt.BadSymbol):  # unknown to load_markets, rejected client-side

@@ -1,7 +1,9 @@
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from hourcast import candles
+from hourcast.settings import Settings
 
 
 def test_timeframe_ms_parses_ccxt_notation() -> None:
@@ -37,3 +39,22 @@ def test_find_gaps_reports_runs_of_missing_candles() -> None:
         candles.Gap(pd.Timestamp("2023-12-31 23:00", tz="UTC"), 1),
         candles.Gap(pd.Timestamp("2024-01-01 02:00", tz="UTC"), 2),
     ]
+
+
+def test_supported_timeframes_and_their_ingest_schedules() -> None:
+    assert {tf: candles.cron_for(tf) for tf in candles.SUPPORTED_TIMEFRAMES} == {
+        "15m": "5,20,35,50 * * * *",
+        "30m": "5,35 * * * *",
+        "1h": "5 * * * *",
+        "2h": "5 */2 * * *",
+        "4h": "5 */4 * * *",
+        "1d": "5 0 * * *",
+    }
+    assert Settings(timeframe="4h").timeframe == "4h" and Settings(timeframe="15m").timeframe == "15m"
+    for unsupported in ("3h", "1w", "hourly"):
+        with pytest.raises(
+            ValidationError, match=f"timeframe '{unsupported}' is not supported: use one of 15m"
+        ):
+            Settings(timeframe=unsupported)
+    with pytest.raises(ValueError, match="not supported"):
+        candles.cron_for("7m")

@@ -186,3 +186,23 @@ def test_invalid_prices_do_not_crash_and_never_leak_non_finite_values(btc: pd.Da
     assert_finite(table)
     assert len(table) == 60 - (LOOKBACK - 1) - 12  # the 12 rows whose 12 h window holds the bad low
     assert compute_features(candles.iloc[:0]).columns.tolist() == [*features.ROW_COLUMNS, *FEATURE_NAMES]
+
+
+@pytest.mark.parametrize("timeframe", ["15m", "4h", "1d"])
+def test_features_and_targets_count_candles_of_any_timeframe(btc: pd.DataFrame, timeframe: str) -> None:
+    """The same candles on a 15m, 4h or 1d grid give the same values as on the 1h grid (features count
+    candles), stamped one timeframe after each candle opens; only the calendar features follow the clock."""
+    hourly = btc.iloc[:300].reset_index(drop=True)
+    step = pd.Timedelta(timeframe)
+    other = hourly.assign(
+        ts=pd.Series(hourly["ts"].iloc[0] + step * np.arange(len(hourly))).astype(hourly["ts"].dtype)
+    )
+    expected, table = compute_features(hourly), compute_features(other, timeframe)
+    assert compute_features(other).empty  # read as hourly candles, every step is a gap
+    values = [name for name in FEATURE_NAMES if name not in ("hour_of_day", "day_of_week")]
+    pd.testing.assert_frame_equal(table[values], expected[values], check_exact=True)
+    assert (table["event_timestamp"] == table["as_of"] + step).all()
+    targets = next_hour_targets(other, timeframe)
+    assert len(targets) == len(other) - 1
+    np.testing.assert_array_equal(targets["next_close"], other["close"].iloc[1:])
+    assert (targets["event_timestamp"] == other["ts"].iloc[:-1].reset_index(drop=True) + step).all()

@@ -1,8 +1,11 @@
 """Replay exchange: a local HTTP server speaking the subset of Binance's public spot REST API
 that ``ccxt.binance`` needs for ``load_markets``, ``fetch_time`` and ``fetch_ohlcv``.
 
-It serves real recorded hourly candles against a simulated clock: only candles that opened at
-or before the clock are visible, and the one in progress is served as a partial candle. Faults
+It serves real recorded candles against a simulated clock: only candles that opened at or before
+the clock are visible, and the one in progress is served as a partial candle. A file's own interval
+(1h for the bundled files) is served as is, and any multiple of it (2h, 4h, 1d, ...) is aggregated
+from it as the exchange aggregates (first open, highest high, lowest low, last close, summed volume,
+periods aligned to midnight UTC); candles are served as they are in the file, off-grid ones included. Faults
 (rate limits, 5xx, slowness, corrupt/duplicate/missing rows) can be injected at run time.
 
 Market-data endpoints (what ccxt calls after its URLs are rebased onto the server)::
@@ -41,10 +44,8 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pandas as pd
 
-from hourcast.candles import to_ms
+from hourcast.candles import timeframe_ms, to_ms
 
-INTERVAL = "1h"
-INTERVAL_MS = 3_600_000
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
 FILE_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
@@ -111,7 +112,7 @@ def load_candles_file(path: str | Path) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class ReplayData:
-    """One symbol's recorded hourly candles as arrays sorted by open time (epoch ms)."""
+    """One symbol's recorded candles of one interval as arrays sorted by open time (epoch ms)."""
 
     open_ms: np.ndarray
     open: np.ndarray
@@ -119,6 +120,7 @@ class ReplayData:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    interval_ms: int
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> ReplayData:
@@ -128,7 +130,36 @@ class ReplayData:
         ordered = frame.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last")
         stamps = pd.DatetimeIndex(pd.to_datetime(ordered["ts"], utc=True)).as_unit("ms")
         values = {c: ordered[c].to_numpy(dtype="float64") for c in ("open", "high", "low", "close", "volume")}
-        return cls(open_ms=stamps.asi8.astype(np.int64), **values)
+        open_ms = stamps.asi8.astype(np.int64)
+        steps = np.diff(open_ms)
+        interval_ms = int(pd.Series(steps).mode().min()) if len(steps) else 3_600_000  # the usual step
+        return cls(open_ms=open_ms, **values, interval_ms=interval_ms)
+
+    def aggregate(self, interval_ms: int) -> ReplayData:
+        """The candles of a multiple of this interval, aligned to the epoch (midnight UTC)."""
+        if interval_ms == self.interval_ms:
+            return self
+        if interval_ms % self.interval_ms:
+            raise ValueError(f"{interval_ms} ms is not a multiple of the recorded {self.interval_ms} ms")
+        groups = pd.DataFrame(
+            {
+                "period": self.open_ms // interval_ms * interval_ms,
+                "open": self.open,
+                "high": self.high,
+                "low": self.low,
+                "close": self.close,
+                "volume": self.volume,
+            }
+        ).groupby("period", sort=True)
+        merged = groups.agg(
+            open=("open", "first"),
+            high=("high", "max"),
+            low=("low", "min"),
+            close=("close", "last"),
+            volume=("volume", "sum"),
+        )
+        values = {c: merged[c].to_numpy(dtype="float64") for c in ("open", "high", "low", "close", "volume")}
+        return ReplayData(open_ms=merged.index.to_numpy(dtype=np.int64), **values, interval_ms=interval_ms)
 
     @classmethod
     def load_csv(cls, path: str | Path) -> ReplayData:
@@ -161,7 +192,7 @@ class ReplayData:
             float(self.close[i]),
             float(self.volume[i]),
         )
-        fraction = (now_ms - opened) / INTERVAL_MS
+        fraction = (now_ms - opened) / self.interval_ms
         if fraction < 1.0:
             close = first + (close - first) * fraction
             high, low, volume = max(first, close), min(first, close), volume * fraction
@@ -174,7 +205,7 @@ class ReplayData:
             _fmt(low),
             _fmt(close),
             _fmt(volume),
-            opened + INTERVAL_MS - 1,
+            opened + self.interval_ms - 1,
             _fmt(volume * close),
             max(1, round(volume * 40)) if volume > 0 else 0,
             _fmt(volume * taker_share),
@@ -335,10 +366,11 @@ class ReplayExchange:
             )
         if speed < 0:
             raise ValueError("speed must be non-negative")
-        default_now = max(m.data.last_open_ms for m in self._markets.values()) + INTERVAL_MS
+        default_now = max(m.data.last_open_ms + m.data.interval_ms for m in self._markets.values())
         self.clock = SimClock(default_now if now is None else _ms(now), speed)
         self._lock = threading.Lock()
         self._faults = FaultInjector(seed)
+        self._aggregated: dict[tuple[str, int], ReplayData] = {}
 
     @property
     def symbols(self) -> list[str]:
@@ -449,6 +481,18 @@ class ReplayExchange:
             "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
         }
 
+    def _interval_data(self, market: _Market, interval: str) -> ReplayData:
+        """The market's candles at ``interval`` (aggregated once, then cached); -1120 if not servable."""
+        try:
+            interval_ms = timeframe_ms(interval)
+            key = (market.symbol, interval_ms)
+            with self._lock:
+                if key not in self._aggregated:
+                    self._aggregated[key] = market.data.aggregate(interval_ms)
+                return self._aggregated[key]
+        except ValueError:
+            raise ReplayError(400, -1120, "Invalid interval.") from None
+
     def klines(self, query: dict[str, str]) -> list[list[Any]]:
         """``/api/v3/klines`` for a parsed query string, with data faults applied."""
         symbol, interval = query.get("symbol"), query.get("interval")
@@ -460,8 +504,7 @@ class ReplayExchange:
         market = self._markets.get(str(symbol).upper())
         if market is None:
             raise ReplayError(400, -1121, "Invalid symbol.")
-        if interval != INTERVAL:
-            raise ReplayError(400, -1120, "Invalid interval.")
+        data = self._interval_data(market, str(interval))
         start, end, limit = (_int_param(query, name) for name in ("startTime", "endTime", "limit"))
         limit = DEFAULT_LIMIT if limit is None else limit
         if limit < 1:
@@ -469,7 +512,7 @@ class ReplayExchange:
                 400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1'."
             )
         limit = min(limit, MAX_LIMIT)
-        rows = market.data.klines(self.now_ms(), start, end, limit)
+        rows = data.klines(self.now_ms(), start, end, limit)
         with self._lock:
             self._faults.corrupt(rows, limit)
         return rows
