@@ -43,9 +43,6 @@ class NextHour:
         self.log.start()
         gc.freeze()  # what start-up loaded lives forever: keep full collections from walking it per request
 
-    async def __is_ready__(self) -> bool:
-        return self.predictor.readiness().ready
-
     @bentoml.on_shutdown
     def close(self) -> None:
         """Stop the background jobs and flush the prediction log."""

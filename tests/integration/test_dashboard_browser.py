@@ -3,11 +3,9 @@ downloaded one). ``open_dashboard`` and ``select_symbol`` are reused by the test
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from playwright.sync_api import Page, expect
 from hourcast.dashboard import build_app
 from hourcast.settings import Settings
 from tests.integration.conftest import free_port
+from tests.unit.test_dashboard import serve_fake_api
 
 WAIT_MS = 20_000
 
@@ -57,17 +56,26 @@ def select_symbol(page: Page, symbol: str) -> None:
     wait_until_idle(page)
 
 
+@contextmanager
+def running_dashboard(settings: Settings) -> Iterator[str]:
+    """The dashboard for ``settings`` served on a free loopback port; yields its URL."""
+    demo = build_app(settings)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
 @pytest.mark.timeout(60)
 def test_dashboard_says_when_the_api_is_not_reachable(page: Page, tmp_path: Path) -> None:
     with socket.socket() as dead:  # bound, never listening: connections to it are refused
         dead.bind(("127.0.0.1", 0))
         api_url = f"http://127.0.0.1:{dead.getsockname()[1]}"
         settings = Settings(symbols=["BTC/USDT", "ETH/USDT"], api_url=api_url, _env_file=None)
-        demo = build_app(settings)
-        _, url, _ = demo.launch(
-            server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
-        )
-        try:
+        with running_dashboard(settings) as url:
             open_dashboard(page, url)
             numbers = page.locator("#numbers")
             expect(numbers).to_contain_text("BTC/USDT")
@@ -81,8 +89,6 @@ def test_dashboard_says_when_the_api_is_not_reachable(page: Page, tmp_path: Path
             expect(page.locator("#chart")).to_be_visible()
             screenshot = tmp_path / "dashboard.png"
             page.screenshot(path=screenshot, full_page=True, animations="disabled")
-        finally:
-            demo.close()
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert screenshot.stat().st_size > 10_000
 
@@ -93,51 +99,19 @@ HOSTILE_ERROR = (
 )
 
 
-@pytest.fixture
-def hostile_api() -> Iterator[str]:
-    """An HTTP server answering every request with a 503 whose error text carries HTML, a Markdown link
-    and a credential."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            payload = json.dumps({"error": HOSTILE_ERROR, "status": 503}).encode()
-            self.send_response(503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
 @pytest.mark.timeout(60)
-def test_api_text_is_shown_as_text_without_credentials(page: Page, hostile_api: str) -> None:
-    settings = Settings(symbols=["BTC/USDT"], api_url=hostile_api, ui_refresh_seconds=0, _env_file=None)
-    demo = build_app(settings)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
-    )
-    try:
-        open_dashboard(page, url)
-        numbers = page.locator("#numbers")
-        expect(numbers).to_contain_text("<img src=x id=injected-image>")
-        expect(numbers).to_contain_text("[md link](http://evil.example)")
-        expect(page.locator("#injected-image")).to_have_count(0)
-        expect(page.locator("#injected-link")).to_have_count(0)
-        expect(numbers.locator("img, a")).to_have_count(0)
-        expect(numbers).not_to_contain_text("hunter2")
-        expect(numbers).to_contain_text("redis://:***@10.0.0.5:6379/0")
-    finally:
-        demo.close()
+def test_api_text_is_shown_as_text_without_credentials(page: Page) -> None:
+    with serve_fake_api() as api:
+        api.answer("/predict", 503, {"error": HOSTILE_ERROR, "status": 503})
+        api.answer("/history", 503, {"error": HOSTILE_ERROR, "status": 503})
+        settings = Settings(symbols=["BTC/USDT"], api_url=api.url, ui_refresh_seconds=0, _env_file=None)
+        with running_dashboard(settings) as url:
+            open_dashboard(page, url)
+            numbers = page.locator("#numbers")
+            expect(numbers).to_contain_text("<img src=x id=injected-image>")
+            expect(numbers).to_contain_text("[md link](http://evil.example)")
+            expect(page.locator("#injected-image")).to_have_count(0)
+            expect(page.locator("#injected-link")).to_have_count(0)
+            expect(numbers.locator("img, a")).to_have_count(0)
+            expect(numbers).not_to_contain_text("hunter2")
+            expect(numbers).to_contain_text("redis://:***@10.0.0.5:6379/0")

@@ -27,14 +27,14 @@ from playwright.sync_api import Page, expect
 from schemathesis import GenerationMode
 
 from hourcast import featurestore, model, registry, training
-from hourcast.dashboard import build_app, format_price
+from hourcast.dashboard import format_price
 from hourcast.dev.replay import ReplayExchange, ReplayServer
 from hourcast.features import FEATURE_NAMES
 from hourcast.prediction_log import read_log
 from hourcast.schema import ErrorBody, Prediction, Readiness
 from hourcast.settings import Settings
 from tests.integration.conftest import RedisServer, bentoml_home, free_port, store_recorded, wait_for
-from tests.integration.test_dashboard_browser import open_dashboard, select_symbol
+from tests.integration.test_dashboard_browser import open_dashboard, running_dashboard, select_symbol
 
 REPO = Path(__file__).resolve().parents[2]
 CLOCK = "2024-03-01T00:10:00Z"  # ten minutes after the last stored candle closed
@@ -458,11 +458,7 @@ def test_dashboard_draws_the_forecast_of_the_running_service(
     settings = Settings(
         symbols=["BTC/USDT", "ETH/USDT"], api_url=world.url, ui_refresh_seconds=0, _env_file=None
     )
-    demo = build_app(settings)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
-    )
-    try:
+    with running_dashboard(settings) as url:
         open_dashboard(page, url)
         select_symbol(page, "ETH/USDT")
         expected = httpx.post(world.url + "/predict", json={"symbol": "ETH/USDT"}).json()
@@ -473,8 +469,6 @@ def test_dashboard_draws_the_forecast_of_the_running_service(
         expect(chart.locator(".js-plotly-plot")).to_be_visible()
         expect(chart).to_contain_text("Predicted close")
         page.screenshot(path=tmp_path / "dashboard.png", full_page=True, animations="disabled")
-    finally:
-        demo.close()
     assert (tmp_path / "dashboard.png").stat().st_size > 20_000
 
 

@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -82,6 +83,13 @@ class FakeApi:
 
 @pytest.fixture
 def api() -> Iterator[FakeApi]:
+    """A real HTTP server on 127.0.0.1 with a free port, answering from ``FakeApi.routes``."""
+    with serve_fake_api() as fake:
+        yield fake
+
+
+@contextmanager
+def serve_fake_api() -> Iterator[FakeApi]:
     """A real HTTP server on 127.0.0.1 with a free port, answering from ``FakeApi.routes``."""
     fake = FakeApi(url="")
 
