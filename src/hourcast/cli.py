@@ -324,8 +324,8 @@ def _print_scoreboard(report: MonitorReport) -> None:
     console = Console()
     now = f"{report.now:%Y-%m-%d %H:%M} UTC" if report.now is not None else "none"
     console.print(
-        f"newest stored hour {now}: {report.added} predictions newly scored, {report.pending} waiting for their "
-        f"candle; production model {report.production or 'none'}"
+        f"newest stored hour {now}: {report.added} predictions newly scored, {report.pending} waiting for "
+        f"their candle; production model {report.production or 'none'}"
     )
     table = Table(
         "window",
@@ -355,7 +355,7 @@ def _print_scoreboard(report: MonitorReport) -> None:
             _figure(row.coverage, 3),
             str(row.unscorable),
         )
-    console.print(table)
+    console.print(table if len(report.scoreboard) else "nothing scored yet: no logged prediction has closed")
     for row in report.newly_unscorable.itertuples():
         console.print(
             f"unscorable: {row.symbol} as of {row.as_of:%Y-%m-%d %H:%M}: target hour "
