@@ -65,8 +65,8 @@ def run(settings: Settings, weeks: int) -> EvaluationReport:
     return EvaluationReport(weeks, result.metrics, folds, json_path, chart_path)
 
 
-def write_chart(predictions: pd.DataFrame, path: Path, hours: int = 168) -> Path:
-    """Predicted vs actual close (and persistence) over the last ``hours`` of each symbol, as a PNG."""
+def write_chart(predictions: pd.DataFrame, path: Path, candles: int = 168) -> Path:
+    """Predicted vs actual close (and persistence) over the last ``candles`` of each symbol, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,8 +75,8 @@ def write_chart(predictions: pd.DataFrame, path: Path, hours: int = 168) -> Path
     symbols = list(dict.fromkeys(predictions["symbol"]))
     figure, axes = plt.subplots(len(symbols), 1, figsize=(12, 3.5 * len(symbols)), squeeze=False)
     for axis, symbol in zip(axes[:, 0], symbols, strict=True):
-        rows = predictions.loc[predictions["symbol"] == symbol].tail(hours)
-        target = rows["event_timestamp"]  # the forecast is for the hour that closes one step later
+        rows = predictions.loc[predictions["symbol"] == symbol].tail(candles)
+        target = rows["event_timestamp"]  # the forecast is for the candle that closes one step later
         axis.plot(target, rows["next_close"], color="black", linewidth=1.2, label="actual close")
         axis.plot(target, rows["predicted_close"], color="tab:blue", linewidth=1, label="model")
         axis.plot(
@@ -87,7 +87,7 @@ def write_chart(predictions: pd.DataFrame, path: Path, hours: int = 168) -> Path
             alpha=0.7,
             label="persistence",
         )
-        axis.set_title(f"{symbol}: next-hour close, last {len(rows)} walk-forward hours")
+        axis.set_title(f"{symbol}: next-candle close, last {len(rows)} walk-forward candles")
         axis.legend(loc="upper left")
         axis.grid(alpha=0.3)
     figure.tight_layout()

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from hourcast import atomic, dataset
+from hourcast.candles import timeframe_delta
 from hourcast.features import LOOKBACK, compute_features
 from hourcast.redact import redact
 from hourcast.settings import Settings
@@ -150,8 +151,9 @@ def refresh_feature_table(settings: Settings) -> pd.DataFrame:
     """Recompute the feature table (the last ``feature_retention_days``) from the stored candles of every
     symbol and write it atomically; ``dataset.NoCandles`` if a symbol has none."""
     candles = dataset.load_candles(settings)
-    # the table keeps feature_retention_days (and the candles those rows need)
-    start = candles["ts"].max() - pd.Timedelta(days=settings.feature_retention_days) - pd.Timedelta(days=2)
+    # the table keeps feature_retention_days (and the candles those rows need: a lookback, and one more)
+    lookback = (LOOKBACK + 1) * timeframe_delta(settings.timeframe)
+    start = candles["ts"].max() - pd.Timedelta(days=settings.feature_retention_days) - lookback
     candles = candles.loc[candles["ts"] >= start]
     table = compute_features(candles, settings.timeframe)
     newest = table["event_timestamp"].max() if not table.empty else None
