@@ -189,7 +189,7 @@ def process_alive(flow_run: Any) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # alive, as another user's process
     return True
 
 
@@ -398,20 +398,20 @@ class Stack:
             self.start_replay()
         self.start_prefect_server()  # it starts while the bootstrap runs
         status = self.bootstrap()
-        config = read_prefect_yaml(self.project_dir)
-        if self.server is not None:
-            self.say("waiting for the Prefect server ...")
-        self._wait(lambda: answers(f"{self.prefect_api_url}/health"), 120, self.prefect_api_url)
-        self.create_work_pools(config)
         env = self._environment()
-        deploy_command = python_module("prefect", "--no-prompt", "deploy", "--all")
-        deploy = Child("prefect deploy", deploy_command, self.logs_dir / "deploy.log")
-        deploy.start(env, self.project_dir)
         api = Child("api", python_module("hourcast", "serve"), self.logs_dir / "api.log")
         ui = Child("ui", python_module("hourcast", "ui"), self.logs_dir / "ui.log")
         api.start(env, self.project_dir)
         ui.start({**env, "HOURCAST_API_URL": self.api_url}, self.project_dir)
         self.children += [api, ui]
+        config = read_prefect_yaml(self.project_dir)
+        if self.server is not None:
+            self.say("waiting for the Prefect server ...")
+        self._wait(lambda: answers(f"{self.prefect_api_url}/health"), 120, self.prefect_api_url)
+        self.create_work_pools(config)
+        deploy_command = python_module("prefect", "--no-prompt", "deploy", "--all")
+        deploy = Child("prefect deploy", deploy_command, self.logs_dir / "deploy.log")
+        deploy.start(env, self.project_dir)
         self._start_worker(config, env)
         try:
             self._wait(lambda: not deploy.running(), 180, "prefect deploy --all")
