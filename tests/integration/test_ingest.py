@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +19,8 @@ from hourcast.cli import app
 from hourcast.dev.replay import ReplayExchange, ReplayServer
 from hourcast.exchange import ExchangeFailure
 from hourcast.features import LOOKBACK, compute_features
-from hourcast.ingest import make_ingestor
+from hourcast.ingest import Ingestor, make_ingestor
+from hourcast.validation import CandleValidator
 from tests.integration.conftest import replay_settings
 
 JAN, MAR = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")
@@ -309,3 +311,20 @@ def test_a_permanent_error_fails_at_once_and_is_never_retried(tmp_path: Path, re
     with pytest.raises(ExchangeFailure, match="the exchange binance has no market for that symbol"):
         next(source.pages("DOGE/USDT", "1h", to_ms(JAN), to_ms(MAR), 1000))
     assert source.retries == 0
+
+
+def test_a_failing_batch_rule_stops_the_run_and_the_next_run_fetches_the_page_again(
+    tmp_path: Path, replay: ReplayServer, recorded_files: dict[str, pd.DataFrame]
+) -> None:
+    settings = replay_settings(tmp_path, replay)
+    right = make_ingestor(settings)
+    # a validator expecting 4h candles: "timeframe is 4h", a batch rule, fails for the whole page
+    wrong = Ingestor(settings, right.source, partial(CandleValidator, "4h"))
+    [summary] = wrong.backfill(JAN, MAR)
+    assert (summary.status, summary.new, summary.quarantined) == ("quarantined", 0, 1000)
+    assert "the run stopped before it" in summary.message and "timeframe is 4h" in summary.message
+    [entry] = quarantine.entries(settings.quarantine_dir)
+    assert (entry.kind, entry.rows) == ("batch", 1000) and stored(tmp_path).empty
+
+    [again] = right.ingest()  # a batch entry is not a judged range: the same page is fetched again
+    assert (again.status, again.new) == ("ok", 48) and again.as_json()["first"] == "2024-02-28T00:00:00Z"
