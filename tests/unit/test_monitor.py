@@ -317,3 +317,24 @@ def test_performance_view_data(candles: pd.DataFrame) -> None:
     assert (history["band_low"] < history["predicted_close"]).all()
     assert len(view["rolling"]) == 48 and view["rolling"]["hours"].iloc[-1] == 24
     assert view["models"]["model"].tolist() == ["m:1", "m:2"]
+
+
+def test_a_write_failing_part_way_loses_nothing_and_the_next_run_adds_the_rest(
+    tmp_path: Path, candles: pd.DataFrame
+) -> None:
+    directory = tmp_path / "scores"
+    scores, _ = monitor.score_predictions(
+        monitor.distinct_predictions(log_rows(candles, range(0, 70))), candles
+    )
+    blocker = directory / "date=2024-03-02"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a folder")  # the second day's file cannot be written
+    with pytest.raises(OSError):
+        monitor.write_scores(directory, scores)
+    written = monitor.read_scores(directory)
+    assert len(written) == 23 and written["target_time"].max() == START + 23 * HOUR  # the first day, whole
+
+    blocker.unlink()
+    assert monitor.write_scores(directory, scores) == 70 - 23
+    stored = monitor.read_scores(directory).sort_values("as_of").reset_index(drop=True)
+    pd.testing.assert_frame_equal(stored, scores.sort_values("as_of").reset_index(drop=True))
