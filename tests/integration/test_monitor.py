@@ -258,6 +258,17 @@ def degraded_events() -> list[Any]:
     return page.events
 
 
+def flow_run_artifacts(flow_run_id: Any) -> dict[str, Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {artifact.key: artifact.data for artifact in found if artifact.key}
+
+
 def triggered_retrain_runs(deployment_id: Any) -> list[Any]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
@@ -317,11 +328,19 @@ def test_a_sabotaged_model_is_detected_the_event_triggers_retrain_and_the_gate_r
         answer(settings, loaded, log, now)
         if step < 22 and step != 12:  # the monitor catches up on what it did not score yet
             continue
-        result = monitor_flow()
+        state = monitor_flow(return_state=True)
+        result = state.result()
         assert step >= 24 or not result["degraded"], step  # not judged before 24 hours are scored
         if result["retrain_requested"]:
             detected_at = step
             assert any(reason.startswith("BTC/USDT: 7-day MAE ratio") for reason in result["degraded"])
+            published = flow_run_artifacts(state.state_details.flow_run_id)
+            assert set(published) == {"monitor-scoreboard", "monitor-drift"}
+            assert "**degraded**" in published["monitor-drift"]
+            board = json.loads(published["monitor-scoreboard"])
+            assert {(row["window"], row["symbol"], row["model"]) for row in board} >= {
+                ("7d", "BTC/USDT", sabotaged.tag)
+            }
             break
     # detected as soon as 24 hours are scored (hour 24 scores 24 targets), within a bound
     assert detected_at is not None and detected_at <= 26, detected_at
