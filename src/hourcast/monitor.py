@@ -494,8 +494,8 @@ def run(settings: Settings) -> MonitorReport:
     if now is not None and reference:
         columns = [*KEY, "target_time", *drift.DRIFT_FEATURES]
         recent = now - max(DRIFT_WINDOWS.values())
-        served = distinct_predictions(read_log(settings.predictions_dir, columns=columns, since=recent))
-        drifted = drift.drift_table(reference, served, now, DRIFT_WINDOWS)
+        answered = distinct_predictions(read_log(settings.predictions_dir, columns=columns, since=recent))
+        drifted = drift.drift_table(reference, served(answered), now, DRIFT_WINDOWS)  # one row per hour
     reasons = degradation(
         board,
         drifted,
