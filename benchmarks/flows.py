@@ -132,7 +132,9 @@ def ingest_figures(home: Path) -> dict:
             ingest()  # imports in this process
             for _ in range(RUNS):
                 exchange.advance(3600)
+                wait_for(idle, 300, "the monitor run the last ingest triggered")
                 flow_runs.append(timed(ingest)[0])
+            wait_for(idle, 300, "the monitor run the last ingest triggered")
             settings = Settings()
             ingestor = make_ingestor(settings)
             bare_runs = []
