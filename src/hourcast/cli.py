@@ -491,7 +491,6 @@ def up(
     """Bring the whole system up, from the project folder: a Prefect server (or the one PREFECT_API_URL
     names), the work pool, a worker and the deployments of prefect.yaml, data, features and a first
     model, the API and the dashboard."""
-    from hourcast import featurestore, training
     from hourcast.stack import Stack
 
     project_dir = Path.cwd()
@@ -503,8 +502,13 @@ def up(
     stack = Stack(Settings(), project_dir, replay_data=replay_data, replay_now=now, replay_speed=speed)
     try:
         code = stack.run()
-    except (featurestore.OnlineStoreUnavailable, training.TrainingError, RuntimeError, ValueError) as error:
-        raise _fail(str(error)) from None
+    except Exception as error:
+        from hourcast import featurestore, training  # imported by then: not before the stack starts
+
+        expected = (featurestore.OnlineStoreUnavailable, training.TrainingError, RuntimeError, ValueError)
+        if isinstance(error, expected):
+            raise _fail(str(error)) from None
+        raise
     raise typer.Exit(code)
 
 
@@ -527,9 +531,7 @@ def _replay_files(data: list[str] | None) -> dict[str, Path]:
 def replay_exchange(
     data: Annotated[
         list[str] | None,
-        typer.Option(
-            help="SYMBOL=PATH of a recorded candle CSV (repeatable); default: the bundled candles."
-        ),
+        typer.Option(help="SYMBOL=PATH of a recorded candle CSV (repeatable); default: the bundled candles."),
     ] = None,
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",

@@ -394,9 +394,9 @@ class Stack:
 
     def start(self) -> None:
         """Bring every part up; returns once everything answers."""
+        self.start_prefect_server()  # first: it starts while the rest loads and the bootstrap runs
         if self.replay_data:
             self.start_replay()
-        self.start_prefect_server()  # it starts while the bootstrap runs
         status = self.bootstrap()
         env = self._environment()
         api = Child("api", python_module("hourcast", "serve"), self.logs_dir / "api.log")

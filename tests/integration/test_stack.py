@@ -71,6 +71,8 @@ class Up:
                 "HOURCAST_UI_PORT": str(self.ui_port),
                 "HOURCAST_SERVE_WORKERS": "1",
                 "HOURCAST_PROMOTION_TOLERANCE": "1.0",
+                "HOURCAST_DEFAULT_BACKFILL_DAYS": "12",  # a lean bootstrap: 12 days, trained on 9
+                "HOURCAST_TRAIN_DAYS": "9",
                 "PREFECT_HOME": str(tmp_path / "prefect-client"),
                 "PREFECT_SERVER_API_PORT": str(self.prefect_port),
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
