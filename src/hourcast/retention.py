@@ -7,8 +7,9 @@ world ages like a live one; the wall clock only when no candle is stored):
   deleted under the series' file lock (so never while a writer is rewriting them); the newest month of
   every series is always kept. ``candle_retention_days`` unset keeps everything.
 * features: rows with ``event_timestamp <= now - feature_retention_days`` are dropped and the table is
-  rewritten atomically. The default, 32 days, is ``train_days`` (30) plus two days of slack for the 25-hour
-  lookback and the one-hour label.
+  rewritten atomically. The default, 32 days, is ``train_days`` (30) plus two days of slack for the label
+  (one candle) and the data's own time running ahead of the last training run (the table itself is
+  recomputed from the candles, with the 25-candle lookback, at every materialization).
 * predictions: ``date=YYYY-MM-DD`` log folders whose whole day ends on or before
   ``now - prediction_retention_days`` are deleted.
 
