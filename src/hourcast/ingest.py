@@ -199,10 +199,10 @@ class Ingestor:
             summary.duplicates += len(batch) - len(unique)
             report = self.validator.validate(unique, now_ms)
             if report.batch_failed:
-                self._quarantine(summary, series, unique, report, run_at, quarantine.BATCH)
+                held = self._quarantine(summary, series, unique, report, run_at, quarantine.BATCH)
                 summary.message = (
-                    f"batch of {len(unique)} candles quarantined as {summary.entries[-1]} and the run "
-                    f"stopped before it (the next run fetches it again): " + "; ".join(report.failures)
+                    f"batch of {len(unique)} candles quarantined ({held}) and the run stopped before it "
+                    "(the next run fetches it again): " + "; ".join(report.failures)
                 )
                 self._publish_last_report(series, report)
                 return
@@ -247,15 +247,18 @@ class Ingestor:
         report: ValidationReport,
         run_at: pd.Timestamp,
         kind: str,
-    ) -> None:
-        """Set ``rows`` aside with the report (unless a row entry already holds them all)."""
+    ) -> str:
+        """Set ``rows`` aside with the report, unless an entry of that kind already holds them; returns
+        the new entry's id (or ``already held``)."""
         root = self.settings.quarantine_dir
         summary.quarantined += len(rows)
         summary.quarantined_at += rows["ts"].dropna().tolist()
         summary.status = "quarantined"
-        fresh = rows if kind == quarantine.BATCH else rows.loc[~quarantine.already_held(root, series, rows)]
-        if not fresh.empty:
-            summary.entries.append(quarantine.put(root, series, fresh, report, run_at, kind).id)
+        fresh = rows.loc[~quarantine.already_held(root, series, rows, kind)]
+        if fresh.empty:
+            return "already held"
+        summary.entries.append(quarantine.put(root, series, fresh, report, run_at, kind).id)
+        return summary.entries[-1]
 
     def _entry(
         self, command: str, run_at: pd.Timestamp, started: float, summary: SymbolSummary

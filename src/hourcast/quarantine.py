@@ -164,8 +164,18 @@ def examined_until(root: Path, series: store.Series) -> pd.Timestamp | None:
     return max(lasts).floor(step)
 
 
-def already_held(root: Path, series: store.Series, rows: pd.DataFrame) -> pd.Series:
-    """Which of ``rows`` (all candle columns equal) some row entry of the series already holds."""
+def already_held(root: Path, series: store.Series, rows: pd.DataFrame, kind: str = ROWS) -> pd.Series:
+    """Which of ``rows`` (all candle columns equal) some entry of that kind of the series already holds.
+
+    A page failing a batch rule again (the next run fetches it again) is held once, not once per run.
+    """
+    if kind == BATCH:
+        same = any(
+            read_rows(root, e).equals(rows.reset_index(drop=True))
+            for e in entries(root, series)
+            if e.kind == BATCH and e.state == PENDING
+        )
+        return pd.Series(same, index=rows.index)
     held = [read_rows(root, e) for e in entries(root, series) if e.kind == ROWS]
     if not held or rows.empty:
         return pd.Series(False, index=rows.index)

@@ -325,6 +325,8 @@ def test_a_failing_batch_rule_stops_the_run_and_the_next_run_fetches_the_page_ag
     assert "the run stopped before it" in summary.message and "timeframe is 4h" in summary.message
     [entry] = quarantine.entries(settings.quarantine_dir)
     assert (entry.kind, entry.rows) == ("batch", 1000) and stored(tmp_path).empty
+    [twice] = wrong.backfill(JAN, MAR)  # the same page failing again is held once
+    assert "(already held)" in twice.message and len(quarantine.entries(settings.quarantine_dir)) == 1
 
     [again] = right.ingest()  # a batch entry is not a judged range: the same page is fetched again
     assert (again.status, again.new) == ("ok", 48) and again.as_json()["first"] == "2024-02-28T00:00:00Z"
