@@ -194,6 +194,8 @@ def test_a_dirty_feed_backfills_to_the_end(tmp_path: Path, btc_recorded: pd.Data
         # the ledger reports every missing hour; the quarantine holds exactly the off-hour rows
         [run] = ledger.read(settings.ledger_path).to_dict("records")
         assert run["gap_ranges"] == ", ".join(gaps) and run["gaps"] == 16 and run["quarantined"] == 43
+        beside, after = off_hour["ts"].iloc[0], off_hour["ts"].iloc[33]  # 33 at :15, then 10 at :30
+        assert run["quarantined_ranges"] == f"{beside:%Y-%m-%dT%H:%M:%SZ}+33, {after:%Y-%m-%dT%H:%M:%SZ}+10"
         held = quarantine.entries(settings.quarantine_dir)
         assert {entry.kind for entry in held} == {"rows"}
         rows = pd.concat([quarantine.read_rows(settings.quarantine_dir, e) for e in held])
