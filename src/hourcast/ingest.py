@@ -217,8 +217,8 @@ class Ingestor:
             summary.gaps += find_gaps(returned, timeframe, previous)
             previous = returned.iloc[-1] if not returned.empty else previous
             if not valid.empty:
-                summary.first = summary.first if summary.first is not None else valid["ts"].iloc[0]
-                summary.last = valid["ts"].iloc[-1]
+                summary.first = summary.first if summary.first is not None else valid["ts"].min()
+                summary.last = valid["ts"].max()
             if self.progress is not None and previous is not None:
                 self.progress(summary.symbol, (to_ms(previous) - since_ms) // step + 1, expected)
         if report is not None:
