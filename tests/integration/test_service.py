@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -363,25 +363,25 @@ def assert_refused_at_once(world: World) -> None:
     assert f"127.0.0.1:{world.redis.port}" in readiness.problems[0]
 
 
-def test_a_frozen_redis_is_refused_at_once_and_recovery_is_seen(world: World) -> None:
-    world.redis.freeze()
+def refused_while_down(world: World, fault: Callable[[], None], repair: Callable[[], None]) -> None:
+    """Inject ``fault``: /readyz turns not ready and requests are refused at once; after ``repair``
+    /readyz is ready again within 2 s."""
+    fault()
     try:
-        wait_for(lambda: not world.readiness().ready, 5, "/readyz to report the frozen store")
+        wait_for(lambda: not world.readiness().ready, 5, "/readyz to report the store down")
         assert_refused_at_once(world)
     finally:
-        world.redis.thaw()
+        repair()
     wait_for(lambda: world.readiness().ready, 2, "/readyz ready again within 2 s")
+
+
+def test_a_frozen_redis_is_refused_at_once_and_recovery_is_seen(world: World) -> None:
+    refused_while_down(world, world.redis.freeze, world.redis.thaw)
     assert world.post("/predict", {"symbol": "BTC/USDT"}).status_code == 200
 
 
 def test_a_stopped_redis_that_restarts_empty_heals_with_one_materialize(world: World) -> None:
-    world.redis.stop()
-    try:
-        wait_for(lambda: not world.readiness().ready, 5, "/readyz to report the stopped store")
-        assert_refused_at_once(world)
-    finally:
-        world.redis.start()  # same port, no data: Redis lost everything
-    wait_for(lambda: world.readiness().ready, 2, "/readyz ready again within 2 s")
+    refused_while_down(world, world.redis.stop, world.redis.start)  # it restarts empty, on the same port
     empty = world.post("/predict", {"symbol": "BTC/USDT"})
     assert_error(empty, 503)
     assert "no online features" in empty.text and "rewrites it" in empty.text
