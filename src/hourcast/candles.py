@@ -131,11 +131,21 @@ def frame_from_ohlcv(
     return frame
 
 
+def slot_ms(open_ms: pd.Series | int, timeframe: str) -> pd.Series | int:
+    """The grid period an open time falls in (its open time floored to the timeframe), epoch ms.
+
+    An off-grid candle (10:30 in an hourly feed) belongs to the 10:00 period: it is fetched, judged and
+    closed with it, so it reaches validation (and the quarantine) instead of slipping between two runs.
+    """
+    step = timeframe_ms(timeframe)
+    return open_ms // step * step
+
+
 def closed_only(frame: pd.DataFrame, timeframe: str, exchange_now_ms: int) -> pd.DataFrame:
     """Keep the candles whose period has ended by the exchange's clock."""
     if frame.empty:
         return frame
-    close_ms = ts_ms(frame) + timeframe_ms(timeframe)
+    close_ms = slot_ms(ts_ms(frame), timeframe) + timeframe_ms(timeframe)
     return frame.loc[close_ms <= exchange_now_ms].reset_index(drop=True)
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import ccxt
 
+from hourcast.candles import slot_ms
 from hourcast.settings import Settings
 
 T = TypeVar("T")
@@ -146,7 +147,8 @@ class CandleSource:
     def pages(
         self, symbol: str, timeframe: str, since_ms: int, until_ms: int, limit: int
     ) -> Iterator[list[list]]:
-        """Raw ``fetch_ohlcv`` pages covering open times ``since_ms..until_ms`` (inclusive).
+        """Raw ``fetch_ohlcv`` pages covering the periods ``since_ms..until_ms`` (open times, inclusive),
+        off-grid candles included with the period they fall in (``candles.slot_ms``).
 
         Each next page starts 1 ms after the newest open time of the last one, not one timeframe after
         it: after an off-grid candle (say 10:30 in an hourly feed) the 11:00 candle must still come.
@@ -157,7 +159,11 @@ class CandleSource:
                 "fetch_ohlcv", self.client.fetch_ohlcv, symbol, timeframe, since=since, limit=limit
             )
             stamps = [row[0] for row in rows if row and isinstance(row[0], int)]
-            page = [row for row in rows if not (row and isinstance(row[0], int) and row[0] > until_ms)]
+            page = [
+                row
+                for row in rows
+                if not (row and isinstance(row[0], int) and slot_ms(row[0], timeframe) > until_ms)
+            ]
             if page:
                 yield page
             if not stamps or max(stamps) < since:

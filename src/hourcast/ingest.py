@@ -26,6 +26,7 @@ from hourcast.candles import (
     frame_from_ohlcv,
     from_ms,
     last_closed_open_ms,
+    slot_ms,
     timeframe_ms,
     to_ms,
     ts_ms,
@@ -191,7 +192,7 @@ class Ingestor:
             batch = closed_only(
                 frame_from_ohlcv(page, self.settings.exchange, summary.symbol, timeframe), timeframe, now_ms
             )
-            batch = batch.loc[ts_ms(batch) >= since_ms]
+            batch = batch.loc[slot_ms(ts_ms(batch), timeframe) >= since_ms]
             if batch.empty:
                 continue
             summary.fetched += len(batch)

@@ -130,7 +130,7 @@ def build_candle_suite(timeframe: str) -> gx.ExpectationSuite:
                 max_value={"$PARAMETER": "exchange_now_ms"},
                 **_rule(
                     "candle is closed at exchange_now_ms",
-                    f"ts_ms + {step} <= exchange_now_ms (only closed candles are stored)",
+                    f"floor(ts_ms, {step}) + {step} <= exchange_now_ms (only closed periods are stored)",
                     BATCH,
                 ),
             ),
@@ -177,7 +177,8 @@ class CandleValidator:
         stamps = _utc_stamps(batch)
         open_ms = (stamps - _EPOCH) / _ONE_MS
         frame = batch.reset_index(drop=True).assign(
-            ts_offset_ms=(open_ms % self._step).to_numpy(), close_ms=(open_ms + self._step).to_numpy()
+            ts_offset_ms=(open_ms % self._step).to_numpy(),
+            close_ms=(open_ms - open_ms % self._step + self._step).to_numpy(),  # its period's close
         )
         result = self._batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
             self._suite,

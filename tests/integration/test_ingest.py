@@ -332,3 +332,22 @@ def test_a_failing_batch_rule_stops_the_run_and_the_next_run_fetches_the_page_ag
 
     [again] = right.ingest()  # a batch entry is not a judged range: the same page is fetched again
     assert (again.status, again.new) == ("ok", 48) and again.as_json()["first"] == "2024-02-28T00:00:00Z"
+
+
+def test_hourly_runs_quarantine_an_off_hour_candle_published_in_the_last_hour(
+    tmp_path: Path, btc_recorded: pd.DataFrame
+) -> None:
+    """Live, an off-hour candle (10:30) is judged with its hour's period, never skipped between two runs."""
+    feed, off_hour, _ = dirty_feed(btc_recorded)
+    first = off_hour["ts"].iloc[33]  # the first off-hour candle published after the halt
+    exchange = ReplayExchange({"BTC/USDT": feed}, now=first + pd.Timedelta(minutes=35))  # its period closed
+    with ReplayServer(exchange) as server:
+        ingestor = make_ingestor(replay_settings(tmp_path, server))
+        runs = [ingestor.ingest()[0]]
+        for _ in range(2):
+            exchange.advance(3600)
+            runs.append(ingestor.ingest()[0])
+    assert [(run.quarantined, run.new) for run in runs] == [(1, 48 - 1), (1, 0), (1, 0)]
+    held = quarantine.entries(tmp_path / "quarantine")
+    rows = pd.concat([quarantine.read_rows(tmp_path / "quarantine", entry) for entry in held])
+    assert rows["ts"].tolist() == off_hour["ts"].iloc[33:36].tolist()
