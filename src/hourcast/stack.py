@@ -178,19 +178,32 @@ def wait_until(
             raise KeyboardInterrupt
 
 
-def process_alive(flow_run: Any) -> bool:
-    """Whether a flow run's process (``infrastructure_pid``, ``host:pid``) may still be running: unknown
-    (not started yet) counts as running."""
+def run_pid(flow_run: Any) -> int | None:
+    """The pid of a flow run's process (its ``infrastructure_pid``, ``host:pid``), if it has one yet."""
     pid = (flow_run.infrastructure_pid or "").rpartition(":")[2]
-    if not pid.isdigit():
+    return int(pid) if pid.isdigit() else None
+
+
+def process_alive(flow_run: Any) -> bool:
+    """Whether a flow run's process may still be running: unknown (not started yet) counts as running."""
+    pid = run_pid(flow_run)
+    if pid is None:
         return True
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # alive, as another user's process
     return True
+
+
+def in_group(pid: int | None, pgid: int) -> bool:
+    """Whether process ``pid`` is in process group ``pgid``."""
+    try:
+        return pid is not None and os.getpgid(pid) == pgid
+    except ProcessLookupError:
+        return False
 
 
 def answers(url: str) -> bool:
@@ -516,7 +529,8 @@ class Stack:
             self.stop()
 
     def in_flight_runs(self) -> list[Any]:
-        """Flow runs this stack's worker is running (or about to), and runs the replay scheduler made."""
+        """Flow runs in progress on the stack's work pool (with someone else's server: those whose process
+        is in this stack's worker's process group), and the runs the replay scheduler made."""
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import (
             FlowRunFilter,
@@ -541,18 +555,21 @@ class Stack:
             with self._flow_runs_lock:
                 ours = list(self._flow_runs)
             made = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ours)))
+        if self.server is None and self.worker is not None and self.worker.process is not None:
+            # someone else's server: other workers may serve the pool; only the runs of ours count
+            active = [run for run in active if in_group(run_pid(run), self.worker.process.pid)]
         runs = {run.id: run for run in [*active, *made] if run.state is None or not run.state.is_final()}
         return list(runs.values())
 
-    def cancel_flow_runs(self, timeout: float) -> None:
+    def cancel_flow_runs(self, timeout: float) -> list[UUID]:
         """Cancel the flow runs in progress through the Prefect API and wait (bounded) until their
-        processes end; runs whose state is not final yet are marked Cancelled once the worker is gone."""
+        processes end; returns their ids."""
         from prefect.client.orchestration import get_client
         from prefect.states import Cancelling
 
         runs = self.in_flight_runs()
         if not runs:
-            return
+            return []
         self.say(f"cancelling {len(runs)} flow run(s) in progress: {', '.join(r.name for r in runs)}")
         with self.prefect_api(), get_client(sync_client=True) as client:
             for run in runs:
@@ -560,16 +577,20 @@ class Stack:
         deadline = time.monotonic() + timeout
         while any(map(process_alive, self.in_flight_runs())) and time.monotonic() < deadline:
             time.sleep(0.3)
+        return [run.id for run in runs]
 
-    def _mark_cancelled(self) -> None:
-        """Flow runs left unfinished by a stopped worker are marked Cancelled, not left Running."""
+    def mark_cancelled(self, flow_run_ids: list[UUID]) -> None:
+        """Of these flow runs, those a stopped worker left unfinished are marked Cancelled, not left
+        Cancelling or Running."""
         from prefect.client.orchestration import get_client
         from prefect.states import Cancelled
 
-        runs = self.in_flight_runs()
         with self.prefect_api(), get_client(sync_client=True) as client:
-            for run in runs:
-                client.set_flow_run_state(run.id, Cancelled(message="stopped with hourcast up"), force=True)
+            for flow_run_id in flow_run_ids:
+                state = client.read_flow_run(flow_run_id).state
+                if state is None or not state.is_final():
+                    message = "stopped with hourcast up"
+                    client.set_flow_run_state(flow_run_id, Cancelled(message=message), force=True)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the scheduler, cancel the flow runs in progress, stop every child and the replay
@@ -578,16 +599,17 @@ class Stack:
         if self._scheduler is not None:
             self._scheduler.stop_event.set()
         prefect_up = bool(self.prefect_api_url) and answers(f"{self.prefect_api_url}/health")
+        cancelled: list[UUID] = []
         if prefect_up and self.worker is not None:
             try:
-                self.cancel_flow_runs(timeout)
+                cancelled = self.cancel_flow_runs(timeout)
             except Exception as error:  # the API went away: the worker is stopped below all the same
                 self.say(f"could not cancel the flow runs in progress: {error}")
         others = [child for child in self.children if child is not self.server]
         stop_all(others, timeout)
-        if prefect_up and self.worker is not None:
+        if cancelled:
             try:
-                self._mark_cancelled()
+                self.mark_cancelled(cancelled)
             except Exception as error:
                 self.say(f"could not mark the unfinished flow runs cancelled: {error}")
         if self.server is not None:

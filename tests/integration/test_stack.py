@@ -239,6 +239,8 @@ def test_up_uses_a_running_prefect_server_and_its_worker_runs_a_backfill(
             groups = groups or processes_with(up.marker)
             assert_stops_cleanly(up, groups)
     assert httpx.get(f"{prefect_server}/health", timeout=5).status_code == 200  # theirs: left running
+    in_progress = {"state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING", "SCHEDULED"]}}}
+    assert prefect(prefect_server, "flow_runs/filter", {"flow_runs": in_progress}) == []  # none left behind
 
 
 def test_a_part_that_dies_while_starting_stops_the_stack_with_its_log_tail(tmp_path: Path) -> None:
