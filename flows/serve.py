@@ -24,7 +24,12 @@ def load_flow(entrypoint: str) -> Flow:
 
 
 def deployments(config: dict[str, Any]) -> list[Any]:
-    """A served deployment per ``prefect.yaml`` deployment, with its cron schedules and parameters."""
+    """A served deployment per ``prefect.yaml`` deployment, with its cron schedules, event triggers (the
+    ``monitor`` after each ``ingest``, ``retrain`` when the model degrades) and parameters."""
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter
+
+    trigger = TypeAdapter(DeploymentTriggerTypes)
     served = []
     for spec in config["deployments"]:
         crons = [schedule["cron"] for schedule in spec.get("schedules") or []]
@@ -35,6 +40,7 @@ def deployments(config: dict[str, Any]) -> list[Any]:
                 parameters=spec.get("parameters") or {},
                 tags=spec.get("tags") or [],
                 description=spec.get("description"),
+                triggers=[trigger.validate_python(t) for t in spec.get("triggers") or []],
             )
         )
     return served

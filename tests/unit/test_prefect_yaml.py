@@ -125,3 +125,14 @@ def test_monitor_runs_when_an_ingest_run_ends() -> None:
     assert not trigger.covers(
         received("prefect.flow-run.Running", run, [{**flow, "prefect.resource.name": "ingest"}])
     )
+
+
+def test_served_deployments_carry_the_triggers_of_prefect_yaml() -> None:
+    """`python -m flows.serve` must register the event triggers too: `monitor` has no schedule of its own."""
+    from flows.serve import deployments
+
+    served = {deployment.name: deployment for deployment in deployments(CONFIG)}
+    for spec in CONFIG["deployments"]:
+        names = [trigger.name for trigger in served[spec["name"]].triggers]
+        assert names == [trigger["name"] for trigger in spec.get("triggers") or []]
+    assert served["monitor"].triggers and not served["monitor"].schedules
