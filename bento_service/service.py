@@ -7,18 +7,22 @@ the model is resolved and loaded in ``__init__``.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from datetime import UTC, datetime
 
 import bentoml
 from fastapi import Query
+from fastapi.responses import PlainTextResponse
 
 from hourcast import api, schema, serving
 from hourcast.prediction_log import PredictionLog
 from hourcast.served_model import ProductionModel
 from hourcast.settings import Settings
 
+api.quiet_known_deprecations()  # a warnings filter: before Feast and BentoML warn in this process
 app = api.build_app("hourcast")
+SYMBOL_QUERY = {"pattern": schema.SYMBOL_PATTERN, "description": "Unified symbol, e.g. BTC/USDT"}
 
 
 @bentoml.service(
@@ -41,6 +45,7 @@ class NextHour:
         self.predictor.start()
         self.log = PredictionLog(self.settings.predictions_dir, self.settings.prediction_flush_seconds)
         self.log.start()
+        self.feature_ages = api.FeatureAges()
         gc.freeze()  # what start-up loaded lives forever: keep full collections from walking it per request
 
     @bentoml.on_shutdown
@@ -53,23 +58,24 @@ class NextHour:
         requested_at = datetime.now(UTC)
         predictions = await self.predictor.predict_async(symbols, allow_stale)
         self.log.record(requested_at, predictions)
+        self.feature_ages.remember(predictions)
         return predictions
 
-    @app.post("/predict", responses=api.POST_ERRORS)
+    @app.post("/predict", tags=[api.FORECASTS], responses=api.POST_ERRORS)
     async def predict(self, request: schema.PredictRequest) -> schema.Prediction:
         """Forecast the close of the next hour for one symbol (503 with the reason when it cannot)."""
         [prediction] = await self._answer([request.symbol], request.allow_stale)
         return prediction
 
-    @app.post("/predict_batch", responses=api.POST_ERRORS)
+    @app.post("/predict_batch", tags=[api.FORECASTS], responses=api.POST_ERRORS)
     async def predict_batch(self, request: schema.PredictBatchRequest) -> list[schema.Prediction]:
         """Forecasts for up to 50 symbols in one call, one per distinct symbol in request order."""
         return await self._answer(request.symbols, request.allow_stale)
 
-    @app.get("/history", responses=api.GET_ERRORS)
+    @app.get("/history", tags=[api.FORECASTS], responses=api.GET_ERRORS)
     def history(
         self,
-        symbol: str = Query(pattern=schema.SYMBOL_PATTERN, description="Unified symbol, e.g. BTC/USDT"),
+        symbol: str = Query(**SYMBOL_QUERY),
         hours: int = Query(12, ge=1, le=720, description="How many hourly candles."),
     ) -> schema.History:
         """The last ``hours`` closed candles of a symbol (what the dashboard draws)."""
@@ -77,8 +83,51 @@ class NextHour:
         candles = candles.assign(ts=candles["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).drop(columns="symbol")
         return schema.History(symbol=symbol, candles=candles.to_dict(orient="records"))
 
+    @app.get("/scoreboard", tags=[api.MONITORING], responses=api.MONITOR_ERRORS)
+    async def scoreboard(
+        self,
+        symbol: str | None = Query(None, **SYMBOL_QUERY),
+        window: schema.Window | None = Query(None, description="Rolling window (default: all three)."),
+    ) -> schema.Scoreboard:
+        """Rolling MAE, RMSE, directional accuracy, MAE ratio to persistence, Diebold-Mariano p-value and
+        band coverage per window, symbol and model: the numbers `hourcast monitor` prints."""
+        if symbol is not None:
+            self.predictor.check_symbols([symbol])
+        return await api.off_loop(api.scoreboard_body, self.settings, symbol, window)
+
+    @app.get("/performance", tags=[api.MONITORING], responses=api.MONITOR_ERRORS)
+    async def performance(
+        self,
+        symbol: str = Query(**SYMBOL_QUERY),
+        hours: int = Query(168, ge=1, le=720, description="How many served hours, up to the newest stored."),
+    ) -> schema.Performance:
+        """Predicted vs realised close with the band per served hour, the trailing 24 h MAE ratio and
+        directional accuracy, and when each model served (what the dashboard's Performance view draws)."""
+        [symbol] = self.predictor.check_symbols([symbol])
+        return await api.off_loop(
+            api.performance_body, self.settings, symbol, hours, self.predictor.model_tag
+        )
+
+    @app.get(
+        "/monitor/metrics",
+        tags=[api.MONITORING],
+        response_class=PlainTextResponse,
+        responses=api.PROMETHEUS_RESPONSES,
+    )
+    async def monitor_metrics(self) -> PlainTextResponse:
+        """Prometheus gauges per symbol: rolling MAE ratio, MAE, directional accuracy, band coverage and
+        hours scored (24h, 7d, 30d), the online features' age and the model tag (`hourcast_model_info`).
+        BentoML's own request metrics stay at `/metrics`."""
+        # a fresh, bounded read while the store is up; else the last answer's age (/readyz says why)
+        with contextlib.suppress(serving.Unavailable):
+            self.feature_ages.remember(await self.predictor.predict_async(self.settings.symbols, True))
+        ages = self.feature_ages.ages(self.predictor.clock.now())
+        text = await api.off_loop(api.prometheus_body, self.settings, self.predictor.model_tag, ages)
+        return PlainTextResponse(text, media_type=api.PROMETHEUS_CONTENT_TYPE)
+
 
 NextHour.add_asgi_middleware(api.ErrorShape)
+NextHour.add_asgi_middleware(api.OpenApiInfo, title="hourcast prediction API")
 NextHour.add_asgi_middleware(api.BodyLimit, max_bytes=api.MAX_BODY_BYTES)
 NextHour.add_asgi_middleware(
     api.ReadinessEndpoint, readiness=lambda: bentoml.get_current_service().predictor.readiness()

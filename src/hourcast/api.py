@@ -1,29 +1,50 @@
 """The HTTP edge of the prediction API, shared by ``bento_service/service.py``: the FastAPI app with one
 error shape (``schema.ErrorBody``) for every status and path, every status declared in the OpenAPI
-document, a request body bound answered 413 before the body is read, and ``/readyz`` with reasons.
+document (with the service's own title, version, description and tags), a request body bound answered
+413 before the body is read, ``/readyz`` with reasons, and the monitoring answers (``/scoreboard``,
+``/performance``, ``/monitor/metrics``) read off the event loop from the scores dataset.
 
 A rejected request is one INFO line in the log, never a traceback; only a server error (500) logs one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import warnings
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from email.message import Message
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
+import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from hourcast import __version__, monitor
 from hourcast.redact import redact
-from hourcast.schema import ErrorBody, Readiness
+from hourcast.schema import ErrorBody, Performance, Prediction, Readiness, Scoreboard
 from hourcast.serving import Unavailable, UnknownSymbol
+from hourcast.settings import Settings
 
 MAX_BODY_BYTES = 4096  # the largest valid body (50 symbols) is about 1 KB
+MONITOR_SECONDS = 5.0  # bound on one read of the scores dataset (about 50 ms normally)
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+FORECASTS, MONITORING = "Forecasts", "Monitoring"
+DESCRIPTION = (
+    "Next-hour close forecasts of crypto pairs from the production CatBoost model and the freshest online "
+    "features (Feast, Redis), with an uncertainty band, and how past forecasts fared against what the market "
+    'then did. Every error, on every path, is `{"error", "status"}`.'
+)
+TAGS = [
+    {"name": FORECASTS, "description": "Next-hour forecasts and the candles they start from."},
+    {"name": MONITORING, "description": "Forecasts scored against the realised closes (`hourcast monitor`)."},
+    {"name": "Infrastructure", "description": "Liveness, readiness and BentoML's own Prometheus metrics."},
+]
 logger = logging.getLogger("hourcast.api")
 
 _DESCRIPTIONS = {
@@ -48,6 +69,17 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 POST_ERRORS = error_responses(400, 404, 405, 413, 415, 503)
 GET_ERRORS = error_responses(400, 404, 405)
+MONITOR_ERRORS = {
+    **error_responses(400, 404, 405),
+    503: {"model": ErrorBody, "description": "The scores dataset could not be read in time."},
+}
+PROMETHEUS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Prometheus text exposition (version 0.0.4).",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+    **MONITOR_ERRORS,
+}
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -110,6 +142,92 @@ def build_app(title: str) -> FastAPI:
     app.add_exception_handler(UnknownSymbol, _unknown_symbol)
     app.add_exception_handler(Unavailable, _unavailable)
     return app
+
+
+T = TypeVar("T")
+
+
+async def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in a thread, bounded by ``MONITOR_SECONDS`` (``Unavailable`` past it)."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(function, *args), MONITOR_SECONDS)
+    except TimeoutError:
+        raise Unavailable(f"the scores dataset did not answer within {MONITOR_SECONDS:g} s") from None
+
+
+def _iso(value: Any) -> str:
+    return pd.Timestamp(value).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rows(frame: pd.DataFrame, times: list[str]) -> list[dict[str, Any]]:
+    """Records of ``frame`` with ``times`` as ISO strings and NaN as None."""
+    return monitor._records(frame.assign(**{column: frame[column].map(_iso) for column in times}))
+
+
+def scoreboard_body(settings: Settings, symbol: str | None, window: str | None) -> Scoreboard:
+    """``GET /scoreboard``: ``monitor.current_scoreboard``, the numbers ``hourcast monitor`` prints."""
+    return Scoreboard.model_validate(monitor.current_scoreboard(settings, symbol, window))
+
+
+def performance_body(settings: Settings, symbol: str, hours: int, production: str | None) -> Performance:
+    """``GET /performance``: ``monitor.performance`` of ``symbol`` over the ``hours`` up to the data clock."""
+    now = monitor.newest_hour(settings, [symbol])
+    if now is None:
+        return Performance(
+            symbol=symbol, newest_hour=None, production=production, history=[], rolling=[], models=[]
+        )
+    view = monitor.performance(monitor.read_scores(settings.scores_dir), symbol, now, hours)
+    return Performance(
+        symbol=symbol,
+        newest_hour=_iso(now),
+        production=production,
+        history=_rows(view["history"].drop(columns="status"), ["target_time"]),
+        rolling=_rows(view["rolling"], ["target_time"]),
+        models=_rows(view["models"], ["first", "last"]),
+    )
+
+
+def prometheus_body(settings: Settings, production: str | None, ages: dict[str, float]) -> str:
+    """``GET /monitor/metrics``: the rolling scoreboard, feature ages and production tag as gauges."""
+    now = monitor.newest_hour(settings, settings.symbols)
+    scores = monitor.read_scores(settings.scores_dir)
+    board = (
+        monitor.scoreboard(scores, now)
+        if now is not None
+        else scores.iloc[0:0].reindex(columns=monitor.BOARD_COLUMNS)
+    )
+    return monitor.prometheus_text(board, production, ages)
+
+
+class FeatureAges:
+    """The age of each symbol's online features for the metrics: the newest answer seen (a fresh bounded
+    read per scrape while the store is up, else the last one), aged by the service's clock."""
+
+    def __init__(self) -> None:
+        self._targets: dict[str, pd.Timestamp] = {}
+
+    def remember(self, predictions: list[Prediction]) -> None:
+        """Note the features the answers were computed from."""
+        for prediction in predictions:
+            self._targets[prediction.symbol] = pd.Timestamp(prediction.target_time)
+
+    def ages(self, now: datetime) -> dict[str, float]:
+        """Seconds since each known symbol's features' next candle opened (the answers' age)."""
+        stamp = pd.Timestamp(now)
+        return {symbol: (stamp - target).total_seconds() for symbol, target in self._targets.items()}
+
+
+def quiet_known_deprecations() -> None:
+    """Hide the deprecation warnings Feast (and ibis under it) and BentoML (and pathspec under it) raise
+    in the service's process, which say nothing an operator can act on. Targeted by category and
+    module: any other warning, and any deprecation raised by other code, is still shown."""
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        for module in NOISY_MODULES:
+            warnings.filterwarnings("ignore", category=category, module=rf"{module}(\.|$)")
+    warnings.filterwarnings("ignore", message=r"GitWildMatchPattern \('gitwildmatch'\) is deprecated")
+
+
+NOISY_MODULES = ("feast", "ibis", "bentoml", "_bentoml_sdk", "_bentoml_impl", "pathspec")
 
 
 Scope = dict[str, Any]
@@ -245,3 +363,43 @@ class ReadinessEndpoint:
                 problems=[f"the service is not running: {redact(str(error))}"],
             )
         await _send_json(send, 200 if state.ready else 503, state.model_dump())
+
+
+class OpenApiInfo:
+    """ASGI middleware giving BentoML's ``/docs.json`` (what its Swagger page shows) the service's own
+    title, version (the package's), description and tag descriptions, in place of BentoML's stock ones."""
+
+    def __init__(self, app: ASGIApp, title: str, path: str = "/docs.json") -> None:
+        self.app, self.title, self.path = app, title, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] | None = None
+        chunks: list[bytes] = []
+
+        async def rewriting_send(message: dict[str, Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False) or start is None:
+                return
+            if start["status"] != 200:
+                await send(start)
+                await send({"type": "http.response.body", "body": b"".join(chunks)})
+                return
+            document = json.loads(b"".join(chunks))
+            document["info"] = {"title": self.title, "version": __version__, "description": DESCRIPTION}
+            used = {
+                tag
+                for item in document.get("paths", {}).values()
+                for op in item.values()
+                for tag in (op.get("tags", []) if isinstance(op, dict) else [])
+            }
+            document["tags"] = [tag for tag in TAGS if tag["name"] in used]
+            await _send_json(send, 200, document)
+
+        await self.app(scope, receive, rewriting_send)

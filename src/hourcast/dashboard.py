@@ -1,9 +1,10 @@
-"""What the Gradio dashboard shows: a client for the prediction API, the chart and the numbers.
+"""What the Gradio dashboard shows: a client for the prediction API, the charts and the numbers.
 
 The HTTP edge (``ApiClient``) turns every failure into a ``DashboardError`` with a message a person can act
-on; ``refresh`` combines it with the pure renderers (``candlestick_figure``, ``summary_markdown``) and never
-raises, so the page always shows whatever could be fetched plus what went wrong. A prediction is accepted
-only if it matches the API's own schema (``hourcast.schema.Prediction``). Text that comes from the API is
+on; ``refresh`` and ``refresh_performance`` combine it with the pure renderers (``candlestick_figure``,
+``summary_markdown``; ``performance_figure``, ``performance_markdown``) and never raise, so the page always
+shows whatever could be fetched plus what went wrong. An answer is accepted only if it matches the API's own
+schema (``hourcast.schema``: ``Prediction``, ``Performance``, ``Scoreboard``). Text that comes from the API is
 rendered as text (``as_text``: no HTML, no Markdown links or images) and without credentials. Plotly is
 imported lazily.
 """
@@ -14,14 +15,14 @@ import html
 import math
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pandas as pd
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hourcast.redact import redact
-from hourcast.schema import Prediction
+from hourcast.schema import Performance, Prediction, Scoreboard
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -32,7 +33,13 @@ if TYPE_CHECKING:
 HISTORY_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 PREDICTION_TIMES = ["as_of", "target_time"]
 PREDICTION_COLOUR = "#6f42c1"
+REALISED_COLOUR = "#1f2937"
+RATIO_COLOUR = "#d9480f"
+ACCURACY_COLOUR = "#0c8599"
+PROMOTION_COLOUR = "#868e96"
+PERFORMANCE_HOURS = 168  # the Performance view's span: the last week of served hours
 _ERROR_TEXT_LIMIT = 300
+ModelT = TypeVar("ModelT", bound=BaseModel)
 # Markdown syntax, plus ':' and '@' so that no URL or address is auto-linked (Gradio's renderer
 # links bare URLs and e-mail addresses).
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:@])")
@@ -66,8 +73,9 @@ class ApiClient:
         self.timeout = timeout
 
     def prediction(self, symbol: str) -> dict[str, Any]:
-        """The API's current next-hour prediction for ``symbol`` (stale features are refused by the API)."""
-        payload = self._json("POST", "/predict", json={"symbol": symbol, "allow_stale": False})
+        """The API's current next-hour prediction for ``symbol``; one from stale features comes flagged
+        ``stale`` (the page says so) rather than refused."""
+        payload = self._json("POST", "/predict", json={"symbol": symbol, "allow_stale": True})
         try:
             Prediction.model_validate(payload)
             for key in PREDICTION_TIMES:
@@ -92,6 +100,27 @@ class ApiClient:
             return frame.astype({column: "float64" for column in HISTORY_COLUMNS[1:]})
         except (TypeError, ValueError, KeyError) as exc:
             raise DashboardError(f"{self._name} sent a history the dashboard cannot read: {exc}") from exc
+
+    def performance(self, symbol: str, hours: int) -> Performance:
+        """How the served forecasts of ``symbol`` fared over the last ``hours`` (``GET /performance``)."""
+        return self._model(Performance, "GET", "/performance", params={"symbol": symbol, "hours": hours})
+
+    def scoreboard(self, symbol: str) -> Scoreboard:
+        """The rolling scoreboard of ``symbol``, every window (``GET /scoreboard``)."""
+        return self._model(Scoreboard, "GET", "/scoreboard", params={"symbol": symbol})
+
+    def _model(self, schema: type[ModelT], method: str, path: str, **kwargs: Any) -> ModelT:
+        payload = self._json(method, path, **kwargs)
+        try:
+            return schema.model_validate(payload)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                for error in exc.errors()[:3]
+            )
+            raise DashboardError(
+                f"{self._name} sent a {path} answer the dashboard cannot read: {problems}"
+            ) from exc
 
     @property
     def _name(self) -> str:
@@ -318,6 +347,211 @@ def refresh(client: ApiClient, symbol: str, hours: int) -> tuple[go.Figure | Non
     return figure, "\n\n".join(parts)
 
 
+def _short_tag(tag: str) -> str:
+    """``hourcast_next_hour:yb7mdxhhf24pqax4`` -> ``yb7mdxhh``: enough to tell models apart on a chart."""
+    return tag.rsplit(":", 1)[-1][:8]
+
+
+def performance_figure(performance: Performance) -> go.Figure:
+    """How the served forecasts fared: predicted vs realised close with the served band (top), and the
+    trailing 24-hour MAE ratio to persistence and directional accuracy (bottom), with a dotted line where
+    each model took over. Every point sits at its target candle's open time."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.09,
+        row_heights=[0.6, 0.4],
+        specs=[[{}], [{"secondary_y": True}]],
+        subplot_titles=("Predicted vs realised close", "Trailing 24 h: MAE ratio to persistence, direction"),
+    )
+    history = performance.history
+    when = [_utc_naive(hour.target_time) for hour in history]
+    banded = [hour for hour in history if hour.band_low is not None and hour.band_high is not None]
+    if banded:
+        band_x = [_utc_naive(hour.target_time) for hour in banded]
+        figure.add_trace(
+            go.Scatter(
+                x=band_x + band_x[::-1],
+                y=[hour.band_high for hour in banded] + [hour.band_low for hour in banded][::-1],
+                fill="toself",
+                fillcolor="rgba(111, 66, 193, 0.14)",
+                line={"width": 0},
+                hoverinfo="skip",
+                name="5-95 % band",
+            ),
+            row=1,
+            col=1,
+        )
+    figure.add_trace(
+        go.Scatter(
+            x=when,
+            y=[hour.realised_close for hour in history],
+            mode="lines",
+            line={"color": REALISED_COLOUR, "width": 2},
+            name="Realised close",
+        ),
+        row=1,
+        col=1,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=when,
+            y=[hour.predicted_close for hour in history],
+            mode="lines",
+            line={"color": PREDICTION_COLOUR, "width": 1.5, "dash": "dot"},
+            name="Predicted close",
+            customdata=[_short_tag(hour.model) for hour in history],
+            hovertemplate="%{y:,.2f} (model %{customdata})<extra>Predicted close</extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    rolling = performance.rolling
+    rolling_x = [_utc_naive(point.target_time) for point in rolling]
+    figure.add_trace(
+        go.Scatter(
+            x=rolling_x,
+            y=[point.mae_ratio for point in rolling],
+            mode="lines",
+            line={"color": RATIO_COLOUR, "width": 2},
+            name="MAE ratio (below 1 beats persistence)",
+            hovertemplate="%{y:.3f}<extra>MAE ratio</extra>",
+        ),
+        row=2,
+        col=1,
+        secondary_y=False,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=rolling_x,
+            y=[point.directional_accuracy for point in rolling],
+            mode="lines",
+            line={"color": ACCURACY_COLOUR, "width": 2},
+            name="Directional accuracy",
+            hovertemplate="%{y:.0%}<extra>Directional accuracy</extra>",
+        ),
+        row=2,
+        col=1,
+        secondary_y=True,
+    )
+    figure.add_hline(y=1, line={"color": RATIO_COLOUR, "dash": "dash", "width": 1}, row=2, col=1)
+    start = min(when + rolling_x) if when or rolling_x else None
+    for span in performance.models:
+        took_over = _utc_naive(span.first) + pd.Timedelta(hours=1)  # its first answer's target hour
+        if start is None or took_over <= start:
+            continue
+        figure.add_vline(x=took_over, line={"color": PROMOTION_COLOUR, "dash": "dot", "width": 1.5})
+        figure.add_annotation(
+            x=took_over,
+            y=1.0,
+            xref="x",
+            yref="paper",
+            text=f"model {html.escape(_short_tag(span.model))} from here",
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            font={"size": 11, "color": PROMOTION_COLOUR},
+        )
+    quote = performance.symbol.split("/")[-1] if "/" in performance.symbol else ""
+    figure.update_yaxes(title_text=f"Close ({quote})" if quote else "Close", row=1, col=1)
+    figure.update_yaxes(title_text="MAE ratio", row=2, col=1, secondary_y=False)
+    figure.update_yaxes(
+        title_text="Direction right", tickformat=".0%", range=[0, 1], row=2, col=1, secondary_y=True
+    )
+    figure.update_xaxes(title_text="Target candle open time (UTC)", row=2, col=1)
+    figure.update_layout(
+        title={"text": f"{html.escape(performance.symbol)}: how the forecasts fared"},
+        height=620,
+        hovermode="x unified",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.14, "xanchor": "left", "x": 0.0},
+        margin={"l": 60, "r": 60, "t": 90, "b": 40},
+        template="plotly_white",
+    )
+    return figure
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def performance_markdown(scoreboard: Scoreboard | None, performance: Performance | None) -> str:
+    """The current model, when it took over, a one-line verdict and the rolling figures of what was served
+    (24 h, 7 d, 30 d), as Markdown with the API's text escaped."""
+    production = (performance and performance.production) or (scoreboard and scoreboard.production)
+    lines = [f"**Model:** {as_text(production) if production else 'none promoted'}"]
+    if performance is not None:
+        spans = {span.model: span for span in performance.models}
+        if production in spans:
+            took_over = _utc_naive(spans[production].first) + pd.Timedelta(hours=1)
+            lines[0] += f", answering since {took_over:%Y-%m-%d %H:%M} UTC"
+        earlier = [span for span in performance.models if span.model != production]
+        if earlier:
+            lines.append(
+                "**Before it:** "
+                + "; ".join(
+                    f"{as_text(span.model)} until {_when(_utc_naive(span.last) + pd.Timedelta(hours=1))}"
+                    for span in earlier[-2:]
+                )
+            )
+    served = [row for row in (scoreboard.rows if scoreboard else []) if row.model == "all"]
+    if not served or all(row.hours == 0 for row in served):
+        lines.append(
+            "No forecast has been scored yet: `hourcast monitor` scores them once their hour closed."
+        )
+        return "\n\n".join(lines)
+    judged = next((row for row in served if row.window == "7d"), served[0])
+    if judged.mae_ratio is not None:
+        better = judged.mae_ratio < 1
+        significant = judged.dm_p_value is not None and judged.dm_p_value < 0.05
+        lines.append(
+            f"Over the last {judged.window}, the forecast's error was "
+            f"**{abs(judged.mae_ratio - 1):.1%} {'smaller' if better else 'larger'}** than persistence's "
+            f"(the last close), {'a significant' if significant else 'not a significant'} difference "
+            f"(Diebold-Mariano p = {judged.dm_p_value:.2f})."
+            if judged.dm_p_value is not None
+            else f"Over the last {judged.window}, MAE ratio to persistence {judged.mae_ratio:.3f}."
+        )
+    lines += [
+        "| window | hours | MAE ratio | direction right | in band |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {row.window} | {row.hours} | {_ratio(row.mae_ratio)} | {_share(row.directional_accuracy)} "
+            f"| {_share(row.coverage)} |"
+            for row in served
+        ),
+    ]
+    table_start = len(lines) - len(served) - 2
+    return "\n\n".join(lines[:table_start]) + "\n\n" + "\n".join(lines[table_start:])
+
+
+def refresh_performance(client: ApiClient, symbol: str, hours: int) -> tuple[go.Figure | None, str]:
+    """The Performance chart and figures for ``symbol``; never raises (what failed is said at the top)."""
+    problems: list[str] = []
+    performance: Performance | None = None
+    scoreboard: Scoreboard | None = None
+    try:
+        performance = client.performance(symbol, hours)
+    except DashboardError as exc:
+        problems.append(exc.message)
+    try:
+        scoreboard = client.scoreboard(symbol)
+    except DashboardError as exc:
+        if exc.message not in problems:
+            problems.append(exc.message)
+    warnings = [f"> ⚠️ **{as_text(problem)}**" for problem in problems]
+    figure = performance_figure(performance) if performance is not None and performance.history else None
+    text = performance_markdown(scoreboard, performance)
+    return figure, "\n\n".join([*warnings, text])
+
+
 def _gradio() -> Any:
     """Gradio, imported with its usage analytics switched off."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -327,16 +561,20 @@ def _gradio() -> Any:
 
 
 def build_app(settings: Settings) -> gr.Blocks:
-    """The dashboard page: symbol picker, Refresh button, candlestick chart and the forecast's numbers.
+    """The dashboard page: symbol picker and Refresh button; the candlestick chart and the forecast's
+    numbers; below, the Performance view (how past forecasts fared) and its figures.
 
-    The chart and numbers load with the page, on Refresh, on a new symbol and, when
-    ``settings.ui_refresh_seconds`` > 0, on a timer with that period.
+    Both load with the page, on Refresh, on a new symbol and, when ``settings.ui_refresh_seconds`` > 0, on a
+    timer with that period.
     """
     gr = _gradio()
     client = ApiClient(settings.api_url)
 
     def update(symbol: str) -> tuple[Any, str]:
         return refresh(client, symbol, settings.ui_hours)
+
+    def update_performance(symbol: str) -> tuple[Any, str]:
+        return refresh_performance(client, symbol, PERFORMANCE_HOURS)
 
     with gr.Blocks(title="hourcast", analytics_enabled=False) as demo:
         gr.Markdown(f"# hourcast: next-hour forecast\nPrediction API: `{settings.api_url}`")
@@ -353,9 +591,19 @@ def build_app(settings: Settings) -> gr.Blocks:
             chart = gr.Plot(label="Last hours and forecast", elem_id="chart", scale=3)
             with gr.Column(scale=2, min_width=320):
                 numbers = gr.Markdown("Loading…", elem_id="numbers")
-        outputs = [chart, numbers]
-        gr.on([demo.load, refresh_button.click, symbol.change], update, inputs=symbol, outputs=outputs)
+        gr.Markdown(
+            "## Performance\nEach served forecast against the close that followed, over the last week."
+        )
+        with gr.Row():
+            performance_chart = gr.Plot(label="Performance", elem_id="performance_chart", scale=3)
+            with gr.Column(scale=2, min_width=320):
+                performance_numbers = gr.Markdown("Loading…", elem_id="performance_numbers")
+        views = [(update, [chart, numbers]), (update_performance, [performance_chart, performance_numbers])]
+        triggers = [demo.load, refresh_button.click, symbol.change]
+        for function, outputs in views:
+            gr.on(triggers, function, inputs=symbol, outputs=outputs)
         if settings.ui_refresh_seconds > 0:
             timer = gr.Timer(settings.ui_refresh_seconds)
-            timer.tick(update, inputs=symbol, outputs=outputs, show_progress="hidden")
+            for function, outputs in views:
+                timer.tick(function, inputs=symbol, outputs=outputs, show_progress="hidden")
     return demo

@@ -110,3 +110,72 @@ class Readiness(BaseModel):
     model_reload_error: str | None = Field(description="The last failed model reload, if any.")
     clock: Clock
     problems: list[str] = Field(description="Why the worker is not ready (empty when ready).")
+
+
+Window = Literal["24h", "7d", "30d"]
+
+
+class ScoreboardRow(BaseModel):
+    """Rolling forecast metrics of one window, symbol and model tag (``all``: what was served, one answer
+    per hour whatever the model). A figure is null where it is undefined (e.g. under 2 scored hours)."""
+
+    window: Window
+    symbol: str
+    model: str = Field(description="Model tag, or 'all'.")
+    hours: int = Field(description="Hours scored in the window.")
+    unscorable: int = Field(description="Predictions whose target hour is missing from the store.")
+    mae: float | None = Field(description="Mean absolute error of the predicted close.")
+    rmse: float | None
+    directional_accuracy: float | None = Field(description="Share of hours whose direction was right.")
+    persistence_mae: float | None = Field(description="MAE of the naive forecast (the last close).")
+    mae_ratio: float | None = Field(description="mae / persistence_mae: below 1 beats persistence.")
+    dm_p_value: float | None = Field(description="Diebold-Mariano p-value on absolute errors.")
+    coverage: float | None = Field(description="Share of realised closes inside the served band.")
+
+
+class Scoreboard(BaseModel):
+    """``GET /scoreboard``: the same rolling metrics as ``hourcast monitor``, from the scores dataset."""
+
+    newest_hour: str | None = Field(description="The data clock: the newest stored hour the windows end at.")
+    production: str | None = Field(description="Tag of the production model.")
+    rows: list[ScoreboardRow]
+
+
+class ScoredHour(BaseModel):
+    """One served hour of the Performance view: what was predicted and what then closed."""
+
+    target_time: str = Field(description="Open time of the predicted candle (UTC).")
+    predicted_close: float
+    realised_close: float | None = Field(description="Null when the candle is missing (unscorable).")
+    band_low: float | None
+    band_high: float | None
+    model: str
+
+
+class RollingPoint(BaseModel):
+    """Trailing 24-hour figures at one scored hour."""
+
+    target_time: str
+    model: str
+    mae_ratio: float | None
+    directional_accuracy: float | None
+    hours: int = Field(description="Scored hours in the trailing 24 hours.")
+
+
+class ModelSpan(BaseModel):
+    """When a model served a symbol (as-of hours, UTC): ``first`` is when it took over."""
+
+    model: str
+    first: str
+    last: str
+
+
+class Performance(BaseModel):
+    """``GET /performance``: what the dashboard's Performance view draws for one symbol."""
+
+    symbol: str
+    newest_hour: str | None
+    production: str | None
+    history: list[ScoredHour]
+    rolling: list[RollingPoint]
+    models: list[ModelSpan]

@@ -4,6 +4,7 @@ and the replay exchange as the clock (unreachable when the service starts, reach
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import psutil
 import pytest
 import schemathesis
 from catboost import CatBoostRegressor
@@ -27,12 +29,12 @@ from playwright.sync_api import Page, expect
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
-from hourcast import featurestore, model, registry, training
+from hourcast import featurestore, model, monitor, registry, serving, store, training
 from hourcast.dashboard import format_price
 from hourcast.dev.replay import ReplayExchange, ReplayServer
 from hourcast.features import FEATURE_NAMES
 from hourcast.prediction_log import read_log
-from hourcast.schema import ErrorBody, Prediction, Readiness
+from hourcast.schema import ErrorBody, Performance, Prediction, Readiness, Scoreboard
 from hourcast.settings import Settings
 from tests.integration.conftest import RedisServer, bentoml_home, free_port, store_recorded, wait_for
 from tests.integration.test_dashboard_browser import open_dashboard, running_dashboard, select_symbol
@@ -42,12 +44,24 @@ CLOCK = "2024-03-01T00:10:00Z"  # ten minutes after the last stored candle close
 HANG_GUARD = 2.0  # seconds a request may take before the test calls it hung (a frozen Redis took 40 s)
 
 
-def process_group_alive(group: int) -> bool:
+def service_processes(server: subprocess.Popen) -> list[psutil.Process]:
+    """`bentoml serve` and every process it started: its workers run in process groups of their own, so
+    signalling the server's group does not reach them."""
     try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        root = psutil.Process(server.pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_service(server: subprocess.Popen) -> None:
+    """Kill `bentoml serve` and all its workers, and wait until they are gone."""
+    processes = service_processes(server)
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(processes, timeout=30)
+    server.poll()
 
 
 def fast_fit(frame: pd.DataFrame, params: dict | None = None) -> CatBoostRegressor:
@@ -138,8 +152,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, recorded_files: dict) -> Ite
             wait_for(lambda: world.readiness().clock == "exchange", 10, "the exchange clock to be used")
             yield world
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
+        kill_service(server)  # after a clean shutdown (the last test) there is nothing left to kill
         redis.stop()
 
 
@@ -152,6 +165,180 @@ def test_it_starts_with_the_exchange_unreachable_and_says_which_clock_it_uses(wo
     assert "exchange clock sync" in world.log_path.read_text()  # the failure was logged, not swallowed
     now = world.post("/predict", {"symbol": "BTC/USDT"})
     assert now.status_code == 200 and now.json()["clock"] == "exchange" and now.json()["stale"] is False
+
+
+SCORED_HOURS = 168  # the last week of stored hours, answered by two models
+PROMOTED_AFTER = 96  # the production model took over after the first 96 of them
+NEWEST_STORED = "2024-02-29T23:00:00Z"
+
+
+def answer_log(settings: Settings, tag: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """What the prediction log holds for ``rows`` of the offline feature table answered by model ``tag``:
+    its forecasts through the model module and the band from its metadata, one answer per hour."""
+    loaded = serving.load_model(settings, tag)
+    forecasts = model.predictions_frame(loaded.model, rows.assign(next_close=float("nan")))
+    closes = forecasts["predicted_close"].to_numpy()
+    return pd.DataFrame(
+        {
+            "requested_at": rows["as_of"] + pd.Timedelta(hours=1, minutes=2),
+            "symbol": rows["symbol"].astype(str),
+            "as_of": rows["as_of"],
+            "target_time": rows["as_of"] + pd.Timedelta(hours=1),
+            "last_close": rows["last_close"],
+            "predicted_close": closes,
+            "model": tag,
+            "stale": False,
+            "band_low": [serving.forecast_band(close, loaded.band[0]) for close in closes],
+            "band_high": [serving.forecast_band(close, loaded.band[1]) for close in closes],
+        }
+    ).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def scored(world: World) -> dict[str, str]:
+    """A week of served hours scored into the service's scores dataset, as `hourcast monitor` does: an
+    earlier model (a shallower CatBoost) answered the first 96 hours, the production model the rest.
+    Returns the tags ``{"previous", "production"}``."""
+    settings = world.settings
+    production = registry.production_tag(settings.registry_dir, settings.model_name)
+    assert production is not None
+    table = pd.read_parquet(settings.feature_table_path)
+    newest = pd.Timestamp(NEWEST_STORED)
+    hours = sorted(hour for hour in table["as_of"].unique() if hour < newest)[-SCORED_HOURS:]  # target stored
+    rows = table.loc[table["as_of"].isin(hours)].sort_values(["as_of", "symbol"])
+    with bentoml_home(world.settings.home.parent / "bentoml"):
+        frame = training.load_training_frame(settings, featurestore.open_store(settings))
+        _, _, metadata = registry.load_production(settings.registry_dir, settings.model_name)
+        previous = registry.save_candidate(
+            fast_fit(frame, {"depth": 2}),
+            settings.model_name,
+            settings.registry_dir,
+            labels={},
+            metadata=metadata,
+        )
+        early = rows["as_of"] < hours[PROMOTED_AFTER]
+        log = pd.concat(
+            [answer_log(settings, previous, rows[early]), answer_log(settings, production, rows[~early])]
+        )
+    candles = pd.concat(
+        store.load_candles(settings.candles_dir, store.Series(settings.exchange, symbol, settings.timeframe))
+        for symbol in settings.symbols
+    )
+    scores, pending = monitor.score_predictions(monitor.distinct_predictions(log), candles)
+    assert pending.empty and len(scores) == 2 * SCORED_HOURS
+    assert monitor.write_scores(settings.scores_dir, scores) == len(scores)
+    return {"previous": previous, "production": production}
+
+
+def test_the_scoreboard_has_the_numbers_of_hourcast_monitor(world: World, scored: dict[str, str]) -> None:
+    response = httpx.get(world.url + "/scoreboard", params={"symbol": "ETH/USDT", "window": "7d"}, timeout=10)
+    assert response.status_code == 200, response.text
+    body = Scoreboard.model_validate(response.json())
+    assert response.json() == monitor.current_scoreboard(world.settings, "ETH/USDT", "7d")
+    with bentoml_home(world.settings.home.parent / "bentoml"):
+        report = monitor.run(world.settings)  # what `hourcast monitor` computes and prints
+    board = report.scoreboard.loc[
+        (report.scoreboard["window"] == "7d") & (report.scoreboard["symbol"] == "ETH/USDT")
+    ]
+    expected = {row["model"]: row for row in monitor._records(board)}
+    assert {row.model: row.model_dump() for row in body.rows} == expected
+    assert set(expected) == {"all", scored["previous"], scored["production"]}
+    assert body.newest_hour == "2024-02-29T23:00:00+00:00" and expected["all"]["hours"] == SCORED_HOURS
+    assert body.production == scored["production"]
+
+    everything = httpx.get(world.url + "/scoreboard", timeout=10).json()
+    assert {(row["window"], row["symbol"]) for row in everything["rows"]} == {
+        (window, symbol) for window in ("24h", "7d", "30d") for symbol in ("BTC/USDT", "ETH/USDT")
+    }
+    assert_error(httpx.get(world.url + "/scoreboard", params={"window": "2d"}, timeout=10), 400)
+    assert_error(httpx.get(world.url + "/scoreboard", params={"symbol": "DOGE/USDT"}, timeout=10), 404)
+
+
+def test_performance_has_each_served_hour_the_rolling_figures_and_the_promotion(
+    world: World, scored: dict[str, str]
+) -> None:
+    response = httpx.get(world.url + "/performance", params={"symbol": "BTC/USDT", "hours": 48}, timeout=10)
+    assert response.status_code == 200, response.text
+    body = Performance.model_validate(response.json())
+    assert len(body.history) == 48 and body.history[-1].target_time == NEWEST_STORED
+    candles = store.load_candles(world.settings.candles_dir, store.Series("binance", "BTC/USDT", "1h"))
+    closes = dict(zip(candles["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"), candles["close"], strict=True))
+    assert [hour.realised_close for hour in body.history] == [
+        closes[hour.target_time] for hour in body.history
+    ]
+    assert all(hour.band_low < hour.predicted_close < hour.band_high for hour in body.history)
+    assert len(body.rolling) == 48 and body.rolling[-1].hours == 24
+    assert [span.model for span in body.models] == [scored["previous"], scored["production"]]
+    assert body.production == scored["production"]
+    assert_error(httpx.get(world.url + "/performance", params={"symbol": "DOGE/USDT"}, timeout=10), 404)
+    assert_error(
+        httpx.get(world.url + "/performance", params={"symbol": "BTC/USDT", "hours": 0}, timeout=10), 400
+    )
+
+
+def test_prometheus_metrics_carry_the_rolling_figures_feature_age_and_model(
+    world: World, scored: dict[str, str]
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(world.url + "/monitor/metrics", timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    ratio = {
+        (s.labels["symbol"], s.labels["window"], s.labels["model"]): s.value
+        for s in families["hourcast_forecast_mae_ratio"].samples
+    }
+    board = monitor.current_scoreboard(world.settings, "BTC/USDT", "7d")["rows"]
+    expected = next(row for row in board if row["model"] == scored["production"])
+    assert ratio[("BTC/USDT", "7d", scored["production"])] == pytest.approx(expected["mae_ratio"])
+    assert ("BTC/USDT", "7d", scored["previous"]) not in ratio  # only what was served and production
+    ages = {s.labels["symbol"]: s.value for s in families["hourcast_feature_age_seconds"].samples}
+    assert set(ages) == {"BTC/USDT", "ETH/USDT"} and all(590 <= age <= 3600 for age in ages.values())
+    assert [s.labels["model"] for s in families["hourcast_model_info"].samples] == [scored["production"]]
+    for name in (
+        "hourcast_forecast_mae",
+        "hourcast_forecast_directional_accuracy",
+        "hourcast_forecast_coverage",
+    ):
+        assert {s.labels["symbol"] for s in families[name].samples} == {"BTC/USDT", "ETH/USDT"}
+    assert "bentoml" in httpx.get(world.url + "/metrics", timeout=10).text  # BentoML's own, untouched
+
+
+def test_metrics_answer_at_once_with_the_last_known_feature_age_while_the_store_is_frozen(
+    world: World, scored: dict[str, str]
+) -> None:
+    httpx.get(world.url + "/monitor/metrics", timeout=10)  # an age read while the store is up
+    world.redis.freeze()
+    try:
+        wait_for(lambda: not world.readiness().ready, 5, "/readyz to report the store down")
+        response = httpx.get(world.url + "/monitor/metrics", timeout=HANG_GUARD)
+        assert (
+            response.status_code == 200 and 'hourcast_feature_age_seconds{symbol="BTC/USDT"}' in response.text
+        )
+    finally:
+        world.redis.thaw()
+    wait_for(lambda: world.readiness().ready, 2, "/readyz ready again")
+
+
+def test_the_openapi_document_names_the_service_and_groups_its_routes(world: World) -> None:
+    from hourcast import __version__
+
+    document = httpx.get(world.url + "/docs.json", timeout=10).json()
+    assert document["info"]["title"] == "hourcast prediction API"
+    assert (
+        document["info"]["version"] == __version__
+        and "Next-hour close forecasts" in document["info"]["description"]
+    )
+    tags = {
+        path: {tag for op in item.values() for tag in op.get("tags", [])}
+        for path, item in document["paths"].items()
+    }
+    assert tags["/predict"] == tags["/history"] == {"Forecasts"}
+    assert tags["/scoreboard"] == tags["/performance"] == tags["/monitor/metrics"] == {"Monitoring"}
+    assert "503" in document["paths"]["/predict"]["post"]["responses"]
+    assert "503" in document["paths"]["/scoreboard"]["get"]["responses"]
+    assert {tag["name"] for tag in document["tags"]} == {"Forecasts", "Monitoring", "Infrastructure"}
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -402,7 +589,9 @@ def test_the_api_keeps_its_openapi_contract(world: World, mode: GenerationMode) 
     config = SchemathesisConfig.from_dict({"checks": {"negative_data_rejection": rejections}})
     schema = schemathesis.openapi.from_url(world.url + "/docs.json", config=config)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {"/predict", "/predict_batch", "/history"} <= {operation.path for operation in operations}
+    assert {"/predict", "/predict_batch", "/history", "/scoreboard", "/performance", "/monitor/metrics"} <= {
+        operation.path for operation in operations
+    }
     for operation in operations:
         if mode is GenerationMode.NEGATIVE and not (operation.body or operation.query):
             continue  # nothing to make invalid
@@ -481,9 +670,12 @@ def test_a_clean_shutdown_flushes_the_prediction_log(world: World) -> None:
     with httpx.Client(base_url=world.url, timeout=10) as client:
         answers = [client.post("/predict", json={"symbol": "BTC/USDT"}) for _ in range(40)]
     assert {a.status_code for a in answers} == {200}
+    processes = service_processes(world.server)
+    assert len(processes) >= 2  # the server and its worker
     os.killpg(world.server.pid, signal.SIGTERM)  # right away: these answers are still in the buffer
     world.server.wait(timeout=30)
-    wait_for(lambda: not process_group_alive(world.server.pid), 30, "the workers to shut down")
+    _, alive = psutil.wait_procs(processes, timeout=30)
+    assert not alive, f"left running after a clean shutdown: {alive}"
     log = read_log(world.settings.predictions_dir)
     mine = log.loc[log["requested_at"] >= started]
     assert len(mine) == 40

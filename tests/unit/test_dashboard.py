@@ -19,14 +19,19 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from hourcast import monitor
 from hourcast.dashboard import (
     ApiClient,
     DashboardError,
     as_text,
     candlestick_figure,
+    performance_figure,
+    performance_markdown,
     refresh,
+    refresh_performance,
     summary_markdown,
 )
+from hourcast.schema import Performance, Scoreboard
 from hourcast.settings import Settings
 
 END = pd.Timestamp("2024-03-01T00:00:00Z")
@@ -230,7 +235,7 @@ def test_client_reads_prediction_and_history(api: FakeApi, candles: pd.DataFrame
     assert (method, path, json.loads(body)) == (
         "POST",
         "/predict",
-        {"symbol": "BTC/USDT", "allow_stale": False},
+        {"symbol": "BTC/USDT", "allow_stale": True},  # a stale forecast is shown flagged, not refused
     )
     assert (method2, path2, query) == ("GET", "/history", {"symbol": ["BTC/USDT"], "hours": ["12"]})
 
@@ -334,15 +339,20 @@ def test_app_refreshes_on_load_click_symbol_and_timer(seconds: float) -> None:
     assert isinstance(by_id["refresh"], gr.Button)
     timers = [block for block in demo.blocks.values() if isinstance(block, gr.Timer)]
     assert [timer.value for timer in timers] == ([seconds] if seconds else [])
-    outputs = [by_id["chart"]._id, by_id["numbers"]._id]
-    wired = {
-        target: ([block._id for block in fn.inputs], [block._id for block in fn.outputs])
-        for fn in demo.fns.values()
-        for target in fn.targets
+    assert isinstance(by_id["performance_chart"], gr.Plot)
+    assert isinstance(by_id["performance_numbers"], gr.Markdown)
+    views = {
+        (by_id["chart"]._id, by_id["numbers"]._id),
+        (by_id["performance_chart"]._id, by_id["performance_numbers"]._id),
     }
+    wired: dict[tuple, set] = {}
+    for fn in demo.fns.values():
+        assert [block._id for block in fn.inputs] == [by_id["symbol"]._id]
+        for target in fn.targets:
+            wired.setdefault(target, set()).add(tuple(block._id for block in fn.outputs))
     expected = [(demo._id, "load"), (by_id["refresh"]._id, "click"), (by_id["symbol"]._id, "change")]
     expected += [(timer._id, "tick") for timer in timers]
-    assert wired == {target: ([by_id["symbol"]._id], outputs) for target in expected}
+    assert wired == dict.fromkeys(expected, views)
 
 
 HOSTILE = (
@@ -379,3 +389,126 @@ def test_api_text_in_the_numbers_and_warnings_is_inert(api: FakeApi, candles: pd
     api.answer("/predict", 503, {"error": HOSTILE, "status": 503})
     _, text = refresh(ApiClient(api.url), "BTC/USDT", 12)
     assert "<img" not in text and "<a " not in text and "](" not in text
+
+
+HOUR = pd.Timedelta(hours=1)
+
+
+def scored_payloads(btc_recorded: pd.DataFrame) -> tuple[dict, dict]:
+    """``/performance`` and ``/scoreboard`` answers built by the monitor from 60 recorded BTC/USDT hours
+    answered by two models (``m:1`` for 30 hours, then ``m:2``), predicted 0.1 % above the last close."""
+    start = END
+    candles = btc_recorded.loc[(btc_recorded["ts"] >= start) & (btc_recorded["ts"] <= start + 61 * HOUR)]
+    candles = candles.assign(symbol="BTC/USDT")[["symbol", "ts", "close"]].reset_index(drop=True)
+    rows = []
+    for hour in range(60):
+        as_of = start + hour * HOUR
+        last = float(candles.loc[candles["ts"] == as_of, "close"].iloc[0])
+        rows.append(
+            {
+                "requested_at": as_of + HOUR,
+                "symbol": "BTC/USDT",
+                "as_of": as_of,
+                "target_time": as_of + HOUR,
+                "last_close": last,
+                "predicted_close": last * 1.001,
+                "model": "m:1" if hour < 30 else "m:2",
+                "stale": False,
+                "band_low": last * 0.995,
+                "band_high": last * 1.005,
+            }
+        )
+    scores, _ = monitor.score_predictions(monitor.distinct_predictions(pd.DataFrame(rows)), candles)
+    now = start + 60 * HOUR
+    view = monitor.performance(scores, "BTC/USDT", now, 48)
+
+    def iso(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+        return monitor._records(
+            frame.assign(**{c: frame[c].dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c in columns})
+        )
+
+    performance = {
+        "symbol": "BTC/USDT",
+        "newest_hour": now.isoformat(),
+        "production": "m:2",
+        "history": iso(view["history"].drop(columns="status"), ["target_time"]),
+        "rolling": iso(view["rolling"], ["target_time"]),
+        "models": iso(view["models"], ["first", "last"]),
+    }
+    board = {
+        "newest_hour": now.isoformat(),
+        "production": "m:2",
+        "rows": monitor._records(monitor.scoreboard(scores, now)),
+    }
+    return performance, board
+
+
+def test_performance_figure_draws_both_panels_and_marks_the_promotion(btc_recorded: pd.DataFrame) -> None:
+    performance, _ = scored_payloads(btc_recorded)
+    view = Performance.model_validate(performance)
+    figure = performance_figure(view)
+    assert {item.name for item in figure.data} == {
+        "5-95 % band",
+        "Realised close",
+        "Predicted close",
+        "MAE ratio (below 1 beats persistence)",
+        "Directional accuracy",
+    }
+    realised = trace(figure, "Realised close")
+    assert list(realised.y) == [hour.realised_close for hour in view.history] and len(realised.y) == 48
+    band = trace(figure, "5-95 % band")
+    assert (
+        len(band.x) == 96
+        and band.y[0] == view.history[0].band_high
+        and band.y[-1] == view.history[0].band_low
+    )
+    ratio = trace(figure, "MAE ratio (below 1 beats persistence)")
+    assert ratio.yaxis == "y2" and list(ratio.y) == [point.mae_ratio for point in view.rolling]
+    assert trace(figure, "Directional accuracy").yaxis == "y3"
+    promoted = END + 31 * HOUR  # m:2 answered as of hour 30: its first target hour
+    marks = [shape for shape in figure.layout.shapes if shape.line.dash == "dot"]  # one per panel
+    assert {(pd.Timestamp(shape.x0), shape.yref) for shape in marks} == {
+        (promoted.tz_localize(None), "y domain"),
+        (promoted.tz_localize(None), "y2 domain"),
+    }
+    assert any(note.text == "model 2 from here" for note in figure.layout.annotations)  # the tag's version
+
+
+def test_performance_numbers_say_the_model_the_verdict_and_the_windows(btc_recorded: pd.DataFrame) -> None:
+    performance, board = scored_payloads(btc_recorded)
+    text = performance_markdown(Scoreboard.model_validate(board), Performance.model_validate(performance))
+    assert "**Model:** m\\:2, answering since 2024-03-02 07:00 UTC" in text
+    assert "**Before it:** m\\:1 until 2024-03-02 06:00 UTC" in text
+    served = {row["window"]: row for row in board["rows"] if row["model"] == "all"}
+    ratio = served["7d"]["mae_ratio"]
+    assert f"{abs(ratio - 1):.1%} {'smaller' if ratio < 1 else 'larger'}" in text
+    assert f"| 7d | 60 | {ratio:.3f} | {served['7d']['directional_accuracy']:.0%} |" in text
+    empty = {"newest_hour": None, "production": None, "rows": []}
+    assert "No forecast has been scored yet" in performance_markdown(Scoreboard.model_validate(empty), None)
+
+
+def test_refresh_performance_reads_the_api_and_says_what_failed(
+    api: FakeApi, btc_recorded: pd.DataFrame
+) -> None:
+    performance, board = scored_payloads(btc_recorded)
+    api.answer("/performance", 200, performance)
+    api.answer("/scoreboard", 200, board)
+    figure, text = refresh_performance(ApiClient(api.url), "BTC/USDT", 48)
+    assert figure is not None and "⚠️" not in text and "**Model:** m\\:2" in text
+    queries = {path: query for _, path, query, _ in api.requests}
+    assert queries == {
+        "/performance": {"symbol": ["BTC/USDT"], "hours": ["48"]},
+        "/scoreboard": {"symbol": ["BTC/USDT"]},
+    }
+
+    api.answer("/performance", 200, {**performance, "history": [{"target_time": "x"}]})
+    api.answer("/scoreboard", 503, {"error": "the scores dataset did not answer within 5 s", "status": 503})
+    figure, text = refresh_performance(ApiClient(api.url), "BTC/USDT", 48)
+    assert figure is None
+    assert as_text("sent a /performance answer the dashboard cannot read: history.0.predicted_close") in text
+    assert as_text("says: the scores dataset did not answer within 5 s") in text
+
+
+def test_refresh_performance_never_raises_when_the_api_is_down(dead_url: str) -> None:
+    figure, text = refresh_performance(ApiClient(dead_url, timeout=1.0), "ETH/USDT", 48)
+    assert figure is None and text.count("is not reachable") == 1
