@@ -38,6 +38,7 @@ RATIO_COLOUR = "#d9480f"
 ACCURACY_COLOUR = "#0c8599"
 PROMOTION_COLOUR = "#868e96"
 PERFORMANCE_HOURS = 168  # the Performance view's span: the last week of served hours
+MIN_ROLLING_HOURS = 12  # a trailing figure over fewer scored hours is noise: not drawn
 _ERROR_TEXT_LIMIT = 300
 ModelT = TypeVar("ModelT", bound=BaseModel)
 # Markdown syntax, plus ':' and '@' so that no URL or address is auto-linked (Gradio's renderer
@@ -354,8 +355,8 @@ def _short_tag(tag: str) -> str:
 
 def performance_figure(performance: Performance) -> go.Figure:
     """How the served forecasts fared: predicted vs realised close with the served band (top), and the
-    trailing 24-hour MAE ratio to persistence and directional accuracy (bottom), with a dotted line where
-    each model took over. Every point sits at its target candle's open time."""
+    trailing 24-hour MAE ratio to persistence and directional accuracy (bottom; from 12 scored hours on),
+    with a dotted line where each model took over. Every point sits at its target candle's open time."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -410,7 +411,7 @@ def performance_figure(performance: Performance) -> go.Figure:
         row=1,
         col=1,
     )
-    rolling = performance.rolling
+    rolling = [point for point in performance.rolling if point.hours >= MIN_ROLLING_HOURS]
     rolling_x = [_utc_naive(point.target_time) for point in rolling]
     figure.add_trace(
         go.Scatter(
@@ -447,13 +448,15 @@ def performance_figure(performance: Performance) -> go.Figure:
         figure.add_vline(x=took_over, line={"color": PROMOTION_COLOUR, "dash": "dot", "width": 1.5})
         figure.add_annotation(
             x=took_over,
-            y=1.0,
+            y=0.99,
             xref="x",
-            yref="paper",
+            yref="y domain",
             text=f"model {html.escape(_short_tag(span.model))} from here",
             showarrow=False,
             xanchor="left",
-            yanchor="bottom",
+            yanchor="top",
+            xshift=4,
+            bgcolor="rgba(255, 255, 255, 0.8)",
             font={"size": 11, "color": PROMOTION_COLOUR},
         )
     quote = performance.symbol.split("/")[-1] if "/" in performance.symbol else ""
@@ -515,21 +518,26 @@ def performance_markdown(scoreboard: Scoreboard | None, performance: Performance
             f"Over the last {judged.window}, the forecast's error was "
             f"**{abs(judged.mae_ratio - 1):.1%} {'smaller' if better else 'larger'}** than persistence's "
             f"(the last close), {'a significant' if significant else 'not a significant'} difference "
-            f"(Diebold-Mariano p = {judged.dm_p_value:.2f})."
+            f"(Diebold-Mariano {_p_value(judged.dm_p_value)})."
             if judged.dm_p_value is not None
             else f"Over the last {judged.window}, MAE ratio to persistence {judged.mae_ratio:.3f}."
         )
-    lines += [
-        "| window | hours | MAE ratio | direction right | in band |",
-        "|---|---|---|---|---|",
-        *(
-            f"| {row.window} | {row.hours} | {_ratio(row.mae_ratio)} | {_share(row.directional_accuracy)} "
-            f"| {_share(row.coverage)} |"
-            for row in served
-        ),
+    figures = {
+        "hours scored": [str(row.hours) for row in served],
+        "MAE ratio": [_ratio(row.mae_ratio) for row in served],
+        "direction right": [_share(row.directional_accuracy) for row in served],
+        "in the band": [_share(row.coverage) for row in served],
+    }
+    table = [
+        "| | " + " | ".join(row.window for row in served) + " |",
+        "|---|" + "---|" * len(served),
+        *(f"| {name} | " + " | ".join(values) + " |" for name, values in figures.items()),
     ]
-    table_start = len(lines) - len(served) - 2
-    return "\n\n".join(lines[:table_start]) + "\n\n" + "\n".join(lines[table_start:])
+    return "\n\n".join(lines) + "\n\n" + "\n".join(table)
+
+
+def _p_value(value: float) -> str:
+    return "p < 0.01" if value < 0.01 else f"p = {value:.2f}"
 
 
 def refresh_performance(client: ApiClient, symbol: str, hours: int) -> tuple[go.Figure | None, str]:
@@ -594,7 +602,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         gr.Markdown(
             "## Performance\nEach served forecast against the close that followed, over the last week."
         )
-        with gr.Row():
+        with gr.Row(elem_id="performance"):
             performance_chart = gr.Plot(label="Performance", elem_id="performance_chart", scale=3)
             with gr.Column(scale=2, min_width=320):
                 performance_numbers = gr.Markdown("Loading…", elem_id="performance_numbers")

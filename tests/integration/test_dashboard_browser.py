@@ -24,7 +24,7 @@ def wait_until_idle(page: Page) -> None:
     busy = page.locator(
         ", ".join(
             f"#{elem_id} {selector}"
-            for elem_id in ("chart", "numbers")
+            for elem_id in ("chart", "numbers", "performance_chart", "performance_numbers")
             for selector in ("[data-testid='status-tracker']:not(.hide)", ".pending")
         )
     )
@@ -36,6 +36,7 @@ def open_dashboard(page: Page, url: str) -> None:
     page.goto(url)
     expect(page.locator("#refresh")).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("#numbers")).not_to_have_text("Loading…", timeout=WAIT_MS)
+    expect(page.locator("#performance_numbers")).not_to_have_text("Loading…", timeout=WAIT_MS)
     wait_until_idle(page)
 
 
@@ -86,6 +87,7 @@ def test_dashboard_says_when_the_api_is_not_reachable(page: Page, tmp_path: Path
 
             expect(numbers).to_contain_text(f"prediction API at {api_url} is not reachable")
             expect(numbers).to_contain_text("ETH/USDT: no forecast")
+            expect(page.locator("#performance_numbers")).to_contain_text("is not reachable")
             expect(page.locator("#chart")).to_be_visible()
             screenshot = tmp_path / "dashboard.png"
             page.screenshot(path=screenshot, full_page=True, animations="disabled")

@@ -644,13 +644,14 @@ def test_a_promotion_is_picked_up_under_load_without_a_failed_request(world: Wor
     assert tags[0] == before and tags[-1] == tag and set(tags[tags.index(tag) :]) == {tag}
 
 
-def test_dashboard_draws_the_forecast_of_the_running_service(
-    world: World, page: Page, tmp_path: Path
+def test_dashboard_draws_the_forecast_and_the_performance_of_the_running_service(
+    world: World, scored: dict[str, str], page: Page, tmp_path: Path
 ) -> None:
     settings = Settings(
         symbols=["BTC/USDT", "ETH/USDT"], api_url=world.url, ui_refresh_seconds=0, _env_file=None
     )
     with running_dashboard(settings) as url:
+        page.set_viewport_size({"width": 1400, "height": 1000})
         open_dashboard(page, url)
         select_symbol(page, "ETH/USDT")
         expected = httpx.post(world.url + "/predict", json={"symbol": "ETH/USDT"}).json()
@@ -660,8 +661,26 @@ def test_dashboard_draws_the_forecast_of_the_running_service(
         expect(numbers).to_contain_text(expected["model"])
         expect(chart.locator(".js-plotly-plot")).to_be_visible()
         expect(chart).to_contain_text("Predicted close")
+
+        board = httpx.get(world.url + "/scoreboard", params={"symbol": "ETH/USDT", "window": "7d"}).json()
+        served = next(row for row in board["rows"] if row["model"] == "all")
+        view, figures = page.locator("#performance_chart"), page.locator("#performance_numbers")
+        expect(view.locator(".js-plotly-plot")).to_be_visible()
+        for text in (
+            "ETH/USDT: how the forecasts fared",
+            "Realised close",
+            "MAE ratio",
+            "Directional accuracy",
+        ):
+            expect(view).to_contain_text(text)
+        expect(view).to_contain_text(f"model {scored['production'].split(':')[1][:8]} from here")
+        expect(figures).to_contain_text(f"Model: {scored['production']}, answering since")
+        expect(figures).to_contain_text(f"Before it: {scored['previous']}")
+        expect(figures.locator("table")).to_contain_text(f"{served['mae_ratio']:.3f}")
+        page.locator("#performance").screenshot(path=tmp_path / "performance.png", animations="disabled")
         page.screenshot(path=tmp_path / "dashboard.png", full_page=True, animations="disabled")
     assert (tmp_path / "dashboard.png").stat().st_size > 20_000
+    assert (tmp_path / "performance.png").stat().st_size > 20_000
 
 
 def test_a_clean_shutdown_flushes_the_prediction_log(world: World) -> None:

@@ -463,7 +463,8 @@ def test_performance_figure_draws_both_panels_and_marks_the_promotion(btc_record
         and band.y[-1] == view.history[0].band_low
     )
     ratio = trace(figure, "MAE ratio (below 1 beats persistence)")
-    assert ratio.yaxis == "y2" and list(ratio.y) == [point.mae_ratio for point in view.rolling]
+    drawn = [point for point in view.rolling if point.hours >= 12]  # fewer scored hours: not drawn
+    assert ratio.yaxis == "y2" and list(ratio.y) == [point.mae_ratio for point in drawn] and len(drawn) == 48
     assert trace(figure, "Directional accuracy").yaxis == "y3"
     promoted = END + 31 * HOUR  # m:2 answered as of hour 30: its first target hour
     marks = [shape for shape in figure.layout.shapes if shape.line.dash == "dot"]  # one per panel
@@ -482,7 +483,9 @@ def test_performance_numbers_say_the_model_the_verdict_and_the_windows(btc_recor
     served = {row["window"]: row for row in board["rows"] if row["model"] == "all"}
     ratio = served["7d"]["mae_ratio"]
     assert f"{abs(ratio - 1):.1%} {'smaller' if ratio < 1 else 'larger'}" in text
-    assert f"| 7d | 60 | {ratio:.3f} | {served['7d']['directional_accuracy']:.0%} |" in text
+    assert "| | 24h | 7d | 30d |" in text and "| hours scored | 24 | 60 | 60 |" in text
+    assert f"| MAE ratio | {served['24h']['mae_ratio']:.3f} | {ratio:.3f} | {ratio:.3f} |" in text
+    assert f"| direction right | {served['24h']['directional_accuracy']:.0%} |" in text
     empty = {"newest_hour": None, "production": None, "rows": []}
     assert "No forecast has been scored yet" in performance_markdown(Scoreboard.model_validate(empty), None)
 
