@@ -7,12 +7,19 @@ The definitions themselves live in ``feature_repo/definitions.py`` (declarative,
 
 from __future__ import annotations
 
+import io
+import os
+import re
 import runpy
+import shutil
 import sys
+import tempfile
 import time
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -70,9 +77,20 @@ def describe_online_store(settings: Settings) -> str:
     return f"sqlite ({settings.feast_dir / 'online_store.db'})"
 
 
-def repo_config(settings: Settings, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> RepoConfig:
-    """The Feast repo config the settings describe (registry and SQLite store under HOURCAST_HOME);
-    Redis calls time out after ``timeout_seconds``."""
+def registry_path(settings: Settings) -> Path:
+    """The Feast registry of the configured online store: each store keeps its own, so the record of what
+    was materialized (and where) never crosses from one store to the other. ``registry.db`` and
+    ``registry.redis.db`` under ``HOURCAST_HOME/feast``, as in the stock ``feature_store*.yaml``."""
+    name = "registry.db" if settings.online_store == "sqlite" else f"registry.{settings.online_store}.db"
+    return settings.feast_dir / name
+
+
+def repo_config(
+    settings: Settings, timeout_seconds: float = REDIS_TIMEOUT_SECONDS, registry: Path | None = None
+) -> RepoConfig:
+    """The Feast repo config the settings describe (the store's registry, ``registry_path``, and the SQLite
+    store under HOURCAST_HOME, unless ``registry`` names another registry file); Redis calls time out after
+    ``timeout_seconds``."""
     from feast.repo_config import RepoConfig
 
     online: dict[str, Any] = (
@@ -83,11 +101,14 @@ def repo_config(settings: Settings, timeout_seconds: float = REDIS_TIMEOUT_SECON
         if settings.online_store == "redis"
         else {"type": "sqlite", "path": str(settings.feast_dir / "online_store.db")}
     )
-    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    registry = registry or registry_path(settings)
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    if settings.online_store == "sqlite":
+        settings.feast_dir.mkdir(parents=True, exist_ok=True)
     return RepoConfig(
         project=PROJECT,
         provider="local",
-        registry=str(settings.feast_dir / "registry.db"),
+        registry=str(registry),
         online_store=online,
         offline_store={"type": "duckdb"},
         entity_key_serialization_version=3,
@@ -100,6 +121,28 @@ def open_store(settings: Settings, timeout_seconds: float = REDIS_TIMEOUT_SECOND
     from feast import FeatureStore
 
     return FeatureStore(config=repo_config(settings, timeout_seconds))
+
+
+def open_serving_store(settings: Settings, timeout_seconds: float) -> FeatureStore:
+    """A ``FeatureStore`` for online reads that needs nothing but the definitions and the online store.
+
+    Its registry is built at start-up from ``feature_repo/definitions.py`` in a private temporary folder
+    (removed with the store), so a server (a Bento started anywhere, with only the online store's address)
+    never depends on, nor writes, the registry under ``HOURCAST_HOME``: online reads need the definitions,
+    not the record of what was materialized.
+    """
+    from feast import FeatureStore
+
+    folder = Path(tempfile.mkdtemp(prefix="hourcast-feast-"))
+    try:
+        feature_store = FeatureStore(config=repo_config(settings, timeout_seconds, folder / "registry.db"))
+        with online_store_errors(settings), plain_output():
+            feature_store.apply(definitions(settings))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    weakref.finalize(feature_store, shutil.rmtree, folder, True)
+    return feature_store
 
 
 def fail_fast(feature_store: FeatureStore) -> None:
@@ -135,7 +178,9 @@ def _utc(value: Any) -> pd.Timestamp:
 
 
 def definitions(settings: Settings) -> list[Any]:
-    """The Feast objects of ``feature_repo/definitions.py``, with the feature table at its settings path."""
+    """The Feast objects of ``feature_repo/definitions.py``, with the feature table at its settings path,
+    written relative to the repo as the stock CLI reads it (one path, so applying with either is a no-op
+    after the other)."""
     from feast import Entity, FeatureService, FeatureView, FileSource
 
     namespace = runpy.run_path(str(settings.feature_repo / "definitions.py"))
@@ -143,7 +188,9 @@ def definitions(settings: Settings) -> list[Any]:
         v for v in namespace.values() if isinstance(v, Entity | FileSource | FeatureView | FeatureService)
     ]
     for source in (o for o in objects if isinstance(o, FileSource)):
-        source.file_options.uri = str(settings.feature_table_path)
+        source.file_options.uri = os.path.relpath(
+            settings.feature_table_path, settings.feature_repo.resolve()
+        )
     return objects
 
 
@@ -208,7 +255,7 @@ def materialize(settings: Settings, feature_store: FeatureStore | None = None) -
     feature_store = feature_store or open_store(settings)
     newest = table.groupby("symbol")["event_timestamp"].max()
     end = table["event_timestamp"].max() + pd.Timedelta(seconds=1)
-    with online_store_errors(settings), redirect_stdout(sys.stderr):
+    with online_store_errors(settings), plain_output():
         feature_store.apply(definitions(settings))
         view = feature_store.get_feature_view(FEATURE_VIEW)
         start = view.most_recent_end_time or (end - view.ttl).to_pydatetime()
@@ -243,6 +290,33 @@ def _lost_online_rows(feature_store: FeatureStore, table: pd.DataFrame, material
     return [
         symbol for symbol, stamp in online.items() if stamp is None or stamp < pd.Timestamp(expected[symbol])
     ]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class _PlainText(io.TextIOBase):
+    """A text stream writing to ``target`` without ANSI colour codes."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def write(self, text: str) -> int:
+        self._target.write(_ANSI.sub("", text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
+@contextmanager
+def plain_output() -> Iterator[None]:
+    """What Feast prints while applying or materializing goes to stderr (stdout stays the command's own
+    output), without Feast's colour codes unless stderr is a terminal (logs stay plain text)."""
+    target = sys.stderr
+    stream = target if target.isatty() else _PlainText(target)
+    with redirect_stdout(stream), redirect_stderr(stream):
+        yield
 
 
 @contextmanager
