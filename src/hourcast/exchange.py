@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import ccxt
 
 from hourcast.candles import slot_ms
+from hourcast.errors import UserError
 from hourcast.settings import Settings
 
 T = TypeVar("T")
@@ -44,6 +45,10 @@ def permanent_message(exchange_id: str, what: str, error: Exception) -> str:
     return f"{exchange_id} {what} failed: {detail}"
 
 
+class UnknownSymbol(ExchangeFailure):
+    """The exchange lists no market for a symbol: re-running cannot help, the symbol must change."""
+
+
 class ExchangeUnavailable(ExchangeFailure):
     """Transient exchange faults outlasted the retry budget."""
 
@@ -62,7 +67,10 @@ def make_client(settings: Settings) -> ccxt.Exchange:
     """A ccxt exchange for ``settings.exchange``, rate-limited, pointed at ``exchange_url`` if set."""
     exchange_class = getattr(ccxt, settings.exchange, None)
     if exchange_class is None or settings.exchange not in ccxt.exchanges:
-        raise ValueError(f"unknown ccxt exchange {settings.exchange!r}")
+        raise UserError(
+            f"HOURCAST_EXCHANGE={settings.exchange!r} is not an exchange ccxt knows: set it to a ccxt "
+            "exchange id such as binance (see ccxt.exchanges)"
+        )
     client = exchange_class(
         {
             "enableRateLimit": True,
@@ -138,7 +146,10 @@ class CandleSource:
         """Raise ``ExchangeFailure`` (at once, never retried) if the exchange does not list ``symbol``."""
         self.load_markets()
         if symbol not in self.client.markets:
-            raise ExchangeFailure(f"the exchange {self.client.id} has no market {symbol!r}")
+            raise UnknownSymbol(
+                f"the exchange {self.client.id} has no market {symbol!r}: check the symbol "
+                "(HOURCAST_SYMBOLS or --symbol), e.g. BTC/USDT"
+            )
 
     def now_ms(self) -> int:
         """The exchange's clock, in epoch milliseconds."""

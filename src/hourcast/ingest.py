@@ -10,19 +10,21 @@ hole behind a page it could not read: the next run fetches the same range again.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
-from hourcast import ledger, quarantine, store
+from hourcast import completeness, ledger, quarantine, store
 from hourcast.candles import (
     Gap,
     closed_only,
-    find_gaps,
     frame_from_ohlcv,
     from_ms,
     last_closed_open_ms,
@@ -31,7 +33,8 @@ from hourcast.candles import (
     to_ms,
     ts_ms,
 )
-from hourcast.exchange import CandleSource, ExchangeFailure
+from hourcast.errors import UsageError, UserError
+from hourcast.exchange import CandleSource, ExchangeFailure, UnknownSymbol
 from hourcast.settings import Settings
 
 if TYPE_CHECKING:
@@ -133,31 +136,99 @@ class Ingestor:
     def backfill(
         self, since: pd.Timestamp, until: pd.Timestamp | None = None, symbols: list[str] | None = None
     ) -> list[SymbolSummary]:
-        """Pull every closed candle with ``since <= open time < until`` (until defaults to now)."""
+        """Pull every closed candle with ``since <= open time < until`` (until defaults to now) that the
+        store is missing; ``UsageError`` if the window is empty or starts after the newest closed candle."""
+        if until is not None and until <= since:
+            raise UsageError(
+                f"--until {_iso(until)} is not after --since {_iso(since)}: give a later --until"
+            )
+        try:
+            newest = from_ms(last_closed_open_ms(self.settings.timeframe, self.source.now_ms()))
+        except ExchangeFailure:
+            newest = None  # each symbol's run reports the exchange's failure itself
+        if newest is not None and since > newest:
+            raise UsageError(
+                f"--since {_iso(since)} is after the exchange's newest closed candle ({_iso(newest)}): "
+                "nothing to fetch; give an earlier --since"
+            )
         return [self._run("backfill", symbol, since, until) for symbol in symbols or self.settings.symbols]
 
     def _series(self, symbol: str) -> store.Series:
         return store.Series(self.settings.exchange, symbol, self.settings.timeframe)
 
+    def repair(self, symbols: list[str] | None = None) -> list[SymbolSummary]:
+        """Set every unreadable month file aside (under ``HOURCAST_HOME/damaged``, bytes untouched) and
+        fetch its month again from the exchange; a symbol with no damaged month is left alone."""
+        summaries = []
+        for symbol in symbols or self.settings.symbols:
+            series = self._series(symbol)
+            for month, path in store.damaged_months(self.settings.candles_dir, series):
+                aside = store.set_aside(self.settings.candles_dir, path, self.settings.home / "damaged")
+                since = pd.Timestamp(f"{month}-01", tz="UTC")
+                [summary] = self.backfill(since, since + pd.offsets.MonthBegin(1), [symbol])
+                summary.message = (
+                    f"{path} set aside as {aside}; month fetched again. {summary.message}".strip()
+                )
+                summaries.append(summary)
+        return summaries
+
     def _run(
         self, command: str, symbol: str, since: pd.Timestamp | None, until: pd.Timestamp | None
     ) -> SymbolSummary:
         started = time.monotonic()
-        run_at = pd.Timestamp.now(tz="UTC")
-        summary = SymbolSummary(symbol)
+        run_at = pd.Timestamp.now(tz="UTC").floor("ms")  # as the ledger stores it
+        summary = SymbolSummary(symbol, status="started", message=ledger.STARTED_MESSAGE)
+        ledger.record(self.settings.ledger_path, self._entry(command, run_at, started, summary))
+        summary.status, summary.message = "ok", ""
         try:
             self._pull(summary, run_at, since, until)
+        except UnknownSymbol as error:
+            summary.status, summary.message = "failed", str(error)
         except ExchangeFailure as error:
             summary.status, summary.message = (
                 "failed",
                 f"{error} (stored everything before it; re-run to resume)",
             )
+        except UserError as error:
+            summary.status, summary.message = "failed", str(error)
         except BaseException as error:
             summary.status, summary.message = "failed", f"{type(error).__name__}: {error}"
             raise
         finally:
-            ledger.append(self.settings.ledger_path, [self._entry(command, run_at, started, summary)])
+            ledger.record(self.settings.ledger_path, self._entry(command, run_at, started, summary))
         return summary
+
+    def _plan(
+        self, series: store.Series, archive: completeness.ArchiveState, since_ms: int | None, until_ms: int
+    ) -> tuple[list[tuple[int, int]], set[int], int]:
+        """The ranges to ask the exchange for, the stored open times inside them, and where the run's span
+        starts. ``ingest``: the holes still re-requested, then everything after the last stored (or
+        quarantined) candle; ``backfill``: only what ``since..until`` is missing (neither stored, nor
+        quarantined, nor confirmed), so a re-run resumes where a killed one stopped."""
+        root, step = self.settings.candles_dir, timeframe_ms(series.timeframe)
+        if since_ms is None:
+            stamps = [
+                store.last_stored(root, series),
+                quarantine.examined_until(self.settings.quarantine_dir, series),
+            ]
+            previous = max((stamp for stamp in stamps if stamp is not None), default=None)
+            default_start = until_ms - (self.settings.default_backfill_days * 86_400_000) + step
+            start = to_ms(previous) + step if previous is not None else default_start
+            horizon = completeness.retry_horizon_ms(self.settings, until_ms)
+            retry = [s for s in archive.to_retry(horizon, self.settings.gap_retries) if s < start]
+            ranges = completeness.runs(retry, step) + ([(start, until_ms)] if start <= until_ms else [])
+            return ranges, set(), start if previous is None else (retry[0] if retry else start)
+        stored = completeness.stored_slots(root, series, since_ms, until_ms + step - 1)
+        held = completeness.quarantined_slots(self.settings.quarantine_dir, series)
+        wanted = np.setdiff1d(completeness.grid(since_ms, until_ms, step), stored)
+        wanted = [s for s in wanted.tolist() if s not in held and s not in archive.confirmed]
+        ranges: list[tuple[int, int]] = []
+        for first, last in completeness.runs(wanted, step):  # one page may cover two close ranges
+            if ranges and (last - ranges[-1][0]) // step < self.settings.fetch_limit:
+                ranges[-1] = (ranges[-1][0], last)
+            else:
+                ranges.append((first, last))
+        return ranges, set((stored // step * step).tolist()), since_ms
 
     def _pull(
         self,
@@ -172,66 +243,111 @@ class Ingestor:
         self.source.check_symbol(summary.symbol)
         now_ms = self.source.now_ms()
         last_closed = last_closed_open_ms(timeframe, now_ms)
-        previous: pd.Timestamp | None = None
-        if since is None:
-            stamps = [
-                store.last_stored(self.settings.candles_dir, series),
-                quarantine.examined_until(self.settings.quarantine_dir, series),
-            ]
-            previous = max((stamp for stamp in stamps if stamp is not None), default=None)
-            default_start = last_closed - (self.settings.default_backfill_days * 86_400_000) + step
-            since_ms = to_ms(previous) + step if previous is not None else default_start
-        else:
-            since_ms = to_ms(since)
         until_ms = min(last_closed, to_ms(until) - 1 if until is not None else last_closed)
-        expected = max(0, (until_ms - since_ms) // step + 1)
-        report: ValidationReport | None = None
-        for page in self.source.pages(
-            summary.symbol, timeframe, since_ms, until_ms, self.settings.fetch_limit
-        ):
-            batch = closed_only(
-                frame_from_ohlcv(page, self.settings.exchange, summary.symbol, timeframe), timeframe, now_ms
-            )
-            batch = batch.loc[slot_ms(ts_ms(batch), timeframe) >= since_ms]
-            if batch.empty:
-                continue
-            summary.fetched += len(batch)
-            unique = batch.drop_duplicates().reset_index(drop=True)  # the same candle twice is one candle
-            summary.duplicates += len(batch) - len(unique)
-            report = self.validator.validate(unique, now_ms)
-            if report.batch_failed:
-                held = self._quarantine(summary, series, unique, report, run_at, quarantine.BATCH)
-                summary.message = (
-                    f"batch of {len(unique)} candles quarantined ({held}) and the run stopped before it "
-                    "(the next run fetches it again): " + "; ".join(report.failures)
-                )
-                self._publish_last_report(series, report)
-                return
-            rejected = unique.iloc[report.rejected_rows]
-            valid = unique.drop(index=rejected.index).reset_index(drop=True)
-            if not rejected.empty:
-                self._quarantine(summary, series, rejected, report, run_at, quarantine.ROWS)
-            result = store.upsert(self.settings.candles_dir, series, valid)
-            summary.new += result.new
-            summary.duplicates += result.duplicates
-            returned = _on_grid(pd.concat([valid["ts"], rejected["ts"]]), step)
-            summary.gaps += find_gaps(returned, timeframe, previous)
-            previous = returned.iloc[-1] if not returned.empty else previous
-            if not valid.empty:
-                summary.first = summary.first if summary.first is not None else valid["ts"].min()
-                summary.last = valid["ts"].max()
-            if self.progress is not None and previous is not None:
-                self.progress(summary.symbol, (to_ms(previous) - since_ms) // step + 1, expected)
-        if report is not None:
-            self._publish_last_report(series, report)
-        if summary.quarantined:
+        until_ms = until_ms // step * step
+        archive = completeness.read_state(self.settings.candles_dir, series)
+        ranges, known, span_start = self._plan(
+            series, archive, to_ms(since) if since is not None else None, until_ms
+        )
+        expected = sum((last - first) // step + 1 for first, last in ranges)
+        returned: set[int] = set()
+        judged: set[int] = set()
+        examined: list[tuple[int, int]] = []
+        try:
+            self._fetch(summary, series, run_at, now_ms, ranges, returned, judged, examined, expected)
+        finally:
+            asked = {s for first, last in examined for s in completeness.grid(first, last, step).tolist()}
+            left_out = sorted(asked - returned - known)
+            summary.gaps = [
+                Gap(from_ms(first), (last - first) // step + 1)
+                for first, last in completeness.runs(left_out, step)
+            ]
+            if examined or archive.start is None:
+                horizon = completeness.retry_horizon_ms(self.settings, last_closed)
+                span = (min(span_start, until_ms), max((last for _, last in examined), default=until_ms))
+                retry = [slot for slot in left_out if slot not in judged]
+                archive.record(span, retry, returned | judged, horizon, self.settings.gap_retries)
+                completeness.write_state(self.settings.candles_dir, series, archive)
+        if summary.quarantined and summary.status == "quarantined" and not summary.message:
             summary.message = (
                 f"{summary.quarantined} of {summary.fetched} candles quarantined "
                 f"({', '.join(summary.entries) or 'already held'}; see `hourcast quarantine list`), "
                 "the valid ones stored"
             )
-        elif expected and summary.last is None:
-            summary.message = f"no closed candles after {_iso(from_ms(since_ms))}"
+        elif expected and summary.last is None and not summary.message:
+            summary.message = (
+                f"no closed candles in {_iso(from_ms(ranges[0][0]))}..{_iso(from_ms(ranges[-1][1]))}"
+            )
+
+    def _fetch(
+        self,
+        summary: SymbolSummary,
+        series: store.Series,
+        run_at: pd.Timestamp,
+        now_ms: int,
+        ranges: list[tuple[int, int]],
+        returned: set[int],
+        judged: set[int],
+        examined: list[tuple[int, int]],
+        expected: int,
+    ) -> None:
+        """Fetch, validate and store ``ranges`` in order, adding the grid periods the exchange returned to
+        ``returned``, the periods of quarantined rows to ``judged`` (asking for them again would only
+        quarantine them again) and each range (or the part of it reached) to ``examined``; stops at a
+        failing batch."""
+        timeframe = self.settings.timeframe
+        step = timeframe_ms(timeframe)
+        report: ValidationReport | None = None
+        done = 0  # candles of the ranges finished before this one
+        for first, last in ranges:
+            reached = first - step
+            examined.append((first, reached))
+            limit = min(self.settings.fetch_limit, (last - first) // step + 2)
+            for page in self.source.pages(summary.symbol, timeframe, first, last, limit):
+                batch = closed_only(
+                    frame_from_ohlcv(page, self.settings.exchange, summary.symbol, timeframe),
+                    timeframe,
+                    now_ms,
+                )
+                batch = batch.loc[slot_ms(ts_ms(batch), timeframe) >= first]
+                if batch.empty:
+                    continue
+                summary.fetched += len(batch)
+                unique = batch.drop_duplicates().reset_index(drop=True)  # the same candle twice is one
+                summary.duplicates += len(batch) - len(unique)
+                report = self.validator.validate(unique, now_ms)
+                if report.batch_failed:
+                    held = self._quarantine(summary, series, unique, report, run_at, quarantine.BATCH)
+                    summary.message = (
+                        f"batch of {len(unique)} candles quarantined ({held}) and the run stopped before it "
+                        "(the next run fetches it again): " + "; ".join(report.failures)
+                    )
+                    self._publish_last_report(series, report)
+                    return
+                rejected = unique.iloc[report.rejected_rows]
+                valid = unique.drop(index=rejected.index).reset_index(drop=True)
+                if not rejected.empty:
+                    self._quarantine(summary, series, rejected, report, run_at, quarantine.ROWS)
+                result = store.upsert(self.settings.candles_dir, series, valid)
+                summary.new += result.new
+                summary.duplicates += result.duplicates
+                slots = _on_grid(pd.concat([valid["ts"], rejected["ts"]]), step)
+                returned.update(ts_ms(slots.to_frame("ts")).tolist())
+                judged.update(slot_ms(ts_ms(rejected.dropna(subset=["ts"])), timeframe).tolist())
+                page_slots = slot_ms(ts_ms(unique.dropna(subset=["ts"])), timeframe)
+                reached = max(reached, int(page_slots.max()) if len(page_slots) else reached)
+                examined[-1] = (first, min(reached, last))
+                if not valid.empty:
+                    summary.first = summary.first if summary.first is not None else valid["ts"].min()
+                    summary.last = (
+                        valid["ts"].max() if summary.last is None else max(summary.last, valid["ts"].max())
+                    )
+                if self.progress is not None:
+                    self.progress(summary.symbol, done + (min(reached, last) - first) // step + 1, expected)
+            examined[-1] = (first, last)
+            done += (last - first) // step + 1
+        if report is not None:
+            self._publish_last_report(series, report)
 
     def _publish_last_report(self, series: store.Series, report: ValidationReport) -> None:
         """Keep the series' latest validation result (JSON and GX's HTML page) in the validation folder."""
@@ -285,10 +401,25 @@ class Ingestor:
         )
 
 
+def check_home(home: Path) -> None:
+    """``UserError`` unless ``home`` is (or can be made) a folder this process can write in."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(
+            f"HOURCAST_HOME={str(home)!r} is not a writable folder ({error.strerror or error}): "
+            "point HOURCAST_HOME at a folder you can write to"
+        ) from None
+
+
 def make_ingestor(settings: Settings, progress: ProgressCallback | None = None) -> Ingestor:
     """An ``Ingestor`` wired to the configured exchange (through ccxt) and the GX candle suite."""
     from hourcast.exchange import RetryPolicy, make_client
     from hourcast.validation import CandleValidator
 
+    check_home(settings.home)
     source = CandleSource(make_client(settings), retry=RetryPolicy.from_settings(settings))
     return Ingestor(settings, source, partial(CandleValidator, settings.timeframe), progress)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from hourcast import atomic
+
+logger = logging.getLogger(__name__)
+STARTED_MESSAGE = "started; no outcome recorded yet (still running, or killed)"
 
 
 @dataclass(frozen=True)
@@ -16,7 +22,9 @@ class LedgerEntry:
 
     ``gaps``/``gap_ranges``: candles the exchange did not return; ``quarantined``/``quarantined_ranges``:
     candles it returned that validation set aside (``start+count`` runs of consecutive open times; an
-    off-grid candle is a run of its own). Neither is ever filled in.
+    off-grid candle is a run of its own). Holes are re-requested by later runs (see ``completeness``);
+    ``hourcast gaps`` shows which are still missing. ``status`` is ``started`` until the run records its
+    outcome (``ok``, ``quarantined`` or ``failed``).
     """
 
     run_at: pd.Timestamp
@@ -38,19 +46,52 @@ class LedgerEntry:
     message: str
 
 
+def _frame(entries: list[LedgerEntry]) -> pd.DataFrame:
+    added = pd.DataFrame([asdict(entry) for entry in entries])
+    for column in ("run_at", "first", "last"):
+        added[column] = pd.to_datetime(added[column], utc=True).astype("datetime64[ms, UTC]")
+    return added
+
+
 def append(path: Path, entries: list[LedgerEntry]) -> None:
     """Add entries to the ledger (rewritten atomically; the ledger is small)."""
     if not entries:
         return
-    added = pd.DataFrame([asdict(entry) for entry in entries])
-    for column in ("run_at", "first", "last"):
-        added[column] = pd.to_datetime(added[column], utc=True).astype("datetime64[ms, UTC]")
-    frame = pd.concat([read(path), added], ignore_index=True) if path.exists() else added
-    atomic.write_parquet(frame, path)
+    frame = read(path)
+    atomic.write_parquet(
+        pd.concat([frame, _frame(entries)], ignore_index=True) if len(frame) else _frame(entries), path
+    )
+
+
+def record(path: Path, entry: LedgerEntry) -> None:
+    """Write a run's entry: it replaces the entry of the same run (``run_at``, command, symbol), so a run
+    records ``started`` first and its outcome at the end; a run killed in between stays ``started``."""
+    frame = read(path)
+    if len(frame):
+        same = (
+            (frame["run_at"] == entry.run_at)
+            & (frame["command"] == entry.command)
+            & (frame["symbol"] == entry.symbol)
+        )
+        frame = frame.loc[~same]
+    added = _frame([entry])
+    atomic.write_parquet(pd.concat([frame, added], ignore_index=True) if len(frame) else added, path)
 
 
 def read(path: Path) -> pd.DataFrame:
-    """The whole ledger, oldest run first (empty frame if there is none yet)."""
+    """The whole ledger, oldest run first (empty frame if there is none yet).
+
+    A ledger that cannot be read is never allowed to stop ingestion: it is renamed aside
+    (``ingestion.parquet.damaged-<time>``, bytes untouched, with a warning) and a new one is started.
+    """
     if not path.exists():
         return pd.DataFrame(columns=list(LedgerEntry.__dataclass_fields__))
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except pa.ArrowException as error:
+        aside = path.with_name(f"{path.name}.damaged-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%fZ}")
+        os.replace(path, aside)
+        logger.warning(
+            "the ledger %s was damaged (%s): set aside as %s, a new ledger started", path, error, aside
+        )
+        return pd.DataFrame(columns=list(LedgerEntry.__dataclass_fields__))

@@ -12,6 +12,7 @@ series so two writers never interleave.
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
+import pyarrow as pa
 
 from hourcast import atomic
 from hourcast.candles import PUBLIC_COLUMNS, VALUE_COLUMNS
+from hourcast.errors import DamagedFile
 
 FILE_COLUMNS = ["ts", *VALUE_COLUMNS]
 DATA_FILE = "data.parquet"
@@ -62,7 +65,14 @@ def _month_file(directory: Path, month: str) -> Path:
 
 
 def _read_file(path: Path) -> pd.DataFrame:
-    frame = pd.read_parquet(path, columns=FILE_COLUMNS)
+    """A month file; ``DamagedFile`` (naming it and the repair command) if it cannot be read."""
+    try:
+        frame = pd.read_parquet(path, columns=FILE_COLUMNS)
+    except pa.ArrowException as error:
+        raise DamagedFile(
+            f"candle file {path} is damaged ({str(error)[:120]}); it was left as it is: run "
+            "`hourcast repair` to set it aside and fetch its month again from the exchange"
+        ) from None
     frame["ts"] = frame["ts"].astype("datetime64[ms, UTC]")
     return frame
 
@@ -154,3 +164,30 @@ def load_candles(
 def _read_file_schema() -> pd.DataFrame:
     columns = {column: pd.Series(dtype="float64") for column in VALUE_COLUMNS}
     return pd.DataFrame({"ts": pd.Series(dtype="datetime64[ms, UTC]"), **columns})
+
+
+def damaged_months(root: Path, series: Series) -> list[tuple[str, Path]]:
+    """``(month, file)`` of every month file of a series that cannot be read, oldest first."""
+    damaged = []
+    for month, path in _month_files(series.directory(root)):
+        try:
+            _read_file(path)
+        except DamagedFile:
+            damaged.append((month, path))
+    return damaged
+
+
+def set_aside(root: Path, path: Path, aside_dir: Path) -> Path:
+    """Move a (damaged) file of the store under ``aside_dir`` with the same relative path plus a time
+    suffix, bytes untouched; returns where it went."""
+    target = aside_dir / path.relative_to(root)
+    target = target.with_name(f"{target.name}.{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%SZ}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+    return target
+
+
+def first_stored_month(root: Path, series: Series) -> pd.Timestamp | None:
+    """Start (UTC) of the oldest stored month of a series, or ``None`` if it has none."""
+    files = _month_files(series.directory(root))
+    return pd.Timestamp(f"{files[0][0]}-01", tz="UTC") if files else None

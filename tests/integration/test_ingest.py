@@ -62,8 +62,8 @@ def test_backfill_then_ingest_is_exact_and_idempotent(
     assert len(frame) == 1445 and frame["ts"].iloc[-1] == pd.Timestamp("2024-03-01 04:00", tz="UTC")
     assert_matches_recording(frame, recorded_files["BTC/USDT"])
 
-    [rerun] = ingestor.backfill(JAN, MAR)
-    assert (rerun.new, rerun.duplicates) == (0, 1440)
+    [rerun] = ingestor.backfill(JAN, MAR)  # stored and complete: nothing is fetched again
+    assert (rerun.fetched, rerun.new, rerun.duplicates) == (0, 0, 0)
     runs = ledger.read(tmp_path / "ledger" / "ingestion.parquet")
     assert runs["new"].tolist() == [1440, 0, 5, 0] and (runs["status"] == "ok").all()
 
@@ -140,8 +140,8 @@ def test_a_bad_row_is_quarantined_the_rest_stored_and_its_hour_stays_a_gap(
         assert twice.exit_code == 1 and "already released" in twice.output
     assert_matches_recording(stored(tmp_path), recorded_files["BTC/USDT"])
     assert len(stored(tmp_path)) == 1440
-    [rerun] = ingestor.backfill(JAN, MAR)
-    assert (rerun.new, rerun.duplicates, rerun.status) == (0, 1440, "ok")
+    [rerun] = ingestor.backfill(JAN, MAR)  # stored and complete: nothing to fetch
+    assert (rerun.fetched, rerun.new, rerun.status) == (0, 0, "ok")
 
 
 def test_an_exact_duplicate_is_one_candle(
@@ -207,8 +207,9 @@ def test_a_dirty_feed_backfills_to_the_end(tmp_path: Path, btc_recorded: pd.Data
         present = set(frame["ts"])
         assert all(all(as_of - k * HOUR in present for k in range(LOOKBACK)) for as_of in table["as_of"])
 
-        [again] = make_ingestor(settings).backfill(feed["ts"].iloc[0])  # idempotent, nothing held twice
-        assert (again.new, again.quarantined, again.entries) == (0, 43, [])
+        # a re-run resumes: every hour is stored, quarantined or confirmed missing, so nothing is fetched
+        [again] = make_ingestor(settings).backfill(feed["ts"].iloc[0])
+        assert (again.fetched, again.new, again.quarantined, again.entries) == (0, 0, 0, [])
         assert len(quarantine.entries(settings.quarantine_dir)) == len(held)
 
         cli = CliRunner()
