@@ -153,7 +153,7 @@ class Predictor:
         exchange or a model that cannot load: both are logged and reported by ``readiness()``."""
         self.settings = settings
         self.fallback_tag = fallback_tag
-        self.feature_store = feature_store or featurestore.open_store(settings, ONLINE_READ_SECONDS)
+        self.feature_store = feature_store or featurestore.open_serving_store(settings, ONLINE_READ_SECONDS)
         featurestore.fail_fast(self.feature_store)
         self._service = self.feature_store.get_feature_service(featurestore.SERVING_SERVICE)
         self.clock = clock or exchange_clock(settings)
@@ -295,11 +295,17 @@ class Predictor:
                     "empty or flushed?); the next `hourcast ingest` or `hourcast materialize` rewrites it"
                 )
             age = (now - (as_of + self._step)).total_seconds()
-            if age > limit and not allow_stale:
+            if is_stale(age, limit, self._step) and not allow_stale:
+                by_clock = f"by the {clock.replace('_', ' ')} clock"
+                why = (
+                    f"over the {limit / 3600:.1f} h limit; ingestion may have stopped"
+                    if age > limit
+                    else f"so the hour it forecasts ({_iso(as_of + self._step)}) has already closed "
+                    f"{by_clock}; the next candle is not in the online store yet"
+                )
                 raise Unavailable(
-                    f"features for {symbol} are {age / 3600:.1f} h old (as of {_iso(as_of)}, by the "
-                    f"{clock.replace('_', ' ')} clock), over the {limit / 3600:.1f} h limit; ingestion may "
-                    "have stopped (send allow_stale=true to get an answer flagged stale)"
+                    f"features for {symbol} are {age / 3600:.1f} h old (as of {_iso(as_of)}, {by_clock}), "
+                    f"{why} (send allow_stale=true to get an answer flagged stale)"
                 )
             ages.append(age)
         rows = pd.DataFrame(
@@ -322,7 +328,7 @@ class Predictor:
                 persistence_close=last_close,
                 model=loaded.tag,
                 features_age_seconds=round(ages[index], 3),
-                stale=ages[index] > limit,
+                stale=is_stale(ages[index], limit, self._step),
                 band=Band(
                     low=float(forecast_band(predicted_close, low)),
                     high=float(forecast_band(predicted_close, high)),
@@ -343,6 +349,12 @@ class Predictor:
         if newest is None:
             return store.load_candles(self.settings.candles_dir, series)
         return store.load_candles(self.settings.candles_dir, series, start=newest - self._step * (hours - 1))
+
+
+def is_stale(age_seconds: float, limit_seconds: float, step: pd.Timedelta) -> bool:
+    """Whether a forecast from features ``age_seconds`` old (counted from the close of their last candle)
+    is stale: over the age limit, or its target candle (the next one) has already closed."""
+    return age_seconds > limit_seconds or age_seconds >= step.total_seconds()
 
 
 def forecast_band(predicted_close: float, return_error: float) -> float:

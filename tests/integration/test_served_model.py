@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from bentoml.exceptions import NotFound
 from catboost import CatBoostRegressor
 
-from hourcast import registry
+from hourcast import featurestore, model, registry, serving, training
 from hourcast.served_model import ProductionModel
+from hourcast.settings import Settings
+from tests.integration.conftest import store_recorded
 
 NAME = "hourcast_next_hour"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_model() -> CatBoostRegressor:
@@ -36,3 +40,32 @@ def test_it_resolves_to_production_else_the_newest(
     registry.promote(registry_dir, NAME, first, "test")
     assert str(declared.resolve().tag) == first
     assert str(declared.to_info().tag) == first  # what `bentoml build` packages
+
+
+def test_a_forecast_whose_target_hour_has_closed_is_stale(
+    bentoml_store: Path, tmp_path: Path, recorded_files: dict
+) -> None:
+    """Newest candle 23:00 (closed at 00:00): its forecast targets the 00:00 candle, which closes at 01:00 by
+    the exchange clock; from then on the answer is stale although the features are under the 2 h limit."""
+    settings = Settings(
+        home=tmp_path, symbols=["BTC/USDT"], feature_repo=REPO / "feature_repo", train_days=10, _env_file=None
+    )
+    store_recorded(settings, recorded_files, days=14, end="2024-03-01")
+    featurestore.materialize(settings)
+    trained = training.train(settings, fit_fn=lambda frame, params=None: model.fit(frame, {"iterations": 20}))
+    exchange_now = {"at": pd.Timestamp("2024-03-01T00:59:00Z")}
+    clock = serving.ExchangeClock(lambda: int(exchange_now["at"].timestamp() * 1000))
+    predictor = serving.Predictor(settings, clock=clock, fallback_tag=trained.tag)  # promoted or not
+
+    [fresh] = predictor.predict(["BTC/USDT"])
+    assert fresh.target_time == "2024-03-01T00:00:00Z" and fresh.stale is False
+
+    exchange_now["at"] = pd.Timestamp("2024-03-01T01:00:00Z")  # the target candle has closed
+    clock.sync()
+    assert settings.feature_age_limit_seconds == 7200  # one hour of age: under the limit
+    with pytest.raises(
+        serving.Unavailable, match=r"2024-03-01T00:00:00Z\) has already closed by the exchange"
+    ):
+        predictor.predict(["BTC/USDT"])
+    [late] = predictor.predict(["BTC/USDT"], allow_stale=True)
+    assert late.stale is True and 3600 <= late.features_age_seconds < 3660
