@@ -10,14 +10,49 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
+from pydantic import ValidationError
+from typer.core import TyperGroup
 
+from hourcast.errors import UserError
 from hourcast.settings import Settings
 
 if TYPE_CHECKING:
     from hourcast.monitor import MonitorReport
 
-app = typer.Typer(help="hourcast: next-hour close forecasts for crypto pairs.", no_args_is_help=True)
+
+
+def settings_error_line(error: ValidationError) -> str:
+    """One line for invalid ``HOURCAST_*`` settings: each variable, its value and what is wrong."""
+    problems = []
+    for item in error.errors(include_url=False):
+        name = "HOURCAST_" + "_".join(str(part) for part in item["loc"]).upper()
+        reason = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{name}={item.get('input')!r}: {reason}")
+    return "; ".join(problems) + "; fix it in the environment or .env"
+
+
+class HourcastGroup(TyperGroup):
+    """The command group: a ``UserError`` or invalid settings end the command with one line on stderr
+    (``hourcast: <what is wrong>; <what to do>``) and exit 1; any other exception keeps its traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            print(f"hourcast: {error}", file=sys.stderr)
+            ctx.exit(1)
+        except ValidationError as error:
+            if error.title != Settings.__name__:
+                raise
+            print(f"hourcast: {settings_error_line(error)}", file=sys.stderr)
+            ctx.exit(1)
+
+
+app = typer.Typer(
+    cls=HourcastGroup, help="hourcast: next-hour close forecasts for crypto pairs.", no_args_is_help=True
+)
 
 SymbolOption = Annotated[
     list[str] | None,

@@ -29,6 +29,23 @@ class Settings(BaseSettings):
     default_backfill_days: int = Field(
         30, ge=1, description="History an `ingest` into an empty store pulls before the last closed candle."
     )
+    gap_retries: int = Field(
+        5,
+        ge=1,
+        description="Answers of the exchange that must leave a candle out before its hole counts as "
+        "confirmed (until then every ingest asks for it again).",
+    )
+    gap_retry_days: float = Field(
+        3.0,
+        ge=0,
+        description="Holes older than this (before the newest closed candle) are not asked for again: "
+        "they count as confirmed by the exchange.",
+    )
+    quarantine_retention_days: int = Field(
+        90,
+        ge=1,
+        description="Days quarantine entries are kept, by the newest candle they hold (data time).",
+    )
     exchange_timeout_ms: int = Field(10_000, ge=100, description="ccxt per-request timeout in milliseconds.")
     fetch_limit: int = Field(1000, ge=1, le=1500, description="Candles requested per fetch_ohlcv page.")
     retry_attempts: int = Field(
