@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from hourcast.monitor import MonitorReport
 
 
-
 def settings_error_line(error: ValidationError) -> str:
     """One line for invalid ``HOURCAST_*`` settings: each variable, its value and what is wrong."""
     problems = []
@@ -165,6 +164,46 @@ def show_ledger(
         print(frame.to_json(orient="records", date_format="iso"))
     else:
         print(frame.to_string(index=False) if not frame.empty else "the ledger is empty")
+
+
+@app.command()
+def gaps(symbol: SymbolOption = None, as_json: JsonOption = False) -> None:
+    """Every missing candle range of the stored archive, read from the store, with its state:
+    re-requested (every ingest asks again), confirmed (the exchange has none), quarantined, or missing
+    (never asked for: a backfill of it fetches it)."""
+    from hourcast import completeness, store
+
+    settings = Settings()
+    found = [
+        hole
+        for name in symbol or settings.symbols
+        for hole in completeness.holes(settings, store.Series(settings.exchange, name, settings.timeframe))
+    ]
+    if as_json:
+        for hole in found:
+            print(json.dumps(hole.as_json()))
+        return
+    if not found:
+        print("no missing candles in the stored archive")
+    for hole in found:
+        row = hole.as_json()
+        span = f"{row['start']} .. {row['end']}"
+        print(f"{row['symbol']} {row['timeframe']}  {span}  {row['candles']:>5}  {row['state']}")
+
+
+@app.command()
+def repair(symbol: SymbolOption = None, as_json: JsonOption = False) -> None:
+    """Set every unreadable month file of the store aside (under HOURCAST_HOME/damaged, untouched) and
+    fetch its month again from the exchange."""
+    from hourcast.ingest import make_ingestor
+
+    summaries = make_ingestor(Settings()).repair(symbol)
+    if not summaries:
+        print("no damaged candle files")
+        return
+    for summary in summaries:
+        print(summary.message, file=sys.stderr)
+    _report(summaries, as_json)
 
 
 quarantine_app = typer.Typer(

@@ -97,6 +97,18 @@ def market_id(symbol: str) -> str:
     return f"{base}{quote}".upper()
 
 
+def parse_timestamps(values: pd.Series, path: str | Path = "<data>") -> pd.Series:
+    """Open times as UTC: epoch milliseconds (integers), or ISO-8601 text of any precision, mixed freely
+    (``2020-01-01T04:00:00Z`` beside ``2020-01-01T09:28:14.789Z``; no offset means UTC).
+    ``ValueError`` naming the file and the first value that is neither."""
+    if pd.api.types.is_numeric_dtype(values):
+        return pd.to_datetime(values, unit="ms", utc=True).astype("datetime64[ms, UTC]")
+    try:
+        return pd.to_datetime(values, utc=True, format="ISO8601").astype("datetime64[ms, UTC]")
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: timestamps must be ISO-8601 UTC or epoch milliseconds ({error})") from None
+
+
 def load_candles_file(path: str | Path) -> pd.DataFrame:
     """Read a ``timestamp,open,high,low,close,volume`` CSV (optionally .gz) into a sorted frame
     with columns ``ts`` (UTC) and float ``open, high, low, close, volume``."""
@@ -104,7 +116,7 @@ def load_candles_file(path: str | Path) -> pd.DataFrame:
     missing = [column for column in FILE_COLUMNS if column not in raw.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing} (expected header {','.join(FILE_COLUMNS)})")
-    frame = pd.DataFrame({"ts": pd.to_datetime(raw["timestamp"], utc=True).astype("datetime64[ms, UTC]")})
+    frame = pd.DataFrame({"ts": parse_timestamps(raw["timestamp"], path)})
     for column in FILE_COLUMNS[1:]:
         frame[column] = raw[column].astype("float64")
     return frame.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last").reset_index(drop=True)
@@ -322,8 +334,11 @@ class FaultInjector:
         self.fired[kind] += 1
         return True
 
-    def corrupt(self, rows: list[list[Any]], limit: int) -> None:
-        """Apply whichever data faults fire to a klines page, in place (never beyond ``limit`` rows)."""
+    def corrupt(self, rows: list[list[Any]], limit: int, now_ms: int) -> None:
+        """Apply whichever data faults fire to a klines page, in place (never beyond ``limit`` rows).
+
+        ``missing`` leaves out an interior row of a page of 3 or more rows, and a closed row of a shorter
+        page (an hourly run's page: the last closed candle and the one in progress)."""
         if rows and self.fires("malformed"):
             row = rows[self.rng.randrange(len(rows))]
             if self.rng.random() < 0.5:
@@ -334,8 +349,13 @@ class FaultInjector:
             i = self.rng.randrange(len(rows))
             rows.insert(i + 1, list(rows[i]))
             del rows[limit:]
-        if len(rows) >= 3 and self.fires("missing"):
-            del rows[self.rng.randrange(1, len(rows) - 1)]
+        if rows and self.fires("missing"):
+            if len(rows) >= 3:
+                del rows[self.rng.randrange(1, len(rows) - 1)]
+            else:
+                closed = [i for i, row in enumerate(rows) if int(row[6]) < now_ms]
+                if closed:
+                    del rows[self.rng.choice(closed)]
 
 
 @dataclass(frozen=True)
@@ -512,9 +532,10 @@ class ReplayExchange:
                 400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1'."
             )
         limit = min(limit, MAX_LIMIT)
-        rows = data.klines(self.now_ms(), start, end, limit)
+        now_ms = self.now_ms()
+        rows = data.klines(now_ms, start, end, limit)
         with self._lock:
-            self._faults.corrupt(rows, limit)
+            self._faults.corrupt(rows, limit, now_ms)
         return rows
 
 
