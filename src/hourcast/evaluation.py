@@ -1,5 +1,9 @@
 """Walk-forward evaluation reports: refit weekly on the trailing window, predict each following hour,
-and compare with persistence. Writes ``reports/walk_forward_<time>.json`` and a ``.png`` chart."""
+calibrate each week on the ``gate_weeks`` before it (as training calibrates the model it saves), and compare
+with persistence: MAE ratio, Diebold-Mariano p, directional accuracy with its 95 % interval, band coverage
+and width against persistence's band, Brier score of ``p_up`` against climatology, pooled and per symbol.
+Optionally compares training windows on the same hours. Writes ``reports/walk_forward_<time>.json`` and a
+``.png`` chart."""
 
 from __future__ import annotations
 
@@ -25,48 +29,89 @@ class EvaluationReport:
     folds: list[dict[str, Any]]
     json_path: Path
     chart_path: Path
+    windows: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` line."""
         return {
             "weeks": self.weeks,
             **self.metrics,
+            "windows": self.windows,
             "folds": self.folds,
             "report": str(self.json_path),
             "chart": str(self.chart_path),
         }
 
 
-def run(settings: Settings, weeks: int) -> EvaluationReport:
-    """Walk-forward over the last ``weeks`` weeks, each fold fitted on the trailing ``train_days``.
+def window_row(days: int, result: model.WalkForward) -> dict[str, Any]:
+    """One line of the window comparison: a training window's pooled and per-symbol headline figures."""
+
+    def headline(scored: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "mae_ratio": scored["comparison"]["mae_ratio"],
+            "dm_p_value": scored["comparison"]["dm_p_value"],
+            **{
+                key: scored["model"][key]
+                for key in ("directional_accuracy", "directional_low", "directional_high")
+            },
+            "coverage": scored["band"]["model"]["coverage"],
+            "width_ratio": scored["band"]["width_ratio"],
+            "brier_skill": scored["p_up"]["brier_skill"],
+        }
+
+    return {
+        "train_days": days,
+        **headline(result.metrics),
+        "fit_seconds": sum(fold["fit_seconds"] for fold in result.folds),
+        "by_symbol": {symbol: headline(scored) for symbol, scored in result.metrics["by_symbol"].items()},
+    }
+
+
+def run(settings: Settings, weeks: int, windows: list[int] | None = None) -> EvaluationReport:
+    """Walk-forward over the last ``weeks`` weeks, each fold fitted on the trailing ``train_days`` and
+    calibrated on the ``gate_weeks`` folds before it; with ``windows`` (days), the same hours are also
+    predicted with each of those training windows and compared (``window_row``).
 
     The rows are the pure ``dataset.labelled_rows`` of the whole candle archive, not Feast's table, which
     keeps only ``feature_retention_days``; a test checks both give the same rows."""
+    results: dict[int, model.WalkForward] = {}
     try:
         frame = dataset.labelled_rows(dataset.load_candles(settings), settings.timeframe)
-        result = model.walk_forward(
-            frame,
-            weeks=weeks,
-            train_window=pd.Timedelta(days=settings.train_days),
-            horizon=timeframe_delta(settings.timeframe),
-        )
+        for days in dict.fromkeys([settings.train_days, *(windows or [])]):
+            results[days] = model.walk_forward(
+                frame,
+                weeks=weeks,
+                train_window=pd.Timedelta(days=days),
+                horizon=timeframe_delta(settings.timeframe),
+                calibration_weeks=settings.gate_weeks,
+            )
     except ValueError as error:
         raise training.TrainingError(f"cannot evaluate {weeks} weeks: {error}") from error
+    result = results[settings.train_days]
+    compared = [window_row(days, results[days]) for days in sorted(results)] if windows else []
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
     folds = [
         {key: str(value) if isinstance(value, pd.Timestamp) else value for key, value in fold.items()}
         for fold in result.folds
     ]
-    document = {"weeks": weeks, "train_days": settings.train_days, "metrics": result.metrics, "folds": folds}
+    document = {
+        "weeks": weeks,
+        "train_days": settings.train_days,
+        "calibration_weeks": settings.gate_weeks,
+        "metrics": result.metrics,
+        "windows": compared,
+        "folds": folds,
+    }
     json_path = atomic.write_text(
         settings.reports_dir / f"walk_forward_{stamp}.json", json.dumps(document, indent=2)
     )
     chart_path = write_chart(result.predictions, settings.reports_dir / f"walk_forward_{stamp}.png")
-    return EvaluationReport(weeks, result.metrics, folds, json_path, chart_path)
+    return EvaluationReport(weeks, result.metrics, folds, json_path, chart_path, compared)
 
 
 def write_chart(predictions: pd.DataFrame, path: Path, candles: int = 168) -> Path:
-    """Predicted vs actual close (and persistence) over the last ``candles`` of each symbol, as a PNG."""
+    """Predicted vs actual close (persistence, and the model's band when calibrated) over the last
+    ``candles`` of each symbol, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,6 +122,10 @@ def write_chart(predictions: pd.DataFrame, path: Path, candles: int = 168) -> Pa
     for axis, symbol in zip(axes[:, 0], symbols, strict=True):
         rows = predictions.loc[predictions["symbol"] == symbol].tail(candles)
         target = rows["event_timestamp"]  # the forecast is for the candle that closes one step later
+        if "band_low" in rows and rows["band_low"].notna().all():
+            axis.fill_between(
+                target, rows["band_low"], rows["band_high"], color="tab:blue", alpha=0.15, label="90 % band"
+            )
         axis.plot(target, rows["next_close"], color="black", linewidth=1.2, label="actual close")
         axis.plot(target, rows["predicted_close"], color="tab:blue", linewidth=1, label="model")
         axis.plot(

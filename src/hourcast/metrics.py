@@ -9,6 +9,8 @@ Conventions:
   forecast of "no change" counts as a miss on every other hour.
 * The naive persistence forecast (next close = last close) predicts "no change", so its direction is
   taken to be "the next move repeats the last move": ``sign(last_close - previous_close)``.
+* Its 95 % interval is Wilson's score interval on the hours that moved (``directional_low`` /
+  ``directional_high``), which stays inside [0, 1] and is right near 0.5 where hourly forecasts live.
 * The Diebold-Mariano test compares absolute errors, uses the Harvey-Leybourne-Newbold small-sample
   correction and a Student t with ``n - 1`` degrees of freedom, computed here from the regularized
   incomplete beta function (no scipy at run time).
@@ -54,24 +56,42 @@ def _accuracy(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
-def _directional_accuracy(actual_move: np.ndarray, predicted_move: np.ndarray) -> float:
+def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95 % for the default ``z``)."""
+    if trials < 1 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials and trials >= 1, got {successes}/{trials}")
+    share = successes / trials
+    denominator = 1.0 + z * z / trials
+    centre = (share + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _directional_accuracy(actual_move: np.ndarray, predicted_move: np.ndarray) -> dict[str, float]:
     moved = actual_move != 0
     if not moved.any():
         raise ValueError("directional accuracy needs at least one hour where the actual close moved")
-    hits = np.sign(predicted_move[moved]) == np.sign(actual_move[moved])
-    return float(np.mean(hits))
+    hits = int(np.sum(np.sign(predicted_move[moved]) == np.sign(actual_move[moved])))
+    trials = int(moved.sum())
+    low, high = wilson_interval(hits, trials)
+    return {
+        "directional_accuracy": hits / trials,
+        "directional_low": low,
+        "directional_high": high,
+        "directional_n": trials,
+    }
 
 
 def forecast_metrics(
     actual_close: ArrayLike, predicted_close: ArrayLike, last_close: ArrayLike
 ) -> dict[str, float]:
-    """MAE, RMSE, MAPE (percent), directional accuracy and ``n`` of close forecasts."""
+    """MAE, RMSE, MAPE (percent), directional accuracy with its Wilson 95 % interval and ``n``."""
     actual, predicted, last = _vectors(
         actual_close=actual_close, predicted_close=predicted_close, last_close=last_close
     )
     return {
         **_accuracy(actual, predicted),
-        "directional_accuracy": _directional_accuracy(actual - last, predicted - last),
+        **_directional_accuracy(actual - last, predicted - last),
         "n": len(actual),
     }
 
@@ -89,7 +109,7 @@ def persistence_metrics(
     )
     return {
         **_accuracy(actual, last),
-        "directional_accuracy": _directional_accuracy(actual - last, last - previous),
+        **_directional_accuracy(actual - last, last - previous),
         "n": len(actual),
     }
 
@@ -177,3 +197,28 @@ def comparison(model: dict, baseline: dict, dm: tuple[float, float]) -> dict[str
         raise ValueError("mae_ratio needs a baseline with a positive MAE")
     dm_stat, dm_p_value = dm
     return {"mae_ratio": model["mae"] / baseline["mae"], "dm_stat": dm_stat, "dm_p_value": dm_p_value}
+
+
+def interval_metrics(
+    actual_close: ArrayLike, low: ArrayLike, high: ArrayLike, last_close: ArrayLike
+) -> dict[str, float]:
+    """A forecast interval's ``coverage`` (share of closes inside ``[low, high]``), mean ``width`` (quote
+    currency) and mean ``width_pct`` (percent of the last close)."""
+    actual, lows, highs, last = _vectors(actual_close=actual_close, low=low, high=high, last_close=last_close)
+    if (highs < lows).any():
+        raise ValueError("interval has high < low")
+    return {
+        "coverage": float(np.mean((actual >= lows) & (actual <= highs))),
+        "width": float(np.mean(highs - lows)),
+        "width_pct": float(np.mean((highs - lows) / last) * 100.0),
+    }
+
+
+def brier_score(probability: ArrayLike, outcome: ArrayLike) -> float:
+    """Mean squared difference between forecast probabilities in [0, 1] and 0/1 outcomes."""
+    p, happened = _vectors(probability=probability, outcome=outcome)
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("probabilities must lie in [0, 1]")
+    if not np.isin(happened, (0.0, 1.0)).all():
+        raise ValueError("outcomes must be 0 or 1")
+    return float(np.mean((p - happened) ** 2))

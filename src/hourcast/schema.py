@@ -59,6 +59,13 @@ class Prediction(BaseModel):
     features_age_seconds: float = Field(description="How old the features are, by `clock`.")
     stale: bool = Field(description="Features older than the service's limit (only with allow_stale).")
     band: Band
+    p_up: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Probability that the next close is above the last, calibrated on walk-forward "
+        "residuals (null for a model saved without a calibration).",
+    )
     clock: Clock = Field(
         description="What 'now' was for the age: the exchange's clock, its last known offset (the "
         "exchange is unreachable), or the system clock (never reached)."

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from catboost import CatBoostRegressor
     from feast import FeatureStore
 
+    from hourcast.model import Calibration
+
 BAND_QUANTILES = ("0.05", "0.95")
 ONLINE_READ_SECONDS = 0.15  # Redis connect/reply bound for the API: a slower store is answered 503
 REQUEST_DEADLINE_SECONDS = 1.0  # backstop for a request's whole off-loop work (read + model)
@@ -50,11 +52,13 @@ class Unavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """The production model as loaded: its tag, the CatBoost model and the walk-forward error band."""
+    """The production model as loaded: its tag, the CatBoost model, the walk-forward error band and the
+    out-of-sample calibration (shrinkage, conformal band, ``p_up``; None for models saved before it)."""
 
     tag: str
     model: CatBoostRegressor
     band: tuple[float, float]
+    calibration: Calibration | None = None
 
 
 def _iso(stamp: datetime) -> str:
@@ -126,16 +130,24 @@ def load_model(settings: Settings, tag: str) -> LoadedModel:
         raise Unavailable(str(error)) from error
     quantiles = metadata.get("return_error_quantiles", {})
     band = (float(quantiles.get(BAND_QUANTILES[0], 0.0)), float(quantiles.get(BAND_QUANTILES[1], 0.0)))
-    return LoadedModel(tag, model, band)
+    from hourcast.model import Calibration
+
+    stored = metadata.get("calibration")
+    return LoadedModel(tag, model, band, Calibration.from_metadata(stored) if stored else None)
+
+
+def forecast_frame(loaded: LoadedModel, rows: pd.DataFrame) -> pd.DataFrame:
+    """``model.forecast`` (the one predict path of training, evaluation and serving) for ``rows``
+    (``symbol``, the model inputs, ``last_close``) with the loaded model's calibration."""
+    from hourcast import model
+
+    return model.forecast(loaded.model, rows, loaded.calibration)
 
 
 def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame) -> tuple[Any, Any]:
-    """Predicted log returns and closes for ``rows`` (``symbol``, the model inputs, ``last_close``) through
-    the model module, the one predict path of training, evaluation and serving."""
-    from hourcast import model
-
-    returns = model.predict_returns(loaded.model, rows)
-    return returns, model.to_close(rows["last_close"].to_numpy(), returns)
+    """Predicted log returns and closes for ``rows`` (see ``forecast_frame``)."""
+    forecast = forecast_frame(loaded, rows)
+    return forecast["predicted_return"].to_numpy(), forecast["predicted_close"].to_numpy()
 
 
 class Predictor:
@@ -311,12 +323,14 @@ class Predictor:
         rows = pd.DataFrame(
             {"symbol": symbols, **{name: values[name] for name in [*FEATURE_NAMES, "last_close"]}}
         )
-        returns, closes = forecast_rows(loaded, rows)
+        forecast = forecast_frame(loaded, rows)
         low, high = loaded.band
         predictions = []
         for index, symbol in enumerate(symbols):
             as_of, last_close = values["as_of"][index], float(values["last_close"][index])
-            predicted_close, predicted_return = float(closes[index]), float(returns[index])
+            predicted_close = float(forecast["predicted_close"].iloc[index])
+            predicted_return = float(forecast["predicted_return"].iloc[index])
+            calibrated = loaded.calibration is not None
             prediction = Prediction(
                 symbol=symbol,
                 as_of=_iso(as_of),
@@ -330,10 +344,15 @@ class Predictor:
                 features_age_seconds=round(ages[index], 3),
                 stale=is_stale(ages[index], limit, self._step),
                 band=Band(
-                    low=float(forecast_band(predicted_close, low)),
-                    high=float(forecast_band(predicted_close, high)),
+                    low=float(forecast["band_low"].iloc[index])
+                    if calibrated
+                    else float(forecast_band(predicted_close, low)),
+                    high=float(forecast["band_high"].iloc[index])
+                    if calibrated
+                    else float(forecast_band(predicted_close, high)),
                     quantiles=[float(q) for q in BAND_QUANTILES],
                 ),
+                p_up=float(forecast["p_up"].iloc[index]) if calibrated else None,
                 clock=clock,
             )
             predictions.append(

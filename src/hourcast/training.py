@@ -1,7 +1,10 @@
 """Training: the point-in-time training set, a CatBoost fit, a walk-forward check against persistence and
 the production model, the BentoML model store, and the promotion gate.
 
-A new model is saved whatever happens (versioned, auditable) and becomes production only if its
+The gate's walk-forward predictions (never the training rows) also calibrate the saved model: the shrink
+factor toward persistence, the conformal band and ``p_up`` (``model.Calibration``, in the metadata).
+
+A new model is saved whatever happens (versioned, auditable) and becomes production only if its raw
 walk-forward MAE is no worse than the production model's on the same hours and no worse than
 persistence by more than ``promotion_tolerance``.
 """
@@ -170,6 +173,7 @@ def train(
     except ValueError as error:
         raise TrainingError(f"too little data to train and check a model: {error}") from error
     candidate = checked.metrics
+    calibration = model.calibrate(checked.predictions)
     production = _versus_production(settings, frame, checked.predictions)
     promote, reason = promotion_decision(
         candidate["model"]["mae"],
@@ -178,7 +182,8 @@ def train(
         settings.promotion_tolerance,
     )
     final = fit_fn(frame, params)
-    errors = np.log(checked.predictions["next_close"] / checked.predictions["predicted_close"])
+    served = model.with_calibration(checked.predictions, calibration)
+    errors = np.log(served["next_close"] / served["predicted_close"])
     metadata = {
         "feature_service": featurestore.TRAINING_SERVICE,
         "features": FEATURE_NAMES,
@@ -190,6 +195,7 @@ def train(
         "data_fingerprint": fingerprint(frame),
         "params": {**model.DEFAULT_PARAMS, **(params or {})},
         "walk_forward": {"weeks": settings.gate_weeks, **candidate},
+        "calibration": calibration.as_metadata(),
         "return_error_quantiles": {str(q): float(np.quantile(errors, q)) for q in ERROR_QUANTILES},
         "feature_reference": drift.feature_reference(frame),
         "production_at_training": production,
@@ -210,11 +216,27 @@ def train(
         reason=reason,
         window=metadata["training_window"],
         rows=len(frame),
-        metrics=candidate["model"] | {"mae_ratio": candidate["comparison"]["mae_ratio"]},
+        metrics=candidate["model"]
+        | {key: candidate["comparison"][key] for key in ("mae_ratio", "dm_p_value")}
+        | {"shrink": calibration.shrink, "by_symbol": _per_symbol(candidate)},
         baseline=candidate["persistence"],
         production=production,
         pruned=pruned,
     )
+
+
+def _per_symbol(scored: dict[str, Any]) -> dict[str, Any]:
+    """Per symbol: MAE ratio, DM p and directional accuracy with its 95 % interval."""
+    return {
+        symbol: {
+            **{key: values["comparison"][key] for key in ("mae_ratio", "dm_p_value")},
+            **{
+                key: values["model"][key]
+                for key in ("directional_accuracy", "directional_low", "directional_high")
+            },
+        }
+        for symbol, values in scored["by_symbol"].items()
+    }
 
 
 def _versus_production(

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from catboost import CatBoostRegressor
 
-from hourcast import evaluation, featurestore, model, registry, serving, training
-from hourcast.features import FEATURE_NAMES
+from hourcast import dataset, evaluation, featurestore, model, registry, serving, training
+from hourcast.features import FEATURE_NAMES, compute_features
 from hourcast.settings import Settings
 from tests.integration.conftest import store_recorded
 
@@ -62,9 +62,19 @@ def test_train_saves_promotes_rejects_and_rolls_back(tmp_path: Path, recorded_fi
         "walk_forward",
         "code_version",
         "return_error_quantiles",
+        "calibration",
     ):
         assert key in metadata, key
     assert metadata["walk_forward"]["persistence"]["mae"] == first.baseline["mae"]
+    # calibrated on the gate's walk-forward hours (one week of both symbols), never on the training rows
+    calibration = model.Calibration.from_metadata(metadata["calibration"])
+    assert calibration.hours == metadata["walk_forward"]["model"]["n"] == 2 * 7 * 24
+    assert calibration.shrink == first.metrics["shrink"] and 0 < calibration.shrink <= 1
+    assert set(first.metrics["by_symbol"]) == {"BTC/USDT", "ETH/USDT"}
+    for figures in [first.metrics, *first.metrics["by_symbol"].values()]:
+        assert 0 <= figures["dm_p_value"] <= 1
+    for figures in first.metrics["by_symbol"].values():
+        assert figures["directional_low"] < figures["directional_accuracy"] < figures["directional_high"]
 
     # a deliberately worse model is saved for audit but not promoted (worse than persistence)
     worse = training.train(settings, fit_fn=inverted_fit)
@@ -106,8 +116,14 @@ def test_walk_forward_report_on_the_shared_data(tmp_path: Path, recorded_files: 
     report = evaluation.run(settings, weeks=2)
     comparison = report.metrics["comparison"]
     assert np.isfinite(comparison["mae_ratio"]) and 0 <= comparison["dm_p_value"] <= 1
-    assert report.metrics["persistence"]["mae"] > 0 and len(report.folds) == 2
-    assert json.loads(report.json_path.read_text())["weeks"] == 2
+    # one calibration week (gate_weeks) before the two scored weeks
+    assert report.metrics["persistence"]["mae"] > 0 and len(report.folds) == 3
+    assert [fold["scored"] for fold in report.folds] == [False, True, True]
+    for scope in [report.metrics, *report.metrics["by_symbol"].values()]:
+        assert 0 < scope["band"]["model"]["coverage"] <= 1 and scope["band"]["width_ratio"] > 0
+        assert 0 <= scope["p_up"]["brier"] <= 1 and 0 <= scope["p_up"]["brier_climatology"] <= 1
+        assert scope["model"]["directional_low"] < scope["model"]["directional_high"]
+    assert json.loads(report.json_path.read_text())["weeks"] == 2 and report.windows == []
     assert report.chart_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -124,3 +140,14 @@ def test_a_service_without_a_registry_serves_its_packaged_model(tmp_path: Path, 
     assert predictor.model_tag == packaged
     [answer] = predictor.predict(["BTC/USDT"], allow_stale=True)
     assert answer.model == packaged and answer.as_of == "2024-02-29T23:00:00Z"
+
+    # the service answers exactly what the model module's one predict path gives evaluation
+    _, fitted, metadata = registry.load_model(settings.model_name, packaged)
+    features = compute_features(dataset.load_candles(settings))
+    row = features.loc[(features["symbol"] == "BTC/USDT")].tail(1).reset_index(drop=True)
+    expected = model.forecast(fitted, row, model.Calibration.from_metadata(metadata["calibration"]))
+    assert answer.predicted_close == pytest.approx(expected["predicted_close"].iloc[0], rel=1e-12)
+    assert answer.band.low == pytest.approx(expected["band_low"].iloc[0], rel=1e-12)
+    assert answer.band.high == pytest.approx(expected["band_high"].iloc[0], rel=1e-12)
+    assert answer.p_up == pytest.approx(expected["p_up"].iloc[0], rel=1e-12) and 0 < answer.p_up < 1
+    assert answer.band.low < answer.predicted_close < answer.band.high

@@ -5,11 +5,14 @@ import pytest
 from scipy import stats
 
 from hourcast.metrics import (
+    brier_score,
     comparison,
     diebold_mariano,
     forecast_metrics,
+    interval_metrics,
     persistence_metrics,
     student_t_two_sided_p,
+    wilson_interval,
 )
 
 
@@ -111,3 +114,38 @@ def test_comparison() -> None:
     assert result == {"mae_ratio": pytest.approx(0.9), "dm_stat": -2.5, "dm_p_value": 0.0125}
     with pytest.raises(ValueError, match="positive MAE"):
         comparison({"mae": 1.0}, {"mae": 0.0}, (0.0, 1.0))
+
+
+@pytest.mark.parametrize(("hits", "trials"), [(0, 10), (3, 10), (52, 100), (4541, 8736), (10, 10)])
+def test_wilson_interval_matches_scipy(hits: int, trials: int) -> None:
+    expected = stats.binomtest(hits, trials).proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = wilson_interval(hits, trials)
+    assert low == pytest.approx(expected.low, abs=1e-9) and high == pytest.approx(expected.high, abs=1e-9)
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(11, 10)
+
+
+def test_directional_accuracy_carries_its_interval() -> None:
+    last = np.full(200, 100.0)
+    actual = np.where(np.arange(200) % 4 == 0, 99.0, 101.0)  # 150 up, 50 down
+    result = forecast_metrics(actual, np.full(200, 100.5), last)  # always "up": 150 of 200 right
+    assert result["directional_accuracy"] == 0.75 and result["directional_n"] == 200
+    assert (result["directional_low"], result["directional_high"]) == pytest.approx(wilson_interval(150, 200))
+    assert result["directional_low"] < 0.75 < result["directional_high"]
+
+
+def test_interval_metrics_and_brier_by_hand() -> None:
+    result = interval_metrics(
+        [100.0, 105.0, 98.0, 101.0],
+        [99.0, 99.0, 99.0, 100.0],
+        [101.0, 101.0, 101.0, 104.0],
+        [100.0, 100.0, 100.0, 100.0],
+    )
+    assert result == pytest.approx({"coverage": 0.5, "width": 2.5, "width_pct": 2.5})
+    with pytest.raises(ValueError, match="high < low"):
+        interval_metrics([1.0, 2.0], [2.0, 1.0], [1.0, 2.0], [1.0, 1.0])
+    assert brier_score([0.5, 0.8, 0.1], [1.0, 1.0, 0.0]) == pytest.approx((0.25 + 0.04 + 0.01) / 3)
+    with pytest.raises(ValueError, match="probabilities"):
+        brier_score([1.2, 0.5], [1.0, 0.0])
+    with pytest.raises(ValueError, match="0 or 1"):
+        brier_score([0.2, 0.5], [1.0, 0.5])

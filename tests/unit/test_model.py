@@ -1,4 +1,5 @@
 import itertools
+import json
 
 import catboost
 import numpy as np
@@ -143,3 +144,106 @@ def test_walk_forward_rejects_folds_without_enough_history(frame: pd.DataFrame) 
         model.walk_forward(frame, 7, WINDOW, horizon=HORIZON, fit_fn=never)
     with pytest.raises(ValueError, match="weeks"):
         model.walk_forward(frame, 0, WINDOW, horizon=HORIZON, fit_fn=never)
+
+
+def synthetic_predictions(n: int, seed: int, signal: float) -> pd.DataFrame:
+    """Walk-forward-like predictions whose realised return is ``signal * raw_return`` plus noise whose
+    size is ``spread`` (a known, varying volatility)."""
+    rng = np.random.default_rng(seed)
+    spread = rng.uniform(0.002, 0.01, n)
+    raw = rng.normal(0.0, 0.004, n)
+    realised = signal * raw + spread * rng.standard_t(5, n) / np.sqrt(5 / 3)
+    last = rng.uniform(90.0, 110.0, n)
+    return pd.DataFrame(
+        {
+            "last_close": last,
+            "next_close": last * np.exp(realised),
+            "raw_return": raw,
+            "spread": spread,
+            "persistence_close": last,
+            "previous_close": last,
+            "predicted_close": last,
+        }
+    )
+
+
+def test_fit_shrink_finds_the_out_of_sample_factor() -> None:
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0.0, 0.01, 5000)
+    last = np.full(5000, 100.0)
+    assert model.fit_shrink(last, raw, last * np.exp(0.4 * raw + rng.normal(0, 1e-4, 5000))) == 0.4
+    assert model.fit_shrink(last, raw, last * np.exp(raw)) == 1.0
+    # a forecast unrelated to what happens is shrunk as far as the grid goes, never to 0 (its direction stays)
+    assert model.fit_shrink(last, raw, last * np.exp(rng.normal(0, 0.01, 5000))) == model.SHRINK_GRID[0] > 0
+
+
+def test_calibrated_band_and_p_up_hold_out_of_sample() -> None:
+    history, future = synthetic_predictions(4000, 1, 0.5), synthetic_predictions(4000, 2, 0.5)
+    calibration = model.calibrate(history)
+    assert 0.4 <= calibration.shrink <= 0.6
+    assert model.Calibration.from_metadata(json.loads(json.dumps(calibration.as_metadata()))) == calibration
+
+    served = model.with_calibration(future, calibration)
+    scored = model.evaluate(served)
+    assert abs(scored["band"]["model"]["coverage"] - 0.90) < 0.02  # nominal 90 %, on unseen hours
+    assert abs(scored["band"]["persistence"]["coverage"] - 0.90) < 0.03
+    # the volatility-scaled band is narrower than persistence's fixed band of the same coverage
+    assert scored["band"]["width_ratio"] < 0.95
+    assert scored["p_up"]["brier"] < scored["p_up"]["brier_climatology"]
+    # p_up rises with the predicted return, at a given spread
+    rising = model.calibrated(np.linspace(-0.01, 0.01, 9), np.full(9, 100.0), np.full(9, 0.005), calibration)[
+        "p_up"
+    ]
+    assert (np.diff(rising) > 0).all() and rising.iloc[0] < 0.5 < rising.iloc[-1]
+    with pytest.raises(ValueError, match="at least"):
+        model.calibrate(history.head(MIN_ROWS - 1))
+
+
+def test_recalibrated_folds_use_only_earlier_folds(walk: tuple[WalkForward, list[pd.DataFrame]]) -> None:
+    predictions = walk[0].predictions
+    scored = model.recalibrated(predictions, 1)
+    later = predictions.loc[predictions["fold"] == 1].reset_index(drop=True)
+    assert scored["fold"].eq(1).all() and len(scored) == len(later)
+    expected = model.with_calibration(later, model.calibrate(predictions.loc[predictions["fold"] == 0]))
+    pd.testing.assert_frame_equal(scored, expected)
+    # what fold 1 then did changes nothing in how it was calibrated
+    moved = predictions.assign(
+        next_close=np.where(
+            predictions["fold"] == 1, predictions["next_close"] * 1.01, predictions["next_close"]
+        )
+    )
+    np.testing.assert_array_equal(model.recalibrated(moved, 1)["band_low"], scored["band_low"])
+
+
+def test_forecast_is_the_path_walk_forward_scores(
+    month: pd.DataFrame, walk: tuple[WalkForward, list[pd.DataFrame]]
+) -> None:
+    fitted = model.fit(month.iloc[:-48], FAST)
+    rows = month.iloc[-48:].reset_index(drop=True)
+    calibration = model.calibrate(walk[0].predictions)
+    served = model.forecast(fitted, rows, calibration)
+    scored = model.predictions_frame(fitted, rows, calibration=calibration)
+    for column in ("predicted_return", "predicted_close", "band_low", "band_high", "p_up"):
+        np.testing.assert_array_equal(served[column].to_numpy(), scored[column].to_numpy())
+    raw = model.predict_returns(fitted, rows)
+    np.testing.assert_allclose(served["predicted_return"], calibration.shrink * raw)
+    assert (served["band_low"] < served["predicted_close"]).all() and (
+        served["predicted_close"] < served["band_high"]
+    ).all()
+    assert served["p_up"].between(0, 1).all()
+    uncalibrated = model.forecast(fitted, rows, None)
+    np.testing.assert_array_equal(uncalibrated["predicted_return"], raw)
+    assert uncalibrated["p_up"].isna().all()
+
+
+def test_walk_forward_with_calibration_scores_band_and_p_up(frame: pd.DataFrame) -> None:
+    result = model.walk_forward(frame, 1, pd.Timedelta(days=21), FAST, horizon=HORIZON, calibration_weeks=1)
+    assert [fold["scored"] for fold in result.folds] == [False, True]
+    assert result.predictions["fold"].eq(1).all() and result.metrics["model"]["n"] == 2 * 168
+    for scope in [result.metrics, *result.metrics["by_symbol"].values()]:
+        assert 0.5 < scope["band"]["model"]["coverage"] <= 1 and scope["band"]["width_ratio"] > 0
+        assert np.isfinite(scope["p_up"]["brier"]) and np.isfinite(scope["p_up"]["brier_climatology"])
+        low, high = scope["model"]["directional_low"], scope["model"]["directional_high"]
+        assert low < scope["model"]["directional_accuracy"] < high
+    with pytest.raises(ValueError, match="calibration_weeks"):
+        model.walk_forward(frame, 1, WINDOW, horizon=HORIZON, calibration_weeks=-1)
