@@ -350,11 +350,12 @@ class Ingestor:
             self._publish_last_report(series, report)
 
     def _publish_last_report(self, series: store.Series, report: ValidationReport) -> None:
-        """Keep the series' latest validation result (JSON and GX's HTML page) in the validation folder."""
-        from hourcast.validation import latest_report_stem, write_report
+        """Keep the series' latest validation result (JSON and GX's HTML page) in the validation folder,
+        rewritten only when its outcome changed."""
+        from hourcast.validation import latest_report_stem, publish_latest
 
         stem = latest_report_stem(series.exchange, series.symbol, series.timeframe)
-        write_report(report, self.settings.validation_dir, stem)
+        publish_latest(report, self.settings.validation_dir, stem)
 
     def _quarantine(
         self,

@@ -12,6 +12,8 @@ world ages like a live one; the wall clock only when no candle is stored):
   recomputed from the candles, with the 25-candle lookback, at every materialization).
 * predictions: ``date=YYYY-MM-DD`` log folders whose whole day ends on or before
   ``now - prediction_retention_days`` are deleted.
+* quarantine: entries (rows, report, entry file) whose newest candle opened on or before
+  ``now - quarantine_retention_days`` are deleted, whatever their state.
 
 Training needs ``train_days`` of labelled features, so the windows are checked first (``check_windows``).
 """
@@ -26,7 +28,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 
-from hourcast import atomic, store
+from hourcast import atomic, quarantine, store
 from hourcast.settings import Settings
 from hourcast.store import series_lock
 
@@ -47,6 +49,7 @@ class RetentionReport:
     feature_rows_kept: int
     files_removed: int
     bytes_removed: int
+    quarantine_entries_removed: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The report as plain JSON types (times ISO-8601 UTC; partitions relative to the candle root)."""
@@ -60,6 +63,7 @@ class RetentionReport:
             "feature_rows_kept": self.feature_rows_kept,
             "files_removed": self.files_removed,
             "bytes_removed": self.bytes_removed,
+            "quarantine_entries_removed": self.quarantine_entries_removed,
         }
 
 
@@ -124,6 +128,8 @@ def apply_retention(settings: Settings, now: pd.Timestamp | None = None) -> Rete
     )
     removed_rows, kept_rows, feature_bytes = _trim_feature_table(settings.feature_table_path, feature_cutoff)
     files, file_bytes = _prune_predictions(settings.predictions_dir, prediction_cutoff)
+    quarantine_cutoff = now - pd.Timedelta(days=settings.quarantine_retention_days)
+    entries, quarantine_bytes = _prune_quarantine(settings.quarantine_dir, quarantine_cutoff)
     return RetentionReport(
         now=now,
         candle_cutoff=candle_cutoff,
@@ -133,7 +139,8 @@ def apply_retention(settings: Settings, now: pd.Timestamp | None = None) -> Rete
         feature_rows_removed=removed_rows,
         feature_rows_kept=kept_rows,
         files_removed=files,
-        bytes_removed=partition_bytes + feature_bytes + file_bytes,
+        bytes_removed=partition_bytes + feature_bytes + file_bytes + quarantine_bytes,
+        quarantine_entries_removed=entries,
     )
 
 
@@ -216,3 +223,19 @@ def _prune_predictions(directory: Path, cutoff: pd.Timestamp) -> tuple[int, int]
         freed += sum(item.stat().st_size for item in contents)
         shutil.rmtree(folders[day])
     return files, freed
+
+
+def _prune_quarantine(root: Path, cutoff: pd.Timestamp) -> tuple[int, int]:
+    """Delete the quarantine entries whose newest candle opened on or before ``cutoff`` (all their files:
+    rows, report, entry); returns ``(entries removed, bytes freed)``."""
+    removed = freed = 0
+    for entry in quarantine.entries(root):
+        newest = entry.last or entry.created
+        if pd.Timestamp(newest) > cutoff:
+            continue
+        stem = entry.stem(root)
+        for path in stem.parent.glob(f"{stem.name}.*"):
+            freed += path.stat().st_size
+            path.unlink()
+        removed += 1
+    return removed, freed

@@ -289,3 +289,19 @@ def write_report(report: ValidationReport, directory: Path, stem: str) -> tuple[
     json_path = atomic.write_text(directory / f"{stem}.json", json.dumps(asdict(report), indent=2))
     html_path = atomic.write_text(directory / f"{stem}.html", render_html(report))
     return json_path, html_path
+
+
+def publish_latest(report: ValidationReport, directory: Path, stem: str) -> bool:
+    """Keep ``<stem>.json|.html`` as a series' latest validation result, rendering GX's HTML page (the
+    slow part) only when the outcome (success and failed rules) differs from the one already published.
+    Returns whether it wrote."""
+    json_path, html_path = directory / f"{stem}.json", directory / f"{stem}.html"
+    if json_path.exists() and html_path.exists():
+        try:
+            published = json.loads(json_path.read_text())
+        except ValueError:
+            published = {}
+        if (published.get("success"), published.get("failures")) == (report.success, report.failures):
+            return False
+    write_report(report, directory, stem)
+    return True
