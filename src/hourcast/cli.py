@@ -335,20 +335,94 @@ def train(as_json: JsonOption = False) -> None:
 @app.command()
 def evaluate(
     weeks: Annotated[int, typer.Option(help="Weeks of walk-forward (weekly refits).")] = 4,
+    windows: Annotated[
+        str,
+        typer.Option(help="Also compare these training windows (days, comma-separated) on the same hours."),
+    ] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Walk-forward evaluation against persistence; writes a JSON report and a PNG chart under reports/."""
     from hourcast import evaluation, training
 
     try:
-        report = evaluation.run(Settings(), weeks)
+        days = [int(part) for part in windows.split(",") if part.strip()]
+    except ValueError:
+        raise _fail(
+            f"--windows takes days separated by commas, e.g. 30,90,180,365; got {windows!r}"
+        ) from None
+    try:
+        report = evaluation.run(Settings(), weeks, days)
     except training.TrainingError as error:
         raise _fail(str(error)) from None
     if as_json:
         print(json.dumps(report.as_json(), default=str))
         return
     _print_metrics_table(report.metrics)
+    _print_calibration_table(report.metrics)
+    if report.windows:
+        _print_windows_table(report.windows)
     print(f"report: {report.json_path}\nchart:  {report.chart_path}")
+
+
+def _direction(figures: dict) -> str:
+    """Directional accuracy with its 95 % interval."""
+    low, high = figures["directional_low"], figures["directional_high"]
+    return f"{figures['directional_accuracy']:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _print_calibration_table(metrics: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "scope",
+        "direction [95 % CI]",
+        "band coverage",
+        "band width %",
+        "vs persistence band",
+        "Brier p_up",
+        "Brier climatology",
+    )
+    for scope, values in [("all", metrics), *metrics.get("by_symbol", {}).items()]:
+        model, band, p_up = values["model"], values["band"], values["p_up"]
+        table.add_row(
+            scope,
+            _direction(model),
+            f"{band['model']['coverage']:.3f} (nominal {band['nominal']:.2f})",
+            f"{band['model']['width_pct']:.3f}",
+            f"{band['width_ratio']:.3f}",
+            f"{p_up['brier']:.5f}",
+            f"{p_up['brier_climatology']:.5f}",
+        )
+    Console().print(table)
+
+
+def _print_windows_table(windows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "window (days)",
+        "MAE ratio",
+        "DM p",
+        "direction [95 % CI]",
+        "coverage",
+        "band vs persistence",
+        "Brier skill",
+        "fits s",
+    )
+    for row in windows:
+        table.add_row(
+            str(row["train_days"]),
+            f"{row['mae_ratio']:.4f}",
+            f"{row['dm_p_value']:.3f}",
+            _direction(row),
+            f"{row['coverage']:.3f}",
+            f"{row['width_ratio']:.3f}",
+            f"{row['brier_skill']:.4f}",
+            f"{row['fit_seconds']:.1f}",
+        )
+    Console().print(table)
 
 
 def _print_metrics_table(metrics: dict) -> None:

@@ -61,6 +61,9 @@ def window_row(days: int, result: model.WalkForward) -> dict[str, Any]:
 
     return {
         "train_days": days,
+        "hours": result.metrics["model"]["n"],
+        "first_hour": str(result.predictions["event_timestamp"].min()),
+        "last_hour": str(result.predictions["event_timestamp"].max()),
         **headline(result.metrics),
         "fit_seconds": sum(fold["fit_seconds"] for fold in result.folds),
         "by_symbol": {symbol: headline(scored) for symbol, scored in result.metrics["by_symbol"].items()},

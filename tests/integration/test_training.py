@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from catboost import CatBoostRegressor
+from typer.testing import CliRunner
 
 from hourcast import dataset, evaluation, featurestore, model, registry, serving, training
+from hourcast.cli import app
 from hourcast.features import FEATURE_NAMES, compute_features
 from hourcast.settings import Settings
 from tests.integration.conftest import store_recorded
@@ -125,6 +127,23 @@ def test_walk_forward_report_on_the_shared_data(tmp_path: Path, recorded_files: 
         assert scope["model"]["directional_low"] < scope["model"]["directional_high"]
     assert json.loads(report.json_path.read_text())["weeks"] == 2 and report.windows == []
     assert report.chart_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # `hourcast evaluate --windows` compares training windows on the same hours
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in (("HOME", tmp_path), ("SYMBOLS", "BTC/USDT,ETH/USDT"), ("TRAIN_DAYS", 21)):
+            env.setenv(f"HOURCAST_{name}", str(value))
+        answered = CliRunner().invoke(app, ["evaluate", "--weeks", "1", "--windows", "7,14", "--json"])
+        refused = CliRunner().invoke(app, ["evaluate", "--windows", "7;14"])
+    assert answered.exit_code == 0, answered.output
+    windows = json.loads(answered.stdout.splitlines()[-1])["windows"]
+    assert [row["train_days"] for row in windows] == [7, 14, 21]
+    assert {(row["hours"], row["first_hour"], row["last_hour"]) for row in windows} == {
+        (2 * 168, "2024-02-23 00:00:00+00:00", "2024-02-29 23:00:00+00:00")
+    }
+    assert all(
+        0 < row["mae_ratio"] < 2 and row["directional_low"] < row["directional_high"] for row in windows
+    )
+    assert refused.exit_code == 1 and "--windows takes days" in refused.output
 
 
 def test_a_service_without_a_registry_serves_its_packaged_model(tmp_path: Path, recorded_files: dict) -> None:
