@@ -339,6 +339,10 @@ def evaluate(
         str,
         typer.Option(help="Also compare these training windows (days, comma-separated) on the same hours."),
     ] = "",
+    cross_asset: Annotated[
+        bool,
+        typer.Option("--cross-asset", help="Also compare with the reference symbol's features as inputs."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Walk-forward evaluation against persistence; writes a JSON report and a PNG chart under reports/."""
@@ -351,7 +355,7 @@ def evaluate(
             f"--windows takes days separated by commas, e.g. 30,90,180,365; got {windows!r}"
         ) from None
     try:
-        report = evaluation.run(Settings(), weeks, days)
+        report = evaluation.run(Settings(), weeks, days, cross_asset)
     except training.TrainingError as error:
         raise _fail(str(error)) from None
     if as_json:
@@ -359,8 +363,9 @@ def evaluate(
         return
     _print_metrics_table(report.metrics)
     _print_calibration_table(report.metrics)
-    if report.windows:
-        _print_windows_table(report.windows)
+    for compared in (report.windows, report.cross_asset):
+        if compared:
+            _print_windows_table(compared)
     print(f"report: {report.json_path}\nchart:  {report.chart_path}")
 
 
@@ -403,6 +408,7 @@ def _print_windows_table(windows: list[dict]) -> None:
 
     table = Table(
         "window (days)",
+        "inputs",
         "MAE ratio",
         "DM p",
         "direction [95 % CI]",
@@ -414,6 +420,7 @@ def _print_windows_table(windows: list[dict]) -> None:
     for row in windows:
         table.add_row(
             str(row["train_days"]),
+            row["inputs"],
             f"{row['mae_ratio']:.4f}",
             f"{row['dm_p_value']:.3f}",
             _direction(row),

@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from hourcast import atomic, dataset, model, training
+from hourcast import atomic, dataset, features, model, training
 from hourcast.candles import timeframe_delta
 from hourcast.settings import Settings
 
@@ -30,6 +31,7 @@ class EvaluationReport:
     json_path: Path
     chart_path: Path
     windows: list[dict[str, Any]]
+    cross_asset: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` line."""
@@ -37,14 +39,16 @@ class EvaluationReport:
             "weeks": self.weeks,
             **self.metrics,
             "windows": self.windows,
+            "cross_asset": self.cross_asset,
             "folds": self.folds,
             "report": str(self.json_path),
             "chart": str(self.chart_path),
         }
 
 
-def window_row(days: int, result: model.WalkForward) -> dict[str, Any]:
-    """One line of the window comparison: a training window's pooled and per-symbol headline figures."""
+def window_row(days: int, result: model.WalkForward, inputs: str = "base") -> dict[str, Any]:
+    """One line of a comparison: a training window's (and input set's) pooled and per-symbol headline
+    figures."""
 
     def headline(scored: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -61,6 +65,7 @@ def window_row(days: int, result: model.WalkForward) -> dict[str, Any]:
 
     return {
         "train_days": days,
+        "inputs": inputs,
         "hours": result.metrics["model"]["n"],
         "first_hour": str(result.predictions["event_timestamp"].min()),
         "last_hour": str(result.predictions["event_timestamp"].max()),
@@ -70,24 +75,45 @@ def window_row(days: int, result: model.WalkForward) -> dict[str, Any]:
     }
 
 
-def run(settings: Settings, weeks: int, windows: list[int] | None = None) -> EvaluationReport:
+def run(
+    settings: Settings, weeks: int, windows: list[int] | None = None, cross_asset: bool = False
+) -> EvaluationReport:
     """Walk-forward over the last ``weeks`` weeks, each fold fitted on the trailing ``train_days`` and
     calibrated on the ``gate_weeks`` folds before it; with ``windows`` (days), the same hours are also
-    predicted with each of those training windows and compared (``window_row``).
+    predicted with each of those training windows and compared (``window_row``); with ``cross_asset``,
+    with and without ``features.CROSS_FEATURES`` as extra inputs (every run then uses only the hours
+    whose reference row exists, so all compare the same hours).
 
     The rows are the pure ``dataset.labelled_rows`` of the whole candle archive, not Feast's table, which
     keeps only ``feature_retention_days``; a test checks both give the same rows."""
     results: dict[int, model.WalkForward] = {}
+    crossed: list[dict[str, Any]] = []
+    walk = partial(
+        model.walk_forward,
+        weeks=weeks,
+        horizon=timeframe_delta(settings.timeframe),
+        calibration_weeks=settings.gate_weeks,
+    )
     try:
         frame = dataset.labelled_rows(dataset.load_candles(settings), settings.timeframe)
-        for days in dict.fromkeys([settings.train_days, *(windows or [])]):
-            results[days] = model.walk_forward(
-                frame,
-                weeks=weeks,
-                train_window=pd.Timedelta(days=days),
-                horizon=timeframe_delta(settings.timeframe),
-                calibration_weeks=settings.gate_weeks,
+        if cross_asset:
+            with_reference = features.with_reference(frame)
+            frame = frame.merge(
+                with_reference[["symbol", "event_timestamp"]], on=["symbol", "event_timestamp"]
             )
+        for days in dict.fromkeys([settings.train_days, *(windows or [])]):
+            results[days] = walk(frame, train_window=pd.Timedelta(days=days))
+        if cross_asset:
+            inputs = [*model.MODEL_INPUTS, *features.CROSS_FEATURES]
+            cross = walk(
+                with_reference,
+                train_window=pd.Timedelta(days=settings.train_days),
+                fit_fn=partial(model.fit, inputs=inputs),
+            )
+            crossed = [
+                window_row(settings.train_days, results[settings.train_days]),
+                window_row(settings.train_days, cross, "base + cross-asset"),
+            ]
     except ValueError as error:
         raise training.TrainingError(f"cannot evaluate {weeks} weeks: {error}") from error
     result = results[settings.train_days]
@@ -103,13 +129,14 @@ def run(settings: Settings, weeks: int, windows: list[int] | None = None) -> Eva
         "calibration_weeks": settings.gate_weeks,
         "metrics": result.metrics,
         "windows": compared,
+        "cross_asset": crossed,
         "folds": folds,
     }
     json_path = atomic.write_text(
         settings.reports_dir / f"walk_forward_{stamp}.json", json.dumps(document, indent=2)
     )
     chart_path = write_chart(result.predictions, settings.reports_dir / f"walk_forward_{stamp}.png")
-    return EvaluationReport(weeks, result.metrics, folds, json_path, chart_path, compared)
+    return EvaluationReport(weeks, result.metrics, folds, json_path, chart_path, compared, crossed)
 
 
 def write_chart(predictions: pd.DataFrame, path: Path, candles: int = 168) -> Path:

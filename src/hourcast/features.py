@@ -19,6 +19,11 @@ Choices:
   row computed from the whole history.
 * A row with a non-finite value (only possible for prices <= 0, which validation rejects upstream)
   is dropped, so the output is always finite.
+
+Cross-asset inputs (``with_reference``, ``CROSS_FEATURES``): each symbol's row at T also carries the
+returns and volatility of a reference symbol's row at the same T (BTC/USDT for every symbol, ETH/USDT for
+BTC/USDT itself), point in time like every other feature; a row whose reference row is missing is dropped.
+They are not model inputs yet: ``hourcast evaluate --cross-asset`` measures them walk-forward first.
 """
 
 from __future__ import annotations
@@ -51,6 +56,28 @@ FEATURE_NAMES: list[str] = [
     "day_of_week",
 ]
 ROW_COLUMNS = ["symbol", "event_timestamp", "as_of", "last_close"]
+REFERENCE_SYMBOL = "BTC/USDT"
+REFERENCE_OF_REFERENCE = "ETH/USDT"
+REFERENCE_INPUTS = ["ret_1h", "ret_3h", "ret_6h", "ret_12h", "ret_24h", "volatility_12h", "volatility_24h"]
+CROSS_FEATURES = [f"ref_{name}" for name in REFERENCE_INPUTS]
+
+
+def reference_of(symbol: str) -> str:
+    """The symbol whose returns and volatility ``symbol``'s rows carry as cross-asset inputs."""
+    return REFERENCE_OF_REFERENCE if symbol == REFERENCE_SYMBOL else REFERENCE_SYMBOL
+
+
+def with_reference(table: pd.DataFrame) -> pd.DataFrame:
+    """``compute_features`` rows plus ``CROSS_FEATURES``: the reference symbol's ``REFERENCE_INPUTS`` at
+    the same ``event_timestamp`` (only rows whose reference row exists; order kept)."""
+    reference = table[["symbol", "event_timestamp", *REFERENCE_INPUTS]].rename(
+        columns={"symbol": "reference", **dict(zip(REFERENCE_INPUTS, CROSS_FEATURES, strict=True))}
+    )
+    keyed = table.assign(
+        reference=table["symbol"].astype(str).map(reference_of).astype(reference["reference"].dtype)
+    )
+    joined = keyed.merge(reference, on=["reference", "event_timestamp"], how="inner", sort=False)
+    return joined.drop(columns="reference")
 
 
 def _by_symbol(candles: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

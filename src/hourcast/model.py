@@ -59,12 +59,12 @@ MIN_SCALE = 1e-5  # hourly log-return volatility floor (a flat day would otherwi
 FitFn = Callable[..., catboost.CatBoostRegressor]
 
 
-def _pool(frame: pd.DataFrame, label: pd.Series | None = None) -> catboost.Pool:
-    """The model inputs of ``frame`` as a CatBoost pool (symbol as a plain-str categorical)."""
-    missing = [column for column in MODEL_INPUTS if column not in frame.columns]
+def _pool(frame: pd.DataFrame, inputs: list[str], label: pd.Series | None = None) -> catboost.Pool:
+    """The ``inputs`` of ``frame`` as a CatBoost pool (symbol as a plain-str categorical)."""
+    missing = [column for column in inputs if column not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks model inputs: {missing}")
-    inputs = frame[MODEL_INPUTS].astype({"symbol": object})
+    inputs = frame[inputs].astype({"symbol": object})
     return catboost.Pool(inputs, label=label, cat_features=CATEGORICAL_INPUTS)
 
 
@@ -72,8 +72,11 @@ def _time_ordered(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["event_timestamp", "symbol"], kind="stable").reset_index(drop=True)
 
 
-def fit(frame: pd.DataFrame, params: dict | None = None) -> catboost.CatBoostRegressor:
-    """A CatBoost regressor of ``target_return`` on ``MODEL_INPUTS``, trained on the rows in time order.
+def fit(
+    frame: pd.DataFrame, params: dict | None = None, inputs: list[str] | None = None
+) -> catboost.CatBoostRegressor:
+    """A CatBoost regressor of ``target_return`` on ``inputs`` (default ``MODEL_INPUTS``; ``symbol`` first),
+    trained on the rows in time order; the model remembers its inputs.
 
     ``params`` override ``DEFAULT_PARAMS``. Raises ``ValueError`` for fewer than ``MIN_ROWS`` rows or a
     missing or non-finite target.
@@ -89,13 +92,14 @@ def fit(frame: pd.DataFrame, params: dict | None = None) -> catboost.CatBoostReg
             f"{TARGET} has {int((~np.isfinite(target.to_numpy())).sum())} missing or non-finite values"
         )
     model = catboost.CatBoostRegressor(**{**DEFAULT_PARAMS, **(params or {})})
-    model.fit(_pool(ordered, target))
+    model.fit(_pool(ordered, inputs or MODEL_INPUTS, target))
     return model
 
 
 def predict_returns(model: catboost.CatBoostRegressor, frame: pd.DataFrame) -> np.ndarray:
-    """Predicted next-hour log returns for the rows of ``frame``, in row order."""
-    pool = _pool(frame)
+    """Predicted next-hour log returns for the rows of ``frame`` (which must hold the model's inputs), in
+    row order."""
+    pool = _pool(frame, list(model.feature_names_))
     return np.asarray(model.predict(pool), dtype="float64")
 
 

@@ -132,12 +132,16 @@ def test_walk_forward_report_on_the_shared_data(tmp_path: Path, recorded_files: 
     with pytest.MonkeyPatch.context() as env:
         for name, value in (("HOME", tmp_path), ("SYMBOLS", "BTC/USDT,ETH/USDT"), ("TRAIN_DAYS", 21)):
             env.setenv(f"HOURCAST_{name}", str(value))
-        answered = CliRunner().invoke(app, ["evaluate", "--weeks", "1", "--windows", "7,14", "--json"])
+        answered = CliRunner().invoke(
+            app, ["evaluate", "--weeks", "1", "--windows", "7,14", "--cross-asset", "--json"]
+        )
         refused = CliRunner().invoke(app, ["evaluate", "--windows", "7;14"])
     assert answered.exit_code == 0, answered.output
-    windows = json.loads(answered.stdout.splitlines()[-1])["windows"]
+    answer = json.loads(answered.stdout.splitlines()[-1])
+    windows, cross_asset = answer["windows"], answer["cross_asset"]
     assert [row["train_days"] for row in windows] == [7, 14, 21]
-    assert {(row["hours"], row["first_hour"], row["last_hour"]) for row in windows} == {
+    assert [row["inputs"] for row in cross_asset] == ["base", "base + cross-asset"]
+    assert {(row["hours"], row["first_hour"], row["last_hour"]) for row in windows + cross_asset} == {
         (2 * 168, "2024-02-23 00:00:00+00:00", "2024-02-29 23:00:00+00:00")
     }
     assert all(

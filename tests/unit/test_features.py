@@ -201,3 +201,41 @@ def test_features_and_targets_count_candles_of_any_timeframe(btc: pd.DataFrame, 
     assert len(targets) == len(other) - 1
     np.testing.assert_array_equal(targets["next_close"], other["close"].iloc[1:])
     assert (targets["event_timestamp"] == other["ts"].iloc[:-1].reset_index(drop=True) + step).all()
+
+
+def test_cross_asset_inputs_are_the_reference_at_the_same_hour_and_never_see_later_candles(
+    btc: pd.DataFrame,
+) -> None:
+    assert features.reference_of("ETH/USDT") == "BTC/USDT" and features.reference_of("BTC/USDT") == "ETH/USDT"
+    eth = public_frame(read_recorded(ETH_FILE), "ETH/USDT")
+    start, end = btc["ts"].iloc[5000], btc["ts"].iloc[5600]
+    candles = pd.concat(
+        [frame.loc[frame["ts"].between(start, end)] for frame in (btc, eth)], ignore_index=True
+    )
+    own = compute_features(candles)
+    full = features.with_reference(own)
+    assert list(full.columns) == [*own.columns, *features.CROSS_FEATURES]
+    assert len(full) == len(own) and np.isfinite(full[features.CROSS_FEATURES].to_numpy()).all()
+    by_hour = own.set_index(["symbol", "event_timestamp"])
+    for symbol, reference in (("ETH/USDT", "BTC/USDT"), ("BTC/USDT", "ETH/USDT")):
+        rows = full.loc[full["symbol"] == symbol]
+        expected = by_hour.loc[reference].loc[rows["event_timestamp"], features.REFERENCE_INPUTS].to_numpy()
+        np.testing.assert_array_equal(rows[features.CROSS_FEATURES].to_numpy(), expected)
+
+    # truncation: a row at T is the same when computed from the candles up to T only
+    keyed = full.set_index(["symbol", "as_of"])
+    for position in np.random.default_rng(11).choice(np.arange(LOOKBACK, 600), 4, replace=False):
+        cut = btc["ts"].iloc[5000 + position]
+        prefix = features.with_reference(compute_features(candles.loc[candles["ts"] <= cut]))
+        newest = prefix.loc[prefix["as_of"] == cut].set_index(["symbol", "as_of"])
+        assert len(newest) == 2
+        pd.testing.assert_frame_equal(newest, keyed.loc[newest.index], check_exact=True)
+
+    # a gap in the reference drops the rows that would need it: nothing is filled in
+    missing = btc["ts"].iloc[5300]
+    gapped = features.with_reference(
+        compute_features(candles.loc[~candles["ts"].eq(missing) | candles["symbol"].eq("ETH/USDT")])
+    )
+    eth_hours = gapped.loc[gapped["symbol"] == "ETH/USDT", "as_of"]
+    assert not eth_hours.between(missing, missing + (LOOKBACK - 1) * HOUR).any()
+    assert len(eth_hours) == len(full.loc[full["symbol"] == "ETH/USDT"]) - LOOKBACK

@@ -80,8 +80,10 @@ def test_fit_rejects_bad_training_data(month: pd.DataFrame) -> None:
     broken.loc[5, "target_return"] = np.nan
     with pytest.raises(ValueError, match="target_return has 1 missing"):
         model.fit(broken)
+    fitted = model.fit(month, FAST)
+    assert fitted.feature_names_ == model.MODEL_INPUTS
     with pytest.raises(ValueError, match="lacks model inputs"):
-        model.predict_returns(None, month.drop(columns=["symbol"]))
+        model.predict_returns(fitted, month.drop(columns=["symbol"]))
 
 
 def test_to_close() -> None:
