@@ -5,8 +5,10 @@ Measures, in one run:
   `FeatureStore.materialize` of the same window into a fresh database;
 - training on the last 30 days (Feast point-in-time join + walk-forward gate + final fit + BentoML save)
   vs the bare CatBoost `fit` on the same frame;
-- a 52-week walk-forward (weekly refits on the trailing 30 days) vs the sum of its bare fits;
-and prints the walk-forward result table (model vs persistence) the README shows.
+- a 52-week walk-forward (weekly refits on the trailing 30 days, each week calibrated on the one before:
+  53 fits) vs the sum of its bare fits;
+and prints the walk-forward result table (model vs persistence, direction with its 95 % interval, band
+coverage and width against persistence's band, Brier score of p_up against climatology) the README shows.
 
 Run: uv run python benchmarks/model.py   (needs Redis on 127.0.0.1:6379)
 """
@@ -113,6 +115,16 @@ def main() -> None:
                     else {}
                 )
                 for forecast in ("model", "persistence")
+            }
+            | {
+                "band": {
+                    "coverage": round(values["band"]["model"]["coverage"], 4),
+                    "width_pct": round(values["band"]["model"]["width_pct"], 4),
+                    "persistence_coverage": round(values["band"]["persistence"]["coverage"], 4),
+                    "persistence_width_pct": round(values["band"]["persistence"]["width_pct"], 4),
+                    "width_ratio": round(values["band"]["width_ratio"], 4),
+                },
+                "p_up": {key: round(value, 5) for key, value in values["p_up"].items()},
             }
             for scope, values in [("all", report.metrics), *report.metrics["by_symbol"].items()]
         }
