@@ -353,6 +353,17 @@ def _short_tag(tag: str) -> str:
     return tag.rsplit(":", 1)[-1][:8]
 
 
+def _line(
+    x: list[Any], y: list[Any], colour: str, name: str, width: float = 2.0, dash: str = "solid", **extra: Any
+) -> go.Scatter:
+    """A named line trace."""
+    import plotly.graph_objects as go
+
+    return go.Scatter(
+        x=x, y=y, mode="lines", line={"color": colour, "width": width, "dash": dash}, name=name, **extra
+    )
+
+
 def performance_figure(performance: Performance) -> go.Figure:
     """How the served forecasts fared: predicted vs realised close with the served band (top), and the
     trailing 24-hour MAE ratio to persistence and directional accuracy (bottom; from 12 scored hours on),
@@ -388,57 +399,39 @@ def performance_figure(performance: Performance) -> go.Figure:
             col=1,
         )
     figure.add_trace(
-        go.Scatter(
-            x=when,
-            y=[hour.realised_close for hour in history],
-            mode="lines",
-            line={"color": REALISED_COLOUR, "width": 2},
-            name="Realised close",
-        ),
+        _line(when, [hour.realised_close for hour in history], REALISED_COLOUR, "Realised close"),
         row=1,
         col=1,
     )
-    figure.add_trace(
-        go.Scatter(
-            x=when,
-            y=[hour.predicted_close for hour in history],
-            mode="lines",
-            line={"color": PREDICTION_COLOUR, "width": 1.5, "dash": "dot"},
-            name="Predicted close",
-            customdata=[_short_tag(hour.model) for hour in history],
-            hovertemplate="%{y:,.2f} (model %{customdata})<extra>Predicted close</extra>",
-        ),
-        row=1,
-        col=1,
+    predicted = _line(
+        when,
+        [hour.predicted_close for hour in history],
+        PREDICTION_COLOUR,
+        "Predicted close",
+        width=1.5,
+        dash="dot",
+        customdata=[_short_tag(hour.model) for hour in history],
+        hovertemplate="%{y:,.2f} (model %{customdata})<extra>Predicted close</extra>",
     )
+    figure.add_trace(predicted, row=1, col=1)
     rolling = [point for point in performance.rolling if point.hours >= MIN_ROLLING_HOURS]
     rolling_x = [_utc_naive(point.target_time) for point in rolling]
-    figure.add_trace(
-        go.Scatter(
-            x=rolling_x,
-            y=[point.mae_ratio for point in rolling],
-            mode="lines",
-            line={"color": RATIO_COLOUR, "width": 2},
-            name="MAE ratio (below 1 beats persistence)",
-            hovertemplate="%{y:.3f}<extra>MAE ratio</extra>",
-        ),
-        row=2,
-        col=1,
-        secondary_y=False,
+    ratio = _line(
+        rolling_x,
+        [point.mae_ratio for point in rolling],
+        RATIO_COLOUR,
+        "MAE ratio (below 1 beats persistence)",
+        hovertemplate="%{y:.3f}<extra>MAE ratio</extra>",
     )
-    figure.add_trace(
-        go.Scatter(
-            x=rolling_x,
-            y=[point.directional_accuracy for point in rolling],
-            mode="lines",
-            line={"color": ACCURACY_COLOUR, "width": 2},
-            name="Directional accuracy",
-            hovertemplate="%{y:.0%}<extra>Directional accuracy</extra>",
-        ),
-        row=2,
-        col=1,
-        secondary_y=True,
+    accuracy = _line(
+        rolling_x,
+        [point.directional_accuracy for point in rolling],
+        ACCURACY_COLOUR,
+        "Directional accuracy",
+        hovertemplate="%{y:.0%}<extra>Directional accuracy</extra>",
     )
+    figure.add_trace(ratio, row=2, col=1, secondary_y=False)
+    figure.add_trace(accuracy, row=2, col=1, secondary_y=True)
     figure.add_hline(y=1, line={"color": RATIO_COLOUR, "dash": "dash", "width": 1}, row=2, col=1)
     start = min(when + rolling_x) if when or rolling_x else None
     for span in performance.models:
