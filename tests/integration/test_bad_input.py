@@ -1,0 +1,148 @@
+"""Bad input is one clear line, a non-zero exit, and nothing lost: the real ``hourcast`` command in a
+subprocess, with the bad environment, option or file injected for real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from hourcast import ledger, store
+from hourcast.cli import app
+from hourcast.dev.replay import ReplayServer
+from hourcast.ingest import make_ingestor
+from tests.integration.conftest import replay_settings
+
+BTC = store.Series("binance", "BTC/USDT", "1h")
+HOURCAST = str(Path(sys.executable).with_name("hourcast"))
+JAN, MAR = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")
+
+
+def start(args: list[str], user: str | None = None, **env: str) -> subprocess.Popen:
+    """The installed ``hourcast ARGS`` with ``HOURCAST_*`` overrides, optionally as another user."""
+    prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user else []
+    environment = {**os.environ, "HOME": tempfile.gettempdir(), **env}
+    return subprocess.Popen(
+        [*prefix, HOURCAST, *args], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def one_line_error(process: subprocess.Popen) -> str:
+    """The single stderr line of a command that failed cleanly (exit 1, no traceback)."""
+    out, err = process.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    assert process.returncode == 1 and len(lines) == 1 and "Traceback" not in err, (out, err)
+    return lines[0]
+
+
+def cli(args: list[str], **env: str) -> Result:
+    """``hourcast ARGS`` in this process (the same command group, faster than a new interpreter)."""
+    return CliRunner().invoke(app, args, env=env)
+
+
+def cli_error(args: list[str], **env: str) -> str:
+    """The single stderr line of an in-process command that failed cleanly."""
+    result = cli(args, **env)
+    lines = result.stderr.strip().splitlines()
+    assert isinstance(result.exception, SystemExit), result.exception  # not an uncaught error
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_bad_settings_and_homes_are_one_line(tmp_path: Path) -> None:
+    regular_file = tmp_path / "file"
+    regular_file.write_text("not a folder")
+    read_only = Path(tempfile.mkdtemp(prefix="hourcast-ro-"))
+    read_only.chmod(0o555)  # root ignores modes: the command then runs as nobody
+    as_user = "65534" if os.geteuid() == 0 else None
+    read_only_run = start(["ingest"], as_user, HOURCAST_HOME=str(read_only / "home"))  # the real entry point
+    lines = {
+        "exchange": cli_error(
+            ["ingest"], HOURCAST_EXCHANGE="nosuchexchange", HOURCAST_HOME=str(tmp_path / "a")
+        ),
+        "timeframe": cli_error(["ingest"], HOURCAST_TIMEFRAME="7x", HOURCAST_HOME=str(tmp_path / "b")),
+        "file": cli_error(["ingest"], HOURCAST_HOME=str(regular_file / "home")),
+        "window": cli_error(
+            ["backfill", "--since", "2024-02-01", "--until", "2024-01-01"], HOURCAST_HOME=str(tmp_path / "c")
+        ),
+        "read-only": one_line_error(read_only_run),
+    }
+    assert lines["exchange"].startswith("hourcast: HOURCAST_EXCHANGE='nosuchexchange' is not an exchange")
+    assert lines["timeframe"].startswith("hourcast: HOURCAST_TIMEFRAME='7x': timeframe '7x' is not supported")
+    assert lines["file"].startswith(
+        f"hourcast: HOURCAST_HOME='{regular_file / 'home'}' is not a writable folder"
+    )
+    assert lines["read-only"].startswith(f"hourcast: HOURCAST_HOME='{read_only / 'home'}' is not a writable")
+    assert "point HOURCAST_HOME at a folder you can write to" in lines["read-only"]
+    assert lines["window"].startswith("hourcast: --until 2024-01-01T00:00:00Z is not after --since")
+    assert regular_file.read_text() == "not a folder" and not list(read_only.iterdir())
+    read_only.chmod(0o755)
+    read_only.rmdir()
+
+
+def test_a_future_since_and_an_unknown_symbol_are_one_line(tmp_path: Path, replay: ReplayServer) -> None:
+    env = {"HOURCAST_HOME": str(tmp_path), "HOURCAST_EXCHANGE_URL": replay.url}
+    assert cli_error(["backfill", "--since", "2024-06-01"], **env).startswith(
+        "hourcast: --since 2024-06-01T00:00:00Z is after the exchange's newest closed candle"
+    )
+    line = cli_error(["ingest", "--symbol", "NOPE/USDT"], **env)
+    assert "has no market 'NOPE/USDT'" in line and "re-run" not in line
+    assert not (tmp_path / "candles").exists()
+
+
+def test_a_truncated_month_is_named_left_alone_and_repaired(
+    tmp_path: Path, replay: ReplayServer, recorded_files: dict[str, pd.DataFrame]
+) -> None:
+    settings = replay_settings(tmp_path, replay)
+    make_ingestor(settings).backfill(JAN, MAR)
+    month = BTC.directory(settings.candles_dir) / "month=2024-02" / "data.parquet"
+    damaged = month.read_bytes()[: month.stat().st_size // 2]
+    month.write_bytes(damaged)
+    env = {"HOURCAST_HOME": str(tmp_path), "HOURCAST_EXCHANGE_URL": replay.url}
+
+    line = cli_error(["ingest"], **env)
+    assert f"candle file {month} is damaged" in line and "run `hourcast repair`" in line
+    assert month.read_bytes() == damaged, "the damaged file is left as it is"
+    assert ledger.read(settings.ledger_path).iloc[-1]["status"] == "failed"
+
+    repaired = cli(["repair"], **env)
+    assert repaired.exit_code == 0, repaired.output
+    [aside] = (tmp_path / "damaged").rglob("data.parquet.*")
+    assert aside.read_bytes() == damaged and f"{month} set aside as {aside}" in repaired.stderr
+    frame = store.load_candles(settings.candles_dir, BTC)
+    expected = recorded_files["BTC/USDT"].set_index("ts").loc[frame["ts"]].reset_index()
+    assert len(frame) == 1440
+    pd.testing.assert_frame_equal(frame.drop(columns="symbol"), expected[frame.columns[1:]])
+
+
+def test_a_truncated_ledger_never_stops_ingestion(tmp_path: Path, replay: ReplayServer) -> None:
+    settings = replay_settings(tmp_path, replay)
+    ingestor = make_ingestor(settings)
+    ingestor.ingest()
+    damaged = settings.ledger_path.read_bytes()[:100]
+    settings.ledger_path.write_bytes(damaged)
+
+    replay.exchange.advance(2 * 3600)
+    [summary] = ingestor.ingest()
+    assert (summary.status, summary.new) == ("ok", 2)
+    [aside] = settings.ledger_path.parent.glob("ingestion.parquet.damaged-*")
+    assert aside.read_bytes() == damaged
+    [entry] = ledger.read(settings.ledger_path).to_dict("records")
+    assert (entry["new"], entry["status"]) == (2, "ok")
+
+
+@pytest.mark.parametrize("bad", ["2024-01-01T00:00:00+05:00x", "yesterday"])
+def test_the_replay_loader_names_a_timestamp_it_cannot_read(tmp_path: Path, bad: str) -> None:
+    from hourcast.dev.replay import load_candles_file
+
+    path = tmp_path / "bad.csv"
+    path.write_text(f"timestamp,open,high,low,close,volume\n{bad},1,2,0.5,1.5,10\n")
+    with pytest.raises(ValueError, match=f"{path}: timestamps must be ISO-8601 UTC or epoch milliseconds"):
+        load_candles_file(path)
