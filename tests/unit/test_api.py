@@ -69,3 +69,11 @@ def test_feature_ages_count_from_the_newest_answer_by_the_given_clock() -> None:
     )
     ages.remember([prediction("BTC/USDT", "2024-03-01T01:00:00Z")])
     assert ages.ages(datetime(2024, 3, 1, 1, 10, tzinfo=UTC)) == {"BTC/USDT": 600.0, "ETH/USDT": 7800.0}
+
+
+def test_the_api_accepts_exactly_the_monitors_windows() -> None:
+    from typing import get_args
+
+    from hourcast import monitor, schema
+
+    assert list(get_args(schema.Window)) == list(monitor.WINDOWS)
