@@ -156,10 +156,19 @@ def show_ledger(
     last: Annotated[int, typer.Option(help="How many of the latest runs to show.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the ingestion ledger: one row per run and symbol."""
-    from hourcast import ledger
+    """Show the ingestion ledger: one row per run and symbol. ``open_gaps``: how many of the run's gaps
+    the store still misses now (later runs re-request them); ``started``: a run that never recorded its
+    outcome (still running, or killed)."""
+    from hourcast import completeness, ledger, store
 
-    frame = ledger.read(Settings().ledger_path).tail(last)
+    settings = Settings()
+    frame = ledger.read(settings.ledger_path).tail(last)
+    frame["open_gaps"] = [
+        completeness.still_missing(
+            settings, store.Series(row.exchange, row.symbol, row.timeframe), row.gap_ranges
+        )
+        for row in frame.itertuples()
+    ]
     if as_json:
         print(frame.to_json(orient="records", date_format="iso"))
     else:

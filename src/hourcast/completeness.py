@@ -201,3 +201,27 @@ def holes(settings: Settings, series: store.Series) -> list[Hole]:
         else:
             found.append(Hole(series.symbol, series.timeframe, from_ms(slot), from_ms(slot), 1, kind))
     return found
+
+
+def parse_ranges(ranges: str) -> list[tuple[pd.Timestamp, int]]:
+    """The ledger's ``start+count, ...`` text as ``(start, count)`` pairs."""
+    pairs = []
+    for part in filter(None, (item.strip() for item in ranges.split(","))):
+        start, _, count = part.rpartition("+")
+        pairs.append((pd.Timestamp(start), int(count)))
+    return pairs
+
+
+def still_missing(settings: Settings, series: store.Series, gap_ranges: str) -> int:
+    """How many candles of a ledger entry's ``gap_ranges`` the store is still missing now (a later run
+    may have filled them)."""
+    step = timeframe_ms(series.timeframe)
+    slots = [
+        slot
+        for start, count in parse_ranges(gap_ranges)
+        for slot in grid(to_ms(start), to_ms(start) + (count - 1) * step, step).tolist()
+    ]
+    if not slots:
+        return 0
+    stored = set(stored_slots(settings.candles_dir, series, min(slots), max(slots)).tolist())
+    return sum(slot not in stored for slot in slots)

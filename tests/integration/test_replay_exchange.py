@@ -285,6 +285,34 @@ def test_missing_fault_leaves_gap(client: Callable[..., ccxt.binance], exchange:
     assert _page(ex) == clean
 
 
+def test_missing_fault_leaves_out_the_closed_candle_of_an_hourly_page(
+    client: Callable[..., ccxt.binance], exchange: ReplayExchange
+) -> None:
+    ex = client()
+    exchange.set_now("2024-03-01T00:30:00Z")
+    since = ms("2024-02-29T23:00:00Z")  # the last closed hour, then the one in progress
+    clean = ex.fetch_ohlcv(SYMBOL, "1h", since=since, limit=2)
+    exchange.set_faults({"missing": {"count": 1}})
+    hourly = ex.fetch_ohlcv(SYMBOL, "1h", since=since, limit=2)
+    assert len(clean) == 2 and hourly == clean[1:], "the closed candle is the one left out"
+    assert exchange.fault_counts()["missing"] == 1
+
+
+def test_the_loader_takes_mixed_iso_precision_and_epoch_ms(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2020-01-01T04:00:00Z,1,2,0.5,1.5,10\n"
+        "2020-01-01T09:28:14.789Z,1,2,0.5,1.5,10\n"
+        "2020-01-01 05:00:00+00:00,1,2,0.5,1.5,10\n"
+    )
+    stamps = load_candles_file(path)["ts"].dt.strftime("%H:%M:%S.%f").tolist()
+    assert stamps == ["04:00:00.000000", "05:00:00.000000", "09:28:14.789000"]
+    millis = tmp_path / "ms.csv"
+    millis.write_text("timestamp,open,high,low,close,volume\n1577851200000,1,2,0.5,1.5,10\n")
+    assert load_candles_file(millis)["ts"].tolist() == [pd.Timestamp("2020-01-01 04:00", tz="UTC")]
+
+
 def test_rate_faults_are_seeded(client: Callable[..., ccxt.binance], exchange: ReplayExchange) -> None:
     ex = client()
     ex.load_markets()

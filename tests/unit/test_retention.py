@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hourcast import atomic, retention, store
+from hourcast import atomic, quarantine, retention, store
 from hourcast.settings import Settings
 from hourcast.store import series_lock
 from tests.integration.conftest import wait_for
@@ -144,3 +145,27 @@ def test_retention_waits_for_a_writer_holding_the_series_lock(settings: Settings
     pruning.join(10)
     [report] = reports
     assert len(report.partitions_removed) == 2 and not (directory / "month=2024-01").exists()
+
+
+def quarantined(root: Path, entry_id: str, last: str) -> Path:
+    """A quarantine entry on disk as ``quarantine.put`` lays it out (rows, report, page, entry)."""
+    stem = series("BTC/USDT").directory(root) / entry_id
+    atomic.write_parquet(hourly_candles(last, last), stem.with_suffix(".parquet"))
+    for suffix, text in ((".json", "{}"), (".html", "<html></html>")):
+        atomic.write_text(stem.with_suffix(suffix), text)
+    entry = {
+        "id": entry_id, "exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1h", "kind": "rows",
+        "rows": 1, "first": last, "last": last, "reasons": ["high >= open"], "state": "pending",
+        "created": "2026-11-23T10:00:00Z",
+    }  # fmt: skip
+    atomic.write_text(stem.with_name(entry_id + ".entry.json"), json.dumps(entry))
+    return stem
+
+
+def test_retention_applies_to_the_quarantine(settings: Settings) -> None:
+    old = quarantined(settings.quarantine_dir, "old", "2023-11-30T05:00:00Z")
+    recent = quarantined(settings.quarantine_dir, "recent", "2024-03-01T05:00:00Z")
+    report = retention.apply_retention(settings.model_copy(update={"quarantine_retention_days": 90}))
+    assert report.quarantine_entries_removed == 1  # its newest candle is > 90 days before 2024-03-10 23:00
+    assert not list(old.parent.glob("old.*")) and len(list(recent.parent.glob("recent.*"))) == 4
+    assert [entry.id for entry in quarantine.entries(settings.quarantine_dir)] == ["recent"]
