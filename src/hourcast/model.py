@@ -124,13 +124,14 @@ class Calibration:
     """Out-of-sample corrections of a model, fitted on its walk-forward predictions (``calibrate``).
 
     ``shrink`` multiplies the raw predicted return; ``quantiles`` are the ``RESIDUAL_LEVELS`` quantiles of
-    the scaled residuals ``(actual return - shrunk return) / scale``; ``persistence_quantiles`` the
-    ``BAND_LEVELS`` quantiles of the actual return (persistence's band of the same nominal coverage);
+    the scaled residuals ``(actual return - shrunk return) / scale``; ``persistence_quantiles`` per symbol
+    the ``BAND_LEVELS`` quantiles of its actual return (persistence's band of the same nominal coverage, for
+    evaluation);
     ``up_rate`` the share of those hours that closed up (the climatological ``p_up``)."""
 
     shrink: float
     quantiles: tuple[float, ...]
-    persistence_quantiles: tuple[float, float]
+    persistence_quantiles: dict[str, tuple[float, float]]
     up_rate: float
     hours: int
 
@@ -140,7 +141,9 @@ class Calibration:
             "shrink": self.shrink,
             "levels": list(RESIDUAL_LEVELS),
             "quantiles": list(self.quantiles),
-            "persistence_quantiles": list(self.persistence_quantiles),
+            "persistence_quantiles": {
+                symbol: list(pair) for symbol, pair in self.persistence_quantiles.items()
+            },
             "up_rate": self.up_rate,
             "hours": self.hours,
         }
@@ -153,7 +156,10 @@ class Calibration:
         return cls(
             shrink=float(stored["shrink"]),
             quantiles=tuple(float(q) for q in stored["quantiles"]),
-            persistence_quantiles=tuple(float(q) for q in stored["persistence_quantiles"]),
+            persistence_quantiles={
+                symbol: (float(low), float(high))
+                for symbol, (low, high) in stored["persistence_quantiles"].items()
+            },
             up_rate=float(stored["up_rate"]),
             hours=int(stored["hours"]),
         )
@@ -180,7 +186,10 @@ def calibrate(predictions: pd.DataFrame) -> Calibration:
     return Calibration(
         shrink=shrink,
         quantiles=tuple(float(q) for q in np.quantile(residuals, RESIDUAL_LEVELS)),
-        persistence_quantiles=tuple(float(q) for q in np.quantile(realised, BAND_LEVELS)),
+        persistence_quantiles={
+            str(symbol): tuple(float(q) for q in np.quantile(realised[rows], BAND_LEVELS))
+            for symbol, rows in predictions.groupby("symbol", sort=True).indices.items()
+        },
         up_rate=float(np.mean(actual > last)),
         hours=len(predictions),
     )
@@ -272,7 +281,7 @@ def evaluate(predictions: pd.DataFrame) -> dict:
         "nominal": BAND_LEVELS[1] - BAND_LEVELS[0],
         "model": model_band,
         "persistence": baseline_band,
-        "width_ratio": model_band["width"] / baseline_band["width"],
+        "width_ratio": model_band["width_pct"] / baseline_band["width_pct"],
     }
     scored["p_up"] = {
         "brier": brier,
@@ -293,11 +302,14 @@ def with_calibration(predictions: pd.DataFrame, calibration: Calibration) -> pd.
         predictions["spread"].to_numpy(dtype="float64"),
         calibration,
     )
-    low, high = calibration.persistence_quantiles
+    missing = set(predictions["symbol"].astype(str)) - set(calibration.persistence_quantiles)
+    if missing:
+        raise ValueError(f"the calibration hours have no row of {sorted(missing)}")
+    band = predictions["symbol"].astype(str).map(calibration.persistence_quantiles)
     return predictions.assign(
         **{column: served[column].to_numpy() for column in served.columns},
-        persistence_low=to_close(last, low),
-        persistence_high=to_close(last, high),
+        persistence_low=to_close(last, [low for low, _ in band]),
+        persistence_high=to_close(last, [high for _, high in band]),
         p_up_climatology=calibration.up_rate,
     )
 
