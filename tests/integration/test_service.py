@@ -387,10 +387,18 @@ def test_the_answer_is_the_model_modules_prediction_on_the_offline_row(world: Wo
     row = table.loc[(table["symbol"] == "ETH/USDT") & (table["as_of"] == pd.Timestamp(body["as_of"]))]
     assert len(row) == 1
     with bentoml_home(world.settings.home.parent / "bentoml"):
-        _, production, _ = registry.load_production(world.settings.registry_dir, world.settings.model_name)
-    offline = model.predictions_frame(production, row.assign(next_close=float("nan")))
+        _, production, metadata = registry.load_production(
+            world.settings.registry_dir, world.settings.model_name
+        )
+    calibration = model.Calibration.from_metadata(metadata["calibration"])
+    offline = model.predictions_frame(
+        production, row.assign(next_close=float("nan")), calibration=calibration
+    )
     assert body["predicted_return"] == pytest.approx(float(offline["predicted_return"].iloc[0]), rel=1e-12)
     assert body["predicted_close"] == pytest.approx(float(offline["predicted_close"].iloc[0]), rel=1e-12)
+    assert body["band"]["low"] == pytest.approx(float(offline["band_low"].iloc[0]), rel=1e-12)
+    assert body["band"]["high"] == pytest.approx(float(offline["band_high"].iloc[0]), rel=1e-12)
+    assert body["p_up"] == pytest.approx(float(offline["p_up"].iloc[0]), rel=1e-12)
 
 
 def raw_post(world: World, path: str, content: bytes, content_type: str | None) -> httpx.Response:
