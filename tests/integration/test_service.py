@@ -87,9 +87,12 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, recorded_files: dict) -> Iterator[World]:
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, recorded_files: dict
+) -> Iterator[World]:
     home = tmp_path_factory.mktemp("service")
     redis = RedisServer().start()
+    request.addfinalizer(redis.stop)  # also when the set-up below fails; after the service is killed
     replay = ReplayExchange(recorded_files, now=CLOCK)
     settings = Settings(
         home=home / "data",
@@ -154,7 +157,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, recorded_files: dict) -> Ite
             yield world
     finally:
         kill_service(server)  # after a clean shutdown (the last test) there is nothing left to kill
-        redis.stop()
 
 
 def test_it_starts_with_the_exchange_unreachable_and_says_which_clock_it_uses(world: World) -> None:
