@@ -1,10 +1,12 @@
 """Feast definitions for hourcast: one entity, one Parquet source, one feature view, two services.
 
-Paths here are relative to this folder (the default HOURCAST_HOME, ../data); `hourcast materialize`
-applies the same objects with the feature table path from its settings.
+The feature table is in the default HOURCAST_HOME beside this folder (../data), written as an absolute path:
+`hourcast materialize` applies these same objects with the absolute path its settings name, which in the
+default layout is this one, so applying with either after the other changes nothing.
 """
 
 from datetime import timedelta
+from pathlib import Path
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, UnixTimestamp
@@ -22,7 +24,7 @@ symbol = Entity(
 # The feature table `hourcast materialize` writes from the stored candles (HOURCAST_HOME/features).
 next_hour_source = FileSource(
     name="next_hour_source",
-    path="../data/features/next_hour.parquet",
+    path=str(Path(__file__).resolve().parent.parent / "data" / "features" / "next_hour.parquet"),
     timestamp_field="event_timestamp",
 )
 

@@ -70,11 +70,16 @@ def redis_connection_string(url: str, timeout_seconds: float = REDIS_TIMEOUT_SEC
     return ",".join(options)
 
 
+def sqlite_path(settings: Settings) -> Path:
+    """The SQLite online store's database."""
+    return settings.feast_dir / "online_store.db"
+
+
 def describe_online_store(settings: Settings) -> str:
     """A one-line description of the configured online store (printed by the commands), without secrets."""
     if settings.online_store == "redis":
         return f"redis ({redact(settings.redis_url)})"
-    return f"sqlite ({settings.feast_dir / 'online_store.db'})"
+    return f"sqlite ({sqlite_path(settings)})"
 
 
 def registry_path(settings: Settings) -> Path:
@@ -93,13 +98,15 @@ def repo_config(
     ``timeout_seconds``."""
     from feast.repo_config import RepoConfig
 
+    # the SQLite path relative to the repo, as feature_store.yaml writes it: Feast names the file alike
+    sqlite = os.path.relpath(sqlite_path(settings), settings.feature_repo.resolve())
     online: dict[str, Any] = (
         {
             "type": "redis",
             "connection_string": redis_connection_string(settings.redis_url, timeout_seconds),
         }
         if settings.online_store == "redis"
-        else {"type": "sqlite", "path": str(settings.feast_dir / "online_store.db")}
+        else {"type": "sqlite", "path": sqlite}
     )
     registry = registry or registry_path(settings)
     registry.parent.mkdir(parents=True, exist_ok=True)
@@ -178,9 +185,8 @@ def _utc(value: Any) -> pd.Timestamp:
 
 
 def definitions(settings: Settings) -> list[Any]:
-    """The Feast objects of ``feature_repo/definitions.py``, with the feature table at its settings path,
-    written relative to the repo as the stock CLI reads it (one path, so applying with either is a no-op
-    after the other)."""
+    """The Feast objects of ``feature_repo/definitions.py``, with the feature table at its settings path
+    (absolute, like the definitions' own, so in the default layout both name the same file)."""
     from feast import Entity, FeatureService, FeatureView, FileSource
 
     namespace = runpy.run_path(str(settings.feature_repo / "definitions.py"))
@@ -188,10 +194,37 @@ def definitions(settings: Settings) -> list[Any]:
         v for v in namespace.values() if isinstance(v, Entity | FileSource | FeatureView | FeatureService)
     ]
     for source in (o for o in objects if isinstance(o, FileSource)):
-        source.file_options.uri = os.path.relpath(
-            settings.feature_table_path, settings.feature_repo.resolve()
-        )
+        source.file_options.uri = str(settings.feature_table_path)
     return objects
+
+
+def apply_definitions(feature_store: FeatureStore, objects: list[Any]) -> None:
+    """Apply ``objects`` the way ``feast apply`` does: with the SQLite online store, plan the change and apply
+    only the diff (what the CLI does there), so alternating with the stock CLI changes nothing; with Redis,
+    ``FeatureStore.apply`` (the CLI's path there too)."""
+    from feast import Entity, FeatureService, FeatureView, FileSource, Project
+    from feast.repo_contents import RepoContents
+
+    if not feature_store._should_use_plan():
+        feature_store.apply(objects)
+        return
+
+    def of(kind: type) -> list[Any]:
+        return [o for o in objects if isinstance(o, kind)]
+
+    desired = RepoContents(
+        projects=[Project(name=feature_store.project)],  # as `feast apply` adds it from feature_store.yaml
+        data_sources=of(FileSource),
+        feature_views=of(FeatureView),
+        on_demand_feature_views=[],
+        stream_feature_views=[],
+        label_views=[],
+        entities=of(Entity),
+        feature_services=of(FeatureService),
+        permissions=[],
+    )
+    registry_diff, infra_diff, new_infra = feature_store.plan(desired)
+    feature_store._apply_diffs(registry_diff, infra_diff, new_infra)
 
 
 def refresh_feature_table(settings: Settings) -> pd.DataFrame:
@@ -256,7 +289,7 @@ def materialize(settings: Settings, feature_store: FeatureStore | None = None) -
     newest = table.groupby("symbol")["event_timestamp"].max()
     end = table["event_timestamp"].max() + pd.Timedelta(seconds=1)
     with online_store_errors(settings), plain_output():
-        feature_store.apply(definitions(settings))
+        apply_definitions(feature_store, definitions(settings))
         view = feature_store.get_feature_view(FEATURE_VIEW)
         start = view.most_recent_end_time or (end - view.ttl).to_pydatetime()
         healed = _lost_online_rows(feature_store, table, view.most_recent_end_time)

@@ -4,6 +4,7 @@ sets, a Redis that is down, and the stock `feast` CLI on feature_repo/."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import redis
 
 from hourcast import dataset, featurestore
 from hourcast.features import FEATURE_NAMES, LOOKBACK
@@ -133,8 +135,22 @@ def test_a_redis_that_is_down_gives_a_clear_error(tmp_path: Path, recorded_files
         featurestore.materialize(settings)
 
 
-def test_stock_feast_cli_applies_and_materializes_the_repo(tmp_path: Path, recorded_files: dict) -> None:
-    """`feast apply` and `feast materialize-incremental` from feature_repo/, as a Feast user runs them."""
+def changed_lines(applied: str) -> list[str]:
+    """The lines that differ between the old and new source in `feast apply`'s diff of the feature view
+    (after a materialization, Feast 0.67 re-prints a view whose source's timestamps moved)."""
+    changed = []
+    for before, after in re.findall(r"batch_source: (.*?) -> (.*?)\n\n", applied, flags=re.DOTALL):
+        pairs = zip(before.splitlines(), after.splitlines(), strict=True)
+        changed += [old for old, new in pairs if old != new]
+    return changed
+
+
+def test_stock_feast_cli_alternates_with_hourcast_and_each_store_has_its_registry(
+    tmp_path: Path, recorded_files: dict, redis_db: str
+) -> None:
+    """`feast apply` after `hourcast materialize` names the same feature table (a second apply changes
+    nothing); `feast materialize-incremental` into SQLite, then the switch to Redis with the stock
+    feature_store.redis.yaml at HOURCAST_REDIS_URL materializes fully (its own registry)."""
     project = tmp_path / "project"
     shutil.copytree(
         REPO / "feature_repo", project / "feature_repo", ignore=shutil.ignore_patterns("data", "__pycache__")
@@ -145,19 +161,33 @@ def test_stock_feast_cli_applies_and_materializes_the_repo(tmp_path: Path, recor
     shift = now - pd.Timestamp(END)
     shifted = {s: f.assign(ts=f["ts"] + shift) for s, f in recorded_files.items()}
     store_recorded(settings, shifted, days=5, end=str(now))
-    featurestore.refresh_feature_table(settings)
+    featurestore.materialize(settings)  # hourcast applies first
 
     feast = [str(Path(sys.executable).with_name("feast"))]
-    cwd, env = project / "feature_repo", {**os.environ, "PYTHONWARNINGS": "ignore"}
-    for command in (["apply"], ["materialize-incremental", now.strftime("%Y-%m-%dT%H:%M:%S")]):
+    cwd = project / "feature_repo"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HOURCAST_REDIS_URL": redis_db}
+
+    def run(*command: str) -> str:
         done = subprocess.run(
             [*feast, *command], cwd=cwd, env=env, capture_output=True, text=True, check=False
         )
         assert done.returncode == 0, done.stdout + done.stderr
-    listed = subprocess.run(
-        [*feast, "feature-services", "list"], cwd=cwd, env=env, capture_output=True, text=True
-    )
-    assert "next_hour_v1" in listed.stdout and "next_hour_serving_v1" in listed.stdout
+        return done.stdout
 
+    for _ in range(2):  # after hourcast's apply, and again: the same definitions, the same path
+        changed = changed_lines(run("apply"))
+        assert all(re.fullmatch(r"\s*(seconds|nanos): \d+", line) for line in changed), changed
+    run("materialize-incremental", now.strftime("%Y-%m-%dT%H:%M:%S"))
+    listed = run("feature-services", "list")
+    assert "next_hour_v1" in listed and "next_hour_serving_v1" in listed
     online = online_rows(settings)  # same registry and SQLite file as the CLI's feature_store.yaml
     assert pd.Timestamp(online.loc["BTC/USDT", "as_of"]) == now - pd.Timedelta(hours=1)
+
+    # the switch: Redis is empty, and its registry knows nothing was materialized into it
+    redis_settings = settings.model_copy(update={"online_store": "redis", "redis_url": redis_db})
+    assert redis.Redis.from_url(redis_db).dbsize() == 0
+    run("-f", "feature_store.redis.yaml", "apply")
+    run("-f", "feature_store.redis.yaml", "materialize-incremental", now.strftime("%Y-%m-%dT%H:%M:%S"))
+    online = online_rows(redis_settings)
+    assert (online["as_of"].map(pd.Timestamp) == now - pd.Timedelta(hours=1)).all()
+    assert featurestore.registry_path(redis_settings) != featurestore.registry_path(settings)
