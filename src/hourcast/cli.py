@@ -50,14 +50,34 @@ class HourcastGroup(TyperGroup):
 
 
 app = typer.Typer(
-    cls=HourcastGroup, help="hourcast: next-hour close forecasts for crypto pairs.", no_args_is_help=True
+    cls=HourcastGroup,
+    help="hourcast: next-hour close forecasts for crypto pairs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # click's plain help: flags without a type column, no rich import at start-up
 )
+
+
+def _normalise_symbols(symbols: list[str] | None) -> list[str] | None:
+    """``btc/usdt`` means ``BTC/USDT``: unified ccxt symbols are upper case."""
+    return [symbol.strip().upper() for symbol in symbols] if symbols else symbols
+
 
 SymbolOption = Annotated[
     list[str] | None,
-    typer.Option("--symbol", "-s", help="Symbol to pull (repeatable); default: HOURCAST_SYMBOLS."),
+    typer.Option(
+        "--symbol",
+        "-s",
+        metavar="SYMBOL",
+        callback=_normalise_symbols,
+        help="Symbol to pull, e.g. BTC/USDT (any case; repeatable); default: HOURCAST_SYMBOLS.",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON summary line per symbol.")]
+
+
+def _json_option(prints: str) -> typer.models.OptionInfo:
+    """A ``--json`` flag whose help says what it prints."""
+    return typer.Option("--json", help=f"Print {prints}.")
 
 
 def _report(summaries: list, as_json: bool) -> None:
@@ -154,7 +174,7 @@ def ingest(symbol: SymbolOption = None, as_json: JsonOption = False) -> None:
 @app.command("ledger")
 def show_ledger(
     last: Annotated[int, typer.Option(help="How many of the latest runs to show.")] = 20,
-    as_json: JsonOption = False,
+    as_json: Annotated[bool, _json_option("the rows as one JSON array")] = False,
 ) -> None:
     """Show the ingestion ledger: one row per run and symbol. ``open_gaps``: how many of the run's gaps
     the store still misses now (later runs re-request them); ``started``: a run that never recorded its
@@ -303,7 +323,7 @@ def quarantine_release(
 
 
 @app.command()
-def materialize(as_json: JsonOption = False) -> None:
+def materialize(as_json: Annotated[bool, _json_option("the summary as one JSON object")] = False) -> None:
     """Refresh the feature table from the stored candles and materialize it into the online store."""
     from hourcast import featurestore
 
@@ -321,7 +341,7 @@ def materialize(as_json: JsonOption = False) -> None:
 
 
 @app.command()
-def train(as_json: JsonOption = False) -> None:
+def train(as_json: Annotated[bool, _json_option("the result as one JSON object")] = False) -> None:
     """Train on the last HOURCAST_TRAIN_DAYS days, check it walk-forward, save it, apply the gate."""
     from hourcast import featurestore, training
 
@@ -352,7 +372,7 @@ def evaluate(
         bool,
         typer.Option("--cross-asset", help="Also compare with the reference symbol's features as inputs."),
     ] = False,
-    as_json: JsonOption = False,
+    as_json: Annotated[bool, _json_option("the report as one JSON object")] = False,
 ) -> None:
     """Walk-forward evaluation against persistence; writes a JSON report and a PNG chart under reports/."""
     from hourcast import evaluation, training
@@ -540,12 +560,14 @@ app.add_typer(models_app, name="models")
 
 
 @models_app.command("list")
-def models_list(as_json: JsonOption = False) -> None:
+def models_list(as_json: Annotated[bool, _json_option("one JSON line per model")] = False) -> None:
     """Every stored model, newest first, with its status and the reason for it."""
     from hourcast import registry
 
     settings = Settings()
     records = registry.list_models(settings.registry_dir, settings.model_name)
+    if not records and not as_json:
+        print(f"no models of {settings.model_name} in the BentoML store yet: run `hourcast train`")
     if as_json:
         for record in records:
             mae_ratio = record.metadata.get("walk_forward", {}).get("comparison", {}).get("mae_ratio")
@@ -601,7 +623,11 @@ def serve(
     """Start the prediction API (`bentoml serve bento_service.service:NextHour`) from the project folder."""
     import subprocess
 
+    from hourcast import registry
+
     settings = Settings()
+    if not registry.list_models(settings.registry_dir, settings.model_name):
+        raise _fail(f"no model yet: run `hourcast train` (the BentoML store has no {settings.model_name})")
     command = [
         sys.executable,
         "-m",

@@ -10,6 +10,9 @@ cached, hence the ``cache_clear``.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -259,3 +262,24 @@ def test_concurrent_writers_lose_no_decision(registry_dir: Path) -> None:
         **dict.fromkeys(others, "rejected"),
     }
     assert not list(registry_dir.glob(".*.tmp"))
+
+
+def test_an_empty_store_says_to_train_first(tmp_path: Path) -> None:
+    """`hourcast models list` and `hourcast serve` before any model: one line saying what to do."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HOURCAST_", "BENTOML_"))},
+        "HOURCAST_HOME": str(tmp_path / "data"),
+        "BENTOML_HOME": str(tmp_path / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+    }
+    hourcast = str(Path(sys.executable).with_name("hourcast"))
+    listed = subprocess.run(
+        [hourcast, "models", "list"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert listed.returncode == 0 and "run `hourcast train`" in listed.stdout, listed.stderr
+    served = subprocess.run(
+        [hourcast, "serve", "--port", "1"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert served.returncode == 1 and served.stderr.strip() == (
+        "error: no model yet: run `hourcast train` (the BentoML store has no hourcast_next_hour)"
+    )
