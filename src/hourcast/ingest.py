@@ -246,9 +246,8 @@ class Ingestor:
         until_ms = min(last_closed, to_ms(until) - 1 if until is not None else last_closed)
         until_ms = until_ms // step * step
         archive = completeness.read_state(self.settings.candles_dir, series)
-        ranges, known, span_start = self._plan(
-            series, archive, to_ms(since) if since is not None else None, until_ms
-        )
+        since_ms = -(-to_ms(since) // step) * step if since is not None else None  # the first period after it
+        ranges, known, span_start = self._plan(series, archive, since_ms, until_ms)
         expected = sum((last - first) // step + 1 for first, last in ranges)
         returned: set[int] = set()
         judged: set[int] = set()
@@ -375,8 +374,10 @@ class Ingestor:
         fresh = rows.loc[~quarantine.already_held(root, series, rows, kind)]
         if fresh.empty:
             return "already held"
-        summary.entries.append(quarantine.put(root, series, fresh, report, run_at, kind).id)
-        return summary.entries[-1]
+        entry = quarantine.put(root, series, fresh, report, run_at, kind)
+        quarantine.supersede(root, entry)
+        summary.entries.append(entry.id)
+        return entry.id
 
     def _entry(
         self, command: str, run_at: pd.Timestamp, started: float, summary: SymbolSummary

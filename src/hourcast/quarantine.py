@@ -184,6 +184,37 @@ def already_held(root: Path, series: store.Series, rows: pd.DataFrame, kind: str
     return pd.Series(hashes.isin(known).to_numpy(), index=rows.index)
 
 
+def supersede(root: Path, latest: Entry) -> list[str]:
+    """Delete the pending batch entries of ``latest``'s series that start where it starts and hold no row it
+    does not hold; returns their ids. A page that stays blocked grows by a candle per hourly run: it is
+    kept once, as its latest copy, not once per run."""
+    if latest.kind != BATCH:
+        return []
+    rows = read_rows(root, latest)
+    hashes = set(pd.util.hash_pandas_object(rows, index=False))
+    removed = []
+    for entry in entries(root, latest.series):
+        same_page = entry.kind == BATCH and entry.state == PENDING and entry.first == latest.first
+        if entry.id == latest.id or not same_page:
+            continue
+        held = pd.util.hash_pandas_object(read_rows(root, entry), index=False)
+        if set(held) <= hashes:
+            delete(root, entry)
+            removed.append(entry.id)
+    return removed
+
+
+def delete(root: Path, entry: Entry) -> int:
+    """Delete an entry's files (rows, report, page; the entry file last, so a half-deleted entry is still
+    listed); returns the bytes freed."""
+    stem = entry.stem(root)
+    freed = 0
+    for path in sorted(stem.parent.glob(f"{stem.name}.*"), key=lambda path: path.name.endswith(ENTRY_SUFFIX)):
+        freed += path.stat().st_size
+        path.unlink()
+    return freed
+
+
 def mark_reviewed(root: Path, entry_id: str, note: str = "") -> Entry:
     """Keep a pending entry aside for good, recording that a user looked at it."""
     entry = find(root, entry_id)

@@ -233,9 +233,6 @@ def _prune_quarantine(root: Path, cutoff: pd.Timestamp) -> tuple[int, int]:
         newest = entry.last or entry.created
         if pd.Timestamp(newest) > cutoff:
             continue
-        stem = entry.stem(root)
-        for path in stem.parent.glob(f"{stem.name}.*"):
-            freed += path.stat().st_size
-            path.unlink()
+        freed += quarantine.delete(root, entry)
         removed += 1
     return removed, freed

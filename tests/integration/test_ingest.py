@@ -352,3 +352,17 @@ def test_hourly_runs_quarantine_an_off_hour_candle_published_in_the_last_hour(
     held = quarantine.entries(tmp_path / "quarantine")
     rows = pd.concat([quarantine.read_rows(tmp_path / "quarantine", entry) for entry in held])
     assert rows["ts"].tolist() == off_hour["ts"].iloc[33:36].tolist()
+
+
+def test_a_page_blocked_hour_after_hour_is_kept_once(tmp_path: Path, replay: ReplayServer) -> None:
+    settings = replay_settings(tmp_path, replay)
+    right = make_ingestor(settings)
+    right.ingest()
+    wrong = Ingestor(settings, right.source, partial(CandleValidator, "4h"))
+    for hour in range(1, 4):  # the blocked page grows by one candle per run
+        replay.exchange.advance(3600)
+        [run] = wrong.ingest()
+        assert (run.status, run.quarantined) == ("quarantined", hour)
+    [entry] = quarantine.entries(settings.quarantine_dir)
+    assert (entry.kind, entry.rows, entry.first) == ("batch", 3, "2024-03-01T00:00:00Z")
+    assert len(list(entry.stem(settings.quarantine_dir).parent.glob("*"))) == 4  # rows, report, page, entry
