@@ -177,10 +177,12 @@ NEWEST_STORED = "2024-02-29T23:00:00Z"
 
 def answer_log(settings: Settings, tag: str, rows: pd.DataFrame) -> pd.DataFrame:
     """What the prediction log holds for ``rows`` of the offline feature table answered by model ``tag``:
-    its forecasts through the model module and the band from its metadata, one answer per hour."""
+    its calibrated forecasts and bands through the model module (what the API answers), one per hour."""
     loaded = serving.load_model(settings, tag)
-    forecasts = model.predictions_frame(loaded.model, rows.assign(next_close=float("nan")))
-    closes = forecasts["predicted_close"].to_numpy()
+    assert loaded.calibration is not None
+    forecasts = model.predictions_frame(
+        loaded.model, rows.assign(next_close=float("nan")), calibration=loaded.calibration
+    )
     return pd.DataFrame(
         {
             "requested_at": rows["as_of"] + pd.Timedelta(hours=1, minutes=2),
@@ -188,11 +190,11 @@ def answer_log(settings: Settings, tag: str, rows: pd.DataFrame) -> pd.DataFrame
             "as_of": rows["as_of"],
             "target_time": rows["as_of"] + pd.Timedelta(hours=1),
             "last_close": rows["last_close"],
-            "predicted_close": closes,
+            "predicted_close": forecasts["predicted_close"],
             "model": tag,
             "stale": False,
-            "band_low": [serving.forecast_band(close, loaded.band[0]) for close in closes],
-            "band_high": [serving.forecast_band(close, loaded.band[1]) for close in closes],
+            "band_low": forecasts["band_low"],
+            "band_high": forecasts["band_high"],
         }
     ).reset_index(drop=True)
 
