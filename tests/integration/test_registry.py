@@ -10,9 +10,6 @@ cached, hence the ``cache_clear``.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -264,22 +261,17 @@ def test_concurrent_writers_lose_no_decision(registry_dir: Path) -> None:
     assert not list(registry_dir.glob(".*.tmp"))
 
 
-def test_an_empty_store_says_to_train_first(tmp_path: Path) -> None:
+def test_an_empty_store_says_to_train_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`hourcast models list` and `hourcast serve` before any model: one line saying what to do."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("HOURCAST_", "BENTOML_"))},
-        "HOURCAST_HOME": str(tmp_path / "data"),
-        "BENTOML_HOME": str(tmp_path / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "True",
-    }
-    hourcast = str(Path(sys.executable).with_name("hourcast"))
-    listed = subprocess.run(
-        [hourcast, "models", "list"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert listed.returncode == 0 and "run `hourcast train`" in listed.stdout, listed.stderr
-    served = subprocess.run(
-        [hourcast, "serve", "--port", "1"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert served.returncode == 1 and served.stderr.strip() == (
+    from typer.testing import CliRunner
+
+    from hourcast.cli import app
+
+    monkeypatch.setenv("HOURCAST_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("HOURCAST_MODEL_NAME", raising=False)
+    listed = CliRunner().invoke(app, ["models", "list"])
+    assert listed.exit_code == 0 and "run `hourcast train`" in listed.output, listed.output
+    served = CliRunner().invoke(app, ["serve", "--port", "1"])
+    assert served.exit_code == 1 and served.output.strip() == (
         "error: no model yet: run `hourcast train` (the BentoML store has no hourcast_next_hour)"
     )
