@@ -191,8 +191,39 @@ def show_ledger(
     ]
     if as_json:
         print(frame.to_json(orient="records", date_format="iso"))
+    elif frame.empty:
+        print("the ledger is empty")
     else:
-        print(frame.to_string(index=False) if not frame.empty else "the ledger is empty")
+        _print_ledger(frame)
+
+
+def _print_ledger(frame: object) -> None:
+    """The ledger as a rich table that fits the terminal (the ranges and every column: ``--json``)."""
+    from rich.box import SIMPLE
+    from rich.console import Console
+    from rich.table import Table
+
+    def stamp(value: object) -> str:
+        return "" if value is None or value != value else f"{value:%m-%d %H:%M}"  # NaT != NaT
+
+    table = Table(box=SIMPLE, collapse_padding=True, pad_edge=False)
+    for name in ("run (UTC)", "command", "symbol"):
+        table.add_column(name, no_wrap=True)
+    for name in ("fetched", "new", "dup", "gaps", "open", "quar"):
+        table.add_column(name, justify="right")
+    for name in ("last candle", "s", "status"):
+        table.add_column(name)
+    for row in frame.itertuples():
+        table.add_row(
+            stamp(row.run_at),
+            row.command,
+            row.symbol,
+            *map(str, (row.fetched, row.new, row.duplicates, row.gaps, row.open_gaps, row.quarantined)),
+            stamp(row.last),
+            f"{row.duration_seconds:.1f}",
+            row.status if not row.message else f"{row.status}: {row.message}",
+        )
+    Console().print(table)
 
 
 @app.command()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from hourcast import ledger
 from hourcast.cli import _normalise_symbols, app
+from hourcast.settings import Settings
 
 ONE_OBJECT = {
     ("train",): "the result as one JSON object",
@@ -29,3 +35,32 @@ def test_symbols_are_normalised_to_upper_case() -> None:
     assert _normalise_symbols(None) is None
     shown = CliRunner().invoke(app, ["ingest", "--help"], terminal_width=200)
     assert "-s, --symbol SYMBOL" in shown.output
+
+
+def test_the_ledger_table_fits_the_terminal(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, _env_file=None)
+    entry = ledger.LedgerEntry(
+        run_at=pd.Timestamp("2024-03-01 00:05", tz="UTC"),
+        command="ingest",
+        exchange="binance",
+        symbol="BTC/USDT",
+        timeframe="1h",
+        fetched=24,
+        new=23,
+        duplicates=1,
+        gaps=1,
+        gap_ranges="2024-02-29T10:00:00Z+1",
+        quarantined=0,
+        quarantined_ranges="",
+        first=pd.Timestamp("2024-02-29 00:00", tz="UTC"),
+        last=pd.Timestamp("2024-02-29 23:00", tz="UTC"),
+        duration_seconds=0.42,
+        status="ok",
+        message="",
+    )
+    ledger.append(settings.ledger_path, [entry])
+    shown = CliRunner().invoke(app, ["ledger"], env={"HOURCAST_HOME": str(tmp_path), "COLUMNS": "100"})
+    assert shown.exit_code == 0, shown.output
+    row = r"03-01 00:05 +ingest +BTC/USDT +24 +23 +1 +1 +1 +0 +02-29 23:00 +0\.4 +ok"
+    assert re.search(row, shown.output), shown.output
+    assert max(len(line) for line in shown.output.splitlines()) <= 100
