@@ -15,7 +15,7 @@ from flows.tasks import (
     raise_for_problems,
     writer_slot,
 )
-from hourcast.candles import to_utc
+from hourcast.candles import parse_moment
 from hourcast.settings import Settings
 
 
@@ -26,7 +26,8 @@ def backfill(since: str, until: str | None = None, symbols: list[str] | None = N
     the ``hourcast-ingest`` slot; fail the run if any symbol failed or was quarantined.
     """
     settings = Settings()
-    start, end = to_utc(since), to_utc(until) if until is not None else None
+    start = parse_moment(since, "since")
+    end = parse_moment(until, "until") if until is not None else None
     with writer_slot():
         try:
             summaries = pull_history(settings, start, end, symbols)

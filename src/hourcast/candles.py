@@ -77,6 +77,27 @@ def to_utc(moment: object) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+# An ISO-8601 date, or date and time with an optional offset (UTC when none): what users may give.
+_ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?")
+
+
+def parse_moment(text: str, name: str) -> pd.Timestamp:
+    """The one parser of a user's date or time (``--since``, the ``backfill`` deployment's ``since``): an
+    ISO-8601 date or time as UTC; anything else (``2024/01/01``, ``yesterday``) is a ``UserError`` naming
+    ``name``."""
+    from hourcast.errors import UserError
+
+    value = str(text).strip()
+    if not _ISO_MOMENT.fullmatch(value):
+        raise UserError(
+            f"{name}={text!r} is not an ISO date or time: use e.g. 2024-01-01 or 2024-01-01T05:00Z"
+        )
+    try:
+        return to_utc(value)
+    except ValueError as error:  # e.g. 2024-02-30
+        raise UserError(f"{name}={text!r} is not a valid date or time: {error}") from None
+
+
 def from_ms(ms: int) -> pd.Timestamp:
     """UTC timestamp of an epoch-milliseconds value."""
     return pd.Timestamp(ms, unit="ms", tz="UTC")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import nullcontext
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -143,21 +142,24 @@ def _progress_bar(enabled: bool):
 
 @app.command()
 def backfill(
-    since: Annotated[datetime, typer.Option(help="First candle open time (UTC), e.g. 2024-01-01.")],
+    since: Annotated[
+        str, typer.Option(help="First candle open time, ISO (UTC unless an offset), e.g. 2024-01-01.")
+    ],
     until: Annotated[
-        datetime | None, typer.Option(help="Stop before this open time (UTC); default: now.")
+        str | None, typer.Option(help="Stop before this open time (ISO, UTC); default: now.")
     ] = None,
     symbol: SymbolOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Pull every closed candle in [since, until) for each symbol."""
-    from hourcast.candles import to_utc
+    from hourcast.candles import parse_moment
     from hourcast.ingest import make_ingestor
 
     settings = Settings()
+    start = parse_moment(since, "--since")
+    end = parse_moment(until, "--until") if until is not None else None
     bar, progress = _progress_bar(sys.stderr.isatty() and not as_json)
     with bar:
-        start, end = to_utc(since), to_utc(until) if until is not None else None
         summaries = make_ingestor(settings, progress).backfill(start, end, symbol)
     _report(summaries, as_json)
 

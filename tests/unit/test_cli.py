@@ -10,7 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hourcast import ledger
+from hourcast.candles import parse_moment
 from hourcast.cli import _normalise_symbols, app
+from hourcast.errors import UserError
 from hourcast.settings import Settings
 
 ONE_OBJECT = {
@@ -64,3 +66,19 @@ def test_the_ledger_table_fits_the_terminal(tmp_path: Path) -> None:
     row = r"03-01 00:05 +ingest +BTC/USDT +24 +23 +1 +1 +1 +0 +02-29 23:00 +0\.4 +ok"
     assert re.search(row, shown.output), shown.output
     assert max(len(line) for line in shown.output.splitlines()) <= 100
+
+
+@pytest.mark.parametrize("given", ["2024/01/01", "yesterday", "2024-02-30"])
+def test_one_date_parser_refuses_what_is_not_an_iso_date(given: str) -> None:
+    """`hourcast backfill --since` and the backfill flow parse dates with `candles.parse_moment`."""
+    with pytest.raises(UserError, match=r"since=.*(ISO|valid) date"):
+        parse_moment(given, "since")
+    shown = CliRunner().invoke(app, ["backfill", "--since", given])
+    assert shown.exit_code == 1 and shown.output.startswith(f"hourcast: --since={given!r} is not")
+    assert "Traceback" not in shown.output
+
+
+def test_iso_dates_and_times_are_utc() -> None:
+    assert parse_moment("2024-01-01", "since") == pd.Timestamp("2024-01-01", tz="UTC")
+    assert parse_moment("2024-01-01T05:00+02:00", "since") == pd.Timestamp("2024-01-01 03:00", tz="UTC")
+    assert parse_moment("2024-01-01T05:00:00Z", "since") == pd.Timestamp("2024-01-01 05:00", tz="UTC")
