@@ -191,3 +191,13 @@ def test_stock_feast_cli_alternates_with_hourcast_and_each_store_has_its_registr
     online = online_rows(redis_settings)
     assert (online["as_of"].map(pd.Timestamp) == now - pd.Timedelta(hours=1)).all()
     assert featurestore.registry_path(redis_settings) != featurestore.registry_path(settings)
+
+
+def test_the_stock_redis_file_takes_a_url_and_defaults_like_the_settings() -> None:
+    from hourcast.feast_redis import RedisUrlOnlineStoreConfig
+
+    given = RedisUrlOnlineStoreConfig(url="rediss://:secret@cache.example:6380/4")
+    assert given.connection_string.startswith("cache.example:6380,db=4,")
+    assert "password=secret" in given.connection_string and given.connection_string.endswith("ssl=true")
+    unset = RedisUrlOnlineStoreConfig(url="${HOURCAST_REDIS_URL}")  # Feast leaves an unset variable as is
+    assert unset.connection_string.startswith("127.0.0.1:6379,db=0,")
