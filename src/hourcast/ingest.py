@@ -203,8 +203,9 @@ class Ingestor:
     ) -> tuple[list[tuple[int, int]], set[int], int]:
         """The ranges to ask the exchange for, the stored open times inside them, and where the run's span
         starts. ``ingest``: the holes still re-requested, then everything after the last stored (or
-        quarantined) candle; ``backfill``: only what ``since..until`` is missing (neither stored, nor
-        quarantined, nor confirmed), so a re-run resumes where a killed one stopped."""
+        quarantined) candle; ``backfill``: only what ``since..until`` is missing (neither stored nor
+        confirmed missing), so a re-run resumes where a killed one stopped; quarantined candles are asked
+        for again (stored if they now come clean, never quarantined twice)."""
         root, step = self.settings.candles_dir, timeframe_ms(series.timeframe)
         if since_ms is None:
             stamps = [
@@ -219,9 +220,8 @@ class Ingestor:
             ranges = completeness.runs(retry, step) + ([(start, until_ms)] if start <= until_ms else [])
             return ranges, set(), start if previous is None else (retry[0] if retry else start)
         stored = completeness.stored_slots(root, series, since_ms, until_ms + step - 1)
-        held = completeness.quarantined_slots(self.settings.quarantine_dir, series)
         wanted = np.setdiff1d(completeness.grid(since_ms, until_ms, step), stored)
-        wanted = [s for s in wanted.tolist() if s not in held and s not in archive.confirmed]
+        wanted = [s for s in wanted.tolist() if s not in archive.confirmed]
         ranges: list[tuple[int, int]] = []
         for first, last in completeness.runs(wanted, step):  # one page may cover two close ranges
             if ranges and (last - ranges[-1][0]) // step < self.settings.fetch_limit:

@@ -207,9 +207,10 @@ def test_a_dirty_feed_backfills_to_the_end(tmp_path: Path, btc_recorded: pd.Data
         present = set(frame["ts"])
         assert all(all(as_of - k * HOUR in present for k in range(LOOKBACK)) for as_of in table["as_of"])
 
-        # a re-run resumes: every hour is stored, quarantined or confirmed missing, so nothing is fetched
+        # a re-run resumes: only the halt's hours (not stored, their off-hour candles held) are asked for
+        # again; nothing is stored or held twice
         [again] = make_ingestor(settings).backfill(feed["ts"].iloc[0])
-        assert (again.fetched, again.new, again.quarantined, again.entries) == (0, 0, 0, [])
+        assert (again.fetched, again.new, again.quarantined, again.entries) == (10, 0, 10, [])
         assert len(quarantine.entries(settings.quarantine_dir)) == len(held)
 
         cli = CliRunner()
