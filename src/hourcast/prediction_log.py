@@ -33,11 +33,13 @@ logger = logging.getLogger("hourcast.prediction_log")
 
 
 def log_row(requested_at: datetime, prediction: Prediction) -> dict[str, Any]:
-    """One log row: the request time, the answer as served (band as ``band_low``/``band_high``), features."""
+    """One log row: the request time, the answer as served (band as ``band_low``/``band_high``; a missing
+    ``p_up`` as NaN, so the column is a float in every file), features."""
     body = prediction.model_dump(exclude={"band"})
     return {
         "requested_at": requested_at,
         **body,
+        "p_up": float("nan") if prediction.p_up is None else prediction.p_up,
         "band_low": prediction.band.low,
         "band_high": prediction.band.high,
         **prediction.features,

@@ -109,3 +109,15 @@ def test_close_writes_what_is_buffered(tmp_path: Path) -> None:
     log.record(datetime.now(UTC), [prediction()] * 7)
     log.close()
     assert len(read_log(tmp_path / "predictions")) == 7
+
+
+def test_p_up_reads_back_across_files_with_and_without_it(tmp_path: Path) -> None:
+    """A calibrated model's answers (``p_up``) then an older model's (no ``p_up``, e.g. after a rollback):
+    the newest file's layout must still read the older files."""
+    log = PredictionLog(tmp_path / "predictions")
+    log.record(datetime(2024, 3, 1, 0, 10, tzinfo=UTC), [prediction().model_copy(update={"p_up": 0.53})])
+    log.flush()
+    log.record(datetime(2024, 3, 1, 1, 10, tzinfo=UTC), [prediction()])
+    log.flush()
+    frame = read_log(tmp_path / "predictions")
+    assert frame["p_up"].iloc[0] == 0.53 and pd.isna(frame["p_up"].iloc[1])
