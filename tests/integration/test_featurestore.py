@@ -46,8 +46,13 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, recorded_files: dic
     return settings
 
 
-def test_materialize_serves_the_newest_offline_row(settings: Settings, recorded_files: dict) -> None:
+def test_materialize_serves_the_newest_offline_row(
+    settings: Settings, recorded_files: dict, capfd: pytest.CaptureFixture[str]
+) -> None:
     summary = featurestore.materialize(settings)
+    printed = capfd.readouterr()
+    assert "Materializing 1 feature views" in printed.err and not printed.out  # Feast's output: stderr
+    assert "\x1b[" not in printed.err  # without colour codes off a terminal (logs, `hourcast up`)
     assert summary.online_store.startswith(settings.online_store)
     assert summary.symbols == {s: "2024-03-01T00:00:00+00:00" for s in SYMBOLS}
 
