@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -231,3 +232,26 @@ def page() -> Iterator[Page]:
             yield browser.new_page(viewport={"width": 1280, "height": 800})
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One temporary Prefect server for the whole session (Prefect's event and log workers are process-wide
+    and bound to the first server they talk to, so two harnesses in one session would split them), with the
+    writer limit created as an operator would.
+
+    Flow-run heartbeats are off: the engine joins its heartbeat thread, which sleeps in 1 s steps, at the
+    end of every run, a fixed second per run that is irrelevant hourly and would dominate 50 test runs.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.settings import temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.tasks import WRITER_LIMIT
+
+    updates: dict[str, Any] = {"home": tmp_path_factory.mktemp("prefect"), "flows.heartbeat_frequency": None}
+    with temporary_settings(updates=updates), prefect_test_harness(server_startup_timeout=60):
+        with get_client(sync_client=True) as client:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1))
+        yield

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -18,7 +17,7 @@ from uuid import UUID
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -28,8 +27,6 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import temporary_settings
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.backfill import backfill
 from flows.ingest import ingest
@@ -46,20 +43,6 @@ SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 START = pd.Timestamp("2024-03-01", tz="UTC")  # the replay clock of the `replay` fixture
 HOUR = pd.Timedelta(hours=1)
 INGEST_KEYS = {"ingest-counts", "ingest-validation", "online-features"}
-
-
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One temporary Prefect server for the session, with the writer limit created as an operator would.
-
-    Flow-run heartbeats are off: the engine joins its heartbeat thread, which sleeps in 1 s steps, at the
-    end of every run, a fixed second per run that is irrelevant hourly and would dominate 50 test runs.
-    """
-    updates: dict[str, Any] = {"home": tmp_path_factory.mktemp("prefect"), "flows.heartbeat_frequency": None}
-    with temporary_settings(updates=updates), prefect_test_harness(server_startup_timeout=60):
-        with get_client(sync_client=True) as client:
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1))
-        yield
 
 
 def configure(

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -227,17 +226,6 @@ def test_predictions_are_scored_exactly_once_across_runs_and_restarts(
     assert last.added == 2 and last.pending == 0
     assert_exact(monitor.read_scores(settings.scores_dir), recorded_files, logged)
     assert monitor.run(settings).added == 0
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A temporary Prefect server for this module (flow-run heartbeats off, as in test_flows)."""
-    from prefect.settings import temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    updates: dict[str, Any] = {"home": tmp_path_factory.mktemp("prefect"), "flows.heartbeat_frequency": None}
-    with temporary_settings(updates=updates), prefect_test_harness(server_startup_timeout=60):
-        yield
 
 
 def sabotaged_fit(frame: pd.DataFrame, params: dict | None = None) -> Any:
