@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 import pytest
 from playwright.sync_api import Page
 
@@ -255,3 +256,13 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         with get_client(sync_client=True) as client:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1))
         yield
+
+
+def service_processes(server: subprocess.Popen) -> list[psutil.Process]:
+    """`bentoml serve` and every process it started: its workers run in process groups of their own, so
+    signalling the server's group does not reach them."""
+    try:
+        root = psutil.Process(server.pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []

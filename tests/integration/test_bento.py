@@ -19,7 +19,7 @@ import pytest
 
 from hourcast import featurestore, model, training
 from hourcast.settings import Settings
-from tests.integration.conftest import bentoml_home, free_port, store_recorded, wait_for
+from tests.integration.conftest import bentoml_home, free_port, service_processes, store_recorded, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -28,10 +28,7 @@ BIN = Path(sys.executable).parent
 def stop_tree(server: subprocess.Popen) -> None:
     """Stop ``bentoml serve`` and every process it started (its workers run in process groups of their
     own), then check that none survives."""
-    try:
-        family = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
+    family = service_processes(server)
     for process in family:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.send_signal(signal.SIGTERM)

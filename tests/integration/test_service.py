@@ -36,22 +36,19 @@ from hourcast.features import FEATURE_NAMES
 from hourcast.prediction_log import read_log
 from hourcast.schema import ErrorBody, Performance, Prediction, Readiness, Scoreboard
 from hourcast.settings import Settings
-from tests.integration.conftest import RedisServer, bentoml_home, free_port, store_recorded, wait_for
+from tests.integration.conftest import (
+    RedisServer,
+    bentoml_home,
+    free_port,
+    service_processes,
+    store_recorded,
+    wait_for,
+)
 from tests.integration.test_dashboard_browser import open_dashboard, running_dashboard, select_symbol
 
 REPO = Path(__file__).resolve().parents[2]
 CLOCK = "2024-03-01T00:10:00Z"  # ten minutes after the last stored candle closed
 HANG_GUARD = 2.0  # seconds a request may take before the test calls it hung (a frozen Redis took 40 s)
-
-
-def service_processes(server: subprocess.Popen) -> list[psutil.Process]:
-    """`bentoml serve` and every process it started: its workers run in process groups of their own, so
-    signalling the server's group does not reach them."""
-    try:
-        root = psutil.Process(server.pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
 
 
 def kill_service(server: subprocess.Popen) -> None:
