@@ -25,9 +25,19 @@ HOURCAST = str(Path(sys.executable).with_name("hourcast"))
 JAN, MAR = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")
 
 
-def start(args: list[str], user: str | None = None, **env: str) -> subprocess.Popen:
-    """The installed ``hourcast ARGS`` with ``HOURCAST_*`` overrides, optionally as another user."""
-    prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user else []
+NO_DAC_OVERRIDE = [
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+]
+"""Root without the capabilities that bypass file modes: it still reads the checkout (it owns it, wherever
+it was cloned), but a folder's mode 0555 stops it writing there, as it stops any user."""
+
+
+def start(args: list[str], honour_modes: bool = False, **env: str) -> subprocess.Popen:
+    """The installed ``hourcast ARGS`` with ``HOURCAST_*`` overrides; ``honour_modes``: as root, without
+    the capabilities that bypass file modes."""
+    prefix = NO_DAC_OVERRIDE if honour_modes and os.geteuid() == 0 else []
     environment = {**os.environ, "HOME": tempfile.gettempdir(), **env}
     return subprocess.Popen(
         [*prefix, HOURCAST, *args], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -60,9 +70,8 @@ def test_bad_settings_and_homes_are_one_line(tmp_path: Path) -> None:
     regular_file = tmp_path / "file"
     regular_file.write_text("not a folder")
     read_only = Path(tempfile.mkdtemp(prefix="hourcast-ro-"))
-    read_only.chmod(0o555)  # root ignores modes: the command then runs as nobody
-    as_user = "65534" if os.geteuid() == 0 else None
-    read_only_run = start(["ingest"], as_user, HOURCAST_HOME=str(read_only / "home"))  # the real entry point
+    read_only.chmod(0o555)  # root ignores modes unless it drops CAP_DAC_OVERRIDE (NO_DAC_OVERRIDE)
+    read_only_run = start(["ingest"], True, HOURCAST_HOME=str(read_only / "home"))  # the real entry point
     lines = {
         "exchange": cli_error(
             ["ingest"], HOURCAST_EXCHANGE="nosuchexchange", HOURCAST_HOME=str(tmp_path / "a")
