@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -674,11 +675,32 @@ def serve(
     ]
     import os
 
-    from hourcast.serving import bentoml_config_options
+    raise typer.Exit(subprocess.call(command, env=serve_environment(settings, os.environ)))
 
-    given = os.environ.get("BENTOML_CONFIG_OPTIONS", "")  # the user's own options win
-    env = {**os.environ, "BENTOML_CONFIG_OPTIONS": f"{bentoml_config_options(settings)} {given}".strip()}
-    raise typer.Exit(subprocess.call(command, env=env))
+
+def serve_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` with the settings' BentoML configuration in ``BENTOML_CONFIG_OVERRIDES`` (JSON), merged
+    under any the user already set there (theirs win)."""
+    from hourcast.serving import bentoml_config_overrides
+
+    name = "BENTOML_CONFIG_OVERRIDES"
+    try:
+        given = json.loads(environ.get(name) or "{}")
+    except json.JSONDecodeError:
+        given = None
+    if not isinstance(given, dict):
+        example = '{"services": {"hourcast": {"workers": 2}}}'
+        raise UserError(f"{name}={environ[name]!r} is not a JSON object; write it like {example}")
+    return {**environ, name: json.dumps(_merged(bentoml_config_overrides(settings), given))}
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """``base`` with ``over`` laid on top, nested mappings merged key by key."""
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        merged[key] = _merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
 
 
 @app.command()

@@ -114,12 +114,15 @@ def exchange_clock(settings: Settings) -> ExchangeClock:
     return ExchangeClock(CandleSource(make_client(quick), retry=RetryPolicy(attempts=1)).now_ms)
 
 
-def bentoml_config_options(settings: Settings) -> str:
-    """``BENTOML_CONFIG_OPTIONS`` carrying the settings' worker count and access log to the service (its
-    decorator declares only defaults: nothing is read when BentoML imports it)."""
-    workers = settings.serve_workers or "cpu_count"
-    access = "true" if settings.serve_access_log else "false"
-    return f"services.hourcast.workers={workers} services.hourcast.logging.access.enabled={access}"
+def bentoml_config_overrides(settings: Settings) -> dict[str, Any]:
+    """BentoML configuration (``BENTOML_CONFIG_OVERRIDES``, JSON) carrying the settings' worker count and
+    access log to the service (its decorator declares only defaults: nothing is read when BentoML imports
+    it)."""
+    service = {
+        "workers": settings.serve_workers or "cpu_count",
+        "logging": {"access": {"enabled": settings.serve_access_log}},
+    }
+    return {"services": {"hourcast": service}}
 
 
 def load_model(settings: Settings, tag: str) -> LoadedModel:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +14,7 @@ from typer.testing import CliRunner
 
 from hourcast import ledger
 from hourcast.candles import parse_moment
-from hourcast.cli import _normalise_symbols, app
+from hourcast.cli import _normalise_symbols, app, serve_environment
 from hourcast.errors import UserError
 from hourcast.settings import Settings
 
@@ -82,3 +85,43 @@ def test_iso_dates_and_times_are_utc() -> None:
     assert parse_moment("2024-01-01", "since") == pd.Timestamp("2024-01-01", tz="UTC")
     assert parse_moment("2024-01-01T05:00+02:00", "since") == pd.Timestamp("2024-01-01 03:00", tz="UTC")
     assert parse_moment("2024-01-01T05:00:00Z", "since") == pd.Timestamp("2024-01-01 05:00", tz="UTC")
+
+
+READ_BENTOML_CONFIG = """
+import json
+from bentoml._internal.configuration import load_config
+from bentoml._internal.configuration.containers import BentoMLContainer
+load_config()
+print(json.dumps(BentoMLContainer.config.services.get()["hourcast"]))
+"""
+
+
+def test_serve_passes_its_settings_to_bentoml_as_json_overrides() -> None:
+    """`hourcast serve` hands BentoML the workers and access log in BENTOML_CONFIG_OVERRIDES (the deprecated
+    BENTOML_CONFIG_OPTIONS is left alone), under the user's own overrides; BentoML reads them without a
+    warning."""
+    settings = Settings(serve_workers=3, serve_access_log=True, _env_file=None)
+    user = {"services": {"hourcast": {"workers": 2, "traffic": {"timeout": 30}}}}
+    env = serve_environment(settings, {"PATH": "/bin", "BENTOML_CONFIG_OVERRIDES": json.dumps(user)})
+    assert "BENTOML_CONFIG_OPTIONS" not in env and env["PATH"] == "/bin"
+    read = subprocess.run(
+        [sys.executable, "-W", "error", "-c", READ_BENTOML_CONFIG],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert read.returncode == 0 and not read.stderr, read.stderr
+    service = json.loads(read.stdout)
+    assert service["workers"] == 2 and service["traffic"]["timeout"] == 30  # the user's own win
+    assert service["logging"]["access"]["enabled"] is True
+    default = serve_environment(Settings(_env_file=None), {})
+    assert json.loads(default["BENTOML_CONFIG_OVERRIDES"]) == {
+        "services": {"hourcast": {"workers": "cpu_count", "logging": {"access": {"enabled": False}}}}
+    }
+
+
+@pytest.mark.parametrize("given", ["services.hourcast.workers=2", "[1, 2]"])
+def test_serve_refuses_overrides_that_are_not_a_json_object(given: str) -> None:
+    with pytest.raises(UserError, match=r"BENTOML_CONFIG_OVERRIDES=.* is not a JSON object"):
+        serve_environment(Settings(_env_file=None), {"BENTOML_CONFIG_OVERRIDES": given})
