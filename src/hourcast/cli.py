@@ -782,8 +782,17 @@ def replay_exchange(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     now: Annotated[str | None, typer.Option(help="Initial exchange clock (ISO-8601 UTC).")] = None,
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second (0 = frozen).")] = 0.0,
+    synthetic: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=999,
+            help="Also serve N synthetic symbols SYN001/USDT.. (not real markets: the recorded series "
+            "rotated in time and rescaled), for scale runs.",
+        ),
+    ] = 0,
 ) -> None:
     """Serve recorded candles over Binance's public REST API, for offline runs and tests."""
     from hourcast.dev.replay import serve_forever
 
-    serve_forever(_replay_files(data), host, port, now, speed)
+    serve_forever(_replay_files(data), host, port, now, speed, synthetic)

@@ -11,20 +11,26 @@ periods aligned to midnight UTC); candles are served as they are in the file, of
 Market-data endpoints (what ccxt calls after its URLs are rebased onto the server)::
 
     GET  /api/v3/ping | /api/v3/time | /api/v3/exchangeInfo | /api/v3/klines
+    GET  /api/v3/ticker/24hr     (``fetch_tickers``: last price and 24 h base and quote volume)
     GET  /fapi/v1/exchangeInfo | /dapi/v1/exchangeInfo          (no futures markets)
+
+Synthetic symbols (:func:`synthetic_datasets`) let scale runs serve hundreds of markets offline:
+``SYN001/USDT`` .. ``SYNnnn/USDT`` are NOT real markets but the recorded series rotated in time and rescaled.
 
 Control endpoints::
 
     GET    /_replay/clock    -> {"now": ISO, "now_ms": int, "speed": float}
     POST   /_replay/clock    {"now": ISO | ms} or {"advance_seconds": s}, optional "speed"
-    GET    /_replay/faults   -> {"config": {...}, "fired": {kind: n}}
+    GET    /_replay/faults   -> {"config": {...}, "fired": {kind: n}, "symbols": {symbol: {...}}}
     POST   /_replay/faults   {"seed": 0, "slow_seconds": 3.0, "retry_after": 1,
                               "<kind>": {"rate": 0..1, "count": n}, ...}
-    DELETE /_replay/faults   clear all faults and counters
+                             with "symbol": "SYN003/USDT": faults of that symbol's klines only, on top
+                             of the exchange-wide ones (each symbol its own counts, seed and counters)
+    DELETE /_replay/faults   clear all faults and counters (exchange-wide and per symbol)
 
 POSTs must be ``Content-Type: application/json`` (415 otherwise), so a web page cannot move the clock.
 
-Faults only ever apply to ``/api/v3/klines``; markets, time and ping always answer.
+Faults only ever apply to ``/api/v3/klines``; markets, tickers, time and ping always answer.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -122,6 +129,47 @@ def load_candles_file(path: str | Path) -> pd.DataFrame:
     return frame.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last").reset_index(drop=True)
 
 
+SYNTHETIC_QUOTE = "USDT"
+SYNTHETIC_ROTATION_HOURS = 97
+"""Candles each synthetic symbol is rotated by, times its number (a prime: no two rotations coincide)."""
+
+
+def synthetic_symbol(number: int) -> str:
+    """``SYN001/USDT`` for 1: the name of synthetic symbol ``number`` (1-based)."""
+    return f"SYN{number:03d}/{SYNTHETIC_QUOTE}"
+
+
+def synthetic_datasets(count: int, recorded: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """``count`` SYNTHETIC symbols ``SYN001/USDT``.. derived from recorded candle frames, for scale runs.
+
+    They are not markets of any exchange. Symbol ``k`` takes recorded series ``(k - 1) % len(recorded)``
+    (in the given order) on the same open times, its candles rotated by ``k * 97`` positions (the
+    candles rotated past the end wrap round to the start, rescaled so the join is continuous), its prices
+    multiplied by ``10 ** -(k % 4)`` and its quote volume divided by ``k`` (``SYN001`` is the most liquid),
+    so every symbol has a series of its own covering the whole recorded span.
+    """
+    if count < 0 or count > 999:
+        raise ValueError(f"synthetic symbols number 0..999, got {count}")
+    sources = list(recorded.values())
+    if count and not sources:
+        raise ValueError("synthetic symbols need at least one recorded series")
+    prices = ["open", "high", "low", "close"]
+    datasets: dict[str, pd.DataFrame] = {}
+    for number in range(1, count + 1):
+        source = sources[(number - 1) % len(sources)]
+        values = source[prices].to_numpy(dtype="float64")
+        volume = source["volume"].to_numpy(dtype="float64")
+        shift = number * SYNTHETIC_ROTATION_HOURS % len(source)
+        wrapped = values[len(source) - shift :] * (values[0, 0] / values[-1, 3])  # ends where the head opens
+        scale = 10.0 ** -(number % 4)
+        frame = pd.DataFrame(np.vstack([wrapped, values[: len(source) - shift]]) * scale, columns=prices)
+        frame["volume"] = np.concatenate([volume[len(source) - shift :], volume[: len(source) - shift]])
+        frame["volume"] /= scale * number  # quote volume (price x volume) shrinks as 1 / number
+        frame.insert(0, "ts", source["ts"].reset_index(drop=True))
+        datasets[synthetic_symbol(number)] = frame
+    return datasets
+
+
 @dataclass(frozen=True)
 class ReplayData:
     """One symbol's recorded candles of one interval as arrays sorted by open time (epoch ms)."""
@@ -140,7 +188,7 @@ class ReplayData:
         if frame.empty:
             raise ValueError("no candles to replay")
         ordered = frame.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last")
-        stamps = pd.DatetimeIndex(pd.to_datetime(ordered["ts"], utc=True)).as_unit("ms")
+        stamps = pd.DatetimeIndex(pd.to_datetime(ordered["ts"], utc=True, cache=False)).as_unit("ms")
         values = {c: ordered[c].to_numpy(dtype="float64") for c in ("open", "high", "low", "close", "volume")}
         open_ms = stamps.asi8.astype(np.int64)
         steps = np.diff(open_ms)
@@ -182,6 +230,40 @@ class ReplayData:
     def last_open_ms(self) -> int:
         """Open time of the last recorded candle."""
         return int(self.open_ms[-1])
+
+    def ticker(self, market: str, now_ms: int) -> dict[str, Any]:
+        """Binance ``/api/v3/ticker/24hr`` body of the 24 hours of candles closed by ``now_ms``: last close,
+        base volume and quote volume (each candle's volume times its close)."""
+        stop = int(np.searchsorted(self.open_ms, now_ms - self.interval_ms, side="right"))
+        begin = int(np.searchsorted(self.open_ms, now_ms - self.interval_ms - 86_400_000, side="right"))
+        window = slice(begin, stop)
+        empty = stop <= begin
+        first, last = (0.0, 0.0) if empty else (float(self.open[begin]), float(self.close[stop - 1]))
+        volume = float(self.volume[window].sum())
+        quote = float((self.volume[window] * self.close[window]).sum())
+        return {
+            "symbol": market,
+            "priceChange": _fmt(last - first),
+            "priceChangePercent": f"{(last / first - 1) * 100 if first else 0.0:.3f}",
+            "weightedAvgPrice": _fmt(quote / volume if volume else 0.0),
+            "prevClosePrice": _fmt(float(self.close[begin - 1]) if begin else first),
+            "lastPrice": _fmt(last),
+            "lastQty": "0.00000000",
+            "bidPrice": _fmt(last),
+            "bidQty": "0.00000000",
+            "askPrice": _fmt(last),
+            "askQty": "0.00000000",
+            "openPrice": _fmt(first),
+            "highPrice": _fmt(0.0 if empty else float(self.high[window].max())),
+            "lowPrice": _fmt(0.0 if empty else float(self.low[window].min())),
+            "volume": _fmt(volume),
+            "quoteVolume": _fmt(quote),
+            "openTime": now_ms - 86_400_000,
+            "closeTime": now_ms,
+            "firstId": -1,
+            "lastId": -1,
+            "count": 0,
+        }
 
     def klines(self, now_ms: int, start_ms: int | None, end_ms: int | None, limit: int) -> list[list[Any]]:
         """Binance ``/api/v3/klines`` rows visible at ``now_ms`` (in-progress candle partial)."""
@@ -390,6 +472,7 @@ class ReplayExchange:
         self.clock = SimClock(default_now if now is None else _ms(now), speed)
         self._lock = threading.Lock()
         self._faults = FaultInjector(seed)
+        self._symbol_faults: dict[str, FaultInjector] = {}  # by market id
         self._aggregated: dict[tuple[str, int], ReplayData] = {}
 
     @property
@@ -414,34 +497,84 @@ class ReplayExchange:
         now = self.now_ms()
         return {"now": _iso(now), "now_ms": now, "speed": self.clock.speed}
 
-    def set_faults(self, config: dict[str, Any]) -> None:
-        """Merge a fault config (see module docstring); raises ValueError if invalid."""
+    def _market_id(self, symbol: str) -> str:
+        """The market id of a served symbol (unified ``SYN001/USDT`` or id ``SYN001USDT``); ValueError if
+        the exchange does not serve it."""
+        mid = market_id(symbol) if "/" in symbol else symbol.upper()
+        if mid not in self._markets:
+            raise ValueError(f"the replay exchange serves no symbol {symbol!r}")
+        return mid
+
+    def set_faults(self, config: dict[str, Any], symbol: str | None = None) -> None:
+        """Merge a fault config (see module docstring), exchange-wide or for one ``symbol``'s klines only
+        (on top of the exchange-wide faults); raises ValueError if invalid."""
         with self._lock:
-            self._faults.configure(config)
+            if symbol is None:
+                self._faults.configure(config)
+                return
+            mid = self._market_id(symbol)
+            faults = self._symbol_faults.get(mid) or FaultInjector(self._faults.default_seed)
+            faults.configure(config)
+            self._symbol_faults[mid] = faults
 
     def clear_faults(self) -> None:
-        """Switch all faults off and reset counters."""
+        """Switch all faults off (exchange-wide and per symbol) and reset counters."""
         with self._lock:
             self._faults.clear()
+            self._symbol_faults.clear()
 
-    def fault_counts(self) -> dict[str, int]:
-        """How many times each fault kind fired."""
+    def fault_counts(self, symbol: str | None = None) -> dict[str, int]:
+        """How many times each fault kind fired: exchange-wide faults, or those of one ``symbol``."""
         with self._lock:
-            return dict(self._faults.fired)
+            if symbol is None:
+                return dict(self._faults.fired)
+            faults = self._symbol_faults.get(self._market_id(symbol))
+            return dict(faults.fired) if faults else dict.fromkeys(FAULT_KINDS, 0)
 
     def fault_state(self) -> dict[str, Any]:
-        """Fault config plus counters, as served by ``GET /_replay/faults``."""
+        """Fault config plus counters, as served by ``GET /_replay/faults``; ``symbols`` holds those of
+        the symbols with faults of their own."""
         with self._lock:
-            return self._faults.snapshot()
+            symbols = {self._markets[mid].symbol: f.snapshot() for mid, f in self._symbol_faults.items()}
+            return {**self._faults.snapshot(), "symbols": symbols}
 
-    def draw_error_fault(self) -> tuple[str | None, float, int]:
-        """For one klines request: the error fault that fires (first of ``ERROR_FAULTS``, or None),
-        the seconds to stall first (``slow``), and the current ``retry_after``."""
+    def _injectors(self, symbol: str | None) -> list[FaultInjector]:
+        """The fault injectors a klines request for ``symbol`` (a market id) goes through; caller locks."""
+        own = self._symbol_faults.get(str(symbol).upper()) if symbol else None
+        return [self._faults] if own is None else [self._faults, own]
+
+    def draw_error_fault(self, symbol: str | None = None) -> tuple[str | None, float, int]:
+        """For one klines request (for market id ``symbol``): the error fault that fires (first of
+        ``ERROR_FAULTS``, exchange-wide before the symbol's own, or None), the seconds to stall first
+        (``slow``), and the ``retry_after`` of the faults that fired."""
         with self._lock:
-            faults = self._faults
-            error = next((kind for kind in ERROR_FAULTS if faults.fires(kind)), None)
-            stall = faults.slow_seconds if error is None and faults.fires("slow") else 0.0
-            return error, stall, faults.retry_after
+            for faults in self._injectors(symbol):
+                error = next((kind for kind in ERROR_FAULTS if faults.fires(kind)), None)
+                if error is not None:
+                    return error, 0.0, faults.retry_after
+            for faults in self._injectors(symbol):
+                if faults.fires("slow"):
+                    return None, faults.slow_seconds, faults.retry_after
+            return None, 0.0, self._faults.retry_after
+
+    def tickers(self, query: dict[str, str]) -> dict[str, Any] | list[dict[str, Any]]:
+        """``/api/v3/ticker/24hr``: every market's 24 h ticker, or one market's (``symbol``) or some
+        (``symbols``, a JSON list of ids)."""
+        now_ms = self.now_ms()
+        if "symbol" in query:
+            market = self._markets.get(query["symbol"].upper())
+            if market is None:
+                raise ReplayError(400, -1121, "Invalid symbol.")
+            return market.data.ticker(query["symbol"].upper(), now_ms)
+        wanted = list(self._markets)
+        if "symbols" in query:
+            try:
+                wanted = [str(mid).upper() for mid in json.loads(query["symbols"])]
+            except (ValueError, TypeError):
+                raise ReplayError(400, -1100, "Illegal characters found in parameter 'symbols'.") from None
+            if any(mid not in self._markets for mid in wanted):
+                raise ReplayError(400, -1121, "Invalid symbol.")
+        return [self._markets[mid].data.ticker(mid, now_ms) for mid in wanted]
 
     def exchange_info(self) -> dict[str, Any]:
         """Spot ``/api/v3/exchangeInfo`` body."""
@@ -535,7 +668,8 @@ class ReplayExchange:
         now_ms = self.now_ms()
         rows = data.klines(now_ms, start, end, limit)
         with self._lock:
-            self._faults.corrupt(rows, limit, now_ms)
+            for faults in self._injectors(str(symbol)):
+                faults.corrupt(rows, limit, now_ms)
         return rows
 
 
@@ -609,6 +743,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {"serverTime": exchange.now_ms()})
             elif route == ("GET", "/api/v3/exchangeInfo"):
                 self._send(200, exchange.exchange_info())
+            elif route == ("GET", "/api/v3/ticker/24hr"):
+                self._send(200, exchange.tickers(query))
             elif route in (("GET", "/fapi/v1/exchangeInfo"), ("GET", "/dapi/v1/exchangeInfo")):
                 self._send(200, {**_EMPTY_FUTURES_INFO, "serverTime": exchange.now_ms()})
             elif route[1] == "/_replay/clock" and method in ("GET", "POST"):
@@ -617,7 +753,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, exchange.clock_state())
             elif route[1] == "/_replay/faults" and method in ("GET", "POST", "DELETE"):
                 if method == "POST":
-                    exchange.set_faults(self._json_body())
+                    body = self._json_body()
+                    symbol = body.pop("symbol", None)
+                    exchange.set_faults(body, None if symbol is None else str(symbol))
                 elif method == "DELETE":
                     exchange.clear_faults()
                 self._send(200, exchange.fault_state())
@@ -629,7 +767,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"code": -1, "msg": str(exc)})
 
     def _klines(self, exchange: ReplayExchange, query: dict[str, str]) -> None:
-        error, stall, retry_after = exchange.draw_error_fault()
+        error, stall, retry_after = exchange.draw_error_fault(query.get("symbol"))
         if error == "rate_limit":
             body = {"code": -1003, "msg": _RATE_LIMIT_MSG}
             self._send(429, body, {"Retry-After": str(retry_after)})
@@ -726,12 +864,15 @@ def parse_data_option(value: str) -> tuple[str, Path]:
 
 
 def serve_forever(
-    datasets: dict[str, Path], host: str, port: int, now: str | None, speed: float = 0.0
+    datasets: dict[str, Path], host: str, port: int, now: str | None, speed: float = 0.0, synthetic: int = 0
 ) -> None:
-    """Load the datasets and serve them until interrupted (Ctrl+C)."""
-    exchange = ReplayExchange({s: load_candles_file(p) for s, p in datasets.items()}, now=now, speed=speed)
+    """Load the datasets (plus ``synthetic`` symbols derived from them) and serve them until interrupted."""
+    frames = {symbol: load_candles_file(path) for symbol, path in datasets.items()}
+    exchange = ReplayExchange(frames | synthetic_datasets(synthetic, frames), now=now, speed=speed)
     with ReplayServer(exchange, host, port) as server:
-        print(f"replay exchange at {server.url} serving {', '.join(exchange.symbols)}", flush=True)
+        served = exchange.symbols
+        shown = ", ".join(served[:10]) + (f" and {len(served) - 10} more" if len(served) > 10 else "")
+        print(f"replay exchange at {server.url} serving {shown}", flush=True)
         print(
             f"clock {exchange.clock_state()['now']} (speed {speed}); control: {server.url}/_replay/",
             flush=True,
