@@ -7,15 +7,17 @@ world ages like a live one; the wall clock only when no candle is stored):
   deleted under the series' file lock (so never while a writer is rewriting them); the newest month of
   every series is always kept. ``candle_retention_days`` unset keeps everything.
 * features: rows with ``event_timestamp <= now - feature_retention_days`` are dropped and the table is
-  rewritten atomically. The default, 32 days, is ``train_days`` (30) plus two days of slack for the label
-  (one candle) and the data's own time running ahead of the last training run (the table itself is
-  recomputed from the candles, with the 25-candle lookback, at every materialization).
+  rewritten atomically. The default, 367 days, is ``train_days`` (365) plus two days of slack for the
+  label (one candle) and the data's own time running ahead of the last training run (the table's rows are
+  computed from the candles, with the 25-candle lookback).
 * predictions: ``date=YYYY-MM-DD`` log folders whose whole day ends on or before
   ``now - prediction_retention_days`` are deleted.
 * quarantine: entries (rows, report, entry file) whose newest candle opened on or before
   ``now - quarantine_retention_days`` are deleted, whatever their state.
 
-Training needs ``train_days`` of labelled features, so the windows are checked first (``check_windows``).
+Training (and its gate, which runs inside the training window) needs ``train_days`` of labelled
+features: ``Settings`` refuses a ``feature_retention_days`` below ``train_days + 1`` and a
+``candle_retention_days`` below ``feature_retention_days``, each with the variable to set.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 
-from hourcast import atomic, quarantine, store
+from hourcast import quarantine, store
 from hourcast.settings import Settings
 from hourcast.store import series_lock
 
@@ -67,27 +69,6 @@ class RetentionReport:
         }
 
 
-def check_windows(settings: Settings) -> None:
-    """Raise ``ValueError`` unless the retention windows leave training its ``train_days`` of features.
-
-    The feature table must keep ``train_days + 1`` days; the candle archive (from which every
-    materialization recomputes the feature table) must keep at least the feature window.
-    """
-    if settings.feature_retention_days < settings.train_days + 1:
-        raise ValueError(
-            f"feature_retention_days={settings.feature_retention_days} would leave training fewer than "
-            f"train_days={settings.train_days} days of labelled features: set "
-            f"HOURCAST_FEATURE_RETENTION_DAYS >= {settings.train_days + 1}"
-        )
-    candle_days = settings.candle_retention_days
-    if candle_days is not None and candle_days < settings.feature_retention_days:
-        raise ValueError(
-            f"candle_retention_days={candle_days} is shorter than feature_retention_days="
-            f"{settings.feature_retention_days}: the feature table is recomputed from the candles, so set "
-            f"HOURCAST_CANDLE_RETENTION_DAYS >= {settings.feature_retention_days} (or unset it)"
-        )
-
-
 def expired_months(months: list[str], cutoff: pd.Timestamp) -> list[str]:
     """The ``YYYY-MM`` months that end on or before ``cutoff``, never the newest one, oldest first."""
     ordered = sorted(months)
@@ -110,7 +91,6 @@ def trim_features(table: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
 
 def apply_retention(settings: Settings, now: pd.Timestamp | None = None) -> RetentionReport:
     """Delete what is older than the retention windows (see the module docstring); returns what went."""
-    check_windows(settings)
     if now is None:
         now = newest_candle(settings.candles_dir)
     if now is None:  # nothing stored yet: only the prediction log can have aged
@@ -126,7 +106,7 @@ def apply_retention(settings: Settings, now: pd.Timestamp | None = None) -> Rete
     partitions, partition_bytes = (
         _prune_candles(settings.candles_dir, candle_cutoff) if candle_cutoff is not None else ([], 0)
     )
-    removed_rows, kept_rows, feature_bytes = _trim_feature_table(settings.feature_table_path, feature_cutoff)
+    removed_rows, kept_rows, feature_bytes = _trim_feature_table(settings, feature_cutoff)
     files, file_bytes = _prune_predictions(settings.predictions_dir, prediction_cutoff)
     quarantine_cutoff = now - pd.Timedelta(days=settings.quarantine_retention_days)
     entries, quarantine_bytes = _prune_quarantine(settings.quarantine_dir, quarantine_cutoff)
@@ -195,18 +175,11 @@ def _prune_candles(root: Path, cutoff: pd.Timestamp) -> tuple[list[str], int]:
     return removed, freed
 
 
-def _trim_feature_table(path: Path, cutoff: pd.Timestamp) -> tuple[int, int, int]:
+def _trim_feature_table(settings: Settings, cutoff: pd.Timestamp) -> tuple[int, int, int]:
     """Drop expired feature rows; returns ``(rows removed, rows kept, bytes freed)``."""
-    if not path.exists():
-        return 0, 0, 0
-    table = pd.read_parquet(path)
-    kept = trim_features(table, cutoff)
-    removed = len(table) - len(kept)
-    if not removed:
-        return 0, len(kept), 0
-    before = _size(path)
-    atomic.write_parquet(kept, path)
-    return removed, len(kept), max(0, before - _size(path))
+    from hourcast import feature_table
+
+    return feature_table.trim(settings, cutoff)
 
 
 def _prune_predictions(directory: Path, cutoff: pd.Timestamp) -> tuple[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -21,7 +21,23 @@ class Settings(BaseSettings):
         description="Base URL replacing the exchange's API host (e.g. the replay exchange at http://127.0.0.1:8765).",
     )
     symbols: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["BTC/USDT"], description="Comma-separated unified symbols to track."
+        default_factory=lambda: ["BTC/USDT"],
+        description="Comma-separated unified symbols to track (hundreds are fine), or a selector: `all-usdt` "
+        "is every active spot market quoted in USDT that traded at least min_quote_volume (any "
+        "`all-<quote>` works), resolved through the exchange when a command or flow starts.",
+    )
+    min_quote_volume: float = Field(
+        1_000_000.0,
+        ge=0,
+        description="Least quote-currency volume of the last 24 h (the exchange's tickers) a market needs to "
+        "be picked by a selector such as `all-usdt`.",
+    )
+    exchange_concurrency: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Exchange requests in flight at once during ingestion (all within the exchange's rate "
+        "limit, which ccxt's cost model sets and the threads share).",
     )
     timeframe: str = Field(
         "1h", description="Candle timeframe (ccxt notation): one of 15m, 30m, 1h, 2h, 4h, 1d."
@@ -60,7 +76,12 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the Feast online store.")
     model_name: str = Field("hourcast_next_hour", description="Name of the model in the BentoML model store.")
-    train_days: int = Field(30, ge=2, description="Training window: the last N days of labelled hours.")
+    train_days: int = Field(
+        365,
+        ge=2,
+        description="Training window: the last N days of labelled hours (365: the best window of the "
+        "52-week walk-forward, README; the product brief's 30 is HOURCAST_TRAIN_DAYS=30).",
+    )
     gate_weeks: int = Field(
         1, ge=1, description="Weeks of walk-forward (inside the training window) the promotion gate scores."
     )
@@ -76,9 +97,10 @@ class Settings(BaseSettings):
         description="Days of raw candles kept (whole months older are deleted); unset: keep everything.",
     )
     feature_retention_days: int = Field(
-        32,
+        367,
         ge=2,
-        description="Days of rows kept in the feature table: train_days (30) plus 2 days of lookback slack.",
+        description="Days of rows kept in the feature table: at least train_days + 1 (training and its gate "
+        "read them through Feast); the default is train_days (365) plus 2 days of slack.",
     )
     prediction_retention_days: int = Field(
         90, ge=1, description="Days of prediction log files kept (by the day they were written)."
@@ -134,6 +156,28 @@ class Settings(BaseSettings):
         from hourcast.candles import check_timeframe
 
         return check_timeframe(value)
+
+    @field_validator("feature_retention_days")
+    @classmethod
+    def _retention_covers_training(cls, value: int, info: ValidationInfo) -> int:
+        """Refuse retention windows that would leave training (and its gate, inside the window) fewer than
+        ``train_days`` of labelled features: the feature table keeps ``train_days + 1`` days (the label is
+        one candle later), and the candles it is computed from at least as many."""
+        train_days = info.data.get("train_days")
+        if train_days is not None and value < train_days + 1:
+            raise ValueError(
+                f"keeps {value} days of features, fewer than the training window needs "
+                f"(HOURCAST_TRAIN_DAYS={train_days} plus one day for the label): set "
+                f"HOURCAST_FEATURE_RETENTION_DAYS >= {train_days + 1}"
+            )
+        candle_days = info.data.get("candle_retention_days")
+        if candle_days is not None and candle_days < value:
+            raise ValueError(
+                f"HOURCAST_CANDLE_RETENTION_DAYS={candle_days} is shorter than the {value} days of features "
+                f"kept, which are computed from the candles: set HOURCAST_CANDLE_RETENTION_DAYS >= {value} "
+                "(or unset it: keep every candle)"
+            )
+        return value
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
-from hourcast import atomic, quarantine, retention, store
+from hourcast import atomic, feature_table, quarantine, retention, store
 from hourcast.settings import Settings
 from hourcast.store import series_lock
 from tests.integration.conftest import wait_for
@@ -47,19 +48,29 @@ def settings(tmp_path: Path) -> Settings:
     store.upsert(settings.candles_dir, series("DOGE/USDT"), hourly_candles("2024-01-01", "2024-01-20"))
     stamps = pd.date_range("2024-01-02", "2024-03-11", freq="h", tz=UTC).astype("datetime64[ms, UTC]")
     table = pd.DataFrame({"symbol": "BTC/USDT", "event_timestamp": stamps, "ret_1h": 0.0})
-    atomic.write_parquet(table, settings.feature_table_path)
+    feature_table.write(settings.feature_table_path, table)
     for day in ("2023-11-01", "2024-03-09"):
         log = pd.DataFrame({"requested_at": [pd.Timestamp(day, tz=UTC)], "predicted_close": [1.0]})
         atomic.write_parquet(log, settings.predictions_dir / f"date={day}" / "part-1.parquet")
     return settings
 
 
-def test_windows_must_leave_training_its_days() -> None:
-    with pytest.raises(ValueError, match=r"feature_retention_days=30 .* train_days=30"):
-        retention.check_windows(Settings(train_days=30, feature_retention_days=30))
-    with pytest.raises(ValueError, match=r"candle_retention_days=20 is shorter"):
-        retention.check_windows(Settings(candle_retention_days=20))
-    retention.check_windows(Settings(train_days=30, feature_retention_days=31, candle_retention_days=31))
+def test_settings_refuse_retention_shorter_than_the_training_window() -> None:
+    with pytest.raises(ValidationError, match=r"keeps 30 days of features.*FEATURE_RETENTION_DAYS >= 31"):
+        Settings(train_days=30, feature_retention_days=30, _env_file=None)
+    with pytest.raises(ValidationError, match=r"HOURCAST_FEATURE_RETENTION_DAYS >= 401"):
+        Settings(train_days=400, _env_file=None)  # the default retention follows no longer window
+    with pytest.raises(ValidationError, match=r"CANDLE_RETENTION_DAYS=20 is shorter than the 367 days"):
+        Settings(candle_retention_days=20, _env_file=None)
+    fitted = Settings(train_days=30, feature_retention_days=31, candle_retention_days=31, _env_file=None)
+    assert fitted.feature_retention_days == 31
+
+
+def test_the_default_retention_keeps_the_default_training_window() -> None:
+    defaults = Settings(_env_file=None)
+    assert defaults.train_days == 365
+    assert defaults.feature_retention_days >= defaults.train_days + 1
+    assert defaults.candle_retention_days is None  # every candle is kept
 
 
 def test_a_month_expires_only_when_it_ended_before_the_cutoff_and_is_not_the_newest() -> None:
