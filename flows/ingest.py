@@ -6,15 +6,15 @@ from typing import Any
 
 from prefect import flow
 
-from flows.tasks import (
+from flows.ingest_tasks import (
     PullFailed,
     materialize_features,
     publish_ingest_report,
     publish_online_features,
     pull_candles,
     raise_for_problems,
-    writer_slot,
 )
+from flows.tasks import writer_slot
 from hourcast.settings import Settings
 
 

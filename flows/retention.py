@@ -6,7 +6,8 @@ from typing import Any
 
 from prefect import flow
 
-from flows.tasks import apply_retention, publish_retention_report, writer_slot
+from flows.retention_tasks import apply_retention, publish_retention_report
+from flows.tasks import writer_slot
 from hourcast.settings import Settings
 
 

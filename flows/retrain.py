@@ -9,7 +9,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.tasks import publish_training_failure, publish_training_report, train_model
+from flows.retrain_tasks import publish_training_failure, publish_training_report, train_model
 from hourcast.settings import Settings
 from hourcast.training import TrainingError
 

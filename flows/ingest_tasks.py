@@ -1,0 +1,128 @@
+"""The Prefect tasks of the ``ingest`` and ``backfill`` flows: each is one short call into the package.
+
+Retries live in one layer per kind of I/O. The exchange pull does not retry as a task: the exchange
+client (``hourcast.exchange.CandleSource``) already retries each transient request with backoff that
+honours ``Retry-After``, which a task-level retry cannot see, and a permanent error (an unknown market,
+rejected credentials) must fail at once rather than be repeated; when the client's retries run out the
+run fails with what it stored, and the next scheduled run resumes. The online-store materialization
+retries as a task (2 retries, only while the store is unreachable), the one layer it has. Reporting never
+retries.
+
+Imports are those of the ingestion path only (the exchange client; Great Expectations and Feast load when
+the pull validates and the features materialize): no model or training code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+from prefect.tasks import exponential_backoff
+
+from flows.tasks import retry_on
+from hourcast import featurestore, reporting
+from hourcast.featurestore import MaterializeSummary, OnlineStoreUnavailable
+from hourcast.ingest import SymbolSummary, make_ingestor
+from hourcast.settings import Settings
+
+
+class PullFailed(RuntimeError):
+    """The exchange failed for some symbols; carries every symbol's summary of the attempt."""
+
+    def __init__(self, summaries: list[SymbolSummary]) -> None:
+        super().__init__(summaries)  # the only argument, so the exception pickles
+        self.summaries = summaries
+
+    def __str__(self) -> str:
+        return reporting.problems(self.summaries) or "exchange pull failed"
+
+    def __repr__(self) -> str:
+        return f"PullFailed({str(self)!r})"
+
+
+class IngestProblems(RuntimeError):
+    """Some symbols failed or were quarantined; raised after what was stored is materialized."""
+
+
+def _checked(summaries: list[SymbolSummary]) -> list[SymbolSummary]:
+    """Log each symbol's outcome; raise ``PullFailed`` (not retried) if the exchange failed for any."""
+    logger = get_run_logger()
+    for summary in summaries:
+        logger.info("%s", summary.as_json())
+    if any(summary.status == "failed" for summary in summaries):
+        raise PullFailed(summaries)
+    return summaries
+
+
+EXCHANGE_PULL: dict[str, Any] = {"retries": 0, "cache_policy": NONE, "persist_result": False}
+"""Options of the exchange-pull tasks: no task-level retry (the exchange client is the retry layer)."""
+
+
+@task(name="pull-candles", **EXCHANGE_PULL)
+def pull_candles(settings: Settings, symbols: list[str] | None) -> list[SymbolSummary]:
+    """Pull, validate and store every closed candle after the last stored one."""
+    return _checked(make_ingestor(settings).ingest(symbols))
+
+
+@task(name="pull-history", **EXCHANGE_PULL)
+def pull_history(
+    settings: Settings, since: pd.Timestamp, until: pd.Timestamp | None, symbols: list[str] | None
+) -> list[SymbolSummary]:
+    """Pull, validate and store every closed candle with ``since <= open time < until``."""
+    return _checked(make_ingestor(settings).backfill(since, until, symbols))
+
+
+@task(
+    name="materialize",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_on(OnlineStoreUnavailable),
+    cache_policy=NONE,
+    persist_result=False,
+)
+def materialize_features(settings: Settings) -> MaterializeSummary:
+    """Refresh the feature table from the stored candles and push the new rows to the online store."""
+    summary = featurestore.materialize(settings)
+    get_run_logger().info("%s", summary.as_json())
+    return summary
+
+
+@task(name="publish-ingest-report", cache_policy=NONE, persist_result=False)
+def publish_ingest_report(settings: Settings, summaries: list[SymbolSummary], kind: str) -> None:
+    """Artifacts ``<kind>-counts`` (table) and ``<kind>-validation`` (Markdown, with report paths)."""
+    reports: dict[str, Path | None] = {}
+    for summary in summaries:
+        path = reporting.validation_report_path(
+            settings.validation_dir, settings.exchange, summary.symbol, settings.timeframe
+        )
+        reports[summary.symbol] = path.resolve() if path.exists() else None
+    create_table_artifact(
+        reporting.ingest_rows(summaries),
+        key=f"{kind}-counts",
+        description=f"{kind}: candles fetched, new, duplicate and missing per symbol",
+    )
+    create_markdown_artifact(
+        reporting.validation_markdown(summaries, reports),
+        key=f"{kind}-validation",
+        description=f"{kind}: validation outcome per symbol",
+    )
+
+
+@task(name="publish-online-features", cache_policy=NONE, persist_result=False)
+def publish_online_features(summary: MaterializeSummary) -> None:
+    """Artifact ``online-features``: the newest feature row per symbol now served online."""
+    create_markdown_artifact(
+        reporting.online_markdown(summary), key="online-features", description="online store freshness"
+    )
+
+
+def raise_for_problems(summaries: list[SymbolSummary]) -> None:
+    """Fail the run (after everything else was done) if any symbol failed or was quarantined."""
+    message = reporting.problems(summaries)
+    if message is not None:
+        raise IngestProblems(message)
