@@ -678,9 +678,22 @@ def serve(
     raise typer.Exit(subprocess.call(command, env=serve_environment(settings, os.environ)))
 
 
+# Deprecation warnings raised while `bentoml` imports itself, in every process of `bentoml serve`, before the
+# service module (and its filters, `api.quiet_known_deprecations`) is imported: `PYTHONWARNINGS` filters
+# (message prefix, category, module), after any of the user's own so that these take precedence.
+BENTOML_IMPORT_WARNINGS = (
+    # pathspec, as BentoML builds its default Bento excludes with the "gitwildmatch" pattern name
+    "ignore:GitWildMatchPattern ('gitwildmatch') is deprecated:DeprecationWarning",
+    # pydantic 2.11, as BentoML's IO models call BaseModel.__get_pydantic_core_schema__
+    "ignore:The `__get_pydantic_core_schema__` method of the `BaseModel` class is deprecated"
+    ":DeprecationWarning:_bentoml_sdk.io_models",
+)
+
+
 def serve_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
-    """``environ`` with the settings' BentoML configuration in ``BENTOML_CONFIG_OVERRIDES`` (JSON), merged
-    under any the user already set there (theirs win)."""
+    """``environ`` for ``bentoml serve``: the settings' BentoML configuration in ``BENTOML_CONFIG_OVERRIDES``
+    (JSON), merged under any the user already set there (theirs win), and ``BENTOML_IMPORT_WARNINGS`` added
+    to ``PYTHONWARNINGS``."""
     from hourcast.serving import bentoml_config_overrides
 
     name = "BENTOML_CONFIG_OVERRIDES"
@@ -691,7 +704,9 @@ def serve_environment(settings: Settings, environ: Mapping[str, str]) -> dict[st
     if not isinstance(given, dict):
         example = '{"services": {"hourcast": {"workers": 2}}}'
         raise UserError(f"{name}={environ[name]!r} is not a JSON object; write it like {example}")
-    return {**environ, name: json.dumps(_merged(bentoml_config_overrides(settings), given))}
+    warning_filters = ",".join(filter(None, [environ.get("PYTHONWARNINGS"), *BENTOML_IMPORT_WARNINGS]))
+    overrides = json.dumps(_merged(bentoml_config_overrides(settings), given))
+    return {**environ, name: overrides, "PYTHONWARNINGS": warning_filters}
 
 
 def _merged(base: dict, over: dict) -> dict:
