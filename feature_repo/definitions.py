@@ -11,7 +11,7 @@ from pathlib import Path
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, UnixTimestamp
 
-from hourcast.features import FEATURE_NAMES
+from hourcast.features import CROSS_FEATURES, FEATURE_NAMES
 
 # A traded pair such as "BTC/USDT": every feature row describes one symbol at one hour.
 symbol = Entity(
@@ -21,15 +21,17 @@ symbol = Entity(
     description="Unified ccxt symbol, e.g. BTC/USDT",
 )
 
-# The feature table `hourcast materialize` writes from the stored candles (HOURCAST_HOME/features).
+# The feature table `hourcast materialize` keeps up to date from the stored candles (HOURCAST_HOME/features):
+# a folder of one Parquet file per day, appended hour by hour.
 next_hour_source = FileSource(
     name="next_hour_source",
     path=str(Path(__file__).resolve().parent.parent / "data" / "features" / "next_hour.parquet"),
     timestamp_field="event_timestamp",
 )
 
-# Features known at the close of each candle (of HOURCAST_TIMEFRAME, 1h by default): the model inputs plus
-# the context serving needs. The TTL covers two candles of the largest supported timeframe (1d); how old
+# Features known at the close of each candle (of HOURCAST_TIMEFRAME, 1h by default): the model's own inputs,
+# the reference symbol's returns and volatility at the same close (ref_*, null when that row is missing),
+# and the context serving needs. The TTL covers two candles of the largest supported timeframe (1d); how old
 # the features served may be is the API's own check (HOURCAST_MAX_FEATURE_AGE_SECONDS, two timeframes).
 next_hour_fv = FeatureView(
     name="next_hour_fv",
@@ -37,6 +39,7 @@ next_hour_fv = FeatureView(
     ttl=timedelta(days=2),
     schema=[
         *(Field(name=name, dtype=Float64) for name in FEATURE_NAMES),
+        *(Field(name=name, dtype=Float64) for name in CROSS_FEATURES),
         Field(name="last_close", dtype=Float64, description="Close of the last candle used"),
         Field(name="as_of", dtype=UnixTimestamp, description="Open time of the last candle used"),
     ],
@@ -44,8 +47,9 @@ next_hour_fv = FeatureView(
     online=True,
 )
 
-# Exactly what the next-hour model consumes (training sets are built from this service).
-next_hour_v1 = FeatureService(name="next_hour_v1", features=[next_hour_fv[FEATURE_NAMES]])
+# What the next-hour model may consume (training sets are built from this service): its own features and
+# the cross-asset ones (model.MODEL_INPUTS picks its inputs among them).
+next_hour_v1 = FeatureService(name="next_hour_v1", features=[next_hour_fv[[*FEATURE_NAMES, *CROSS_FEATURES]]])
 
 # What the prediction API reads online: the model inputs plus last_close and as_of.
 next_hour_serving_v1 = FeatureService(name="next_hour_serving_v1", features=[next_hour_fv])

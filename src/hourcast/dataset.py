@@ -11,7 +11,7 @@ import pandas as pd
 
 from hourcast import store
 from hourcast.candles import timeframe_ms
-from hourcast.features import compute_features, next_hour_targets
+from hourcast.features import feature_rows, next_hour_targets
 from hourcast.settings import Settings
 
 
@@ -33,11 +33,16 @@ def load_candles(settings: Settings) -> pd.DataFrame:
     }
     empty = [symbol for symbol, frame in frames.items() if frame.empty]
     if empty:
-        raise NoCandles(
-            f"no candles stored for {', '.join(empty)} in {settings.candles_dir}: "
-            "run `hourcast ingest` (or `hourcast backfill`) first"
-        )
+        raise no_candles(settings, empty)
     return pd.concat(frames.values(), ignore_index=True)
+
+
+def no_candles(settings: Settings, symbols: list[str]) -> NoCandles:
+    """The error for configured ``symbols`` that have no stored candle."""
+    return NoCandles(
+        f"no candles stored for {', '.join(symbols)} in {settings.candles_dir}: "
+        "run `hourcast ingest` (or `hourcast backfill`) first"
+    )
 
 
 def labels(candles: pd.DataFrame, timeframe: str) -> pd.DataFrame:
@@ -53,9 +58,9 @@ def labels(candles: pd.DataFrame, timeframe: str) -> pd.DataFrame:
 
 
 def labelled_rows(candles: pd.DataFrame, timeframe: str) -> pd.DataFrame:
-    """Features and labels computed from ``candles`` alone, in time order: the rows Feast's point-in-time
-    join returns for ``labels(candles)`` (every feature at T uses candles up to T only)."""
+    """Features (``feature_rows``: cross-asset inputs included, NaN where the reference row is missing) and
+    labels computed from ``candles`` alone, in time order: the rows Feast's point-in-time join returns for
+    ``labels(candles)`` (every feature at T uses candles up to T only)."""
     targets = labels(candles, timeframe)[["symbol", "event_timestamp", "target_return", "next_close"]]
-    features = compute_features(candles, timeframe).assign(symbol=lambda f: f["symbol"].astype(str))
-    joined = features.merge(targets, on=["symbol", "event_timestamp"])
+    joined = feature_rows(candles, timeframe).merge(targets, on=["symbol", "event_timestamp"])
     return joined.sort_values(["event_timestamp", "symbol"]).reset_index(drop=True)

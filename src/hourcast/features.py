@@ -22,13 +22,16 @@ Choices:
 
 Cross-asset inputs (``with_reference``, ``CROSS_FEATURES``): each symbol's row at T also carries the
 returns and volatility of a reference symbol's row at the same T (BTC/USDT for every symbol, ETH/USDT for
-BTC/USDT itself), point in time like every other feature; a row whose reference row is missing is dropped.
-They are not model inputs yet: ``hourcast evaluate --cross-asset`` measures them walk-forward first.
+BTC/USDT itself), point in time like every other feature. The feature table (``feature_rows``, read through
+Feast) keeps a row whose reference row is missing, with NaN cross-asset inputs (CatBoost takes NaN);
+``with_reference`` alone drops it, for comparisons on the same hours. Whether the model uses them is
+``model.MODEL_INPUTS``'s decision, measured walk-forward (``hourcast evaluate --cross-asset``).
 """
 
 from __future__ import annotations
 
 from functools import reduce
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -67,17 +70,28 @@ def reference_of(symbol: str) -> str:
     return REFERENCE_OF_REFERENCE if symbol == REFERENCE_SYMBOL else REFERENCE_SYMBOL
 
 
-def with_reference(table: pd.DataFrame) -> pd.DataFrame:
+def with_reference(table: pd.DataFrame, how: Literal["inner", "left"] = "inner") -> pd.DataFrame:
     """``compute_features`` rows plus ``CROSS_FEATURES``: the reference symbol's ``REFERENCE_INPUTS`` at
-    the same ``event_timestamp`` (only rows whose reference row exists; order kept)."""
+    the same ``event_timestamp``, order kept. ``how="inner"``: only rows whose reference row exists;
+    ``how="left"``: every row, its ``CROSS_FEATURES`` NaN where the reference row is missing (the
+    reference not configured, or a gap in its candles). ``CROSS_FEATURES`` already in ``table`` are
+    replaced."""
+    table = table.drop(columns=CROSS_FEATURES, errors="ignore")
     reference = table[["symbol", "event_timestamp", *REFERENCE_INPUTS]].rename(
         columns={"symbol": "reference", **dict(zip(REFERENCE_INPUTS, CROSS_FEATURES, strict=True))}
     )
     keyed = table.assign(
         reference=table["symbol"].astype(str).map(reference_of).astype(reference["reference"].dtype)
     )
-    joined = keyed.merge(reference, on=["reference", "event_timestamp"], how="inner", sort=False)
+    joined = keyed.merge(reference, on=["reference", "event_timestamp"], how=how, sort=False)
     return joined.drop(columns="reference")
+
+
+def feature_rows(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFrame:
+    """The feature table's rows for ``candles``: ``compute_features`` plus ``CROSS_FEATURES`` (NaN where the
+    reference row is missing: a symbol never loses its own rows to its reference), ``symbol`` as ``str``."""
+    rows = with_reference(compute_features(candles, timeframe), how="left")
+    return rows.assign(symbol=rows["symbol"].astype(str))
 
 
 def _by_symbol(candles: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

@@ -25,9 +25,8 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from hourcast import atomic, dataset
-from hourcast.candles import timeframe_delta
-from hourcast.features import LOOKBACK, compute_features
+from hourcast import feature_table
+from hourcast.features import CROSS_FEATURES, LOOKBACK
 from hourcast.redact import redact
 from hourcast.settings import Settings
 
@@ -227,23 +226,10 @@ def apply_definitions(feature_store: FeatureStore, objects: list[Any]) -> None:
     feature_store._apply_diffs(registry_diff, infra_diff, new_infra)
 
 
-def refresh_feature_table(settings: Settings) -> pd.DataFrame:
-    """Recompute the feature table (the last ``feature_retention_days``) from the stored candles of every
-    symbol and write it atomically; ``dataset.NoCandles`` if a symbol has none."""
-    candles = dataset.load_candles(settings)
-    # the table keeps feature_retention_days (and the candles those rows need: a lookback, and one more)
-    lookback = (LOOKBACK + 1) * timeframe_delta(settings.timeframe)
-    start = candles["ts"].max() - pd.Timedelta(days=settings.feature_retention_days) - lookback
-    candles = candles.loc[candles["ts"] >= start]
-    table = compute_features(candles, settings.timeframe)
-    newest = table["event_timestamp"].max() if not table.empty else None
-    if newest is not None:
-        table = table.loc[
-            table["event_timestamp"] > newest - pd.Timedelta(days=settings.feature_retention_days)
-        ]
-    table["symbol"] = table["symbol"].astype(str)
-    atomic.write_parquet(table, settings.feature_table_path)
-    return table
+def refresh_feature_table(settings: Settings) -> feature_table.Update:
+    """Bring the feature table (the last ``feature_retention_days``) up to date with the stored candles,
+    incrementally (``feature_table.update``); ``dataset.NoCandles`` if a symbol has none."""
+    return feature_table.update(settings)
 
 
 @dataclass(frozen=True)
@@ -256,6 +242,7 @@ class MaterializeSummary:
     end: pd.Timestamp
     seconds: float
     healed: list[str] = field(default_factory=list)  # symbols whose online rows had gone missing, rewritten
+    new_rows: int = 0  # feature rows written (new or recomputed) by this run
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` line."""
@@ -266,56 +253,70 @@ class MaterializeSummary:
             "end": self.end.isoformat(),
             "seconds": round(self.seconds, 3),
             "healed": self.healed,
+            "new_rows": self.new_rows,
         }
 
 
 def materialize(settings: Settings, feature_store: FeatureStore | None = None) -> MaterializeSummary:
-    """Refresh the feature table, apply the definitions and materialize incrementally into the online store.
+    """Update the feature table, apply the definitions and materialize incrementally into the online store.
 
     Incremental like ``feast materialize-incremental``, but the window is the data's own time: from the
-    view's last materialized end (or one TTL before the newest row on the first run) to just past the
-    newest feature row. A replayed world, whose clock is not the system clock, materializes like a live one.
-    Self-healing: if a symbol's online row is missing or older than what was already materialized (Redis
-    restarted empty, or was flushed), the last TTL window is written again, not just the new hours.
+    view's last materialized end (or one TTL before the newest row on the first run; or the oldest row the
+    table update recomputed, within the TTL) to just past the newest feature row. A replayed world, whose
+    clock is not the system clock, materializes like a live one. Self-healing: if a symbol's online row is
+    missing or older than what was already materialized (Redis restarted empty, or was flushed), the last
+    TTL window is written again, not just the new hours.
     """
     started = time.perf_counter()
-    table = refresh_feature_table(settings)
-    if table.empty:
+    update = refresh_feature_table(settings)
+    if update.newest_event is None:
         raise ValueError(
             f"no feature rows: the store holds no run of {LOOKBACK} consecutive candles for "
             f"{', '.join(settings.symbols)} in {settings.candles_dir}; run `hourcast ingest` first"
         )
     feature_store = feature_store or open_store(settings)
-    newest = table.groupby("symbol")["event_timestamp"].max()
-    end = table["event_timestamp"].max() + pd.Timedelta(seconds=1)
+    newest = feature_table.newest_rows(settings.feature_table_path, settings.symbols)
+    end = update.newest_event + pd.Timedelta(seconds=1)
     with online_store_errors(settings), plain_output():
         apply_definitions(feature_store, definitions(settings))
         view = feature_store.get_feature_view(FEATURE_VIEW)
-        start = view.most_recent_end_time or (end - view.ttl).to_pydatetime()
-        healed = _lost_online_rows(feature_store, table, view.most_recent_end_time)
+        first_run = (end - view.ttl).to_pydatetime()
+        start = view.most_recent_end_time or first_run
+        if not update.rows.empty:  # rows recomputed before the last end (a hole filled, a repair)
+            start = min(start, max(update.rows["event_timestamp"].min().to_pydatetime(), first_run))
+        healed = _lost_online_rows(feature_store, settings, view.most_recent_end_time, view.ttl)
         if healed:
-            start = min(start, (end - view.ttl).to_pydatetime())
+            start = min(start, first_run)
         if start < end:
             feature_store.materialize(
                 start_date=start, end_date=end.to_pydatetime(), feature_views=[FEATURE_VIEW]
             )
     return MaterializeSummary(
         online_store=describe_online_store(settings),
-        feature_rows=len(table),
+        feature_rows=update.total_rows,
         symbols={
             symbol: newest[symbol].isoformat() if symbol in newest else None for symbol in settings.symbols
         },
         end=end,
         seconds=time.perf_counter() - started,
         healed=healed,
+        new_rows=len(update.rows),
     )
 
 
-def _lost_online_rows(feature_store: FeatureStore, table: pd.DataFrame, materialized_until: Any) -> list[str]:
-    """Symbols whose online row is missing or older than the newest row already materialized."""
+def _lost_online_rows(
+    feature_store: FeatureStore, settings: Settings, materialized_until: Any, ttl: pd.Timedelta
+) -> list[str]:
+    """Symbols whose online row is missing or older than the newest row already materialized (rows of
+    the last ``ttl`` before ``materialized_until``: older ones are not served anyway)."""
     if materialized_until is None:
         return []
-    done = table.loc[table["event_timestamp"] < _utc(materialized_until)]
+    until = _utc(materialized_until)
+    since_day = (until - ttl).strftime("%Y-%m-%d")
+    recent = feature_table.read(
+        settings.feature_table_path, ["symbol", "event_timestamp", "as_of"], since_day=since_day
+    )
+    done = recent.loc[(recent["event_timestamp"] < until) & (recent["event_timestamp"] >= until - ttl)]
     expected = done.groupby("symbol")["as_of"].max()
     if expected.empty:
         return []
@@ -369,8 +370,9 @@ def training_frame(feature_store: FeatureStore, labels: pd.DataFrame) -> pd.Data
     """Point-in-time join: the ``next_hour_v1`` features Feast would have served at each label's time.
 
     ``labels`` has ``symbol, event_timestamp`` plus label columns; rows whose features are missing (a gap
-    in the candles) are dropped.
+    in the candles) are dropped; rows whose reference symbol's row is missing keep NaN ``CROSS_FEATURES``.
     """
     service = feature_store.get_feature_service(TRAINING_SERVICE)
     joined = feature_store.get_historical_features(entity_df=labels, features=service).to_df()
-    return joined.dropna().sort_values(["event_timestamp", "symbol"]).reset_index(drop=True)
+    own = [name for name in joined.columns if name not in CROSS_FEATURES]  # NaN cross-asset inputs stay
+    return joined.dropna(subset=own).sort_values(["event_timestamp", "symbol"]).reset_index(drop=True)

@@ -124,6 +124,11 @@ def _month_files(directory: Path) -> list[tuple[str, Path]]:
     return sorted(files)
 
 
+def month_files(root: Path, series: Series) -> list[tuple[str, Path]]:
+    """``(month, file)`` pairs of a series (``YYYY-MM``), oldest first."""
+    return _month_files(series.directory(root))
+
+
 def last_stored(root: Path, series: Series) -> pd.Timestamp | None:
     """Open time of the newest stored candle of a series, or ``None`` if it has none."""
     files = _month_files(series.directory(root))

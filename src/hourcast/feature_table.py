@@ -1,0 +1,575 @@
+"""The feature table Feast reads: every configured symbol's feature rows over the last
+``feature_retention_days``, kept up to date incrementally from the candle store.
+
+Layout (under ``HOURCAST_HOME/features``)::
+
+    next_hour.parquet/          a Parquet dataset: a folder Feast's FileSource, DuckDB and pandas read whole
+        2026-11-22.parquet      rows whose event_timestamp falls on that UTC day, by (event_timestamp, symbol)
+    next_hour.state.parquet     what the table was computed from (below)
+    .next_hour.lock             one writer at a time
+
+``update`` costs time in the candles that changed, not in the stored history. The state holds, per symbol,
+the fingerprint (inode, size, mtime) of every candle month file inside the window and, per UTC day, the
+count and a digest of its candles. A month file whose fingerprint is unchanged is not read; a changed
+one (the current month every hour, a hole filled later, a repaired month) is read and compared day by
+day: candles appended after the day's known ones change only from the first new candle, anything else
+(an insertion, a changed or removed candle) the whole day. A changed candle at ``t`` changes the rows of
+``[t, t + LOOKBACK - 1 candles]`` of its symbol and, through the cross-asset inputs, the rows of the
+symbols it is the reference of at the same hours; only those rows are recomputed (from the last
+``LOOKBACK`` candles before them), only their day files rewritten, each atomically, and days older
+than the retention deleted. The state is written last, so a run killed part-way is redone by the next
+one; re-running changes nothing. A new definition of the features (their code, the timeframe, the
+retention) or a symbol no longer configured rebuilds the table in a new folder, swapped in.
+
+``build`` is the same table computed from scratch: a test checks ``update`` keeps the folder equal to it,
+bit for bit, hour after hour.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import inspect
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hourcast import atomic, dataset, features, retention, store
+from hourcast.candles import VALUE_COLUMNS, timeframe_delta, ts_ms
+from hourcast.features import CROSS_FEATURES, FEATURE_NAMES, LOOKBACK, ROW_COLUMNS, feature_rows
+from hourcast.settings import Settings
+
+TABLE_COLUMNS = [*ROW_COLUMNS, *FEATURE_NAMES, *CROSS_FEATURES]
+DAY_MS = 86_400_000
+_STATE_KEY = b"hourcast.feature_table"
+
+Interval = tuple[int, int]
+"""Closed ``[first, last]`` range of epoch milliseconds (candle open times, or rows' ``as_of``)."""
+
+
+def state_path(path: Path) -> Path:
+    """The state file beside the table folder ``path``."""
+    return path.with_name(f"{path.name.removesuffix('.parquet')}.state.parquet")
+
+
+def window_start(newest_candle: pd.Timestamp, settings: Settings) -> pd.Timestamp:
+    """The oldest candle the table is computed from: ``feature_retention_days`` and a lookback (and one
+    more candle) before the newest candle of any symbol."""
+    step = timeframe_delta(settings.timeframe)
+    return newest_candle - pd.Timedelta(days=settings.feature_retention_days) - (LOOKBACK + 1) * step
+
+
+def _kept(
+    rows: pd.DataFrame, newest_event: pd.Timestamp, start: pd.Timestamp, settings: Settings
+) -> pd.Series:
+    """Which rows the table keeps: within ``feature_retention_days`` of its newest row, and computed from
+    candles at or after ``start`` (``as_of`` at least a lookback after it)."""
+    step = timeframe_delta(settings.timeframe)
+    retention = pd.Timedelta(days=settings.feature_retention_days)
+    return (rows["event_timestamp"] > newest_event - retention) & (
+        rows["as_of"] >= start + (LOOKBACK - 1) * step
+    )
+
+
+def _ordered(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows in table order: by ``event_timestamp``, then ``symbol``."""
+    return rows.sort_values(["event_timestamp", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def build(candles: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """The whole table from ``candles`` (of the configured symbols), from scratch: ``feature_rows`` of the
+    candles inside ``window_start``, those within ``feature_retention_days`` of the newest row, in
+    (event_timestamp, symbol) order."""
+    if candles.empty:
+        return _ordered(feature_rows(candles, settings.timeframe))
+    start = window_start(candles["ts"].max(), settings)
+    rows = feature_rows(candles.loc[candles["ts"] >= start], settings.timeframe)
+    if rows.empty:
+        return _ordered(rows)
+    return _ordered(rows.loc[_kept(rows, rows["event_timestamp"].max(), start, settings)])
+
+
+def day_files(path: Path) -> list[tuple[str, Path]]:
+    """``(YYYY-MM-DD, file)`` of the table folder, oldest first (none if it does not exist)."""
+    if not path.is_dir():
+        return []
+    return sorted((file.stem, file) for file in path.glob("????-??-??.parquet"))
+
+
+def _empty_rows() -> pd.DataFrame:
+    candles = pd.DataFrame(
+        {
+            "symbol": pd.Series(dtype="string"),
+            "ts": pd.Series(dtype="datetime64[ms, UTC]"),
+            **{column: pd.Series(dtype="float64") for column in VALUE_COLUMNS},
+        }
+    )
+    return _ordered(feature_rows(candles))
+
+
+def read(path: Path, columns: list[str] | None = None, since_day: str = "") -> pd.DataFrame:
+    """The table (its day files from ``since_day`` on), in table order."""
+    parts = [pd.read_parquet(file, columns=columns) for day, file in day_files(path) if day >= since_day]
+    table = pd.concat(parts, ignore_index=True) if parts else _empty_rows()
+    return table[columns] if columns else table
+
+
+def write(path: Path, table: pd.DataFrame) -> None:
+    """Replace the table folder's contents with ``table`` (one file per day, each written atomically)."""
+    days = _day_keys(table["event_timestamp"])
+    wanted = {str(day): rows for day, rows in table.groupby(days, sort=True)}
+    for day, file in day_files(path):
+        if day not in wanted:
+            file.unlink()
+    for day, rows in wanted.items():
+        atomic.write_parquet(_ordered(rows), path / f"{day}.parquet")
+
+
+def newest_rows(path: Path, symbols: list[str]) -> dict[str, pd.Timestamp]:
+    """The newest ``event_timestamp`` of each symbol's rows (symbols without a row are left out), read
+    from the newest day files back."""
+    found: dict[str, pd.Timestamp] = {}
+    for _, file in reversed(day_files(path)):
+        rows = pd.read_parquet(file, columns=["symbol", "event_timestamp"])
+        for symbol, stamp in rows.groupby("symbol")["event_timestamp"].max().items():
+            found.setdefault(str(symbol), stamp)
+        if all(symbol in found for symbol in symbols):
+            break
+    return {symbol: found[symbol] for symbol in symbols if symbol in found}
+
+
+def _day_keys(stamps: pd.Series) -> pd.Series:
+    return stamps.dt.strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class Update:
+    """What ``update`` did."""
+
+    rows: pd.DataFrame  # the rows written (new or recomputed), in table order
+    recomputed: dict[str, list[Interval]]  # per symbol, the as_of ranges recomputed (epoch ms)
+    total_rows: int
+    removed_rows: int  # replaced by recomputation or past the retention
+    newest_event: pd.Timestamp | None
+    rebuilt: bool
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name.removesuffix('.parquet')}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _definition(settings: Settings) -> str:
+    """What the table's rows depend on besides the candles: the features' code, columns and windows."""
+    source = inspect.getsource(features)
+    key = [source, TABLE_COLUMNS, settings.exchange, settings.timeframe, settings.feature_retention_days]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
+@dataclass
+class _State:
+    """Per symbol: month rows (``day == ""``: the file's fingerprint) and day rows (count, digest, newest
+    candle) of the candles inside the window; and the window's start and the table's row count."""
+
+    frame: pd.DataFrame  # symbol, month, day, n, digest, last_ms, fingerprint
+    start_ms: int | None
+    total_rows: int
+
+    @staticmethod
+    def empty() -> _State:
+        columns = {
+            "symbol": str,
+            "month": str,
+            "day": str,
+            "n": "int64",
+            "digest": "uint64",
+            "last_ms": "int64",
+        }
+        frame = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+        return _State(frame.assign(fingerprint=pd.Series(dtype=str)), None, 0)
+
+
+def _read_state(path: Path, definition: str) -> _State | None:
+    """The state, or None if there is none or it describes another definition or layout."""
+    file = state_path(path)
+    if not file.exists() or not path.is_dir():
+        return None
+    table = pq.read_table(file)
+    meta = json.loads(table.schema.metadata[_STATE_KEY])
+    if meta["definition"] != definition:
+        return None
+    return _State(table.to_pandas(), meta["start_ms"], meta["total_rows"])
+
+
+def _write_state(path: Path, state: _State, definition: str) -> None:
+    meta = {"definition": definition, "start_ms": state.start_ms, "total_rows": state.total_rows}
+    table = pa.Table.from_pandas(state.frame.reset_index(drop=True), preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _STATE_KEY: json.dumps(meta)})
+    file = state_path(path)
+    temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    pq.write_table(table, temporary)
+    os.replace(temporary, file)
+
+
+def _fingerprint(file: Path) -> str:
+    stat = file.stat()
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _month_range(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start = pd.Timestamp(f"{month}-01", tz="UTC")
+    return start, start + pd.offsets.MonthBegin(1)
+
+
+@dataclass
+class _Scan:
+    """One symbol's candles against the state: their new state rows and the changed candle ranges."""
+
+    rows: list[pd.DataFrame]
+    changed: list[Interval]
+    newest_ms: int | None
+
+
+def _scan(settings: Settings, series: store.Series, old: pd.DataFrame, since_ms: int | None) -> _Scan:
+    """Compare a symbol's month files (those ending after ``since_ms``) with its state rows ``old``."""
+    scan = _Scan([], [], None)
+    old_months = old.loc[old["day"] == ""].set_index("month")
+    old_days = old.loc[old["day"] != ""]
+    seen: set[str] = set()
+    for month, file in store.month_files(settings.candles_dir, series):
+        start, end = _month_range(month)
+        if since_ms is not None and _ms(end) <= since_ms:
+            continue
+        seen.add(month)
+        fingerprint = _fingerprint(file)  # before reading: a file replaced meanwhile is read again next time
+        if month in old_months.index and old_months.at[month, "fingerprint"] == fingerprint:
+            scan.rows.append(old.loc[old["month"] == month])
+            if old_months.at[month, "n"]:
+                scan.newest_ms = _newest(scan.newest_ms, int(old_months.at[month, "last_ms"]))
+            continue
+        candles = store.load_candles(
+            settings.candles_dir, series, start=start, end=end - pd.Timedelta(1, "ms")
+        )
+        stamps = ts_ms(candles).to_numpy()
+        hashes = pd.util.hash_pandas_object(candles[["ts", *VALUE_COLUMNS]], index=False).to_numpy()
+        rows = [
+            dict(
+                month=month,
+                day="",
+                n=len(stamps),
+                digest=0,
+                last_ms=int(stamps[-1]) if len(stamps) else -1,
+                fingerprint=fingerprint,
+            )
+        ]
+        if len(stamps):
+            scan.newest_ms = _newest(scan.newest_ms, int(stamps[-1]))
+        previous = old_days.loc[old_days["month"] == month].set_index("day")
+        bounds = np.flatnonzero(np.diff(stamps // DAY_MS)) + 1
+        for first, stop in zip(np.r_[0, bounds], np.r_[bounds, len(stamps)], strict=True):
+            if first == stop:
+                continue
+            count = int(stop - first)
+            day = pd.Timestamp(int(stamps[first]), unit="ms").strftime("%Y-%m-%d")
+            sums = np.cumsum(hashes[first:stop], dtype="uint64")
+            rows.append(
+                dict(
+                    month=month,
+                    day=day,
+                    n=count,
+                    digest=sums[-1],
+                    last_ms=int(stamps[stop - 1]),
+                    fingerprint="",
+                )
+            )
+            if day not in previous.index:
+                scan.changed.append((int(stamps[first]), int(stamps[stop - 1])))
+                continue
+            known, digest = int(previous.at[day, "n"]), previous.at[day, "digest"]
+            if known == count and sums[-1] == digest:
+                continue
+            if known < count and sums[known - 1] == digest:  # candles appended after the known ones
+                scan.changed.append((int(stamps[first + known]), int(stamps[stop - 1])))
+            else:
+                scan.changed.append(_whole_day(day))
+        days = {row["day"] for row in rows}
+        scan.changed += [_whole_day(day) for day in previous.index if day not in days]
+        scan.rows.append(pd.DataFrame(rows))
+    for day in old_days.loc[~old_days["month"].isin(seen), "day"]:  # months gone from the store
+        scan.changed.append(_whole_day(day))
+    return scan
+
+
+def _ms(stamp: pd.Timestamp) -> int:
+    return stamp.value // 1_000_000
+
+
+def _newest(current: int | None, value: int) -> int:
+    return value if current is None else max(current, value)
+
+
+def _whole_day(day: str) -> Interval:
+    start = _ms(pd.Timestamp(day, tz="UTC"))
+    return start, start + DAY_MS - 1
+
+
+def _merge(intervals: list[Interval]) -> list[Interval]:
+    """Sorted, overlapping or touching ranges joined."""
+    merged: list[Interval] = []
+    for first, last in sorted(intervals):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def _in_ranges(rows: pd.DataFrame, ranges: dict[str, list[Interval]]) -> np.ndarray:
+    """Which ``rows`` have their ``as_of`` inside their symbol's ``ranges``."""
+    spans = pd.DataFrame(
+        [(symbol, first, last) for symbol, intervals in ranges.items() for first, last in intervals],
+        columns=["symbol", "first", "last"],
+    )
+    inside = np.zeros(len(rows), dtype=bool)
+    if spans.empty or rows.empty:
+        return inside
+    probe = pd.DataFrame(
+        {
+            "symbol": rows["symbol"].astype(str).to_numpy(),
+            "at": rows["as_of"].dt.as_unit("ms").astype("int64").to_numpy(),
+            "row": np.arange(len(rows)),
+        }
+    ).merge(spans, on="symbol")
+    inside[probe.loc[(probe["at"] >= probe["first"]) & (probe["at"] <= probe["last"]), "row"].to_numpy()] = (
+        True
+    )
+    return inside
+
+
+def update(settings: Settings) -> Update:
+    """Bring the table up to date with the stored candles (see the module docstring); ``dataset.NoCandles``
+    if a configured symbol has none."""
+    path = settings.feature_table_path
+    definition = _definition(settings)
+    with _locked(path):
+        state = _read_state(path, definition)
+        if state is not None and set(state.frame["symbol"]) <= set(settings.symbols):
+            done = _update(settings, path, state)
+            if done is not None:
+                result, new_state = done
+                _write_state(path, new_state, definition)
+                return result
+        return _rebuild(settings, path, definition)
+
+
+def _rebuild(settings: Settings, path: Path, definition: str) -> Update:
+    """Compute the whole table into a new folder and swap it in."""
+    fresh = path.with_name(f".{path.name}.{os.getpid()}.new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    done = _update(settings, fresh, _State.empty())
+    assert done is not None  # an empty state has no window to move back from
+    result, new_state = done
+    retired = path.with_name(f".{path.name}.{os.getpid()}.old")
+    if path.exists():
+        os.replace(path, retired)
+    os.replace(fresh, path)
+    if retired.is_dir():
+        shutil.rmtree(retired)
+    else:
+        retired.unlink(missing_ok=True)
+    _write_state(path, new_state, definition)
+    return Update(result.rows, result.recomputed, result.total_rows, 0, result.newest_event, rebuilt=True)
+
+
+def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _State] | None:
+    """The incremental update of the folder ``path`` from ``state``; None if the window moved back (the
+    newest candle is older than before: the caller rebuilds)."""
+    step = int(timeframe_delta(settings.timeframe) / pd.Timedelta(1, "ms"))
+    reach = (LOOKBACK - 1) * step
+    old = dict(tuple(state.frame.groupby("symbol")))
+    series = {
+        symbol: store.Series(settings.exchange, symbol, settings.timeframe) for symbol in settings.symbols
+    }
+    scans = {
+        symbol: _scan(settings, series[symbol], old.get(symbol, _State.empty().frame), state.start_ms)
+        for symbol in settings.symbols
+    }
+    missing = [symbol for symbol, scan in scans.items() if scan.newest_ms is None]
+    if missing:
+        raise dataset.no_candles(settings, missing)
+    start = window_start(
+        pd.Timestamp(max(s.newest_ms for s in scans.values() if s.newest_ms), unit="ms", tz="UTC"), settings
+    )
+    start_ms = _ms(start)
+    if state.start_ms is not None and start_ms < state.start_ms:
+        return None
+
+    # rows to recompute: those whose lookback holds a changed candle, and the rows referring to them
+    affected = {
+        symbol: _merge(
+            [(max(first, start_ms), last + reach) for first, last in scan.changed if last >= start_ms]
+        )
+        for symbol, scan in scans.items()
+    }
+    recomputed = dict(affected)
+    for symbol in settings.symbols:
+        reference = features.reference_of(symbol)
+        if reference != symbol and affected.get(reference):
+            recomputed[symbol] = _merge(recomputed[symbol] + affected[reference])
+    needed = dict(recomputed)
+    for symbol in settings.symbols:
+        reference = features.reference_of(symbol)
+        if reference in needed and recomputed[symbol]:
+            needed[reference] = _merge(needed[reference] + recomputed[symbol])
+    own = [
+        _own_rows(settings, series[symbol], intervals, start_ms, reach)
+        for symbol, intervals in needed.items()
+        if intervals
+    ]
+    rows = features.with_reference(pd.concat(own, ignore_index=True), how="left") if own else _empty_rows()
+    rows = rows.loc[_in_ranges(rows, recomputed)].assign(symbol=lambda frame: frame["symbol"].astype(str))
+
+    removed = added = 0
+    by_day = dict(tuple(rows.groupby(_day_keys(rows["event_timestamp"]))))
+    touched = set(by_day) | {
+        day
+        for intervals in recomputed.values()
+        for first, last in intervals
+        for day in _days(first + step, last + step)
+    }
+    existing = dict(day_files(path))
+    for day in sorted(touched):
+        if day not in existing and day not in by_day:
+            continue
+        before = pd.read_parquet(existing[day]) if day in existing else _empty_rows()
+        stale = _in_ranges(before, recomputed)
+        fresh = by_day.get(day, _empty_rows())
+        removed += int(stale.sum())
+        added += len(fresh)
+        _replace_day(path, day, pd.concat([before.loc[~stale], fresh], ignore_index=True))
+
+    total = state.total_rows - removed + added
+    newest_event = _newest_event(path)
+    if newest_event is not None:
+        oldest_kept = max(
+            newest_event - pd.Timedelta(days=settings.feature_retention_days),
+            start + LOOKBACK * pd.Timedelta(step, "ms"),
+        )
+        for day, file in day_files(path):
+            if day > oldest_kept.strftime("%Y-%m-%d"):
+                break
+            table = pd.read_parquet(file)
+            kept = table.loc[_kept(table, newest_event, start, settings)]
+            if len(kept) < len(table):
+                removed += len(table) - len(kept)
+                total -= len(table) - len(kept)
+                _replace_day(path, day, kept)
+        rows = rows.loc[_kept(rows, newest_event, start, settings)]
+
+    frame = pd.concat(
+        [part.assign(symbol=symbol) for symbol, scan in scans.items() for part in scan.rows],
+        ignore_index=True,
+    )
+    month_end = frame["month"].map(lambda month: _ms(_month_range(month)[1]))
+    frame = frame.loc[
+        ((frame["day"] == "") & (month_end > start_ms)) | (frame["day"] >= start.strftime("%Y-%m-%d"))
+    ]
+    new_state = _State(
+        frame[_State.empty().frame.columns].astype({"n": "int64", "digest": "uint64", "last_ms": "int64"}),
+        start_ms,
+        total,
+    )
+    result = Update(
+        rows=_ordered(rows),
+        recomputed={symbol: intervals for symbol, intervals in recomputed.items() if intervals},
+        total_rows=total,
+        removed_rows=removed,
+        newest_event=newest_event,
+        rebuilt=False,
+    )
+    return result, new_state
+
+
+def _days(first_ms: int, last_ms: int) -> list[str]:
+    """The UTC days ``YYYY-MM-DD`` from the one holding ``first_ms`` to the one holding ``last_ms``."""
+    return [
+        f"{day:%Y-%m-%d}"
+        for day in pd.date_range(
+            pd.Timestamp(first_ms // DAY_MS * DAY_MS, unit="ms"), pd.Timestamp(last_ms, unit="ms"), freq="D"
+        )
+    ]
+
+
+def _own_rows(
+    settings: Settings, series: store.Series, intervals: list[Interval], start_ms: int, reach: int
+) -> pd.DataFrame:
+    """A symbol's ``compute_features`` rows whose ``as_of`` is inside ``intervals``, from the candles they
+    need (a lookback before each range, never before the window's start)."""
+    first = max(intervals[0][0] - reach, start_ms)
+    candles = store.load_candles(
+        settings.candles_dir,
+        series,
+        start=pd.Timestamp(first, unit="ms", tz="UTC"),
+        end=pd.Timestamp(intervals[-1][1], unit="ms", tz="UTC"),
+    )
+    rows = features.compute_features(candles, settings.timeframe)
+    return rows.loc[_in_ranges(rows, {series.symbol: intervals})]
+
+
+def _replace_day(path: Path, day: str, rows: pd.DataFrame) -> None:
+    file = path / f"{day}.parquet"
+    if rows.empty:
+        file.unlink(missing_ok=True)
+    else:
+        atomic.write_parquet(_ordered(rows.assign(symbol=rows["symbol"].astype(str))), file)
+
+
+def _newest_event(path: Path) -> pd.Timestamp | None:
+    for _, file in reversed(day_files(path)):
+        stamps = pd.read_parquet(file, columns=["event_timestamp"])["event_timestamp"]
+        if not stamps.empty:
+            return stamps.max()
+    return None
+
+
+def trim(settings: Settings, cutoff: pd.Timestamp) -> tuple[int, int, int]:
+    """Drop the rows with ``event_timestamp <= cutoff`` (whole day files, and the rows of the day holding
+    ``cutoff``); returns ``(rows removed, rows kept, bytes freed)``."""
+    path = settings.feature_table_path
+    removed = freed = 0
+    with _locked(path):
+        for day, file in day_files(path):
+            if pd.Timestamp(day, tz="UTC") > cutoff:
+                break
+            size = file.stat().st_size
+            table = pd.read_parquet(file)
+            kept = retention.trim_features(table, cutoff)
+            if len(kept) < len(table):
+                removed += len(table) - len(kept)
+                _replace_day(path, day, kept)
+                freed += size - (file.stat().st_size if file.exists() else 0)
+        definition = _definition(settings)
+        state = _read_state(path, definition)
+        if state is not None:
+            state.total_rows -= removed
+            _write_state(path, state, definition)
+            total = state.total_rows
+        else:
+            total = sum(pq.ParquetFile(file).metadata.num_rows for _, file in day_files(path))
+    return removed, total, max(0, freed)
