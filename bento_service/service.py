@@ -22,6 +22,15 @@ from hourcast.settings import Settings
 
 api.quiet_known_deprecations()  # a warnings filter: before Feast and BentoML warn in this process
 app = api.build_app("hourcast")
+
+
+async def current_service() -> NextHour:
+    """``bentoml.get_current_service`` as an async dependency. BentoML gives each route's ``self`` the sync
+    one, which FastAPI would run in a worker thread on every request: a thread hop per forecast."""
+    return bentoml.get_current_service()
+
+
+app.dependency_overrides[bentoml.get_current_service] = current_service
 SYMBOL_QUERY = {"pattern": schema.SYMBOL_PATTERN, "description": "Unified symbol, e.g. BTC/USDT"}
 
 
@@ -31,6 +40,7 @@ SYMBOL_QUERY = {"pattern": schema.SYMBOL_PATTERN, "description": "Unified symbol
     workers="cpu_count",
     traffic={"timeout": 10},
     logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": api.HEALTH_URLS},
 )
 @bentoml.asgi_app(app, path="/")
 class NextHour:
@@ -126,9 +136,11 @@ class NextHour:
         return PlainTextResponse(text, media_type=api.PROMETHEUS_CONTENT_TYPE)
 
 
+# the first middleware added is the outermost of the service's own: health probes are answered before
+# the others (and BentoML's tracing leaves them out, see the decorator)
+NextHour.add_asgi_middleware(
+    api.HealthEndpoints, readiness=lambda: bentoml.get_current_service().predictor.readiness()
+)
 NextHour.add_asgi_middleware(api.ErrorShape)
 NextHour.add_asgi_middleware(api.OpenApiInfo, title="hourcast prediction API")
 NextHour.add_asgi_middleware(api.BodyLimit, max_bytes=api.MAX_BODY_BYTES)
-NextHour.add_asgi_middleware(
-    api.ReadinessEndpoint, readiness=lambda: bentoml.get_current_service().predictor.readiness()
-)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -18,6 +17,7 @@ import psutil
 import pytest
 from playwright.sync_api import Page
 
+from hourcast.dev.redis_server import RedisServer
 from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
 from hourcast.settings import Settings
 from tests.conftest import BTC_FILE, ETH_FILE
@@ -62,67 +62,11 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, poll: flo
         time.sleep(poll)
 
 
-class RedisServer:
-    """A ``redis-server`` of the tests' own on a free loopback port (nothing on disk), so the suite never
-    touches a user's Redis. It can be frozen (SIGSTOP), thawed, stopped and started again, empty."""
-
-    def __init__(self) -> None:
-        if REDIS_SERVER is None:
-            pytest.fail("the Redis tests need the redis-server binary: `apt-get install redis-server`")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def ping(self) -> bool:
-        """Whether the server answers right now."""
-        import redis
-
-        client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.exceptions.RedisError:
-            return False
-        finally:
-            client.close()
-
-    def start(self) -> RedisServer:
-        """Start it (empty) and wait until it answers."""
-        command = [
-            REDIS_SERVER,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self.ping, 10, f"redis-server on port {self.port}")
-        return self
-
-    def freeze(self) -> None:
-        """Stop the process without closing its socket (a hung Redis: connects, never answers)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        """Resume a frozen server."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        """Kill it and wait until it is gone."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
 @contextmanager
 def redis_server() -> Iterator[RedisServer]:
     """A running ``RedisServer``, killed on exit."""
+    if REDIS_SERVER is None:
+        pytest.fail("the Redis tests need the redis-server binary: `apt-get install redis-server`")
     server = RedisServer().start()
     try:
         yield server

@@ -1,14 +1,16 @@
-"""The API edge's pure parts: which warnings the service process hides, and the feature ages it exports."""
+"""The API edge's pure parts: which warnings the service process hides, the feature ages it exports, and the
+health probes answered from memory ahead of the rest of the ASGI stack."""
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from datetime import UTC, datetime
 
 import pytest
 
 from hourcast import api
-from hourcast.schema import Band, Prediction
+from hourcast.schema import Band, Prediction, Readiness
 
 
 def shown(category: type[Warning], module: str, message: str = "old API") -> bool:
@@ -77,3 +79,76 @@ def test_the_api_accepts_exactly_the_monitors_windows() -> None:
     from hourcast import monitor, schema
 
     assert list(get_args(schema.Window)) == list(monitor.WINDOWS)
+
+
+def readiness(ready: bool) -> Readiness:
+    return Readiness(
+        ready=ready,
+        model="m:1",
+        online_store="up" if ready else "down: redis (redis://127.0.0.1:1/0) is unreachable",
+        model_reload_error=None,
+        clock="system",
+        problems=[] if ready else ["redis (redis://127.0.0.1:1/0) is unreachable"],
+    )
+
+
+def call(app: api.ASGIApp, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    """One request through an ASGI app: its status, headers and body."""
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": []}
+    asyncio.run(app(scope, receive, send))
+    start, *bodies = sent
+    headers = {key.decode(): value.decode() for key, value in start.get("headers", [])}
+    return start["status"], headers, b"".join(body.get("body", b"") for body in bodies)
+
+
+class Inner:
+    """The rest of the stack: records what reached it and answers 299."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: dict, receive: api.Receive, send: api.Send) -> None:
+        self.paths.append(scope["path"])
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.parametrize("ready", [True, False])
+def test_readyz_is_answered_from_memory_before_the_rest_of_the_stack(ready: bool) -> None:
+    inner = Inner()
+    health = api.HealthEndpoints(inner, readiness=lambda: readiness(ready))
+    status, headers, body = call(health, "GET", "/readyz")
+    assert (status, headers["content-type"]) == (200 if ready else 503, "application/json")
+    assert Readiness.model_validate_json(body) == readiness(ready)
+    assert inner.paths == []
+
+
+@pytest.mark.parametrize("path", ["/livez", "/healthz"])
+def test_liveness_is_bentomls_answer_without_the_stack(path: str) -> None:
+    inner = Inner()
+    status, _, body = call(api.HealthEndpoints(inner, readiness=lambda: readiness(True)), "GET", path)
+    assert (status, body, inner.paths) == (200, b"\n", [])
+
+
+def test_a_service_that_is_not_running_is_not_ready() -> None:
+    def gone() -> Readiness:
+        raise RuntimeError("no service instance")
+
+    status, _, body = call(api.HealthEndpoints(Inner(), readiness=gone), "GET", "/readyz")
+    answer = Readiness.model_validate_json(body)
+    assert status == 503 and not answer.ready and "not running" in answer.problems[0]
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/predict"), ("POST", "/readyz"), ("GET", "/readyz/x")])
+def test_every_other_request_goes_through(method: str, path: str) -> None:
+    inner = Inner()
+    status, _, _ = call(api.HealthEndpoints(inner, readiness=lambda: readiness(True)), method, path)
+    assert (status, inner.paths) == (299, [path])
