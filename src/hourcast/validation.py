@@ -15,16 +15,24 @@ Each expectation has a *scope* (``meta["scope"]``):
   not evaluate (an exception, no row indices) counts as a batch failure too.
 
 A zero-volume candle is valid (real feeds have flat, zero-volume hours): ``volume >= 0``.
+
+Every rule is per row or per ``(exchange, symbol, timeframe, ts)``, so many series' batches can be checked in
+one GX run (``CandleValidator.validate_batches``: one run per ingestion round, whatever the number of
+symbols) and the result split back into one report per batch, as if each had been validated alone.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from hourcast import atomic
@@ -32,7 +40,6 @@ from hourcast.candles import CANDLE_COLUMNS, KEY_COLUMNS, PRICE_COLUMNS, VALUE_C
 
 if TYPE_CHECKING:
     import great_expectations as gx
-    from great_expectations.core import ExpectationValidationResult
 
 SUITE_NAME = "candles"
 DERIVED_COLUMNS = ["ts_offset_ms", "close_ms"]
@@ -49,6 +56,7 @@ _RESULT_FORMAT = {"result_format": "COMPLETE"}  # every failing row's index, not
 ROW, BATCH = "row", "batch"
 _EPOCH = pd.Timestamp(0, tz="UTC")
 _ONE_MS = pd.Timedelta(milliseconds=1)
+_PARTIAL = 20  # GX's length of the partial_unexpected lists
 
 
 def _rule(rule: str, explanation: str | None = None, scope: str = ROW) -> dict[str, Any]:
@@ -172,14 +180,49 @@ class CandleValidator:
 
     def validate(self, batch: pd.DataFrame, exchange_now_ms: int) -> ValidationReport:
         """Validate a candle frame against the suite, the exchange clock being ``exchange_now_ms``."""
-        from great_expectations.core.run_identifier import RunIdentifier
+        frame, stamps = self._checked_frame(batch)
+        return self._report(self._run(frame, exchange_now_ms), len(frame), stamps)
 
+    def validate_batches(
+        self, batches: Sequence[pd.DataFrame], exchange_now_ms: int
+    ) -> list[ValidationReport]:
+        """One report per batch from ONE GX run over all of them concatenated (see the module docstring).
+
+        A failure GX cannot pin on rows (the columns or dtypes of the whole table, an error) cannot be
+        split: then each batch is validated on its own, so one bad batch never condemns the others; so are
+        batches whose columns or dtypes differ (concatenating them would fill or cast what GX must see).
+        """
+        layouts = {
+            tuple((str(name), str(dtype)) for name, dtype in batch.dtypes.items()) for batch in batches
+        }
+        if len(batches) <= 1 or len(layouts) > 1:
+            return [self.validate(batch, exchange_now_ms) for batch in batches]
+        frame, stamps = self._checked_frame(pd.concat(batches, ignore_index=True))
+        result = self._run(frame, exchange_now_ms)
+        if any(not outcome["success"] and _unattributed(outcome) for outcome in result["results"]):
+            return [self.validate(batch, exchange_now_ms) for batch in batches]
+        bounds = np.cumsum([0, *(len(batch) for batch in batches)]).tolist()
+        return [
+            self._report(
+                _slice_result(result, frame, lo, hi), hi - lo, stamps.iloc[lo:hi].reset_index(drop=True)
+            )
+            for lo, hi in pairwise(bounds)
+        ]
+
+    def _checked_frame(self, batch: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+        """The batch with the derived check columns, and its ``ts`` as UTC stamps."""
         stamps = _utc_stamps(batch)
         open_ms = (stamps - _EPOCH) / _ONE_MS
         frame = batch.reset_index(drop=True).assign(
             ts_offset_ms=(open_ms % self._step).to_numpy(),
             close_ms=(open_ms - open_ms % self._step + self._step).to_numpy(),  # its period's close
         )
+        return frame, stamps
+
+    def _run(self, frame: pd.DataFrame, exchange_now_ms: int) -> dict[str, Any]:
+        """One GX validation of a checked frame, as GX's JSON result."""
+        from great_expectations.core.run_identifier import RunIdentifier
+
         result = self._batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
             self._suite,
             expectation_parameters={"exchange_now_ms": exchange_now_ms},
@@ -188,30 +231,103 @@ class CandleValidator:
         result.meta["run_id"] = RunIdentifier(
             run_name=f"candles {self.timeframe}", run_time=datetime.now(UTC)
         )
+        return result.to_json_dict()
+
+    def _report(self, result: dict[str, Any], rows: int, stamps: pd.Series) -> ValidationReport:
+        """The report of a GX JSON result over ``rows`` rows."""
         failed = sorted(
-            (outcome for outcome in result.results if not outcome.success),
-            key=lambda outcome: self._order[outcome.expectation_config.meta["rule"]],
+            (outcome for outcome in result["results"] if not outcome["success"]),
+            key=lambda outcome: self._order[outcome["expectation_config"]["meta"]["rule"]],
         )
         rejected: set[int] = set()
         batch_failed = False
         for outcome in failed:
-            indices = outcome.result.get("unexpected_index_list")
-            if outcome.expectation_config.meta["scope"] == BATCH or _exception_messages(
-                outcome.exception_info
-            ):
-                batch_failed = True
-            elif indices is None:
+            indices = outcome["result"].get("unexpected_index_list")
+            if outcome["expectation_config"]["meta"]["scope"] == BATCH or _unattributed(outcome):
                 batch_failed = True  # a row rule that cannot say which rows: trust none
             else:
                 rejected.update(int(index) for index in indices)
         return ValidationReport(
-            success=bool(result.success),
-            failures=[_failure_line(outcome, len(frame), stamps) for outcome in failed],
-            result=result.to_json_dict(),
-            rows=len(frame),
+            success=bool(result["success"]),
+            failures=[_failure_line(outcome, rows, stamps) for outcome in failed],
+            result=result,
+            rows=rows,
             rejected_rows=sorted(rejected),
             batch_failed=batch_failed,
         )
+
+
+def _unattributed(outcome: dict[str, Any]) -> bool:
+    """Whether a GX expectation result cannot name the rows it condemns (a rule of the whole table, or
+    an error)."""
+    return outcome["result"].get("unexpected_index_list") is None or bool(
+        _exception_messages(outcome.get("exception_info") or {})
+    )
+
+
+def _slice_result(result: dict[str, Any], frame: pd.DataFrame, lo: int, hi: int) -> dict[str, Any]:
+    """The GX JSON result of rows ``lo..hi-1`` of the validated frame, as GX would have reported them alone:
+    row rules keep only those rows' indices (renumbered from 0) and values, with their counts; rules of the
+    whole table are the same for every part."""
+    outcomes = []
+    for outcome in result["results"]:
+        details = outcome["result"]
+        indices = details.get("unexpected_index_list")
+        if indices is None:
+            outcomes.append(outcome)
+            continue
+        values = details.get("unexpected_list") or []
+        if len(values) != len(indices):  # GX leaves some values out (e.g. nulls): keep the rows, not them
+            values = [None] * len(indices)
+        kept = [(i - lo, value) for i, value in zip(indices, values, strict=True) if lo <= i < hi]
+        kwargs = outcome["expectation_config"]["kwargs"]
+        columns = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs] + kwargs.get(
+            "column_list", []
+        )
+        rows = hi - lo
+        missing = (
+            int(frame[columns].iloc[lo:hi].isna().any(axis=1).sum()) if "missing_count" in details else 0
+        )
+        unexpected = [value for _, value in kept]
+        checked = max(rows - missing, 1)
+        part = {
+            **details,
+            "element_count": rows,
+            "unexpected_count": len(kept),
+            "unexpected_percent": 100.0 * len(kept) / checked,
+            "unexpected_list": unexpected,
+            "unexpected_index_list": [i for i, _ in kept],
+            "partial_unexpected_list": unexpected[:_PARTIAL],
+            "partial_unexpected_index_list": [i for i, _ in kept][:_PARTIAL],
+            "partial_unexpected_counts": [
+                {"value": json.loads(value), "count": count}
+                for value, count in Counter(json.dumps(v) for v in unexpected[:_PARTIAL]).most_common()
+            ],
+            "unexpected_index_query": f"df.filter(items={[i for i, _ in kept]}, axis=0)",
+        }
+        if "missing_count" in details:
+            part |= {
+                "missing_count": missing,
+                "missing_percent": 100.0 * missing / max(rows, 1),
+                "unexpected_percent_total": 100.0 * len(kept) / max(rows, 1),
+                "unexpected_percent_nonmissing": 100.0 * len(kept) / checked,
+            }
+        outcomes.append({**outcome, "success": not kept, "result": part})
+    passed = sum(outcome["success"] for outcome in outcomes)
+    statistics = {
+        "evaluated_expectations": len(outcomes),
+        "successful_expectations": passed,
+        "unsuccessful_expectations": len(outcomes) - passed,
+        "success_percent": 100.0 * passed / max(len(outcomes), 1),
+    }
+    meta = {**result["meta"], "rows_of_combined_batch": [lo, hi], "combined_batch_rows": len(frame)}
+    return {
+        **result,
+        "success": passed == len(outcomes),
+        "results": outcomes,
+        "statistics": statistics,
+        "meta": meta,
+    }
 
 
 def _utc_stamps(batch: pd.DataFrame) -> pd.Series:
@@ -221,13 +337,13 @@ def _utc_stamps(batch: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.NaT, index=range(len(batch)), dtype="datetime64[ms, UTC]")
 
 
-def _failure_line(outcome: ExpectationValidationResult, rows: int, stamps: pd.Series) -> str:
-    """One plain-English line for a failed expectation: rule, how many rows, up to 3 example ``ts``."""
-    rule = outcome.expectation_config.meta["rule"]
-    errors = _exception_messages(outcome.exception_info)
+def _failure_line(outcome: dict[str, Any], rows: int, stamps: pd.Series) -> str:
+    """One plain-English line for a failed expectation (GX JSON): rule, rows failing, 3 example ``ts``."""
+    rule = outcome["expectation_config"]["meta"]["rule"]
+    errors = _exception_messages(outcome.get("exception_info") or {})
     if errors:
         return f"{rule}: could not be checked ({'; '.join(errors)})"
-    details = outcome.result
+    details = outcome["result"]
     if "unexpected_count" not in details:
         mismatch = details.get("details", {}).get("mismatched")
         if mismatch:

@@ -19,6 +19,7 @@ from hourcast.validation import (
     CandleValidator,
     ValidationReport,
     build_candle_suite,
+    render_html,
     write_report,
 )
 from tests.conftest import BTC_FILE
@@ -232,3 +233,37 @@ def test_a_zero_volume_candle_is_valid(
     flat.loc[10, ["open", "high", "low", "close"]] = flat.loc[9, "close"]
     flat.loc[10, "volume"] = 0.0
     assert validator.validate(flat, now_ms).success
+
+
+def _as_symbol(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    return frame.assign(symbol=pd.Series([symbol] * len(frame), dtype="string", index=frame.index))
+
+
+@pytest.mark.parametrize(("breaker", "now_shift_ms", "rules"), BREAKERS)
+def test_one_run_over_many_symbols_reports_each_batch_as_if_alone(
+    validator: CandleValidator,
+    candles: pd.DataFrame,
+    now_ms: int,
+    breaker: Callable[[pd.DataFrame], pd.DataFrame],
+    now_shift_ms: int,
+    rules: list[str],
+) -> None:
+    """Three symbols' batches, one broken, in one GX run: the broken batch gets the report it gets alone
+    (same rows rejected, same batch verdict, same lines), the others pass; the same open times in other
+    symbols are no duplicate key."""
+    broken = breaker(candles.copy())
+    others = [_as_symbol(candles.iloc[:300], "ETH/USDT"), _as_symbol(candles.iloc[:300], "SOL/USDT")]
+    now = now_ms + now_shift_ms
+    first, split, last = validator.validate_batches([others[0], broken, others[1]], now)
+    alone = validator.validate(broken, now)
+    assert (split.success, split.batch_failed, split.rejected_rows, split.failures, split.rows) == (
+        alone.success,
+        alone.batch_failed,
+        alone.rejected_rows,
+        alone.failures,
+        alone.rows,
+    )
+    assert first.success and last.success and not first.failures and first.rows == 300
+    assert set(rules) <= {line.split(":")[0] for line in split.failures}
+    assert split.result["success"] is split.success
+    assert "<html" in render_html(split).lower()
