@@ -230,7 +230,10 @@ def _print_ledger(frame: object) -> None:
 
 
 @app.command()
-def gaps(symbol: SymbolOption = None, as_json: JsonOption = False) -> None:
+def gaps(
+    symbol: SymbolOption = None,
+    as_json: Annotated[bool, _json_option("one JSON line per missing range")] = False,
+) -> None:
     """Every missing candle range of the stored archive, read from the store, with its state:
     re-requested (every ingest asks again), confirmed (the exchange has none), quarantined, or missing
     (never asked for: a backfill of it fetches it)."""
@@ -280,7 +283,7 @@ def quarantine_list(
     state: Annotated[
         str | None, typer.Option(help="Only entries in this state: pending, released or reviewed.")
     ] = None,
-    as_json: JsonOption = False,
+    as_json: Annotated[bool, _json_option("one JSON line per entry")] = False,
 ) -> None:
     """Every quarantine entry, oldest first: id, series, rows, first/last candle, reasons, state."""
     from hourcast import quarantine
@@ -301,7 +304,8 @@ def quarantine_list(
 
 @quarantine_app.command("show")
 def quarantine_show(
-    entry_id: Annotated[str, typer.Argument(help="Entry id.")], as_json: JsonOption = False
+    entry_id: Annotated[str, typer.Argument(help="Entry id.")],
+    as_json: Annotated[bool, _json_option("the entry and its rows as one JSON object")] = False,
 ) -> None:
     """The rows of an entry as received, and the rules they failed."""
     from hourcast import quarantine
@@ -520,7 +524,7 @@ def _print_metrics_table(metrics: dict) -> None:
 
 
 @app.command()
-def monitor(as_json: JsonOption = False) -> None:
+def monitor(as_json: Annotated[bool, _json_option("the report as one JSON object")] = False) -> None:
     """Score logged predictions against the closed candles; rolling metrics vs persistence and drift."""
     from hourcast import monitor as monitoring
 

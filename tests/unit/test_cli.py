@@ -18,21 +18,49 @@ from hourcast.cli import _normalise_symbols, app, serve_environment
 from hourcast.errors import UserError
 from hourcast.settings import Settings
 
-ONE_OBJECT = {
+PER_SYMBOL = "one JSON summary line per symbol"
+JSON_PRINTS = {
+    ("backfill",): PER_SYMBOL,
+    ("ingest",): PER_SYMBOL,
+    ("repair",): PER_SYMBOL,
+    ("gaps",): "one JSON line per missing range",
+    ("quarantine", "list"): "one JSON line per entry",
+    ("quarantine", "show"): "the entry and its rows as one JSON object",
     ("train",): "the result as one JSON object",
     ("evaluate",): "the report as one JSON object",
+    ("monitor",): "the report as one JSON object",
     ("materialize",): "the summary as one JSON object",
     ("ledger",): "the rows as one JSON array",
     ("models", "list"): "one JSON line per model",
 }
 
 
-@pytest.mark.parametrize("command", list(ONE_OBJECT))
+def commands_with_json() -> list[tuple[str, ...]]:
+    """Every command (and subcommand) that has a --json flag."""
+    import typer.main
+
+    found: list[tuple[str, ...]] = []
+
+    def walk(command: object, path: tuple[str, ...]) -> None:
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, (*path, name))
+        if any("--json" in getattr(param, "opts", []) for param in getattr(command, "params", [])):
+            found.append(path)
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def test_every_json_flag_is_described() -> None:
+    assert sorted(commands_with_json()) == sorted(JSON_PRINTS)
+
+
+@pytest.mark.parametrize("command", list(JSON_PRINTS))
 def test_json_help_says_what_the_command_prints(command: tuple[str, ...]) -> None:
     shown = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
     assert shown.exit_code == 0, shown.output
-    assert f"--json Print {ONE_OBJECT[command]}." in " ".join(shown.output.split())
-    assert "per symbol" not in shown.output and "<bool>" not in shown.output
+    assert f"--json Print {JSON_PRINTS[command]}." in " ".join(shown.output.split())
+    assert "<bool>" not in shown.output
 
 
 def test_symbols_are_normalised_to_upper_case() -> None:
