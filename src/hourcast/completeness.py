@@ -3,9 +3,15 @@
 Each series keeps a small state file beside its months (``_completeness.json``; Parquet readers skip
 ``_`` files): the span the archive is meant to cover (``start``: the earliest candle ever asked for;
 ``end``: the newest closed candle examined) and, per missing candle, how many answers of the exchange left
-it out. Everything else is read from the store itself. A missing candle is
+it out. Writers change it only through ``update_state``: a read-modify-write under the series' lock (the
+lock the candle store's writers take), so two runs at once (a backfill beside the hourly ingest, in two
+processes) never lose each other's answers. Everything else is read from the store itself. A missing
+candle is
 
-* ``quarantined``: the exchange returned it, validation set it aside (``hourcast quarantine list``);
+* ``quarantined``: the exchange answered for its period, validation set the answer aside
+  (``hourcast quarantine list``): a candle failing a row rule, or an off-hour candle (10:30 for the 10:00
+  hour) standing alone in its period. Nothing asks for it again (the answer would be set aside again) and
+  the ledger counts it as quarantined, not as a gap;
 * ``re-requested``: the exchange left it out fewer than ``gap_retries`` times and it is within
   ``gap_retry_days`` of ``end``: every ``ingest`` asks for it again;
 * ``confirmed``: the exchange kept leaving it out (or it was left out longer ago than the retry window):
@@ -17,6 +23,7 @@ it out. Everything else is read from the store itself. A missing candle is
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,8 +104,19 @@ def read_state(root: Path, series: store.Series) -> ArchiveState:
 
 
 def write_state(root: Path, series: store.Series, state: ArchiveState) -> None:
-    """Save a series' completeness state atomically."""
+    """Save a series' completeness state atomically (``update_state`` is the safe way to change it)."""
     atomic.write_text(state_path(root, series), json.dumps(state.as_json(), indent=1))
+
+
+def update_state(root: Path, series: store.Series, change: Callable[[ArchiveState], None]) -> ArchiveState:
+    """Apply ``change`` to the series' state as it is on disk now and save it, all under the series' lock;
+    returns the saved state. A writer's own copy read earlier (e.g. when its run started) may be stale:
+    another run may have saved since, and ``change`` is applied to that newer state, not to the copy."""
+    with store.series_lock(series.directory(root)):
+        state = read_state(root, series)
+        change(state)
+        write_state(root, series, state)
+    return state
 
 
 def retry_horizon_ms(settings: Settings, last_closed_ms: int) -> int:

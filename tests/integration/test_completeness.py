@@ -1,6 +1,7 @@
 """A complete, honest archive: holes are re-requested or confirmed, every gap of a window is counted,
-``hourcast gaps`` reads the store, backfills resume, killed runs leave a trace. Real ccxt against the
-replay exchange, real GX, real Parquet."""
+``hourcast gaps`` reads the store and agrees with the ledger, backfills resume, killed runs leave a trace,
+two writers of the completeness state at once lose nothing. Real ccxt against the replay exchange, real GX,
+real Parquet, real processes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from hourcast import completeness, ledger, store
+from hourcast import completeness, ledger, quarantine, store
 from hourcast.cli import app
 from hourcast.dev.replay import ReplayExchange, ReplayServer
 from hourcast.ingest import make_ingestor
@@ -23,6 +24,7 @@ from tests.integration.conftest import replay_settings, wait_for
 BTC = store.Series("binance", "BTC/USDT", "1h")
 HOUR = pd.Timedelta(hours=1)
 HOURCAST = str(Path(sys.executable).with_name("hourcast"))
+HOUR_MS = 3_600_000
 
 
 def stored(home: Path) -> pd.DataFrame:
@@ -151,3 +153,82 @@ def test_a_killed_backfill_leaves_a_trace_and_the_rerun_resumes(
     pd.testing.assert_frame_equal(frame.drop(columns="symbol"), expected[frame.columns[1:]])
     shown = CliRunner().invoke(app, ["ledger", "--json"], env={"HOURCAST_HOME": str(tmp_path)})
     assert [row["status"] for row in json.loads(shown.output)] == ["started", "ok"]
+
+
+def test_an_hour_holding_only_an_off_hour_candle_is_quarantined_in_the_ledger_and_in_gaps(
+    tmp_path: Path, recorded_files: dict[str, pd.DataFrame]
+) -> None:
+    feed = recorded_files["BTC/USDT"]
+    off, lost = pd.Timestamp("2024-02-29 20:00", tz="UTC"), pd.Timestamp("2024-02-29 10:00", tz="UTC")
+    moved = feed.loc[feed["ts"] == off].assign(ts=off + pd.Timedelta(minutes=30))  # published at 20:30
+    feed = pd.concat([feed.loc[~feed["ts"].isin([off, lost])], moved]).sort_values("ts")
+    exchange = ReplayExchange({"BTC/USDT": feed}, now="2024-03-01T00:00:00Z")
+    with ReplayServer(exchange) as server:
+        settings = replay_settings(tmp_path, server, default_backfill_days=1)
+        ingestor = make_ingestor(settings)
+        [first] = ingestor.ingest()
+        exchange.advance(3600)
+        [hourly] = ingestor.ingest()
+        [backfill] = ingestor.backfill(off - 2 * HOUR, off + 2 * HOUR)
+    # the exchange answered for 20:00 (with an off-hour candle, set aside): quarantined, not a gap;
+    # 10:00 it left out: a gap, asked for again
+    assert (first.missing_candles, first.quarantined, first.status) == (1, 1, "quarantined")
+    assert (hourly.missing_candles, hourly.quarantined) == (1, 0)  # 10:00 asked again, 20:00 not
+    assert (backfill.fetched, backfill.missing_candles, backfill.quarantined) == (1, 0, 1)  # asked again
+    assert backfill.entries == []  # already held: not held twice
+    assert [entry.last for entry in quarantine.entries(settings.quarantine_dir)] == ["2024-02-29T20:30:00Z"]
+    runs = ledger.read(settings.ledger_path)
+    assert runs["gap_ranges"].tolist() == ["2024-02-29T10:00:00Z+1", "2024-02-29T10:00:00Z+1", ""]
+    assert runs["quarantined_ranges"].tolist() == ["2024-02-29T20:30:00Z+1", "", "2024-02-29T20:30:00Z+1"]
+    listed = gaps_cli(tmp_path)
+    assert [(g["start"], g["candles"], g["state"]) for g in listed] == [
+        ("2024-02-29T10:00:00Z", 1, "re-requested"),
+        ("2024-02-29T20:00:00Z", 1, "quarantined"),
+    ]
+    # the ledger's counts agree with `hourcast gaps`: its open gaps are the holes not quarantined
+    shown = CliRunner().invoke(app, ["ledger", "--json"], env={"HOURCAST_HOME": str(tmp_path)})
+    assert [row["open_gaps"] for row in json.loads(shown.output)] == [1, 1, 0]
+    assert sum(g["candles"] for g in listed if g["state"] != "quarantined") == runs["gaps"].iloc[-2]
+
+
+RACE_WRITER = """
+import sys
+from pathlib import Path
+
+from hourcast import completeness, store
+
+root, first, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+series = store.Series("binance", "BTC/USDT", "1h")
+print("ready", flush=True)
+sys.stdin.readline()  # both writers start together
+for slot in range(first, first + 2 * count * 3_600_000, 2 * 3_600_000):
+    completeness.update_state(root, series, lambda state: state.record((slot, slot), [slot], set(), 0, 10))
+"""
+
+
+def test_two_processes_saving_the_completeness_state_at_once_lose_nothing(tmp_path: Path) -> None:
+    """Two writers (say a backfill and the hourly ingest) each save 100 answers as fast as they can, at
+    the same time: every answer of both is in the state file."""
+    count = 100
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE_WRITER, str(tmp_path), str(first * HOUR_MS), str(count)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for first in (0, 1)  # even hours and odd hours
+    ]
+    try:
+        assert [writer.stdout.readline() for writer in writers] == ["ready\n", "ready\n"]  # type: ignore[union-attr]
+        for writer in writers:
+            writer.stdin.write("go\n")  # type: ignore[union-attr]
+            writer.stdin.flush()  # type: ignore[union-attr]
+        assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
+    finally:
+        for writer in writers:
+            writer.kill()
+            writer.wait()
+    state = completeness.read_state(tmp_path, BTC)
+    assert state.tries == {slot * HOUR_MS: 1 for slot in range(2 * count)}
+    assert (state.start, state.end) == (0, (2 * count - 1) * HOUR_MS)

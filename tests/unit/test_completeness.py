@@ -38,3 +38,16 @@ def test_runs_and_ledger_ranges() -> None:
     assert completeness.runs([4 * HOUR, HOUR, 2 * HOUR], HOUR) == [(HOUR, 2 * HOUR), (4 * HOUR, 4 * HOUR)]
     [(start, count)] = completeness.parse_ranges("2024-01-10T05:00:00Z+8")
     assert (start.isoformat(), count) == ("2024-01-10T05:00:00+00:00", 8)
+
+
+def test_an_update_applies_to_the_state_saved_since_not_to_a_stale_copy(tmp_path: Path) -> None:
+    backfill_copy = completeness.read_state(tmp_path, SERIES)  # read when a long backfill started
+    completeness.update_state(  # meanwhile an hourly run saves its answers
+        tmp_path, SERIES, lambda state: state.record((10 * HOUR, 10 * HOUR), [10 * HOUR], set(), 0, 3)
+    )
+    saved = completeness.update_state(  # the backfill ends
+        tmp_path, SERIES, lambda state: state.record((0, 5 * HOUR), [2 * HOUR], set(), 0, 3)
+    )
+    assert backfill_copy == completeness.ArchiveState()
+    assert saved == completeness.read_state(tmp_path, SERIES)
+    assert (saved.start, saved.end, saved.tries) == (0, 10 * HOUR, {2 * HOUR: 1, 10 * HOUR: 1})
