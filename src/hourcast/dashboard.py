@@ -37,6 +37,11 @@ REALISED_COLOUR = "#1f2937"
 RATIO_COLOUR = "#d9480f"
 ACCURACY_COLOUR = "#0c8599"
 PROMOTION_COLOUR = "#868e96"
+# the Performance view's trailing lines: rolling point field, colour, name, hover number format, right axis
+TRAILING_LINES = (
+    ("mae_ratio", RATIO_COLOUR, "MAE ratio (below 1 beats persistence)", ".3f", False),
+    ("directional_accuracy", ACCURACY_COLOUR, "Directional accuracy", ".0%", True),
+)
 PERFORMANCE_HOURS = 168  # the Performance view's span: the last week of served hours
 MIN_ROLLING_HOURS = 12  # a trailing figure over fewer scored hours is noise: not drawn
 _ERROR_TEXT_LIMIT = 300
@@ -210,6 +215,11 @@ def _band_text(band: dict[str, Any]) -> str:
     return f"{label}: {format_price(float(band['low']))} to {format_price(float(band['high']))}"
 
 
+def _p_up_text(p_up: float) -> str:
+    """``Chance of a higher close: 53.2 %`` (the calibrated ``p_up``)."""
+    return f"Chance of a higher close: {p_up * 100:.1f} %"
+
+
 def _when(value: Any) -> str:
     """``2024-03-01 10:00 UTC``."""
     return _utc_naive(value).strftime("%Y-%m-%d %H:%M UTC")
@@ -267,6 +277,8 @@ def candlestick_figure(
                 "width": 8,
             }
             hover += f"<br>{_band_text(band)}"
+        if prediction.get("p_up") is not None:
+            hover += f"<br>{_p_up_text(float(prediction['p_up']))}"
         figure.add_trace(
             go.Scatter(
                 x=[target],
@@ -292,7 +304,8 @@ def candlestick_figure(
 
 
 def summary_markdown(prediction: dict[str, Any]) -> str:
-    """The prediction's numbers as Markdown: closes, change, direction, times, model, data age, staleness."""
+    """The prediction's numbers as Markdown: closes, the band, ``p_up`` (when the model is calibrated),
+    change, direction, times, model, data age, staleness."""
     last, predicted = float(prediction["last_close"]), float(prediction["predicted_close"])
     change = predicted - last
     percent = change / last * 100 if last else float("nan")
@@ -310,6 +323,7 @@ def summary_markdown(prediction: dict[str, Any]) -> str:
         f"- **Last close:** {format_price(last)}",
         f"- **Predicted close:** {format_price(predicted)}",
         *([f"- **Uncertainty:** {_band_text(band)}"] if band is not None else []),
+        *([f"- **{_p_up_text(float(p_up))}**"] if (p_up := prediction.get("p_up")) is not None else []),
         f"- **Change:** {change:+,.2f} ({percent:+.2f} %) {arrow}",
         f"- **As of:** {_when(prediction['as_of'])} (last closed candle)",
         f"- **Predicts:** close of the {target:%H:%M} candle, at {_when(target + pd.Timedelta(hours=1))}",
@@ -416,22 +430,16 @@ def performance_figure(performance: Performance) -> go.Figure:
     figure.add_trace(predicted, row=1, col=1)
     rolling = [point for point in performance.rolling if point.hours >= MIN_ROLLING_HOURS]
     rolling_x = [_utc_naive(point.target_time) for point in rolling]
-    ratio = _line(
-        rolling_x,
-        [point.mae_ratio for point in rolling],
-        RATIO_COLOUR,
-        "MAE ratio (below 1 beats persistence)",
-        hovertemplate="%{y:.3f}<extra>MAE ratio</extra>",
-    )
-    accuracy = _line(
-        rolling_x,
-        [point.directional_accuracy for point in rolling],
-        ACCURACY_COLOUR,
-        "Directional accuracy",
-        hovertemplate="%{y:.0%}<extra>Directional accuracy</extra>",
-    )
-    figure.add_trace(ratio, row=2, col=1, secondary_y=False)
-    figure.add_trace(accuracy, row=2, col=1, secondary_y=True)
+    for field, colour, name, number, secondary in TRAILING_LINES:
+        label = name.split(" (")[0]
+        line = _line(
+            rolling_x,
+            [getattr(point, field) for point in rolling],
+            colour,
+            name,
+            hovertemplate=f"%{{y:{number}}}<extra>{label}</extra>",
+        )
+        figure.add_trace(line, row=2, col=1, secondary_y=secondary)
     figure.add_hline(y=1, line={"color": RATIO_COLOUR, "dash": "dash", "width": 1}, row=2, col=1)
     start = min(when + rolling_x) if when or rolling_x else None
     for span in performance.models:

@@ -45,7 +45,7 @@ def candles(btc_recorded: pd.DataFrame) -> pd.DataFrame:
 
 
 def make_prediction(candles: pd.DataFrame, **overrides: object) -> dict[str, object]:
-    """A ``/predict`` answer for the hour after ``candles``: up 0.3 %, band +-0.8 %."""
+    """A ``/predict`` answer for the hour after ``candles``: up 0.3 %, band -0.5 % to +1.1 %, p_up 0.5321."""
     last = float(candles["close"].iloc[-1])
     as_of = candles["ts"].iloc[-1]
     predicted = round(last * 1.003, 2)
@@ -62,6 +62,7 @@ def make_prediction(candles: pd.DataFrame, **overrides: object) -> dict[str, obj
         "features_age_seconds": 2460.0,
         "stale": False,
         "band": {"low": round(last * 0.995, 2), "high": round(last * 1.011, 2), "quantiles": [0.05, 0.95]},
+        "p_up": 0.5321,
         "clock": "exchange",
     }
     return payload | overrides
@@ -197,6 +198,22 @@ def test_summary_has_the_numbers(candles: pd.DataFrame) -> None:
     assert "41 min" in text
     assert f"{prediction['band']['low']:,.2f}" in text
     assert "STALE" not in text
+
+
+def test_the_band_and_p_up_are_in_the_numbers_and_the_hover(candles: pd.DataFrame) -> None:
+    prediction = make_prediction(candles)
+    band = prediction["band"]
+    shown = f"5%-95% band: {band['low']:,.2f} to {band['high']:,.2f}"
+    text = summary_markdown(prediction)
+    assert f"**Uncertainty:** {shown}" in text
+    assert "**Chance of a higher close: 53.2 %**" in text
+    hover = trace(candlestick_figure(candles, prediction), "Predicted close").hovertext[0]
+    assert shown in hover and "Chance of a higher close: 53.2 %" in hover
+
+    uncalibrated = make_prediction(candles, p_up=None)  # a model saved before calibration existed
+    assert "Chance of a higher close" not in summary_markdown(uncalibrated)
+    hover = trace(candlestick_figure(candles, uncalibrated), "Predicted close").hovertext[0]
+    assert "Chance" not in hover and shown in hover
 
 
 @pytest.mark.parametrize(
@@ -465,7 +482,10 @@ def test_performance_figure_draws_both_panels_and_marks_the_promotion(btc_record
     ratio = trace(figure, "MAE ratio (below 1 beats persistence)")
     drawn = [point for point in view.rolling if point.hours >= 12]  # fewer scored hours: not drawn
     assert ratio.yaxis == "y2" and list(ratio.y) == [point.mae_ratio for point in drawn] and len(drawn) == 48
-    assert trace(figure, "Directional accuracy").yaxis == "y3"
+    assert ratio.hovertemplate == "%{y:.3f}<extra>MAE ratio</extra>"
+    accuracy = trace(figure, "Directional accuracy")
+    assert accuracy.yaxis == "y3" and list(accuracy.y) == [point.directional_accuracy for point in drawn]
+    assert accuracy.hovertemplate == "%{y:.0%}<extra>Directional accuracy</extra>"
     promoted = END + 31 * HOUR  # m:2 answered as of hour 30: its first target hour
     marks = [shape for shape in figure.layout.shapes if shape.line.dash == "dot"]  # one per panel
     assert {(pd.Timestamp(shape.x0), shape.yref) for shape in marks} == {
