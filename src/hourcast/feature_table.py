@@ -28,6 +28,7 @@ bit for bit, hour after hour.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import inspect
 import json
@@ -35,7 +36,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,12 @@ def day_files(path: Path) -> list[tuple[str, Path]]:
 
 
 def _empty_rows() -> pd.DataFrame:
+    return _empty_table().copy()
+
+
+@functools.cache
+def _empty_table() -> pd.DataFrame:
+    """A table with no rows and the table's columns and dtypes."""
     candles = pd.DataFrame(
         {
             "symbol": pd.Series(dtype="string"),
@@ -132,6 +139,11 @@ def write(path: Path, table: pd.DataFrame) -> None:
             file.unlink()
     for day, rows in wanted.items():
         atomic.write_parquet(_ordered(rows), path / f"{day}.parquet")
+
+
+def row_count(path: Path) -> int:
+    """How many rows the table holds (from its files' footers)."""
+    return sum(pq.read_metadata(file).num_rows for _, file in day_files(path))
 
 
 def newest_rows(path: Path, symbols: list[str]) -> dict[str, pd.Timestamp]:
@@ -184,11 +196,10 @@ def _definition(settings: Settings) -> str:
 @dataclass
 class _State:
     """Per symbol: month rows (``day == ""``: the file's fingerprint) and day rows (count, digest, newest
-    candle) of the candles inside the window; and the window's start and the table's row count."""
+    candle) of the candles inside the window; and the window's start."""
 
     frame: pd.DataFrame  # symbol, month, day, n, digest, last_ms, fingerprint
     start_ms: int | None
-    total_rows: int
 
     @staticmethod
     def empty() -> _State:
@@ -201,7 +212,7 @@ class _State:
             "last_ms": "int64",
         }
         frame = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
-        return _State(frame.assign(fingerprint=pd.Series(dtype=str)), None, 0)
+        return _State(frame.assign(fingerprint=pd.Series(dtype=str)), None)
 
 
 def _read_state(path: Path, definition: str) -> _State | None:
@@ -213,11 +224,11 @@ def _read_state(path: Path, definition: str) -> _State | None:
     meta = json.loads(table.schema.metadata[_STATE_KEY])
     if meta["definition"] != definition:
         return None
-    return _State(table.to_pandas(), meta["start_ms"], meta["total_rows"])
+    return _State(table.to_pandas(), meta["start_ms"])
 
 
 def _write_state(path: Path, state: _State, definition: str) -> None:
-    meta = {"definition": definition, "start_ms": state.start_ms, "total_rows": state.total_rows}
+    meta = {"definition": definition, "start_ms": state.start_ms}
     table = pa.Table.from_pandas(state.frame.reset_index(drop=True), preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _STATE_KEY: json.dumps(meta)})
     file = state_path(path)
@@ -243,6 +254,7 @@ class _Scan:
     rows: list[pd.DataFrame]
     changed: list[Interval]
     newest_ms: int | None
+    read: dict[str, pd.DataFrame] = field(default_factory=dict)  # the month files read, by month
 
 
 def _scan(settings: Settings, series: store.Series, old: pd.DataFrame, since_ms: int | None) -> _Scan:
@@ -265,6 +277,7 @@ def _scan(settings: Settings, series: store.Series, old: pd.DataFrame, since_ms:
         candles = store.load_candles(
             settings.candles_dir, series, start=start, end=end - pd.Timedelta(1, "ms")
         )
+        scan.read[month] = candles
         stamps = ts_ms(candles).to_numpy()
         hashes = pd.util.hash_pandas_object(candles[["ts", *VALUE_COLUMNS]], index=False).to_numpy()
         rows = [
@@ -341,23 +354,20 @@ def _merge(intervals: list[Interval]) -> list[Interval]:
 
 def _in_ranges(rows: pd.DataFrame, ranges: dict[str, list[Interval]]) -> np.ndarray:
     """Which ``rows`` have their ``as_of`` inside their symbol's ``ranges``."""
-    spans = pd.DataFrame(
-        [(symbol, first, last) for symbol, intervals in ranges.items() for first, last in intervals],
-        columns=["symbol", "first", "last"],
-    )
     inside = np.zeros(len(rows), dtype=bool)
-    if spans.empty or rows.empty:
+    depth = max((len(intervals) for intervals in ranges.values()), default=0)
+    if rows.empty or not depth:
         return inside
-    probe = pd.DataFrame(
-        {
-            "symbol": rows["symbol"].astype(str).to_numpy(),
-            "at": rows["as_of"].dt.as_unit("ms").astype("int64").to_numpy(),
-            "row": np.arange(len(rows)),
-        }
-    ).merge(spans, on="symbol")
-    inside[probe.loc[(probe["at"] >= probe["first"]) & (probe["at"] <= probe["last"]), "row"].to_numpy()] = (
-        True
-    )
+    codes, symbols = pd.factorize(rows["symbol"].astype(str))
+    at = rows["as_of"].dt.as_unit("ms").astype("int64").to_numpy()
+    for k in range(depth):  # the k-th range of every symbol at once
+        first = np.full(len(symbols), np.iinfo("int64").max)
+        last = np.full(len(symbols), np.iinfo("int64").min)
+        for code, symbol in enumerate(symbols):
+            intervals = ranges.get(symbol, [])
+            if len(intervals) > k:
+                first[code], last[code] = intervals[k]
+        inside |= (at >= first[codes]) & (at <= last[codes])
     return inside
 
 
@@ -437,15 +447,21 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
         reference = features.reference_of(symbol)
         if reference in needed and recomputed[symbol]:
             needed[reference] = _merge(needed[reference] + recomputed[symbol])
-    own = [
-        _own_rows(settings, series[symbol], intervals, start_ms, reach)
+    candles = [
+        _candles(
+            settings, series[symbol], scans[symbol], max(intervals[0][0] - reach, start_ms), intervals[-1][1]
+        )
         for symbol, intervals in needed.items()
         if intervals
     ]
-    rows = features.with_reference(pd.concat(own, ignore_index=True), how="left") if own else _empty_rows()
+    if candles:
+        own = features.compute_features(pd.concat(candles, ignore_index=True), settings.timeframe)
+        rows = features.with_reference(own.loc[_in_ranges(own, needed)], how="left")
+    else:
+        rows = _empty_rows()
     rows = rows.loc[_in_ranges(rows, recomputed)].assign(symbol=lambda frame: frame["symbol"].astype(str))
 
-    removed = added = 0
+    removed = 0
     by_day = dict(tuple(rows.groupby(_day_keys(rows["event_timestamp"]))))
     touched = set(by_day) | {
         day
@@ -461,10 +477,8 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
         stale = _in_ranges(before, recomputed)
         fresh = by_day.get(day, _empty_rows())
         removed += int(stale.sum())
-        added += len(fresh)
         _replace_day(path, day, pd.concat([before.loc[~stale], fresh], ignore_index=True))
 
-    total = state.total_rows - removed + added
     newest_event = _newest_event(path)
     if newest_event is not None:
         oldest_kept = max(
@@ -478,7 +492,6 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
             kept = table.loc[_kept(table, newest_event, start, settings)]
             if len(kept) < len(table):
                 removed += len(table) - len(kept)
-                total -= len(table) - len(kept)
                 _replace_day(path, day, kept)
         rows = rows.loc[_kept(rows, newest_event, start, settings)]
 
@@ -493,12 +506,11 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
     new_state = _State(
         frame[_State.empty().frame.columns].astype({"n": "int64", "digest": "uint64", "last_ms": "int64"}),
         start_ms,
-        total,
     )
     result = Update(
         rows=_ordered(rows),
         recomputed={symbol: intervals for symbol, intervals in recomputed.items() if intervals},
-        total_rows=total,
+        total_rows=row_count(path),
         removed_rows=removed,
         newest_event=newest_event,
         rebuilt=False,
@@ -516,20 +528,15 @@ def _days(first_ms: int, last_ms: int) -> list[str]:
     ]
 
 
-def _own_rows(
-    settings: Settings, series: store.Series, intervals: list[Interval], start_ms: int, reach: int
-) -> pd.DataFrame:
-    """A symbol's ``compute_features`` rows whose ``as_of`` is inside ``intervals``, from the candles they
-    need (a lookback before each range, never before the window's start)."""
-    first = max(intervals[0][0] - reach, start_ms)
-    candles = store.load_candles(
-        settings.candles_dir,
-        series,
-        start=pd.Timestamp(first, unit="ms", tz="UTC"),
-        end=pd.Timestamp(intervals[-1][1], unit="ms", tz="UTC"),
-    )
-    rows = features.compute_features(candles, settings.timeframe)
-    return rows.loc[_in_ranges(rows, {series.symbol: intervals})]
+def _candles(settings: Settings, series: store.Series, scan: _Scan, first: int, last: int) -> pd.DataFrame:
+    """A symbol's candles opening in ``[first, last]`` (epoch ms): from the month files its scan read if
+    they hold them all, else from the store."""
+    start, end = pd.Timestamp(first, unit="ms", tz="UTC"), pd.Timestamp(last, unit="ms", tz="UTC")
+    months = [f"{month:%Y-%m}" for month in pd.date_range(start.floor("D").replace(day=1), end, freq="MS")]
+    if all(month in scan.read for month in months):
+        frame = pd.concat([scan.read[month] for month in months], ignore_index=True)
+        return frame.loc[frame["ts"].between(start, end)]
+    return store.load_candles(settings.candles_dir, series, start=start, end=end)
 
 
 def _replace_day(path: Path, day: str, rows: pd.DataFrame) -> None:
@@ -564,12 +571,5 @@ def trim(settings: Settings, cutoff: pd.Timestamp) -> tuple[int, int, int]:
                 removed += len(table) - len(kept)
                 _replace_day(path, day, kept)
                 freed += size - (file.stat().st_size if file.exists() else 0)
-        definition = _definition(settings)
-        state = _read_state(path, definition)
-        if state is not None:
-            state.total_rows -= removed
-            _write_state(path, state, definition)
-            total = state.total_rows
-        else:
-            total = sum(pq.ParquetFile(file).metadata.num_rows for _, file in day_files(path))
+    total = row_count(path)
     return removed, total, max(0, freed)

@@ -239,3 +239,45 @@ def test_cross_asset_inputs_are_the_reference_at_the_same_hour_and_never_see_lat
     eth_hours = gapped.loc[gapped["symbol"] == "ETH/USDT", "as_of"]
     assert not eth_hours.between(missing, missing + (LOOKBACK - 1) * HOUR).any()
     assert len(eth_hours) == len(full.loc[full["symbol"] == "ETH/USDT"]) - LOOKBACK
+
+
+def test_table_rows_keep_every_own_row_and_never_see_later_candles(btc: pd.DataFrame) -> None:
+    """``feature_rows`` (the feature table, read through Feast): cross-asset inputs NaN where the reference
+    row is missing, never a lost row; each row, cross-asset inputs included, the same from the candles up
+    to T only, and from the last ``LOOKBACK`` candles of each symbol (what an incremental update reads)."""
+    eth = public_frame(read_recorded(ETH_FILE), "ETH/USDT")
+    start, end = btc["ts"].iloc[5000], btc["ts"].iloc[5300]
+    missing = btc["ts"].iloc[5200]  # a hole in the reference of ETH
+    candles = pd.concat(
+        [
+            btc.loc[btc["ts"].between(start, end) & btc["ts"].ne(missing)],
+            eth.loc[eth["ts"].between(start, end)],
+        ],
+        ignore_index=True,
+    )
+    table = features.feature_rows(candles)
+    own = compute_features(candles).assign(symbol=lambda frame: frame["symbol"].astype(str))
+    pd.testing.assert_frame_equal(table[own.columns], own, check_exact=True)  # every own row, unchanged
+    assert list(table.columns) == [*features.ROW_COLUMNS, *FEATURE_NAMES, *features.CROSS_FEATURES]
+    eth_rows = table.loc[table["symbol"] == "ETH/USDT"]
+    lost = eth_rows["as_of"].between(missing, missing + (LOOKBACK - 1) * HOUR)
+    assert lost.sum() == LOOKBACK and eth_rows.loc[lost, features.CROSS_FEATURES].isna().all(axis=None)
+    assert np.isfinite(eth_rows.loc[~lost, features.CROSS_FEATURES].to_numpy()).all()
+    # a symbol whose reference is not configured keeps its rows, with NaN cross-asset inputs
+    alone = features.feature_rows(candles.loc[candles["symbol"] == "ETH/USDT"])
+    assert len(alone) == len(eth_rows) and alone[features.CROSS_FEATURES].isna().all(axis=None)
+
+    keyed = table.set_index(["symbol", "as_of"])
+    stamps = candles["ts"].drop_duplicates().sort_values().reset_index(drop=True)
+    for cut in [
+        missing + 3 * HOUR,
+        *stamps.iloc[np.random.default_rng(5).choice(np.arange(LOOKBACK, 300), 4)],
+    ]:
+        for window in (
+            candles.loc[candles["ts"] <= cut],
+            candles.loc[candles["ts"].between(cut - 24 * HOUR, cut)],
+        ):
+            rows = features.feature_rows(window)
+            newest = rows.loc[rows["as_of"] == cut].set_index(["symbol", "as_of"])
+            assert len(newest) == (table["as_of"] == cut).sum() > 0
+            pd.testing.assert_frame_equal(newest, keyed.loc[newest.index], check_exact=True)
