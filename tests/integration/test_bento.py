@@ -81,7 +81,7 @@ def served_bento(tmp_path: Path, redis_db: str, recorded_files: dict) -> Iterato
     port = free_port()
     serve_env = {
         **bento_env,
-        "BENTOML_CONFIG_OPTIONS": "services.hourcast.workers=1",
+        "BENTOML_CONFIG_OVERRIDES": '{"services": {"hourcast": {"workers": 1}}}',  # _OPTIONS is deprecated
         "HOURCAST_ONLINE_STORE": "redis",
         "HOURCAST_REDIS_URL": redis_db,
     }
