@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from hourcast import atomic
+from hourcast import atomic, store
 
 logger = logging.getLogger(__name__)
 STARTED_MESSAGE = "started; no outcome recorded yet (still running, or killed)"
@@ -22,7 +22,8 @@ class LedgerEntry:
 
     ``gaps``/``gap_ranges``: candles the exchange did not return; ``quarantined``/``quarantined_ranges``:
     candles it returned that validation set aside (``start+count`` runs of consecutive open times; an
-    off-grid candle is a run of its own). Holes are re-requested by later runs (see ``completeness``);
+    off-grid candle is a run of its own, and an hour holding only such a candle counts here, not as a gap,
+    as in ``hourcast gaps``). Holes are re-requested by later runs (see ``completeness``);
     ``hourcast gaps`` shows which are still missing. ``status`` is ``started`` until the run records its
     outcome (``ok``, ``quarantined`` or ``failed``).
     """
@@ -66,16 +67,22 @@ def append(path: Path, entries: list[LedgerEntry]) -> None:
 def record(path: Path, entry: LedgerEntry) -> None:
     """Write a run's entry: it replaces the entry of the same run (``run_at``, command, symbol), so a run
     records ``started`` first and its outcome at the end; a run killed in between stays ``started``."""
-    frame = read(path)
-    if len(frame):
-        same = (
-            (frame["run_at"] == entry.run_at)
-            & (frame["command"] == entry.command)
-            & (frame["symbol"] == entry.symbol)
-        )
-        frame = frame.loc[~same]
-    added = _frame([entry])
-    atomic.write_parquet(pd.concat([frame, added], ignore_index=True) if len(frame) else added, path)
+    record_many(path, [entry])
+
+
+def record_many(path: Path, entries: list[LedgerEntry]) -> None:
+    """``record`` for many symbols' entries in one rewrite, under the ledger's lock (runs in several
+    processes, e.g. ingestion shards on Dask workers, never lose each other's entries)."""
+    if not entries:
+        return
+    added = _frame(entries)
+    with store.series_lock(path.parent):
+        frame = read(path)
+        if len(frame):
+            keys = ["run_at", "command", "symbol"]
+            same = pd.MultiIndex.from_frame(frame[keys]).isin(pd.MultiIndex.from_frame(added[keys]))
+            frame = frame.loc[~same]
+        atomic.write_parquet(pd.concat([frame, added], ignore_index=True) if len(frame) else added, path)
 
 
 def read(path: Path) -> pd.DataFrame:
