@@ -482,9 +482,12 @@ def _print_windows_table(windows: list[dict]) -> None:
         "coverage",
         "band vs persistence",
         "Brier skill",
+        "head to head: MAE ratio, DM p",
         "fits s",
     )
     for row in windows:
+        # against the default window (--windows) or the base inputs (--cross-asset), on the same hours
+        versus = row.get("versus_default") or row.get("versus_base")
         table.add_row(
             str(row["train_days"]),
             row["inputs"],
@@ -494,6 +497,7 @@ def _print_windows_table(windows: list[dict]) -> None:
             f"{row['coverage']:.3f}",
             f"{row['width_ratio']:.3f}",
             f"{row['brier_skill']:.4f}",
+            f"{versus['mae_ratio']:.4f}, {versus['dm_p_value']:.3f}" if versus else "",
             f"{row['fit_seconds']:.1f}",
         )
     Console().print(table)

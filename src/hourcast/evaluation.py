@@ -14,9 +14,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from hourcast import atomic, dataset, features, model, training
+from hourcast import atomic, dataset, features, metrics, model, training
 from hourcast.candles import timeframe_delta
 from hourcast.settings import Settings
 
@@ -44,6 +45,31 @@ class EvaluationReport:
             "report": str(self.json_path),
             "chart": str(self.chart_path),
         }
+
+
+def versus(result: model.WalkForward, reference: model.WalkForward) -> dict[str, Any]:
+    """Two variants' forecasts on the same hours, head to head: the MAE ratio of ``result`` to
+    ``reference`` and the Diebold-Mariano test of their errors (p below 0.05: a difference beyond noise)."""
+    keys = ["symbol", "event_timestamp"]
+    paired = result.predictions.merge(
+        reference.predictions[[*keys, "predicted_close"]], on=keys, suffixes=("", "_reference")
+    )
+    if len(paired) != len(result.predictions) or len(paired) != len(reference.predictions):
+        raise ValueError("the variants to compare did not predict the same hours")
+    actual = paired["next_close"].to_numpy(dtype="float64")
+    errors = paired["predicted_close"].to_numpy(dtype="float64") - actual
+    reference_errors = paired["predicted_close_reference"].to_numpy(dtype="float64") - actual
+    statistic, p_value = metrics.diebold_mariano(errors, reference_errors)
+    ratios = [
+        float(np.mean(np.abs(errors[rows])) / np.mean(np.abs(reference_errors[rows])))
+        for rows in paired.groupby("symbol", sort=True).indices.values()
+    ]
+    return {
+        "mae_ratio": float(np.mean(np.abs(errors)) / np.mean(np.abs(reference_errors))),
+        "mae_ratio_by_symbol": dict(zip(sorted(paired["symbol"].astype(str).unique()), ratios, strict=True)),
+        "dm_statistic": statistic,
+        "dm_p_value": p_value,
+    }
 
 
 def window_row(days: int, result: model.WalkForward, inputs: str = "base") -> dict[str, Any]:
@@ -80,9 +106,10 @@ def run(
 ) -> EvaluationReport:
     """Walk-forward over the last ``weeks`` weeks, each fold fitted on the trailing ``train_days`` and
     calibrated on the ``gate_weeks`` folds before it; with ``windows`` (days), the same hours are also
-    predicted with each of those training windows and compared (``window_row``); with ``cross_asset``,
-    with and without ``features.CROSS_FEATURES`` as extra inputs (every run then uses only the hours
-    whose reference row exists, so all compare the same hours).
+    predicted with each of those training windows and compared (``window_row``, and ``versus`` the
+    default window: a DM test of the two on the same hours); with ``cross_asset``, with and without
+    ``features.CROSS_FEATURES`` as extra inputs (``versus_base``: the DM test of the two; every run then
+    uses only the hours whose reference row exists, so all compare the same hours).
 
     The rows are the pure ``dataset.labelled_rows`` of the whole candle archive, not Feast's table, which
     keeps only ``feature_retention_days``; a test checks both give the same rows."""
@@ -112,12 +139,20 @@ def run(
             )
             crossed = [
                 window_row(settings.train_days, results[settings.train_days]),
-                window_row(settings.train_days, cross, "base + cross-asset"),
+                window_row(settings.train_days, cross, "base + cross-asset")
+                | {"versus_base": versus(cross, results[settings.train_days])},
             ]
     except ValueError as error:
         raise training.TrainingError(f"cannot evaluate {weeks} weeks: {error}") from error
     result = results[settings.train_days]
-    compared = [window_row(days, results[days]) for days in sorted(results)] if windows else []
+    compared = (
+        [
+            window_row(days, results[days]) | {"versus_default": versus(results[days], result)}
+            for days in sorted(results)
+        ]
+        if windows
+        else []
+    )
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
     folds = [
         {key: str(value) if isinstance(value, pd.Timestamp) else value for key, value in fold.items()}

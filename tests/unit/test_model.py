@@ -255,3 +255,24 @@ def test_walk_forward_with_calibration_scores_band_and_p_up(frame: pd.DataFrame)
         assert low < scope["model"]["directional_accuracy"] < high
     with pytest.raises(ValueError, match="calibration_weeks"):
         model.walk_forward(frame, 1, WINDOW, horizon=HORIZON, calibration_weeks=-1)
+
+
+def test_two_variants_head_to_head_on_the_same_hours(walk: tuple[WalkForward, list[pd.DataFrame]]) -> None:
+    from hourcast import evaluation
+
+    result, _ = walk
+    same = evaluation.versus(result, result)
+    assert same["mae_ratio"] == 1 and same["dm_p_value"] == 1
+    persistence = WalkForward(
+        result.predictions.assign(predicted_close=result.predictions["persistence_close"]), [], {}
+    )
+    against = evaluation.versus(result, persistence)  # the model against persistence: as evaluate scores it
+    assert against["mae_ratio"] == pytest.approx(result.metrics["comparison"]["mae_ratio"])
+    assert against["dm_p_value"] == pytest.approx(result.metrics["comparison"]["dm_p_value"])
+    by_symbol = result.metrics["by_symbol"]
+    assert against["mae_ratio_by_symbol"] == pytest.approx(
+        {symbol: scored["comparison"]["mae_ratio"] for symbol, scored in by_symbol.items()}
+    )
+    fewer = WalkForward(result.predictions.iloc[1:], [], {})
+    with pytest.raises(ValueError, match="did not predict the same hours"):
+        evaluation.versus(result, fewer)
