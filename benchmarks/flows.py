@@ -5,16 +5,24 @@ With a warm Prefect server (`prefect server start` on a free port) and a Redis s
 
 1. a run of the `ingest` deployment through the process worker (`prefect deploy --all`, `prefect worker
    start`), as `hourcast up` runs it: from `run_deployment` to Completed (what a user waits), and the
-   run's own start-to-end time on the server (the flow-run process: interpreter, imports, the work);
+   run's own start-to-end time on the server (the flow-run process: interpreter, imports, the work),
+   split by the run's state history and task runs into where the time goes: the worker's pick-up
+   (Scheduled to Pending), the process start (Pending to Running: interpreter, Prefect, the pull step and
+   the flow module's imports), each task (Great Expectations is imported in `pull-candles`, Feast in
+   `materialize`) and the rest (the writer slot, reports, the final state);
 2. the `ingest` flow called in-process (a served flow's cost, no process start);
 3. the bare calls: `Ingestor.ingest` + `featurestore.materialize`.
 
-Run: uv run python benchmarks/flows.py   (needs the redis-server binary)
+Also: the cold import of the flow module alone, in a fresh interpreter (`python -X importtime`).
+
+Run: uv run python benchmarks/flows.py [--runs N]   (needs the redis-server binary)
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,6 +39,7 @@ from hourcast.stack import prefect_server_environment
 
 sys.path.insert(0, str(REPO))  # the project's flows/ package, as `python -m flows.…` from the repo sees it
 RUNS = 6
+STEPS = ("pickup_s", "process_start_s", "tasks_s", "other_s")
 
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -55,7 +64,50 @@ def answers(url: str) -> bool:
         return False
 
 
-def ingest_figures(home: Path) -> dict:
+def flow_import_seconds(module: str) -> float:
+    """Seconds a fresh interpreter spends importing ``module`` (its ``-X importtime`` total)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(line for line in reversed(done.stderr.splitlines()) if line.rstrip().endswith(f"| {module}"))
+    return round(int(line.split("|")[1]) / 1e6, 2)
+
+
+def run_breakdown(client, flow_run) -> dict[str, float]:
+    """Where a worker run's time went: the worker's pick-up, the process start, each task, the rest."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    states = {state.type.value: state.timestamp for state in client.read_flow_run_states(flow_run.id)}
+    tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+    figures = {
+        "pickup_s": (states["PENDING"] - states["SCHEDULED"]).total_seconds(),
+        "process_start_s": (states["RUNNING"] - states["PENDING"]).total_seconds(),
+    }
+    for task in tasks:
+        if task.start_time is not None and task.end_time is not None:
+            name = re.sub(r"-[0-9a-f]+$", "", task.name)
+            figures[f"task {name}_s"] = (task.end_time - task.start_time).total_seconds()
+    figures["tasks_s"] = sum(v for k, v in figures.items() if k.startswith("task "))
+    figures["other_s"] = (states["COMPLETED"] - states["RUNNING"]).total_seconds() - figures["tasks_s"]
+    return figures
+
+
+def median_breakdown(breakdowns: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each figure over the runs."""
+    import statistics
+
+    names = sorted({name for breakdown in breakdowns for name in breakdown})
+    return {
+        name: round(statistics.median(b[name] for b in breakdowns if name in b), 2)
+        for name in [*STEPS, *(n for n in names if n not in STEPS)]
+    }
+
+
+def ingest_figures(home: Path, runs: int) -> dict:
     redis_port, prefect_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{prefect_port}/api"
     redis_command = [shutil.which("redis-server") or "redis-server", "--port", str(redis_port)]
@@ -108,13 +160,15 @@ def ingest_figures(home: Path) -> dict:
             worker = [sys.executable, "-m", "prefect", "worker", "start", "--pool", "hourcast-process"]
             processes.append(start(worker, dict(os.environ), home / "worker.log"))
 
-            def through_worker() -> tuple[float, float]:
+            def through_worker() -> tuple[float, float, dict[str, float]]:
                 began = time.perf_counter()
                 run = run_deployment("ingest/ingest", timeout=300, poll_interval=0.2, as_subflow=False)
                 waited = time.perf_counter() - began
                 assert run.state is not None and run.state.is_completed(), run.state
                 wait_for(idle, 300, "the monitor run the ingest triggers")  # no overlap with the next
-                return waited, (run.end_time - run.start_time).total_seconds()
+                with get_client(sync_client=True) as client:
+                    breakdown = run_breakdown(client, run)
+                return waited, (run.end_time - run.start_time).total_seconds(), breakdown
 
             def idle() -> bool:
                 with get_client(sync_client=True) as client:
@@ -122,15 +176,16 @@ def ingest_figures(home: Path) -> dict:
                 return all(r.state is None or r.state.is_final() for r in runs)
 
             through_worker()  # first run: the 30-day backfill, the concurrency limit
-            worker_runs, worker_run_spans = [], []
-            for _ in range(RUNS):
+            worker_runs, worker_run_spans, breakdowns = [], [], []
+            for _ in range(runs):
                 exchange.advance(3600)
-                waited, span = through_worker()
+                waited, span, breakdown = through_worker()
                 worker_runs.append(waited)
                 worker_run_spans.append(span)
+                breakdowns.append(breakdown)
             flow_runs = []
             ingest()  # imports in this process
-            for _ in range(RUNS):
+            for _ in range(runs):
                 exchange.advance(3600)
                 wait_for(idle, 300, "the monitor run the last ingest triggered")
                 flow_runs.append(timed(ingest)[0])
@@ -138,7 +193,7 @@ def ingest_figures(home: Path) -> dict:
             settings = Settings()
             ingestor = make_ingestor(settings)
             bare_runs = []
-            for _ in range(RUNS):
+            for _ in range(runs):
                 exchange.advance(3600)
                 bare_runs.append(timed(lambda: (ingestor.ingest(), featurestore.materialize(settings)))[0])
     finally:
@@ -149,17 +204,22 @@ def ingest_figures(home: Path) -> dict:
     return {
         "deployment_run_through_worker": worker,
         "deployment_run_own_span": span,
+        "deployment_run_breakdown_median": median_breakdown(breakdowns),
+        "flows.ingest_cold_import_s": flow_import_seconds("flows.ingest"),
         "flow_called_in_process": flow,
         "bare_ingest_plus_materialize": bare,
         "ratio_worker_to_bare": round(worker["median_ms"] / bare["median_ms"], 1),
         "ratio_in_process_flow_to_bare": round(flow["median_ms"] / bare["median_ms"], 2),
         "target_s": 10,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
     }
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=RUNS, help="timed runs of each kind")
     home = Path(tempfile.mkdtemp(prefix="hourcast-bench-flows-"))
-    write_results("flows", {"hourly_ingest": ingest_figures(home)})
+    write_results("flows", {"hourly_ingest": ingest_figures(home, parser.parse_args().runs)})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 Measures seconds from start to the first answered /predict (target < 60 s), to the first completed flow run
 of a deployment, run by the worker on the replay clock (target < 90 s), and from Ctrl-C to exit. Its own
-Prefect server on a free port (nothing shared with the machine), like the quick start.
+Prefect server on a free port (nothing shared with the machine), like the quick start. Every line
+`hourcast up` prints is kept with the second it appeared (``timeline``, also in ``up.out``), and the first
+completed run's own figures are read back from the Prefect API: when it was created, when its process
+started the flow (``start_time``) and when it ended, so the start-up's time can be split into its steps.
 
 Run: uv run python benchmarks/stack.py
 """
@@ -14,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -21,8 +25,8 @@ import httpx
 from _common import REPO, free_port, write_results
 
 
-def first_completed_deployment_run(api_url: str) -> bool:
-    """Whether the Prefect API lists a completed flow run of a deployment."""
+def first_completed_deployment_run(api_url: str) -> dict | None:
+    """The first completed flow run of a deployment the Prefect API lists, if there is one."""
     try:
         runs = httpx.post(
             f"{api_url}/flow_runs/filter",
@@ -30,8 +34,26 @@ def first_completed_deployment_run(api_url: str) -> bool:
             timeout=5,
         ).json()
     except httpx.HTTPError:
-        return False
-    return any(run.get("deployment_id") for run in runs)
+        return None
+    return next((run for run in runs if run.get("deployment_id")), None)
+
+
+def seconds_between(earlier: str, later: str) -> float:
+    """Seconds from one ISO time the Prefect API gives to another."""
+    from datetime import datetime
+
+    return round((datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds(), 1)
+
+
+def record_lines(stream, started: float, timeline: list[tuple[float, str]], log: Path) -> None:
+    """Keep each line of ``stream`` with the seconds since ``started`` it appeared (also in ``log``)."""
+    with open(log, "w") as output:
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip()
+            at = round(time.monotonic() - started, 1)
+            timeline.append((at, line))
+            output.write(f"{at:7.1f}  {line}\n")
+            output.flush()
 
 
 def predicts(api_port: int) -> bool:
@@ -56,19 +78,23 @@ def up_replay_figures(home: Path) -> dict:
             "PREFECT_HOME": str(home / "prefect-client"),
             "PREFECT_SERVER_API_PORT": str(prefect_port),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PYTHONUNBUFFERED": "1",  # each line as it is printed, for the timeline
         }
     )
     api_url = f"http://127.0.0.1:{prefect_port}/api"
     started = time.monotonic()
-    with open(home / "up.out", "wb") as output:
-        up = subprocess.Popen(
-            [sys.executable, "-m", "hourcast", "up", "--replay"],
-            cwd=REPO,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    up = subprocess.Popen(
+        [sys.executable, "-m", "hourcast", "up", "--replay"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    timeline: list[tuple[float, str]] = []
+    reader = threading.Thread(target=record_lines, args=(up.stdout, started, timeline, home / "up.out"))
+    reader.start()
     first_prediction = first_run = None
+    run: dict | None = None
     try:
         while first_prediction is None or first_run is None:
             if up.poll() is not None or time.monotonic() - started > 600:
@@ -76,19 +102,27 @@ def up_replay_figures(home: Path) -> dict:
             now = time.monotonic() - started
             if first_prediction is None and predicts(api_port):
                 first_prediction = now
-            if first_run is None and first_completed_deployment_run(api_url):
+            if first_run is None and (run := first_completed_deployment_run(api_url)) is not None:
                 first_run = now
             time.sleep(0.2)
     finally:
         up.send_signal(signal.SIGINT)
         stopping = time.monotonic()
         up.wait(timeout=120)
+        reader.join(timeout=10)
     return {
         "first_prediction_s": round(first_prediction, 1),
         "first_completed_deployment_run_s": round(first_run, 1),
         "ctrl_c_to_exit_s": round(time.monotonic() - stopping, 1),
         "target_first_prediction_s": 60,
         "target_first_deployment_run_s": 90,
+        "first_run": {
+            "name": run["name"],
+            "created_to_start_s": seconds_between(run["created"], run["start_time"]),
+            "start_to_end_s": seconds_between(run["start_time"], run["end_time"]),
+        },
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+        "timeline": [f"{at:6.1f}  {line}" for at, line in timeline],
     }
 
 

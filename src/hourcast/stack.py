@@ -8,15 +8,19 @@ Parts, each a child process in its own process group with its log under ``HOURCA
   of that pool (``prefect worker start``), which runs every flow run as a subprocess of its own;
 - the prediction API (``hourcast serve``) and the dashboard (``hourcast ui``).
 
-Before the API starts, the data, the online features and a first model are bootstrapped in-process
-(while the Prefect server starts). Against a live exchange the Prefect server's scheduler runs the
-deployments on their cron schedules. Against the replay exchange, whose clock may run faster than real
-time, the cron schedules are switched off and ``hourcast.dev.scheduler.ReplayScheduler`` creates runs of
-the same deployments whenever their cron fires on the replay clock.
+Start-up runs three lines of work side by side, so the two cores are both busy: the bootstrap of the data,
+the online features and a first model, in this process; the Prefect side (server, work pools, deployments,
+worker) in a thread that mostly waits on child processes; and the dashboard, which needs nothing but the
+API's address. The API starts as soon as the bootstrap has its model. Against a live exchange the Prefect
+server's scheduler runs the deployments on their cron schedules. Against the replay exchange, whose clock
+may run faster than real time, the cron schedules are switched off and
+``hourcast.dev.scheduler.ReplayScheduler`` creates runs of the same deployments whenever their cron fires
+on the replay clock.
 
-A part that dies during start-up stops everything, with the tail of its log. Ctrl-C or SIGTERM cancels
-the flow runs in progress through the Prefect API, then stops every part (SIGTERM to its process group,
-SIGKILL after a bounded wait).
+A part that dies during start-up, or a failed step (the bootstrap, ``prefect deploy``), stops everything
+with one message (and the tail of the part's log); a step that fails while the bootstrap runs is reported
+once the bootstrap returns. Ctrl-C or SIGTERM cancels the flow runs in progress through the Prefect API,
+then stops every part (SIGTERM to its process group, SIGKILL after a bounded wait).
 """
 
 from __future__ import annotations
@@ -235,6 +239,11 @@ class Stack:
         self.replay_speed = replay_speed
         self.say = say
         self.children: list[Child] = []
+        self._commands: list[Child] = []
+        self._children_lock = threading.Lock()
+        self._prefect_side: threading.Thread | None = None
+        self._prefect_side_failure: BaseException | None = None
+        self._schedules: dict[str, str] = {}
         self.server: Child | None = None
         self.worker: Child | None = None
         self.prefect_api_url = ""
@@ -310,9 +319,9 @@ class Stack:
         env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
         env.pop("PREFECT_API_URL", None)
         command = python_module("prefect", "server", "start", "--host", host, "--port", str(port))
-        self.server = Child("prefect-server", command, self.logs_dir / "prefect-server.log")
-        self.server.start(env, self.project_dir)
-        self.children.append(self.server)
+        self.server = self._start_child(
+            Child("prefect-server", command, self.logs_dir / "prefect-server.log"), env
+        )
 
     @contextlib.contextmanager
     def prefect_api(self) -> Iterator[None]:
@@ -410,31 +419,21 @@ class Stack:
         self.start_prefect_server()  # first: it starts while the rest loads and the bootstrap runs
         if self.replay_data:
             self.start_replay()
-        status = self.bootstrap()
         env = self._environment()
-        api = Child("api", python_module("hourcast", "serve"), self.logs_dir / "api.log")
         ui = Child("ui", python_module("hourcast", "ui"), self.logs_dir / "ui.log")
-        api.start(env, self.project_dir)
-        ui.start({**env, "HOURCAST_API_URL": self.api_url}, self.project_dir)
-        self.children += [api, ui]
-        config = read_prefect_yaml(self.project_dir)
-        if self.server is not None:
-            self.say("waiting for the Prefect server ...")
-        self._wait(lambda: answers(f"{self.prefect_api_url}/health"), 120, self.prefect_api_url)
-        self.create_work_pools(config)
-        deploy_command = python_module("prefect", "--no-prompt", "deploy", "--all")
-        deploy = Child("prefect deploy", deploy_command, self.logs_dir / "deploy.log")
-        deploy.start(env, self.project_dir)
-        self._start_worker(config, env)
-        try:
-            self._wait(lambda: not deploy.running(), 180, "prefect deploy --all")
-        finally:
-            stop_all([deploy], 5)
-        if deploy.process is not None and deploy.process.returncode != 0:
-            raise StartupFailed(deploy.failure())
-        schedules = self.deployed_schedules(config, active=self._replay_server is None)
+        self._start_child(ui, {**env, "HOURCAST_API_URL": self.api_url})
+        self._prefect_side = threading.Thread(
+            target=self._run_prefect_side, args=(env,), name="prefect-side", daemon=True
+        )
+        self._prefect_side.start()
+        status = self.bootstrap()
+        self._raise_prefect_side_failure()
+        self._start_child(Child("api", python_module("hourcast", "serve"), self.logs_dir / "api.log"), env)
+        self._wait(lambda: not self._prefect_side.is_alive(), 400, "the Prefect deployments and worker")
+        self._raise_prefect_side_failure()
         self._wait(lambda: answers(f"{self.api_url}/readyz"), 180, "prediction API")
         self._wait(lambda: answers(self.ui_url), 120, "dashboard")
+        schedules = self._schedules
         if self._replay_server is not None:
             exchange = self._replay_server.exchange
             exchange.clock.set_speed(self.replay_speed)
@@ -451,8 +450,55 @@ class Stack:
         self.say(f"logs:           {self.logs_dir.resolve()}")
         self.say(f"bootstrap:      {status}")
 
+    def _run_prefect_side(self, env: dict[str, str]) -> None:
+        """The Prefect side of start-up, in its own thread: wait for the server, create the work pools, run
+        ``prefect deploy --all`` beside the worker's start, then read the deployed schedules back (and switch
+        them off in replay mode). A failure is kept for the main thread (``_raise_prefect_side_failure``)."""
+        try:
+            config = read_prefect_yaml(self.project_dir)
+            self._wait(lambda: answers(f"{self.prefect_api_url}/health"), 120, self.prefect_api_url)
+            self.create_work_pools(config)
+            deploy_command = python_module("prefect", "--no-prompt", "deploy", "--all")
+            deploy = Child("prefect deploy", deploy_command, self.logs_dir / "deploy.log")
+            self._start_child(deploy, env, supervise=False)  # it ends by design: not a dead part
+            self._start_worker(config, env)
+            try:
+                self._wait(lambda: not deploy.running(), 180, "prefect deploy --all")
+            finally:
+                stop_all([deploy], 5)
+            if deploy.process is not None and deploy.process.returncode != 0:
+                raise StartupFailed(deploy.failure())
+            self._schedules = self.deployed_schedules(config, active=self._replay_server is None)
+        except BaseException as failure:  # handed to the main thread, which raises it
+            self._prefect_side_failure = failure
+
+    def _raise_prefect_side_failure(self) -> None:
+        """Raise what stopped the Prefect side of start-up, if anything did (an interruption as itself)."""
+        failure = self._prefect_side_failure
+        if failure is None:
+            return
+        if isinstance(failure, KeyboardInterrupt | StartupFailed):
+            raise failure
+        raise StartupFailed(f"setting up the Prefect deployments failed: {type(failure).__name__}: {failure}")
+
+    def _start_child(self, child: Child, env: dict[str, str], supervise: bool = True) -> Child:
+        """Start ``child`` (supervised: its death stops the stack; or a one-shot command such as
+        ``prefect deploy``), unless the stack is already stopping, then raise ``KeyboardInterrupt``: once
+        ``stop`` has begun nothing new starts, so ``stop`` stops everything there is."""
+        with self._children_lock:
+            if self.stop_event.is_set():
+                raise KeyboardInterrupt
+            child.start(env, self.project_dir)
+            (self.children if supervise else self._commands).append(child)
+        return child
+
     def _wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        wait_until(condition, timeout, what, self.children, self.stop_event)
+        wait_until(condition, timeout, what, self._supervised(), self.stop_event)
+
+    def _supervised(self) -> list[Child]:
+        """The children started so far (a copy: the Prefect side adds to them from its thread)."""
+        with self._children_lock:
+            return list(self.children)
 
     def _start_worker(self, config: dict[str, Any], env: dict[str, str]) -> None:
         """A process worker for each work pool, running flows from the project folder."""
@@ -460,9 +506,8 @@ class Stack:
         worker_env.setdefault("PREFECT_WORKER_QUERY_SECONDS", WORKER_QUERY_SECONDS)
         for pool in work_pools(config):
             command = python_module("prefect", "worker", "start", "--pool", pool, "--type", "process")
-            self.worker = Child(f"worker {pool}", command, self.logs_dir / f"worker-{pool}.log")
-            self.worker.start(worker_env, self.project_dir)
-            self.children.append(self.worker)
+            worker = Child(f"worker {pool}", command, self.logs_dir / f"worker-{pool}.log")
+            self.worker = self._start_child(worker, worker_env)
 
     def _start_replay_scheduler(self, schedules: dict[str, str]) -> None:
         from hourcast.candles import from_ms
@@ -520,7 +565,7 @@ class Stack:
                 self._starting = False
             self.say("running; Ctrl-C stops everything")
             while not self.stop_event.wait(1.0):
-                dead = [child for child in self.children if not child.running()]
+                dead = [child for child in self._supervised() if not child.running()]
                 if dead:
                     self.say(f"stopping: {dead[0].failure()}")
                     return 1
@@ -598,6 +643,8 @@ class Stack:
         self.stop_event.set()
         if self._scheduler is not None:
             self._scheduler.stop_event.set()
+        if self._prefect_side is not None:  # its waits end on stop_event; it starts no child after it
+            self._prefect_side.join(timeout=timeout)
         prefect_up = bool(self.prefect_api_url) and answers(f"{self.prefect_api_url}/health")
         cancelled: list[UUID] = []
         if prefect_up and self.worker is not None:
@@ -605,7 +652,8 @@ class Stack:
                 cancelled = self.cancel_flow_runs(timeout)
             except Exception as error:  # the API went away: the worker is stopped below all the same
                 self.say(f"could not cancel the flow runs in progress: {error}")
-        others = [child for child in self.children if child is not self.server]
+        with self._children_lock:
+            others = [child for child in [*self.children, *self._commands] if child is not self.server]
         stop_all(others, timeout)
         if cancelled:
             try:

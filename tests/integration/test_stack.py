@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,25 @@ def test_a_part_that_dies_while_starting_stops_the_stack_with_its_log_tail(tmp_p
     assert running.group_alive()  # with the child it started in its group
     stack.stop(timeout=5)
     assert not running.group_alive() and not failed.group_alive()
+
+
+def test_a_prefect_side_failure_during_the_bootstrap_stops_the_stack_and_nothing_starts_after(
+    tmp_path: Path,
+) -> None:
+    """The Prefect side runs in a thread while the bootstrap runs: a server that dies there is raised in the
+    main thread with its log tail; once stopping has begun no part starts, so none is left behind."""
+    stack = Stack(Settings(home=tmp_path, _env_file=None), REPO, say=lambda _: None)
+    stack.prefect_api_url = f"http://127.0.0.1:{free_port()}/api"  # nothing answers there
+    dying = "print('database is locked', flush=True); raise SystemExit(1)"
+    stack._start_child(Child("prefect-server", [sys.executable, "-c", dying], tmp_path / "server.log"), {})
+    side = threading.Thread(target=stack._run_prefect_side, args=(dict(os.environ),))
+    side.start()
+    side.join(timeout=60)
+    assert not side.is_alive()
+    with pytest.raises(StartupFailed, match=r"(?s)prefect-server exited \(code 1\).*database is locked"):
+        stack._raise_prefect_side_failure()
+    stack.stop(timeout=5)
+    late = Child("api", [sys.executable, "-c", "import time; time.sleep(300)"], tmp_path / "api.log")
+    with pytest.raises(KeyboardInterrupt):
+        stack._start_child(late, dict(os.environ))
+    assert late.process is None and late not in stack.children
