@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from hourcast import featurestore, registry, store
@@ -323,16 +324,14 @@ class Predictor:
                     f"{why} (send allow_stale=true to get an answer flagged stale)"
                 )
             ages.append(age)
-        rows = pd.DataFrame(
-            {"symbol": symbols, **{name: values[name] for name in [*FEATURE_NAMES, "last_close"]}}
-        )
-        forecast = forecast_frame(loaded, rows)
+        frame = forecast_frame(loaded, model_rows(symbols, values))
+        forecast = {name: frame[name].to_numpy() for name in frame.columns}  # scalars read cheaply below
         low, high = loaded.band
         predictions = []
         for index, symbol in enumerate(symbols):
             as_of, last_close = values["as_of"][index], float(values["last_close"][index])
-            predicted_close = float(forecast["predicted_close"].iloc[index])
-            predicted_return = float(forecast["predicted_return"].iloc[index])
+            predicted_close = float(forecast["predicted_close"][index])
+            predicted_return = float(forecast["predicted_return"][index])
             calibrated = loaded.calibration is not None
             prediction = Prediction(
                 symbol=symbol,
@@ -347,15 +346,15 @@ class Predictor:
                 features_age_seconds=round(ages[index], 3),
                 stale=is_stale(ages[index], limit, self._step),
                 band=Band(
-                    low=float(forecast["band_low"].iloc[index])
+                    low=float(forecast["band_low"][index])
                     if calibrated
                     else float(forecast_band(predicted_close, low)),
-                    high=float(forecast["band_high"].iloc[index])
+                    high=float(forecast["band_high"][index])
                     if calibrated
                     else float(forecast_band(predicted_close, high)),
                     quantiles=[float(q) for q in BAND_QUANTILES],
                 ),
-                p_up=float(forecast["p_up"].iloc[index]) if calibrated else None,
+                p_up=float(forecast["p_up"][index]) if calibrated else None,
                 clock=clock,
             )
             predictions.append(
@@ -371,6 +370,17 @@ class Predictor:
         if newest is None:
             return store.load_candles(self.settings.candles_dir, series)
         return store.load_candles(self.settings.candles_dir, series, start=newest - self._step * (hours - 1))
+
+
+def model_rows(symbols: list[str], values: dict[str, list[Any]]) -> pd.DataFrame:
+    """The rows ``forecast_frame`` takes (``symbol``, the features, ``last_close``) from an online read's
+    columns, built as one float block: a column-by-column frame of 60-odd columns costs pandas about as
+    much as the online read itself."""
+    numbers = [*FEATURE_NAMES, "last_close"]
+    block = np.array([values[name] for name in numbers], dtype="float64").T  # None -> NaN
+    rows = pd.DataFrame(block, columns=numbers)
+    rows.insert(0, "symbol", symbols)
+    return rows
 
 
 def is_stale(age_seconds: float, limit_seconds: float, step: pd.Timedelta) -> bool:

@@ -86,6 +86,23 @@ def test_fit_rejects_bad_training_data(month: pd.DataFrame) -> None:
         model.predict_returns(fitted, month.drop(columns=["symbol"]))
 
 
+def test_a_few_rows_make_the_same_pool_as_a_large_frame(
+    month: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert len(month) > model.SMALL_POOL_ROWS  # the whole month goes in as a DataFrame
+    fitted = model.fit(month, FAST)
+    whole = model.predict_returns(fitted, month)
+    np.testing.assert_array_equal(model.predict_returns(fitted, month.head(3)), whole[:3])
+    np.testing.assert_array_equal(model.predict_returns(fitted, month.iloc[[700]]), whole[[700]])
+    few = month.head(200)
+    by_array = model.fit(few, FAST)
+    monkeypatch.setattr(model, "SMALL_POOL_ROWS", 0)
+    by_frame = model.fit(few, FAST)
+    np.testing.assert_array_equal(
+        model.predict_returns(by_array, month), model.predict_returns(by_frame, month)
+    )
+
+
 def test_to_close() -> None:
     np.testing.assert_allclose(model.to_close([100.0, 200.0], [0.0, np.log(1.01)]), [100.0, 202.0])
 
