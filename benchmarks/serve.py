@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,10 +30,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import redis
-from _common import REPO, summarize, write_results
+import psutil
+from _common import REPO, free_port, summarize, write_results
 
 from hourcast import featurestore, registry, store, training
+from hourcast.dev.redis_server import RedisServer
 from hourcast.dev.replay import load_candles_file
 from hourcast.dev.samples import sample_files
 from hourcast.features import FEATURE_NAMES
@@ -48,53 +48,16 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class OwnRedis:
-    """A redis-server on a free loopback port (never the machine's), which can be frozen and stopped."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "install redis-server"
-        command = [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_timeout=0.5)
-        for _ in range(200):
-            try:
-                if client.ping():
-                    return
-            except redis.exceptions.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def signal(self, number: int) -> None:
-        assert self.process is not None
-        self.process.send_signal(number)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait(timeout=10)
+BARE_HEALTH = """
+import sys, uvicorn
+body = sys.argv[2].encode()
+headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def app(scope, receive, send):
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
 
 
 def prepare(home: Path, redis_url: str) -> Settings:
@@ -117,24 +80,35 @@ def prepare(home: Path, redis_url: str) -> Settings:
     return settings
 
 
-def wrk(url: str, connections: int, seconds: int, script: Path | None) -> dict:
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """User + system CPU seconds the processes have used so far."""
+    return sum(sum(process.cpu_times()[:2]) for process in processes)
+
+
+def wrk(url: str, connections: int, seconds: int, script: Path | None, server: list[psutil.Process]) -> dict:
+    """wrk's figures, and the CPU the ``server`` processes spent per answer meanwhile (a figure other
+    programs on the machine cannot inflate, unlike the latency tail)."""
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if script is not None:
         command[-1:-1] = ["-s", str(script)]
+    used = cpu_seconds(server)
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    used = cpu_seconds(server) - used
 
     def latency(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
         return round(float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], 3)
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    answered = int(re.search(r"(\d+) requests in", out).group(1))
     return {
         "connections": connections,
         "p50_ms": latency("50%"),
         "p99_ms": latency("99%"),
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "non_2xx": int(errors.group(1)) if errors else 0,
+        "server_cpu_ms_per_request": round(used * 1000 / max(answered, 1), 3),
     }
 
 
@@ -157,7 +131,7 @@ def bare(settings: Settings, runs: int = 3000) -> dict:
     return figures
 
 
-def under_batch_load(base: str, script: Path, clients: int = 4) -> dict:
+def under_batch_load(base: str, script: Path, server: list[psutil.Process], clients: int = 4) -> dict:
     """Single /predict at concurrency 1 while ``clients`` threads send 50-symbol batches back to back."""
     stop = threading.Event()
     batches: list[int] = []
@@ -174,7 +148,7 @@ def under_batch_load(base: str, script: Path, clients: int = 4) -> dict:
     for worker in workers:
         worker.start()
     try:
-        figures = wrk(f"{base}/predict", 1, SECONDS, script)
+        figures = wrk(f"{base}/predict", 1, SECONDS, script, server)
     finally:
         stop.set()
         for worker in workers:
@@ -185,22 +159,53 @@ def under_batch_load(base: str, script: Path, clients: int = 4) -> dict:
     return figures
 
 
-def store_fault(base: str, own_redis: OwnRedis, script: Path, fault: str) -> dict:
-    """/predict, /readyz and /livez while Redis is frozen or stopped; then seconds until /readyz is 200."""
+def health_floor(body: str, seconds: int) -> dict:
+    """The machine's floor for a health probe right now: wrk at concurrency 1 against a bare uvicorn
+    (the server BentoML's workers run) answering ``body`` from memory, with no framework in between."""
+    port = free_port()
+    floor = subprocess.Popen([sys.executable, "-c", BARE_HEALTH, str(port), body])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        return wrk(f"http://127.0.0.1:{port}/readyz", 1, seconds, None, [psutil.Process(floor.pid)])
+    finally:
+        floor.terminate()
+        floor.wait(timeout=10)
+
+
+def store_fault(
+    base: str, own_redis: RedisServer, script: Path, fault: str, server: list[psutil.Process]
+) -> dict:
+    """/predict, /readyz and /livez while Redis is frozen or stopped; then seconds until /readyz is 200.
+
+    Each figure is its own wrk run, one after the other: the health probes are timed alone at concurrency
+    1 (as a load balancer probes), not while wrk floods /predict on the same two cores, and beside them the
+    floor of the machine at that moment (``health_floor``): on a machine shared with other work, a latency
+    tail both show is the machine's, not the service's."""
     if fault == "frozen":
-        own_redis.signal(signal.SIGSTOP)
+        own_redis.freeze()
     else:
         own_redis.stop()
     try:
         figures = {
-            "predict_c1": wrk(f"{base}/predict", 1, FAULT_SECONDS, script),
-            "predict_c16": wrk(f"{base}/predict", 16, FAULT_SECONDS, script),
-            "readyz_c1": wrk(f"{base}/readyz", 1, FAULT_SECONDS, None),
-            "livez_c1": wrk(f"{base}/livez", 1, FAULT_SECONDS, None),
+            "predict_c1": wrk(f"{base}/predict", 1, FAULT_SECONDS, script, server),
+            "predict_c16": wrk(f"{base}/predict", 16, FAULT_SECONDS, script, server),
+            "readyz_c1": wrk(f"{base}/readyz", 1, FAULT_SECONDS, None, server),
+            "livez_c1": wrk(f"{base}/livez", 1, FAULT_SECONDS, None, server),
+            "bare_uvicorn_health_c1": health_floor(
+                httpx.get(f"{base}/readyz", timeout=5).text, FAULT_SECONDS
+            ),
         }
     finally:
         if fault == "frozen":
-            own_redis.signal(signal.SIGCONT)
+            own_redis.thaw()
         else:
             own_redis.start()
     back = time.monotonic()
@@ -214,8 +219,7 @@ def main() -> None:
     assert shutil.which("wrk"), "install wrk: apt-get install wrk"
     home = Path(tempfile.mkdtemp(prefix="hourcast-bench-serve-"))
     os.environ.update({"BENTOML_HOME": str(home / "bentoml"), "BENTOML_DO_NOT_TRACK": "True"})
-    own_redis = OwnRedis()
-    own_redis.start()
+    own_redis = RedisServer().start()
     settings = prepare(home, own_redis.url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -246,15 +250,17 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        root = psutil.Process(server.pid)
+        processes = [root, *root.children(recursive=True)]  # hourcast serve, bentoml, its workers
         script = home / "predict.lua"
         script.write_text(PREDICT_LUA)
-        wrk(f"{base}/predict", 4, 3, script)  # warm-up
+        wrk(f"{base}/predict", 4, 3, script, processes)  # warm-up
         figures: dict = {
-            "service_c1": wrk(f"{base}/predict", 1, SECONDS, script),
-            "service_c16": wrk(f"{base}/predict", 16, SECONDS, script),
-            "service_c1_under_4_batch_clients": under_batch_load(base, script),
-            "redis_frozen": store_fault(base, own_redis, script, "frozen"),
-            "redis_stopped": store_fault(base, own_redis, script, "stopped"),
+            "service_c1": wrk(f"{base}/predict", 1, SECONDS, script, processes),
+            "service_c16": wrk(f"{base}/predict", 16, SECONDS, script, processes),
+            "service_c1_under_4_batch_clients": under_batch_load(base, script, processes),
+            "redis_frozen": store_fault(base, own_redis, script, "frozen", processes),
+            "redis_stopped": store_fault(base, own_redis, script, "stopped", processes),
         }
         healthy = ("service_c1", "service_c16", "service_c1_under_4_batch_clients")
         failed = {name: figures[name]["non_2xx"] for name in healthy if figures[name]["non_2xx"]}
@@ -276,6 +282,11 @@ def main() -> None:
         figures["ratio_frozen_503_p99_to_bare_median"] = round(
             figures["redis_frozen"]["predict_c16"]["p99_ms"] / bare_median, 1
         )
+        for fault in ("redis_frozen", "redis_stopped"):
+            floor = figures[fault]["bare_uvicorn_health_c1"]["server_cpu_ms_per_request"]
+            for probe in ("readyz_c1", "livez_c1"):
+                cpu = figures[fault][probe]["server_cpu_ms_per_request"]
+                figures[fault][f"ratio_{probe}_cpu_to_bare_uvicorn"] = round(cpu / max(floor, 0.001), 1)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
