@@ -49,24 +49,63 @@ class OnlineStoreUnavailable(RuntimeError):
     """The online store cannot be reached."""
 
 
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def is_cluster(url: str) -> bool:
+    """Whether a Redis URL names a Redis Cluster (``redis+cluster://`` or ``rediss+cluster://``)."""
+    return url.split("://", 1)[0] in CLUSTER_SCHEMES
+
+
 def redis_connection_string(url: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> str:
-    """Feast's Redis connection string (``host:port,db=N,socket_timeout=..,socket_connect_timeout=..
-    [,password=..][,ssl=true]``) for a redis:// URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise ValueError(f"not a redis:// URL: {redact(url)!r}")
-    db = parts.path.strip("/") or "0"
+    """Feast's Redis connection string for a URL, with both timeouts:
+
+    * ``redis[s]://[:password@]host:port/db``: one server, ``host:port,db=N,socket_timeout=..,...``;
+    * ``redis[s]+cluster://[:password@]host:port,host:port,...``: a Redis Cluster (any of its nodes: the
+      rest are discovered), ``host:port,host:port,socket_timeout=..,...``; a cluster has only database 0.
+
+    ``password=..`` and ``ssl=true`` (``rediss``) follow."""
+    scheme, _, rest = url.partition("://")
+    if scheme in CLUSTER_SCHEMES:
+        location, _, database = rest.partition("/")
+        credentials, _, hosts = location.rpartition("@")
+        password = credentials.partition(":")[2]
+        nodes = [node.strip() for node in hosts.split(",") if node.strip()]
+        if database.strip("/") not in ("", "0") or not nodes:
+            raise ValueError(
+                f"a Redis Cluster URL names its nodes and no database: "
+                f"{scheme}://[:password@]host:port,host:port,... (got {redact(url)!r})"
+            )
+        addresses = [node if ":" in node else f"{node}:6379" for node in nodes]
+        tls = scheme == "rediss+cluster"
+    else:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"not a redis:// or redis+cluster:// URL: {redact(url)!r}")
+        addresses = [
+            f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}",
+            f"db={parts.path.strip('/') or '0'}",
+        ]
+        password, tls = parts.password or "", parts.scheme == "rediss"
     options = [
-        f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}",
-        f"db={db}",
+        *addresses,
         f"socket_timeout={timeout_seconds:g}",
         f"socket_connect_timeout={timeout_seconds:g}",
     ]
-    if parts.password:
-        options.append(f"password={parts.password}")
-    if parts.scheme == "rediss":
+    if password:
+        options.append(f"password={password}")
+    if tls:
         options.append("ssl=true")
     return ",".join(options)
+
+
+def redis_online_store(url: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> dict[str, str]:
+    """Feast's Redis online store options for a URL (``redis_connection_string``): its connection string
+    and ``redis_type`` (``redis``, or ``redis_cluster`` for a cluster URL)."""
+    return {
+        "redis_type": "redis_cluster" if is_cluster(url) else "redis",
+        "connection_string": redis_connection_string(url, timeout_seconds),
+    }
 
 
 def sqlite_path(settings: Settings) -> Path:
@@ -77,7 +116,8 @@ def sqlite_path(settings: Settings) -> Path:
 def describe_online_store(settings: Settings) -> str:
     """A one-line description of the configured online store (printed by the commands), without secrets."""
     if settings.online_store == "redis":
-        return f"redis ({redact(settings.redis_url)})"
+        kind = "redis cluster" if is_cluster(settings.redis_url) else "redis"
+        return f"{kind} ({redact(settings.redis_url)})"
     return f"sqlite ({sqlite_path(settings)})"
 
 
@@ -100,10 +140,7 @@ def repo_config(
     # the SQLite path relative to the repo, as feature_store.yaml writes it: Feast names the file alike
     sqlite = os.path.relpath(sqlite_path(settings), settings.feature_repo.resolve())
     online: dict[str, Any] = (
-        {
-            "type": "redis",
-            "connection_string": redis_connection_string(settings.redis_url, timeout_seconds),
-        }
+        {"type": "redis", **redis_online_store(settings.redis_url, timeout_seconds)}
         if settings.online_store == "redis"
         else {"type": "sqlite", "path": sqlite}
     )
@@ -360,7 +397,12 @@ def online_store_errors(settings: Settings) -> Iterator[None]:
 
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+    except (
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        redis.exceptions.ClusterDownError,
+        redis.exceptions.RedisClusterException,  # no node of a cluster reachable
+    ) as error:
         raise OnlineStoreUnavailable(
             redact(f"online store {describe_online_store(settings)} is unreachable: {error}")
         ) from error
