@@ -74,7 +74,11 @@ class Settings(BaseSettings):
     online_store: Literal["sqlite", "redis"] = Field(
         "sqlite", description="Feast online store: embedded SQLite (zero setup) or Redis at `redis_url`."
     )
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the Feast online store.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis for the Feast online store: redis[s]://[:password@]host:port/db for one server, "
+        "redis[s]+cluster://[:password@]host:port,host:port,... for a Redis Cluster (any of its nodes).",
+    )
     model_name: str = Field("hourcast_next_hour", description="Name of the model in the BentoML model store.")
     train_days: int = Field(
         365,
