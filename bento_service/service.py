@@ -52,6 +52,8 @@ class NextHour:
         self.settings = Settings()
         declared = str(self.model_ref.tag)  # resolved now (registry, model store), never at import
         self.predictor = serving.Predictor(self.settings, fallback_tag=declared)
+        api.quiet_known_deprecations()  # again: importing Feast (just now) put its "once" filter for every
+        # DeprecationWarning ahead of the filters set at import
         self.predictor.start()
         self.log = PredictionLog(self.settings.predictions_dir, self.settings.prediction_flush_seconds)
         self.log.start()
