@@ -394,6 +394,9 @@ class Stack:
                 f"  {summary.symbol}: {summary.new} new candles, last {summary.as_json()['last']}, "
                 f"status {summary.status} {summary.message}".rstrip()
             )
+        failed = "; ".join(f"{s.symbol}: {s.message}" for s in summaries if s.status == "failed")
+        if failed:  # nothing after it can work: stop at the first failed step
+            raise RuntimeError(f"bootstrap: the ingest failed, so the stack stops here: {failed}")
         store = featurestore.describe_online_store(self.settings)
         self.say(f"bootstrap: materializing features into {store} ...")
         featurestore.materialize(self.settings)
