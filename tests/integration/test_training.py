@@ -12,7 +12,7 @@ from catboost import CatBoostRegressor
 from typer.testing import CliRunner
 
 from hourcast import dataset, evaluation, featurestore, model, registry, serving, training
-from hourcast.cli import app
+from hourcast.cli import _print_windows_table, app
 from hourcast.features import FEATURE_NAMES, compute_features
 from hourcast.settings import Settings
 from tests.integration.conftest import store_recorded
@@ -113,7 +113,9 @@ def test_bad_training_input_fails_clearly_and_leaves_production(tmp_path: Path, 
     assert registry.production_tag(settings.registry_dir, settings.model_name) == production
 
 
-def test_walk_forward_report_on_the_shared_data(tmp_path: Path, recorded_files: dict) -> None:
+def test_walk_forward_report_on_the_shared_data(
+    tmp_path: Path, recorded_files: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = make_settings(tmp_path, recorded_files, end="2024-03-01", days=40)
     report = evaluation.run(settings, weeks=2)
     comparison = report.metrics["comparison"]
@@ -147,7 +149,29 @@ def test_walk_forward_report_on_the_shared_data(tmp_path: Path, recorded_files: 
     assert all(
         0 < row["mae_ratio"] < 2 and row["directional_low"] < row["directional_high"] for row in windows
     )
+    # each window head to head with the default (21 days) and the cross-asset inputs with the base ones,
+    # on the same hours: the same persistence, so the MAE ratio of the two is the ratio of their ratios
+    default = windows[-1]
+    assert default["versus_default"]["mae_ratio"] == 1 and default["versus_default"]["dm_p_value"] == 1
+    for row, reference, head_to_head in [
+        *((row, default, row["versus_default"]) for row in windows[:-1]),
+        (cross_asset[1], cross_asset[0], cross_asset[1]["versus_base"]),
+    ]:
+        assert head_to_head["mae_ratio"] == pytest.approx(row["mae_ratio"] / reference["mae_ratio"])
+        assert 0 <= head_to_head["dm_p_value"] <= 1 and set(head_to_head["mae_ratio_by_symbol"]) == {
+            "BTC/USDT",
+            "ETH/USDT",
+        }
     assert refused.exit_code == 1 and "--windows takes days" in refused.output
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as wide:  # a terminal wide enough that rich wraps no cell
+        wide.setenv("COLUMNS", "250")
+        _print_windows_table(windows + cross_asset)  # the table `hourcast evaluate` prints
+    printed = capsys.readouterr().out
+    head_to_head = [windows[0]["versus_default"], cross_asset[1]["versus_base"]]
+    assert "head to head" in printed and all(
+        f"{versus['mae_ratio']:.4f}, {versus['dm_p_value']:.3f}" in printed for versus in head_to_head
+    )
 
 
 def test_a_service_without_a_registry_serves_its_packaged_model(tmp_path: Path, recorded_files: dict) -> None:
