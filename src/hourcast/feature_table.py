@@ -4,7 +4,11 @@
 Layout (under ``HOURCAST_HOME/features``)::
 
     next_hour.parquet/          a Parquet dataset: a folder Feast's FileSource, DuckDB and pandas read whole
-        2026-11-22.parquet      rows whose event_timestamp falls on that UTC day, by (event_timestamp, symbol)
+        2025-11-23.parquet      the rows whose event_timestamp falls on that UTC day (by time, symbol):
+        ...                     the days of the oldest month (the retention trims them day by day)
+        2025-12.parquet         one file per month in between (a file costs every reader ~1 ms to open)
+        ...
+        2026-11-22.parquet      and the days of the newest month (the hourly cycle rewrites only today's)
     next_hour.state.parquet     what the table was computed from (below)
     .next_hour.lock             one writer at a time
 
@@ -16,8 +20,9 @@ day: candles appended after the day's known ones change only from the first new 
 (an insertion, a changed or removed candle) the whole day. A changed candle at ``t`` changes the rows of
 ``[t, t + LOOKBACK - 1 candles]`` of its symbol and, through the cross-asset inputs, the rows of the
 symbols it is the reference of at the same hours; only those rows are recomputed (from the last
-``LOOKBACK`` candles before them), only their day files rewritten, each atomically, and days older
-than the retention deleted. The state is written last, so a run killed part-way is redone by the next
+``LOOKBACK`` candles before them), only their files rewritten, each atomically, and rows older than the
+retention dropped; once a month the month just closed is compacted into one file and the month the
+retention enters split into days. The state is written last, so a run killed part-way is redone by the next
 one; re-running changes nothing. A new definition of the features (their code, the timeframe, the
 retention) or a symbol no longer configured rebuilds the table in a new folder, swapped in.
 
@@ -99,11 +104,20 @@ def build(candles: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     return _ordered(rows.loc[_kept(rows, rows["event_timestamp"].max(), start, settings)])
 
 
-def day_files(path: Path) -> list[tuple[str, Path]]:
-    """``(YYYY-MM-DD, file)`` of the table folder, oldest first (none if it does not exist)."""
+def files(path: Path) -> list[tuple[str, Path]]:
+    """``(key, file)`` of the table folder in table order (none if it does not exist): a key is a day
+    ``YYYY-MM-DD`` or, for a month compacted into one file, ``YYYY-MM``."""
     if not path.is_dir():
         return []
-    return sorted((file.stem, file) for file in path.glob("????-??-??.parquet"))
+    found = [*path.glob("????-??-??.parquet"), *path.glob("????-??.parquet")]
+    return sorted((file.stem, file) for file in found)
+
+
+def _last_day(key: str) -> str:
+    """The last day a file key covers."""
+    if len(key) == 10:
+        return key
+    return f"{_month_range(key)[1] - pd.Timedelta(days=1):%Y-%m-%d}"
 
 
 def _empty_rows() -> pd.DataFrame:
@@ -124,8 +138,10 @@ def _empty_table() -> pd.DataFrame:
 
 
 def read(path: Path, columns: list[str] | None = None, since_day: str = "") -> pd.DataFrame:
-    """The table (its day files from ``since_day`` on), in table order."""
-    parts = [pd.read_parquet(file, columns=columns) for day, file in day_files(path) if day >= since_day]
+    """The table (its files holding days from ``since_day`` on), in table order."""
+    parts = [
+        pd.read_parquet(file, columns=columns) for key, file in files(path) if _last_day(key) >= since_day
+    ]
     table = pd.concat(parts, ignore_index=True) if parts else _empty_rows()
     return table[columns] if columns else table
 
@@ -134,23 +150,18 @@ def write(path: Path, table: pd.DataFrame) -> None:
     """Replace the table folder's contents with ``table`` (one file per day, each written atomically)."""
     days = _day_keys(table["event_timestamp"])
     wanted = {str(day): rows for day, rows in table.groupby(days, sort=True)}
-    for day, file in day_files(path):
-        if day not in wanted:
+    for key, file in files(path):
+        if key not in wanted:
             file.unlink()
     for day, rows in wanted.items():
         atomic.write_parquet(_ordered(rows), path / f"{day}.parquet")
 
 
-def row_count(path: Path) -> int:
-    """How many rows the table holds (from its files' footers)."""
-    return sum(pq.read_metadata(file).num_rows for _, file in day_files(path))
-
-
 def newest_rows(path: Path, symbols: list[str]) -> dict[str, pd.Timestamp]:
     """The newest ``event_timestamp`` of each symbol's rows (symbols without a row are left out), read
-    from the newest day files back."""
+    from the newest files back."""
     found: dict[str, pd.Timestamp] = {}
-    for _, file in reversed(day_files(path)):
+    for _, file in reversed(files(path)):
         rows = pd.read_parquet(file, columns=["symbol", "event_timestamp"])
         for symbol, stamp in rows.groupby("symbol")["event_timestamp"].max().items():
             found.setdefault(str(symbol), stamp)
@@ -196,10 +207,11 @@ def _definition(settings: Settings) -> str:
 @dataclass
 class _State:
     """Per symbol: month rows (``day == ""``: the file's fingerprint) and day rows (count, digest, newest
-    candle) of the candles inside the window; and the window's start."""
+    candle) of the candles inside the window; the window's start; the rows of each day file."""
 
     frame: pd.DataFrame  # symbol, month, day, n, digest, last_ms, fingerprint
     start_ms: int | None
+    counts: dict[str, int] = field(default_factory=dict)  # rows of each day file of the table
 
     @staticmethod
     def empty() -> _State:
@@ -224,11 +236,11 @@ def _read_state(path: Path, definition: str) -> _State | None:
     meta = json.loads(table.schema.metadata[_STATE_KEY])
     if meta["definition"] != definition:
         return None
-    return _State(table.to_pandas(), meta["start_ms"])
+    return _State(table.to_pandas(), meta["start_ms"], meta["counts"])
 
 
 def _write_state(path: Path, state: _State, definition: str) -> None:
-    meta = {"definition": definition, "start_ms": state.start_ms}
+    meta = {"definition": definition, "start_ms": state.start_ms, "counts": state.counts}
     table = pa.Table.from_pandas(state.frame.reset_index(drop=True), preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _STATE_KEY: json.dumps(meta)})
     file = state_path(path)
@@ -462,22 +474,28 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
     rows = rows.loc[_in_ranges(rows, recomputed)].assign(symbol=lambda frame: frame["symbol"].astype(str))
 
     removed = 0
-    by_day = dict(tuple(rows.groupby(_day_keys(rows["event_timestamp"]))))
-    touched = set(by_day) | {
-        day
+    existing = dict(files(path))
+    compacted = {key for key in existing if len(key) == 7}
+    days = _day_keys(rows["event_timestamp"])
+    by_key = dict(tuple(rows.groupby(days.where(~days.str[:7].isin(compacted), days.str[:7]))))
+    touched = set(by_key) | {
+        day[:7] if day[:7] in compacted else day
         for intervals in recomputed.values()
         for first, last in intervals
         for day in _days(first + step, last + step)
     }
-    existing = dict(day_files(path))
-    for day in sorted(touched):
-        if day not in existing and day not in by_day:
+    counts = {  # a file written by a run killed before its state: counted from its footer
+        key: state.counts[key] if key in state.counts else pq.read_metadata(file).num_rows
+        for key, file in existing.items()
+    }
+    for key in sorted(touched):
+        if key not in existing and key not in by_key:
             continue
-        before = pd.read_parquet(existing[day]) if day in existing else _empty_rows()
+        before = pd.read_parquet(existing[key]) if key in existing else _empty_rows()
         stale = _in_ranges(before, recomputed)
-        fresh = by_day.get(day, _empty_rows())
+        fresh = by_key.get(key, _empty_rows())
         removed += int(stale.sum())
-        _replace_day(path, day, pd.concat([before.loc[~stale], fresh], ignore_index=True))
+        counts[key] = _replace_file(path, key, pd.concat([before.loc[~stale], fresh], ignore_index=True))
 
     newest_event = _newest_event(path)
     if newest_event is not None:
@@ -485,15 +503,16 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
             newest_event - pd.Timedelta(days=settings.feature_retention_days),
             start + LOOKBACK * pd.Timedelta(step, "ms"),
         )
-        for day, file in day_files(path):
-            if day > oldest_kept.strftime("%Y-%m-%d"):
+        for key, file in files(path):
+            if key > oldest_kept.strftime("%Y-%m-%d"):
                 break
             table = pd.read_parquet(file)
             kept = table.loc[_kept(table, newest_event, start, settings)]
             if len(kept) < len(table):
                 removed += len(table) - len(kept)
-                _replace_day(path, day, kept)
+            counts[key] = _replace_file(path, key, kept) if len(kept) < len(table) else len(table)
         rows = rows.loc[_kept(rows, newest_event, start, settings)]
+        counts = _lay_out(path, newest_event, counts)
 
     frame = pd.concat(
         [part.assign(symbol=symbol) for symbol, scan in scans.items() for part in scan.rows],
@@ -506,11 +525,12 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
     new_state = _State(
         frame[_State.empty().frame.columns].astype({"n": "int64", "digest": "uint64", "last_ms": "int64"}),
         start_ms,
+        {day: count for day, count in counts.items() if count},
     )
     result = Update(
         rows=_ordered(rows),
         recomputed={symbol: intervals for symbol, intervals in recomputed.items() if intervals},
-        total_rows=row_count(path),
+        total_rows=sum(new_state.counts.values()),
         removed_rows=removed,
         newest_event=newest_event,
         rebuilt=False,
@@ -539,16 +559,53 @@ def _candles(settings: Settings, series: store.Series, scan: _Scan, first: int, 
     return store.load_candles(settings.candles_dir, series, start=start, end=end)
 
 
-def _replace_day(path: Path, day: str, rows: pd.DataFrame) -> None:
-    file = path / f"{day}.parquet"
+def _lay_out(path: Path, newest_event: pd.Timestamp, counts: dict[str, int]) -> dict[str, int]:
+    """Keep every month strictly between the table's oldest and newest months in one file, the others in
+    day files (so the table holds a few dozen files whatever its retention, the hourly cycle rewrites one
+    day file, and the trim one): the month just closed is compacted, the month the retention enters is
+    split, once a month each. A month file is written before its day files are removed (and the other
+    way round), so a run killed in between leaves both; the month file wins then."""
+    keys = files(path)
+    if not keys:
+        return counts
+    oldest, newest = keys[0][0][:7], f"{newest_event:%Y-%m}"
+    counts = dict(counts)
+    for month in sorted({key[:7] for key, _ in keys}):
+        days = [(key, file) for key, file in keys if len(key) == 10 and key[:7] == month]
+        whole = path / f"{month}.parquet"
+        if whole.exists() and days:  # a compaction or a split killed part-way: the month file holds all
+            for key, file in days:
+                file.unlink()
+                counts.pop(key, None)
+            days = []
+        if oldest < month < newest and days:
+            counts[month] = _replace_file(
+                path, month, pd.concat([pd.read_parquet(file) for _, file in days], ignore_index=True)
+            )
+            for key, file in days:
+                file.unlink()
+                counts.pop(key, None)
+        elif not oldest < month < newest and whole.exists():
+            table = pd.read_parquet(whole)
+            for day, rows in table.groupby(_day_keys(table["event_timestamp"])):
+                counts[str(day)] = _replace_file(path, str(day), rows)
+            whole.unlink()
+            counts.pop(month, None)
+    return counts
+
+
+def _replace_file(path: Path, key: str, rows: pd.DataFrame) -> int:
+    """Write a file of the table atomically (remove it if ``rows`` is empty); returns its rows."""
+    file = path / f"{key}.parquet"
     if rows.empty:
         file.unlink(missing_ok=True)
     else:
         atomic.write_parquet(_ordered(rows.assign(symbol=rows["symbol"].astype(str))), file)
+    return len(rows)
 
 
 def _newest_event(path: Path) -> pd.Timestamp | None:
-    for _, file in reversed(day_files(path)):
+    for _, file in reversed(files(path)):
         stamps = pd.read_parquet(file, columns=["event_timestamp"])["event_timestamp"]
         if not stamps.empty:
             return stamps.max()
@@ -561,15 +618,26 @@ def trim(settings: Settings, cutoff: pd.Timestamp) -> tuple[int, int, int]:
     path = settings.feature_table_path
     removed = freed = 0
     with _locked(path):
-        for day, file in day_files(path):
-            if pd.Timestamp(day, tz="UTC") > cutoff:
+        definition = _definition(settings)
+        state = _read_state(path, definition)
+        for key, file in files(path):
+            if pd.Timestamp(key, tz="UTC") > cutoff:
                 break
             size = file.stat().st_size
             table = pd.read_parquet(file)
             kept = retention.trim_features(table, cutoff)
             if len(kept) < len(table):
                 removed += len(table) - len(kept)
-                _replace_day(path, day, kept)
+                if _replace_file(path, key, kept) == 0 and state is not None:
+                    state.counts.pop(key, None)
+                elif state is not None:
+                    state.counts[key] = len(kept)
                 freed += size - (file.stat().st_size if file.exists() else 0)
-    total = row_count(path)
+        if state is not None and removed:
+            _write_state(path, state, definition)
+        total = (
+            sum(pq.read_metadata(file).num_rows for _, file in files(path))
+            if state is None
+            else sum(state.counts.values())
+        )
     return removed, total, max(0, freed)

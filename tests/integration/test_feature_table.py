@@ -16,13 +16,16 @@ from hourcast.settings import Settings
 from tests.conftest import as_candle_frame
 
 HOUR = pd.Timedelta(hours=1)
-START = pd.Timestamp("2024-02-27 12:00", tz="UTC")  # the first simulated hour; February has 29 days
+CHECKED = {5, 11, 12, 13, 20, 21, 30, 31, 35, 36, 37, 40, 41, 47, *range(0, 48, 5)}
+START = pd.Timestamp("2024-03-30 12:00", tz="UTC")  # the first simulated hour; the candles start in 2024
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path, symbols=SYMBOLS, train_days=2, feature_retention_days=3)
+    """59 days of features: the 48 hours move the oldest row from January into February (split into days)
+    and the newest from March into April (March compacted into one file)."""
+    return Settings(home=tmp_path, symbols=SYMBOLS, train_days=58, feature_retention_days=59)
 
 
 def put(settings: Settings, recorded: pd.DataFrame, symbol: str, stamps: list[pd.Timestamp]) -> None:
@@ -44,13 +47,19 @@ def assert_equals_full_recomputation(settings: Settings) -> feature_table.Update
 
 def test_hour_by_hour_the_table_is_the_full_recomputation(settings: Settings, recorded_files: dict) -> None:
     btc, eth = (recorded_files[symbol] for symbol in SYMBOLS)
-    history = list(pd.date_range(START - pd.Timedelta(days=5), START - HOUR, freq="h"))
+    history = list(pd.date_range(START - pd.Timedelta(days=61), START - HOUR, freq="h"))
     for symbol in SYMBOLS:
         put(settings, recorded_files[symbol], symbol, history)
     first = assert_equals_full_recomputation(settings)
-    assert first.rebuilt and first.total_rows == 2 * 3 * 24
+    assert first.rebuilt and first.total_rows == 2 * 59 * 24
+    assert [key for key, _ in feature_table.files(settings.feature_table_path)][:2] == [
+        "2024-01-31",
+        "2024-02",
+    ]
 
     eth_hole, btc_hole = START + 5 * HOUR, START + 20 * HOUR  # filled at hours 30 and 40
+    # compared with the full recomputation: the holes, their fills, the month changes (12: the oldest row
+    # enters February, 36: the newest April), every fifth hour and the last (the others update only)
     for hour in range(48):
         now = START + hour * HOUR
         put(settings, btc, "BTC/USDT", [now] if now != btc_hole else [])
@@ -59,6 +68,9 @@ def test_hour_by_hour_the_table_is_the_full_recomputation(settings: Settings, re
             put(settings, eth, "ETH/USDT", [eth_hole])
         if hour == 40:
             put(settings, btc, "BTC/USDT", [btc_hole])
+        if hour not in CHECKED:
+            assert len(feature_table.update(settings).rows) <= len(SYMBOLS)
+            continue
         update = assert_equals_full_recomputation(settings)
         assert not update.rebuilt
         # only the new hour's rows; after a hole is filled, the rows whose lookback holds a candle of its
@@ -76,16 +88,20 @@ def test_hour_by_hour_the_table_is_the_full_recomputation(settings: Settings, re
             assert update.rows["symbol"].tolist() == ["ETH/USDT"]
             assert update.rows[CROSS_FEATURES].isna().all(axis=None)
 
+    keys = [key for key, _ in feature_table.files(settings.feature_table_path)]
+    assert keys[0] == "2024-02-02" and "2024-03" in keys and keys[-1].startswith("2024-04-")
+    assert not any(key.startswith("2024-03-") for key in keys)
+
     # a month repaired in place (one candle's close differs), as `hourcast repair` fetches it again
     month = (
-        settings.candles_dir / "exchange=binance/symbol=BTC%2FUSDT/timeframe=1h/month=2024-02/data.parquet"
+        settings.candles_dir / "exchange=binance/symbol=BTC%2FUSDT/timeframe=1h/month=2024-03/data.parquet"
     )
     candles = pd.read_parquet(month)
-    fixed = candles["ts"] == pd.Timestamp("2024-02-28 06:00", tz="UTC")
+    fixed = candles["ts"] == pd.Timestamp("2024-03-28 06:00", tz="UTC")
     candles.loc[fixed, "close"] *= 1.001
     atomic.write_parquet(candles, month)
     update = assert_equals_full_recomputation(settings)
-    assert set(update.rows["symbol"]) == set(SYMBOLS) and len(update.rows) < 4 * 24  # not the whole table
+    assert len(update.rows) == 2 * (24 + LOOKBACK - 1)  # both symbols' rows whose lookback holds its day
 
     # a run killed after writing its day files, before its state: the next one redoes it, the same
     state = feature_table.state_path(settings.feature_table_path)
