@@ -5,11 +5,18 @@ This is the one retry layer for exchange requests: transient faults (ccxt ``Netw
 which only this layer can see. Nothing above retries (the Prefect pull tasks do not): a run whose retries
 ran out stops with what it stored, and the next scheduled run resumes. Permanent errors (an unknown market,
 rejected credentials, a bad request) are never retried: they fail at once with a clear message.
+
+A ``CandleSource`` may be used from many threads at once (ingestion fetches symbols concurrently): each
+thread talks through its own copy of the ccxt client (its own HTTP session and ``last_response_headers``,
+the markets shared), and every copy waits its turn on one ``RateLimiter``, ccxt's own cost model
+(``rateLimit`` milliseconds per unit of an endpoint's cost) enforced across all threads.
 """
 
 from __future__ import annotations
 
+import copy
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +24,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import ccxt
+from requests import Session
 
 from hourcast.candles import slot_ms
 from hourcast.errors import UserError
@@ -101,15 +109,55 @@ class RetryPolicy:
         return rng.uniform(0, min(self.max_seconds, self.base_seconds * 2**attempt))
 
 
+class RateLimiter:
+    """ccxt's request spacing shared by threads: each request waits until ``interval_ms`` times the cost of
+    the request before it has passed since that one went out, whichever thread sent it (ccxt's own
+    ``throttle`` keeps that time per client and is not thread-safe)."""
+
+    def __init__(self, interval_ms: float) -> None:
+        self.interval_ms = interval_ms
+        self._lock = threading.Lock()
+        self._next = 0.0  # monotonic time the next request may go out
+
+    def throttle(self, cost: float | None = None) -> None:
+        """Wait for this request's turn; ``cost`` is ccxt's weight of the endpoint (1 if not given)."""
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval_ms * (1 if cost is None else cost) / 1000
+        if start > now:
+            time.sleep(start - now)
+
+
 @dataclass
 class CandleSource:
-    """Candles and the clock of one exchange, with transient faults retried."""
+    """Candles and the clock of one exchange, with transient faults retried; safe to share between threads
+    (see the module docstring)."""
 
     client: ccxt.Exchange
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
     retries: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._local.client = self.client
+        if self.client.enableRateLimit:
+            self.client.throttle = RateLimiter(self.client.rateLimit).throttle  # copied to every thread's
+
+    def _client(self) -> ccxt.Exchange:
+        """This thread's copy of the client: markets, options and rate limiter shared, its own HTTP session
+        and last response."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            with self._lock:
+                client = copy.copy(self.client)
+            client.session = Session()
+            client.session.trust_env = self.client.requests_trust_env
+            self._local.client = client
+        return client
 
     def _call(self, what: str, function: Callable[..., T], *args: object, **kwargs: object) -> T:
         for attempt in range(self.retry.attempts):
@@ -121,8 +169,10 @@ class CandleSource:
                         f"{self.client.id} {what} failed after {self.retry.attempts} tries: "
                         f"{type(error).__name__}: {str(error)[:200]}"
                     ) from error
-                self.retries += 1
-                self.sleep(max(self.retry.delay(attempt, self.rng), self._retry_after(error)))
+                with self._lock:
+                    self.retries += 1
+                    delay = self.retry.delay(attempt, self.rng)
+                self.sleep(max(delay, self._retry_after(error)))
             except ccxt.BaseError as error:  # permanent: retrying cannot help
                 raise ExchangeFailure(permanent_message(self.client.id, what, error)) from error
         raise AssertionError("unreachable")
@@ -131,7 +181,7 @@ class CandleSource:
         """The server's ``Retry-After`` (seconds) on a rate-limit answer, capped by the policy."""
         if not isinstance(error, ccxt.DDoSProtection):
             return 0.0
-        headers = self.client.last_response_headers or {}
+        headers = self._client().last_response_headers or {}
         value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
         try:
             return min(float(value), self.retry.max_seconds) if value is not None else 0.0
@@ -139,13 +189,34 @@ class CandleSource:
             return 0.0
 
     def load_markets(self) -> None:
-        """Load the exchange's markets (needed once before symbols can be resolved)."""
-        self._call("load_markets", self.client.load_markets)
+        """Load the exchange's markets (needed once before symbols can be resolved; every thread's copy of
+        the client shares them)."""
+        with self._lock:  # one thread loads them, the others wait and find them loaded
+            self._call("load_markets", self.client.load_markets)
+        client = self._client()
+        if client is not self.client and client.markets is not self.client.markets:
+            client.set_markets(self.client.markets, self.client.currencies)
+
+    def select(self, quote: str, min_quote_volume: float) -> list[str]:
+        """The exchange's active spot markets quoted in ``quote`` whose last 24 h traded at least
+        ``min_quote_volume`` (in ``quote``, by ``fetch_tickers``), most traded first."""
+        self.load_markets()
+        listed = {
+            symbol
+            for symbol, market in self.client.markets.items()
+            if market.get("spot") and market.get("active") is not False and market.get("quote") == quote
+        }
+        tickers = self._call("fetch_tickers", self._client().fetch_tickers)
+        volumes = {
+            symbol: tickers[symbol].get("quoteVolume") or 0.0 for symbol in listed if symbol in tickers
+        }
+        chosen = [symbol for symbol, volume in volumes.items() if volume >= min_quote_volume]
+        return sorted(chosen, key=lambda symbol: (-volumes[symbol], symbol))
 
     def check_symbol(self, symbol: str) -> None:
         """Raise ``ExchangeFailure`` (at once, never retried) if the exchange does not list ``symbol``."""
         self.load_markets()
-        if symbol not in self.client.markets:
+        if symbol not in self._client().markets:
             raise UnknownSymbol(
                 f"the exchange {self.client.id} has no market {symbol!r}: check the symbol "
                 "(HOURCAST_SYMBOLS or --symbol), e.g. BTC/USDT"
@@ -153,7 +224,7 @@ class CandleSource:
 
     def now_ms(self) -> int:
         """The exchange's clock, in epoch milliseconds."""
-        return int(self._call("fetch_time", self.client.fetch_time))
+        return int(self._call("fetch_time", self._client().fetch_time))
 
     def pages(
         self, symbol: str, timeframe: str, since_ms: int, until_ms: int, limit: int
@@ -167,7 +238,7 @@ class CandleSource:
         since = since_ms
         while since <= until_ms:
             rows = self._call(
-                "fetch_ohlcv", self.client.fetch_ohlcv, symbol, timeframe, since=since, limit=limit
+                "fetch_ohlcv", self._client().fetch_ohlcv, symbol, timeframe, since=since, limit=limit
             )
             stamps = [row[0] for row in rows if row and isinstance(row[0], int)]
             page = [
@@ -180,3 +251,39 @@ class CandleSource:
             if not stamps or max(stamps) < since:
                 return
             since = max(stamps) + 1
+
+
+SELECTOR_PREFIX = "all-"
+"""``all-<quote>`` in ``HOURCAST_SYMBOLS`` stands for every active spot market quoted in ``<quote>``."""
+
+
+def is_selector(entry: str) -> bool:
+    """Whether a ``HOURCAST_SYMBOLS`` entry is a selector such as ``all-usdt`` rather than a symbol."""
+    return entry.lower().startswith(SELECTOR_PREFIX)
+
+
+def resolve_symbols(settings: Settings, source: CandleSource) -> Settings:
+    """``settings`` with every selector of ``symbols`` (``all-usdt``: the exchange's active spot markets
+    quoted in USDT that traded at least ``min_quote_volume`` USDT in the last 24 h, most traded first)
+    replaced by the symbols it selects now; the same object when there is none. Call it at entry points:
+    it asks the exchange."""
+    if not any(is_selector(entry) for entry in settings.symbols):
+        return settings
+    resolved: list[str] = []
+    for entry in settings.symbols:
+        if is_selector(entry):
+            quote = entry[len(SELECTOR_PREFIX) :].upper()
+            try:
+                selected = source.select(quote, settings.min_quote_volume)
+            except ExchangeFailure as error:
+                raise UserError(f"HOURCAST_SYMBOLS={entry} could not be resolved: {error}") from error
+            if not selected:
+                raise UserError(
+                    f"HOURCAST_SYMBOLS={entry} selects no market of {source.client.id}: none quoted in "
+                    f"{quote} traded HOURCAST_MIN_QUOTE_VOLUME={settings.min_quote_volume:g} in the last "
+                    "24 h; lower it or name the symbols"
+                )
+            resolved += selected
+        else:
+            resolved.append(entry)
+    return settings.model_copy(update={"symbols": list(dict.fromkeys(resolved))})

@@ -6,13 +6,19 @@ never stops history. Their hours are recorded in the ledger (``quarantined_range
 filled in; the features see them as gaps. A failing batch rule (columns, dtypes, a candle from the
 exchange's future) quarantines the whole batch and stops that symbol's run, so the store never gets a
 hole behind a page it could not read: the next run fetches the same range again.
+
+All symbols of a run go at once: their pages are fetched concurrently (``exchange_concurrency`` requests in
+flight, within the exchange's rate limit), each round of pages is validated in ONE Great Expectations run
+(``CandleValidator.validate_batches``) and stored per symbol concurrently. Each symbol's outcome is its own:
+a failing, slow or quarantined symbol never stops the others.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -34,7 +40,7 @@ from hourcast.candles import (
     ts_ms,
 )
 from hourcast.errors import UsageError, UserError
-from hourcast.exchange import CandleSource, ExchangeFailure, UnknownSymbol
+from hourcast.exchange import CandleSource, ExchangeFailure, UnknownSymbol, resolve_symbols
 from hourcast.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,6 +48,8 @@ if TYPE_CHECKING:
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called after each stored page with ``(symbol, candles_done, candles_expected)``."""
+STRAGGLER_SECONDS = 2.0
+"""How long a validation round waits for the pages still being fetched once no page has come in."""
 
 
 @dataclass
@@ -131,7 +139,7 @@ class Ingestor:
 
     def ingest(self, symbols: list[str] | None = None) -> list[SymbolSummary]:
         """Pull every closed candle after the last stored one (a default window into an empty store)."""
-        return [self._run("ingest", symbol, None, None) for symbol in symbols or self.settings.symbols]
+        return self._run_all("ingest", symbols or self.symbols(), None, None)
 
     def backfill(
         self, since: pd.Timestamp, until: pd.Timestamp | None = None, symbols: list[str] | None = None
@@ -151,7 +159,11 @@ class Ingestor:
                 f"--since {_iso(since)} is after the exchange's newest closed candle ({_iso(newest)}): "
                 "nothing to fetch; give an earlier --since"
             )
-        return [self._run("backfill", symbol, since, until) for symbol in symbols or self.settings.symbols]
+        return self._run_all("backfill", symbols or self.symbols(), since, until)
+
+    def symbols(self) -> list[str]:
+        """The configured symbols, a selector such as ``all-usdt`` resolved through the exchange."""
+        return resolve_symbols(self.settings, self.source).symbols
 
     def _series(self, symbol: str) -> store.Series:
         return store.Series(self.settings.exchange, symbol, self.settings.timeframe)
@@ -160,7 +172,7 @@ class Ingestor:
         """Set every unreadable month file aside (under ``HOURCAST_HOME/damaged``, bytes untouched) and
         fetch its month again from the exchange; a symbol with no damaged month is left alone."""
         summaries = []
-        for symbol in symbols or self.settings.symbols:
+        for symbol in symbols or self.symbols():
             series = self._series(symbol)
             for month, path in store.damaged_months(self.settings.candles_dir, series):
                 aside = store.set_aside(self.settings.candles_dir, path, self.settings.home / "damaged")
@@ -172,31 +184,88 @@ class Ingestor:
                 summaries.append(summary)
         return summaries
 
-    def _run(
-        self, command: str, symbol: str, since: pd.Timestamp | None, until: pd.Timestamp | None
-    ) -> SymbolSummary:
+    def _run_all(
+        self, command: str, symbols: list[str], since: pd.Timestamp | None, until: pd.Timestamp | None
+    ) -> list[SymbolSummary]:
+        """Run ``command`` for every symbol at once (see ``_rounds``); each symbol's outcome is its own: a
+        failing or quarantined symbol never stops or holds up the others. The ledger gets every symbol's
+        ``started`` entry first and its outcome at the end (two writes per run, whatever the number of
+        symbols); an error that is not the exchange's or the user's is re-raised once all are recorded."""
         started = time.monotonic()
         run_at = pd.Timestamp.now(tz="UTC").floor("ms")  # as the ledger stores it
-        summary = SymbolSummary(symbol, status="started", message=ledger.STARTED_MESSAGE)
-        ledger.record(self.settings.ledger_path, self._entry(command, run_at, started, summary))
-        summary.status, summary.message = "ok", ""
+        runs = [_SymbolRun(self, command, run_at, started, symbol) for symbol in dict.fromkeys(symbols)]
+        ledger.record_many(self.settings.ledger_path, [run.entry() for run in runs])
+        for run in runs:
+            run.summary.status, run.summary.message = "ok", ""
         try:
-            self._pull(summary, run_at, since, until)
-        except UnknownSymbol as error:
-            summary.status, summary.message = "failed", str(error)
-        except ExchangeFailure as error:
-            summary.status, summary.message = (
-                "failed",
-                f"{error} (stored everything before it; re-run to resume)",
-            )
-        except UserError as error:
-            summary.status, summary.message = "failed", str(error)
+            with ThreadPoolExecutor(self.settings.exchange_concurrency, "ingest") as pool:
+                try:
+                    now_ms = self.source.now_ms()  # one exchange clock for every symbol of the run
+                except ExchangeFailure as error:
+                    for run in runs:
+                        run.fail(error)
+                else:
+                    _each(
+                        pool, [run for run in runs if run.active], lambda run: run.plan(since, until, now_ms)
+                    )
+                    self._rounds(pool, [run for run in runs if run.active], now_ms)
+                _each(pool, runs, _SymbolRun.finish)
         except BaseException as error:
-            summary.status, summary.message = "failed", f"{type(error).__name__}: {error}"
+            for run in runs:
+                if run.ended is None:
+                    run.fail(error)
             raise
         finally:
-            ledger.record(self.settings.ledger_path, self._entry(command, run_at, started, summary))
-        return summary
+            ledger.record_many(self.settings.ledger_path, [run.entry() for run in runs])
+        unexpected = [run.unexpected for run in runs if run.unexpected is not None]
+        if unexpected:
+            raise unexpected[0]
+        return [run.summary for run in runs]
+
+    def _rounds(self, pool: ThreadPoolExecutor, runs: list[_SymbolRun], now_ms: int) -> None:
+        """Fetch every symbol's next page concurrently (within the exchange's rate limit), validate all the
+        pages of a round in ONE GX run, then store them concurrently, until every symbol is done.
+
+        A round is validated once every symbol has answered, or once no page has come for
+        ``STRAGGLER_SECONDS``: a slow symbol's page then joins a later round, never holding up the rest.
+        """
+        fetching: dict[Future[pd.DataFrame | None], _SymbolRun] = {
+            pool.submit(run.next_batch, now_ms): run for run in runs
+        }
+        ready: list[tuple[_SymbolRun, pd.DataFrame]] = []
+        while fetching or ready:
+            done: set[Future[pd.DataFrame | None]] = set()
+            if fetching:
+                timeout = STRAGGLER_SECONDS if ready else None
+                done, _ = wait(fetching, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                run = fetching.pop(future)
+                try:
+                    batch = future.result()
+                except Exception as error:
+                    run.fail(error)
+                    continue
+                if batch is not None:
+                    ready.append((run, batch))
+            if not ready or (fetching and done):
+                continue
+            reports = self.validator.validate_batches([batch for _, batch in ready], now_ms)
+            stores = {
+                pool.submit(run.take, batch, report): run
+                for (run, batch), report in zip(ready, reports, strict=True)
+            }
+            ready = []
+            for future in as_completed(stores):
+                run = stores[future]
+                try:
+                    future.result()
+                except Exception as error:
+                    run.fail(error)
+                    continue
+                if self.progress is not None:
+                    self.progress(run.summary.symbol, run.progress_done, run.expected)
+                if run.active:
+                    fetching[pool.submit(run.next_batch, now_ms)] = run
 
     def _plan(
         self, series: store.Series, archive: completeness.ArchiveState, since_ms: int | None, until_ms: int
@@ -230,130 +299,6 @@ class Ingestor:
                 ranges.append((first, last))
         return ranges, set((stored // step * step).tolist()), since_ms
 
-    def _pull(
-        self,
-        summary: SymbolSummary,
-        run_at: pd.Timestamp,
-        since: pd.Timestamp | None,
-        until: pd.Timestamp | None,
-    ) -> None:
-        timeframe = self.settings.timeframe
-        step = timeframe_ms(timeframe)
-        series = self._series(summary.symbol)
-        self.source.check_symbol(summary.symbol)
-        now_ms = self.source.now_ms()
-        last_closed = last_closed_open_ms(timeframe, now_ms)
-        until_ms = min(last_closed, to_ms(until) - 1 if until is not None else last_closed)
-        until_ms = until_ms // step * step
-        archive = completeness.read_state(self.settings.candles_dir, series)
-        since_ms = -(-to_ms(since) // step) * step if since is not None else None  # the first period after it
-        ranges, known, span_start = self._plan(series, archive, since_ms, until_ms)
-        expected = sum((last - first) // step + 1 for first, last in ranges)
-        returned: set[int] = set()
-        judged: set[int] = set()
-        examined: list[tuple[int, int]] = []
-        try:
-            self._fetch(summary, series, run_at, now_ms, ranges, returned, judged, examined, expected)
-        finally:
-            asked = {s for first, last in examined for s in completeness.grid(first, last, step).tolist()}
-            # a period whose only answer was set aside (an off-hour candle alone in it) is quarantined,
-            # not a gap: `hourcast gaps` and the ledger say the same
-            left_out = sorted(asked - returned - judged - known)
-            summary.gaps = [
-                Gap(from_ms(first), (last - first) // step + 1)
-                for first, last in completeness.runs(left_out, step)
-            ]
-            if examined or archive.start is None:
-                horizon = completeness.retry_horizon_ms(self.settings, last_closed)
-                span = (min(span_start, until_ms), max((last for _, last in examined), default=until_ms))
-                completeness.update_state(  # on the state as saved now: a concurrent run may have saved
-                    self.settings.candles_dir,
-                    series,
-                    lambda state: state.record(
-                        span, left_out, returned | judged, horizon, self.settings.gap_retries
-                    ),
-                )
-        if summary.quarantined and summary.status == "quarantined" and not summary.message:
-            summary.message = (
-                f"{summary.quarantined} of {summary.fetched} candles quarantined "
-                f"({', '.join(summary.entries) or 'already held'}; see `hourcast quarantine list`), "
-                "the valid ones stored"
-            )
-        elif expected and summary.last is None and not summary.message:
-            summary.message = (
-                f"no closed candles in {_iso(from_ms(ranges[0][0]))}..{_iso(from_ms(ranges[-1][1]))}"
-            )
-
-    def _fetch(
-        self,
-        summary: SymbolSummary,
-        series: store.Series,
-        run_at: pd.Timestamp,
-        now_ms: int,
-        ranges: list[tuple[int, int]],
-        returned: set[int],
-        judged: set[int],
-        examined: list[tuple[int, int]],
-        expected: int,
-    ) -> None:
-        """Fetch, validate and store ``ranges`` in order, adding the grid periods the exchange returned to
-        ``returned``, the periods of quarantined rows to ``judged`` (asking for them again would only
-        quarantine them again) and each range (or the part of it reached) to ``examined``; stops at a
-        failing batch."""
-        timeframe = self.settings.timeframe
-        step = timeframe_ms(timeframe)
-        report: ValidationReport | None = None
-        done = 0  # candles of the ranges finished before this one
-        for first, last in ranges:
-            reached = first - step
-            examined.append((first, reached))
-            limit = min(self.settings.fetch_limit, (last - first) // step + 2)
-            for page in self.source.pages(summary.symbol, timeframe, first, last, limit):
-                batch = closed_only(
-                    frame_from_ohlcv(page, self.settings.exchange, summary.symbol, timeframe),
-                    timeframe,
-                    now_ms,
-                )
-                batch = batch.loc[slot_ms(ts_ms(batch), timeframe) >= first]
-                if batch.empty:
-                    continue
-                summary.fetched += len(batch)
-                unique = batch.drop_duplicates().reset_index(drop=True)  # the same candle twice is one
-                summary.duplicates += len(batch) - len(unique)
-                report = self.validator.validate(unique, now_ms)
-                if report.batch_failed:
-                    held = self._quarantine(summary, series, unique, report, run_at, quarantine.BATCH)
-                    summary.message = (
-                        f"batch of {len(unique)} candles quarantined ({held}) and the run stopped before it "
-                        "(the next run fetches it again): " + "; ".join(report.failures)
-                    )
-                    self._publish_last_report(series, report)
-                    return
-                rejected = unique.iloc[report.rejected_rows]
-                valid = unique.drop(index=rejected.index).reset_index(drop=True)
-                if not rejected.empty:
-                    self._quarantine(summary, series, rejected, report, run_at, quarantine.ROWS)
-                result = store.upsert(self.settings.candles_dir, series, valid)
-                summary.new += result.new
-                summary.duplicates += result.duplicates
-                slots = _on_grid(pd.concat([valid["ts"], rejected["ts"]]), step)
-                returned.update(ts_ms(slots.to_frame("ts")).tolist())
-                judged.update(slot_ms(ts_ms(rejected.dropna(subset=["ts"])), timeframe).tolist())
-                page_slots = slot_ms(ts_ms(unique.dropna(subset=["ts"])), timeframe)
-                reached = max(reached, int(page_slots.max()) if len(page_slots) else reached)
-                examined[-1] = (first, min(reached, last))
-                if not valid.empty:
-                    summary.first = summary.first if summary.first is not None else valid["ts"].min()
-                    summary.last = (
-                        valid["ts"].max() if summary.last is None else max(summary.last, valid["ts"].max())
-                    )
-                if self.progress is not None:
-                    self.progress(summary.symbol, done + (min(reached, last) - first) // step + 1, expected)
-            examined[-1] = (first, last)
-            done += (last - first) // step + 1
-        if report is not None:
-            self._publish_last_report(series, report)
-
     def _publish_last_report(self, series: store.Series, report: ValidationReport) -> None:
         """Keep the series' latest validation result (JSON and GX's HTML page) in the validation folder,
         rewritten only when its outcome changed."""
@@ -385,25 +330,211 @@ class Ingestor:
         summary.entries.append(entry.id)
         return entry.id
 
-    def _entry(
-        self, command: str, run_at: pd.Timestamp, started: float, summary: SymbolSummary
-    ) -> ledger.LedgerEntry:
+
+def _each(pool: ThreadPoolExecutor, runs: list[_SymbolRun], step: Callable[[_SymbolRun], None]) -> None:
+    """Apply ``step`` to every run concurrently; a run whose step raises fails alone."""
+    futures = {pool.submit(step, run): run for run in runs}
+    for future in as_completed(futures):
+        try:
+            future.result()
+        except Exception as error:
+            futures[future].fail(error)
+
+
+@dataclass(eq=False)
+class _SymbolRun:
+    """One symbol's part of a run: its plan, the page it is reading, what it has examined and its outcome.
+
+    Its steps run on the pool's threads, one at a time: ``plan``, then ``next_batch`` / ``take`` per page,
+    then ``finish``.
+    """
+
+    ingestor: Ingestor
+    command: str
+    run_at: pd.Timestamp
+    started: float
+    symbol: str
+    active: bool = True
+    stopped: bool = False  # a batch rule failed: the run stopped before that page
+    unexpected: Exception | None = None
+    ended: float | None = None
+    planned: bool = False
+    expected: int = 0
+    progress_done: int = 0
+    summary: SymbolSummary = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.summary = SymbolSummary(self.symbol, status="started", message=ledger.STARTED_MESSAGE)
+        self.settings = self.ingestor.settings
+        self.step = timeframe_ms(self.settings.timeframe)
+        self.series = self.ingestor._series(self.symbol)
+        self.returned: set[int] = set()
+        self.judged: set[int] = set()
+        self.examined: list[tuple[int, int]] = []
+        self.done = 0  # candles of the ranges finished
+        self.report: ValidationReport | None = None
+        self._range = -1
+        self._pages: Iterator[list[list]] | None = None
+        self._reached = 0
+
+    def fail(self, error: BaseException) -> None:
+        """End the symbol's run with ``error`` as its outcome (kept to re-raise when it is a bug)."""
+        self.active = False
+        if isinstance(error, UnknownSymbol | UserError):
+            message = str(error)
+        elif isinstance(error, ExchangeFailure):
+            message = f"{error} (stored everything before it; re-run to resume)"
+        else:
+            message = f"{type(error).__name__}: {error}"
+            if isinstance(error, Exception):
+                self.unexpected = error
+        self.summary.status, self.summary.message = "failed", message
+
+    def plan(self, since: pd.Timestamp | None, until: pd.Timestamp | None, now_ms: int) -> None:
+        """Check the symbol and plan the ranges to ask for (``Ingestor._plan``)."""
+        self.ingestor.source.check_symbol(self.symbol)
+        step = self.step
+        self.last_closed = last_closed_open_ms(self.settings.timeframe, now_ms)
+        until_ms = min(self.last_closed, to_ms(until) - 1 if until is not None else self.last_closed)
+        self.until_ms = until_ms // step * step
+        self.archive = completeness.read_state(self.settings.candles_dir, self.series)
+        since_ms = -(-to_ms(since) // step) * step if since is not None else None  # the first period after it
+        self.ranges, self.known, self.span_start = self.ingestor._plan(
+            self.series, self.archive, since_ms, self.until_ms
+        )
+        self.expected = sum((last - first) // step + 1 for first, last in self.ranges)
+        self.planned = True
+
+    def next_batch(self, now_ms: int) -> pd.DataFrame | None:
+        """The next page of closed candles (duplicates dropped) from the exchange, or None when every range
+        has been read; records each range (or the part of it reached) in ``examined``."""
+        timeframe, step = self.settings.timeframe, self.step
+        while True:
+            if self._pages is None:
+                if self._range + 1 >= len(self.ranges):
+                    self.active = False
+                    return None
+                self._range += 1
+                first, last = self.ranges[self._range]
+                self._reached = first - step
+                self.examined.append((first, self._reached))
+                limit = min(self.settings.fetch_limit, (last - first) // step + 2)
+                self._pages = iter(self.ingestor.source.pages(self.symbol, timeframe, first, last, limit))
+            first, last = self.ranges[self._range]
+            page = next(self._pages, None)
+            if page is None:
+                self.examined[-1] = (first, last)
+                self.done += (last - first) // step + 1
+                self._pages = None
+                continue
+            batch = closed_only(
+                frame_from_ohlcv(page, self.settings.exchange, self.symbol, timeframe), timeframe, now_ms
+            )
+            batch = batch.loc[slot_ms(ts_ms(batch), timeframe) >= first]
+            if batch.empty:
+                continue
+            self.summary.fetched += len(batch)
+            unique = batch.drop_duplicates().reset_index(drop=True)  # the same candle twice is one
+            self.summary.duplicates += len(batch) - len(unique)
+            return unique
+
+    def take(self, unique: pd.DataFrame, report: ValidationReport) -> None:
+        """Store a validated page: rows failing a row rule quarantined, the valid ones stored; a failing
+        batch rule quarantines the page and stops the symbol's run."""
+        summary, series, step = self.summary, self.series, self.step
+        timeframe = self.settings.timeframe
+        if report.batch_failed:
+            held = self.ingestor._quarantine(summary, series, unique, report, self.run_at, quarantine.BATCH)
+            summary.message = (
+                f"batch of {len(unique)} candles quarantined ({held}) and the run stopped before it "
+                "(the next run fetches it again): " + "; ".join(report.failures)
+            )
+            self.ingestor._publish_last_report(series, report)
+            self.active, self.stopped = False, True
+            return
+        self.report = report
+        rejected = unique.iloc[report.rejected_rows]
+        valid = unique.drop(index=rejected.index).reset_index(drop=True)
+        if not rejected.empty:
+            self.ingestor._quarantine(summary, series, rejected, report, self.run_at, quarantine.ROWS)
+        result = store.upsert(self.settings.candles_dir, series, valid)
+        summary.new += result.new
+        summary.duplicates += result.duplicates
+        slots = _on_grid(pd.concat([valid["ts"], rejected["ts"]]), step)
+        self.returned.update(ts_ms(slots.to_frame("ts")).tolist())
+        self.judged.update(slot_ms(ts_ms(rejected.dropna(subset=["ts"])), timeframe).tolist())
+        page_slots = slot_ms(ts_ms(unique.dropna(subset=["ts"])), timeframe)
+        self._reached = max(self._reached, int(page_slots.max()) if len(page_slots) else self._reached)
+        first, last = self.ranges[self._range]
+        self.examined[-1] = (first, min(self._reached, last))
+        if not valid.empty:
+            summary.first = summary.first if summary.first is not None else valid["ts"].min()
+            summary.last = valid["ts"].max() if summary.last is None else max(summary.last, valid["ts"].max())
+        self.progress_done = self.done + (min(self._reached, last) - first) // step + 1
+
+    def finish(self) -> None:
+        """Record what the exchange answered in the completeness state, publish the latest validation
+        report and word the outcome."""
+        self.active = False
+        self.ended = time.monotonic()
+        summary = self.summary
+        if self.planned:
+            self._record_answers()
+        if summary.status == "failed":
+            return
+        if self.report is not None and not self.stopped:
+            self.ingestor._publish_last_report(self.series, self.report)
+        if summary.quarantined and summary.status == "quarantined" and not summary.message:
+            summary.message = (
+                f"{summary.quarantined} of {summary.fetched} candles quarantined "
+                f"({', '.join(summary.entries) or 'already held'}; see `hourcast quarantine list`), "
+                "the valid ones stored"
+            )
+        elif self.expected and summary.last is None and not summary.message:
+            first, last = self.ranges[0][0], self.ranges[-1][1]
+            summary.message = f"no closed candles in {_iso(from_ms(first))}..{_iso(from_ms(last))}"
+
+    def _record_answers(self) -> None:
+        """The gaps of the run, and the exchange's answers saved in the series' completeness state."""
+        step = self.step
+        asked = {s for first, last in self.examined for s in completeness.grid(first, last, step).tolist()}
+        # a period whose only answer was set aside (an off-hour candle alone in it) is quarantined,
+        # not a gap: `hourcast gaps` and the ledger say the same
+        left_out = sorted(asked - self.returned - self.judged - self.known)
+        self.summary.gaps = [
+            Gap(from_ms(first), (last - first) // step + 1)
+            for first, last in completeness.runs(left_out, step)
+        ]
+        if self.examined or self.archive.start is None:
+            horizon = completeness.retry_horizon_ms(self.settings, self.last_closed)
+            reached = max((last for _, last in self.examined), default=self.until_ms)
+            span = (min(self.span_start, self.until_ms), reached)
+            answered = self.returned | self.judged
+            completeness.update_state(  # on the state as saved now: a concurrent run may have saved
+                self.settings.candles_dir,
+                self.series,
+                lambda state: state.record(span, left_out, answered, horizon, self.settings.gap_retries),
+            )
+
+    def entry(self) -> ledger.LedgerEntry:
+        """The symbol's ledger entry as it stands."""
+        summary, settings = self.summary, self.settings
         return ledger.LedgerEntry(
-            run_at=run_at,
-            command=command,
-            exchange=self.settings.exchange,
+            run_at=self.run_at,
+            command=self.command,
+            exchange=settings.exchange,
             symbol=summary.symbol,
-            timeframe=self.settings.timeframe,
+            timeframe=settings.timeframe,
             fetched=summary.fetched,
             new=summary.new,
             duplicates=summary.duplicates,
             gaps=summary.missing_candles,
             gap_ranges=", ".join(f"{_iso(gap.start)}+{gap.missing}" for gap in summary.gaps),
             quarantined=summary.quarantined,
-            quarantined_ranges=runs(summary.quarantined_at, self.settings.timeframe),
+            quarantined_ranges=runs(summary.quarantined_at, settings.timeframe),
             first=summary.first,
             last=summary.last,
-            duration_seconds=round(time.monotonic() - started, 3),
+            duration_seconds=round((self.ended or time.monotonic()) - self.started, 3),
             status=summary.status,
             message=summary.message,
         )
@@ -421,6 +552,17 @@ def check_home(home: Path) -> None:
             f"HOURCAST_HOME={str(home)!r} is not a writable folder ({error.strerror or error}): "
             "point HOURCAST_HOME at a folder you can write to"
         ) from None
+
+
+def resolve_settings(settings: Settings) -> Settings:
+    """``settings`` with every symbol selector (``all-usdt``) resolved through the exchange, for an entry
+    point (a command, a flow) to pass down; the same object when there is none (no request made)."""
+    from hourcast.exchange import RetryPolicy, is_selector, make_client
+
+    if not any(is_selector(entry) for entry in settings.symbols):
+        return settings
+    source = CandleSource(make_client(settings), retry=RetryPolicy.from_settings(settings))
+    return resolve_symbols(settings, source)
 
 
 def make_ingestor(settings: Settings, progress: ProgressCallback | None = None) -> Ingestor:

@@ -32,6 +32,18 @@ class Settings(BaseSettings):
         description="Least quote-currency volume of the last 24 h (the exchange's tickers) a market needs to "
         "be picked by a selector such as `all-usdt`.",
     )
+    dask_address: str | None = Field(
+        None,
+        description="Dask scheduler (tcp://host:8786) the ingest flow fans its symbols out to, through "
+        "prefect-dask's DaskTaskRunner (workers need this HOURCAST_HOME on a shared filesystem); unset: "
+        "Prefect's thread pool in the flow's process.",
+    )
+    ingest_shard_symbols: int = Field(
+        100,
+        ge=1,
+        description="Symbols per pull task of the ingest flow's fan-out (each task fetches its symbols "
+        "concurrently and validates them in one Great Expectations run).",
+    )
     exchange_concurrency: int = Field(
         8,
         ge=1,
