@@ -19,8 +19,9 @@ from hourcast import api, schema, serving
 from hourcast.prediction_log import PredictionLog
 from hourcast.served_model import ProductionModel
 from hourcast.settings import Settings
+from hourcast.warning_filters import quiet_known_deprecations
 
-api.quiet_known_deprecations()  # a warnings filter: before Feast and BentoML warn in this process
+quiet_known_deprecations()  # a warnings filter: before Feast and BentoML warn in this process
 app = api.build_app("hourcast")
 
 
@@ -52,8 +53,6 @@ class NextHour:
         self.settings = Settings()
         declared = str(self.model_ref.tag)  # resolved now (registry, model store), never at import
         self.predictor = serving.Predictor(self.settings, fallback_tag=declared)
-        api.quiet_known_deprecations()  # again: importing Feast (just now) put its "once" filter for every
-        # DeprecationWarning ahead of the filters set at import
         self.predictor.start()
         self.log = PredictionLog(self.settings.predictions_dir, self.settings.prediction_flush_seconds)
         self.log.start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import warnings
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from email.message import Message
@@ -218,19 +217,6 @@ class FeatureAges:
         """Seconds since each known symbol's features' next candle opened (the answers' age)."""
         stamp = pd.Timestamp(now)
         return {symbol: (stamp - target).total_seconds() for symbol, target in self._targets.items()}
-
-
-def quiet_known_deprecations() -> None:
-    """Hide the deprecation warnings Feast (and ibis under it) and BentoML (and pathspec under it) raise
-    in the service's process, which say nothing an operator can act on. Targeted by category and
-    module: any other warning, and any deprecation raised by other code, is still shown."""
-    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
-        for module in NOISY_MODULES:
-            warnings.filterwarnings("ignore", category=category, module=rf"{module}(\.|$)")
-    warnings.filterwarnings("ignore", message=r"GitWildMatchPattern \('gitwildmatch'\) is deprecated")
-
-
-NOISY_MODULES = ("feast", "ibis", "bentoml", "_bentoml_sdk", "_bentoml_impl", "pathspec")
 
 
 Scope = dict[str, Any]

@@ -687,8 +687,8 @@ def serve(
 
 
 # Deprecation warnings raised while `bentoml` imports itself, in every process of `bentoml serve`, before the
-# service module (and its filters, `api.quiet_known_deprecations`) is imported: `PYTHONWARNINGS` filters
-# (message prefix, category, module), after any of the user's own so that these take precedence.
+# service module (and its filters, `warning_filters.quiet_known_deprecations`) is imported: these
+# `PYTHONWARNINGS` filters (message prefix, category, module) go after any of the user's own, to win.
 BENTOML_IMPORT_WARNINGS = (
     # pathspec, as BentoML builds its default Bento excludes with the "gitwildmatch" pattern name
     "ignore:GitWildMatchPattern ('gitwildmatch') is deprecated:DeprecationWarning",

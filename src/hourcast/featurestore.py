@@ -29,6 +29,7 @@ from hourcast import feature_table
 from hourcast.features import CROSS_FEATURES, LOOKBACK
 from hourcast.redact import redact
 from hourcast.settings import Settings
+from hourcast.warning_filters import quiet_known_deprecations
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -137,6 +138,7 @@ def repo_config(
     ``timeout_seconds``."""
     from feast.repo_config import RepoConfig
 
+    quiet_known_deprecations()  # again, once Feast is imported: its import puts a filter ahead of them
     # the SQLite path relative to the repo, as feature_store.yaml writes it: Feast names the file alike
     sqlite = os.path.relpath(sqlite_path(settings), settings.feature_repo.resolve())
     online: dict[str, Any] = (

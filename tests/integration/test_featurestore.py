@@ -118,6 +118,25 @@ def test_feast_point_in_time_rows_equal_the_pure_rows(tmp_path: Path, recorded_f
     )
 
 
+def test_hourcast_materialize_prints_no_library_deprecation(tmp_path: Path, recorded_files: dict) -> None:
+    """Importing Feast turns every library's DeprecationWarning on ("once", process-wide), and ibis under
+    Feast warns on each offline read; `hourcast materialize`, as a user runs it, prints none of them."""
+    settings = Settings(home=tmp_path, symbols=SYMBOLS, feature_repo=REPO / "feature_repo", _env_file=None)
+    store_recorded(settings, recorded_files, days=5, end=END)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HOURCAST_", "PYTHONWARNINGS"))},
+        "HOURCAST_HOME": str(tmp_path),
+        "HOURCAST_SYMBOLS": ",".join(SYMBOLS),
+        "HOURCAST_FEATURE_REPO": str(REPO / "feature_repo"),
+    }
+    hourcast = str(Path(sys.executable).with_name("hourcast"))
+    done = subprocess.run(
+        [hourcast, "materialize"], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "feature rows" in done.stdout and "Warning" not in done.stderr, done.stderr
+
+
 def test_every_path_refuses_a_symbol_without_candles(tmp_path: Path, recorded_files: dict) -> None:
     settings = Settings(home=tmp_path, symbols=["BTC/USDT", "DOGE/USDT"], feature_repo=REPO / "feature_repo")
     store_recorded(settings.model_copy(update={"symbols": ["BTC/USDT"]}), recorded_files, days=3, end=END)

@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import warnings
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from hourcast import api
 from hourcast.schema import Band, Prediction, Readiness
-
-REPO = Path(__file__).resolve().parents[2]
+from hourcast.warning_filters import quiet_known_deprecations
 
 
 def shown(category: type[Warning], module: str, message: str = "old API") -> bool:
@@ -21,7 +19,7 @@ def shown(category: type[Warning], module: str, message: str = "old API") -> boo
     warning shown, as with ``PYTHONWARNINGS=default``)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        api.quiet_known_deprecations()
+        quiet_known_deprecations()
         warnings.warn_explicit(message, category, f"/{module.replace('.', '/')}.py", 1, module=module)
     return bool(caught)
 
@@ -46,24 +44,6 @@ def test_the_known_noisy_deprecations_are_hidden(module: str, category: type[War
 )
 def test_every_other_warning_is_still_shown(category: type[Warning], module: str) -> None:
     assert shown(category, module)
-
-
-def test_the_service_sets_its_filters_again_once_feast_is_imported() -> None:
-    """Importing Feast runs ``warnings.simplefilter("once", DeprecationWarning)`` (feast/feature_store.py and
-    others), which goes ahead of the filters the service set at import, so the service sets them again
-    once its predictor has imported Feast."""
-    source = (REPO / "bento_service" / "service.py").read_text()
-    assert source.index("serving.Predictor(") < source.rindex("api.quiet_known_deprecations()")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        api.quiet_known_deprecations()
-        warnings.simplefilter("once", DeprecationWarning)  # what `import feast` does
-        noisy = ("fetch_arrow_table() is deprecated", DeprecationWarning, "/ibis/x.py", 1)
-        warnings.warn_explicit(*noisy, module="ibis.backends.duckdb")
-        assert len(caught) == 1  # shown: Feast's filter won
-        api.quiet_known_deprecations()
-        warnings.warn_explicit(*noisy, module="ibis.backends.duckdb")
-        assert len(caught) == 1  # hidden again
 
 
 def prediction(symbol: str, target_time: str) -> Prediction:
