@@ -8,15 +8,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
-from hourcast.dashboard import build_app
+from hourcast.dashboard import _gradio, build_app
 from hourcast.settings import Settings
 from tests.integration.conftest import free_port
-from tests.unit.test_dashboard import serve_fake_api
+from tests.unit.test_dashboard import candles_payload, make_prediction, serve_fake_api
 
 WAIT_MS = 20_000
+_gradio()  # imported at collection: its import (a minute on a loaded machine) is not any test's time
 
 
 def wait_until_idle(page: Page) -> None:
@@ -117,3 +119,24 @@ def test_api_text_is_shown_as_text_without_credentials(page: Page) -> None:
             expect(numbers.locator("img, a")).to_have_count(0)
             expect(numbers).not_to_contain_text("hunter2")
             expect(numbers).to_contain_text("redis://:***@10.0.0.5:6379/0")
+
+
+@pytest.mark.timeout(60)
+def test_the_forecast_shows_its_band_and_p_up(page: Page, btc_recorded: pd.DataFrame) -> None:
+    candles = btc_recorded.loc[btc_recorded["ts"] < pd.Timestamp("2024-03-01", tz="UTC")].tail(12)
+    candles = candles.reset_index(drop=True).astype({"close": "float64"})
+    prediction = make_prediction(candles)
+    with serve_fake_api() as api:
+        api.answer("/predict", 200, prediction)
+        api.answer("/history", 200, candles_payload(candles))
+        settings = Settings(symbols=["BTC/USDT"], api_url=api.url, ui_refresh_seconds=0, _env_file=None)
+        with running_dashboard(settings) as url:
+            open_dashboard(page, url)
+            numbers = page.locator("#numbers")
+            band = prediction["band"]
+            expect(numbers).to_contain_text(
+                f"Uncertainty: 5%-95% band: {band['low']:,.2f} to {band['high']:,.2f}"
+            )
+            expect(numbers).to_contain_text("Chance of a higher close: 53.2 %")
+            expect(page.locator("#chart .js-plotly-plot")).to_be_visible(timeout=WAIT_MS)
+            expect(page.locator("#chart")).to_contain_text("Predicted close", timeout=WAIT_MS)
