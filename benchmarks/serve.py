@@ -4,7 +4,10 @@ CatBoost predict), in the same run.
 
 Figures: healthy /predict at concurrency 1 and 16; single /predict while 4 clients send 50-symbol batches;
 with Redis frozen (SIGSTOP) and stopped, the 503 latency of /predict and the latency of /readyz and
-/livez, and how long /readyz takes to say ready after Redis is back.
+/livez, and how long /readyz takes to say ready after Redis is back. Every wrk run also gives the server's
+CPU per answer. The health probes are timed alone at concurrency 1 (never while wrk floods /predict on the
+same cores), each fault window beside a bare uvicorn answering the same body from memory: on a machine shared
+with other work the latency tail is mostly the machine's, and that floor shows how much.
 
 Data: the last 40 days of the bundled BTC/USDT and ETH/USDT candles up to 2024-03-01, a model trained with
 the default parameters. The feature-age limit is lifted (the recorded data is from 2024 and the system
