@@ -156,6 +156,7 @@ def under_batch_load(base: str, script: Path, server: list[psutil.Process], clie
         stop.set()
         for worker in workers:
             worker.join()
+    del figures["server_cpu_ms_per_request"]  # the batches' CPU too: not a figure per answer here
     figures["batch_clients"] = clients
     figures["batches_answered"] = len(batches)
     figures["batch_statuses"] = sorted(set(batches))
