@@ -201,20 +201,21 @@ def show_ledger(
 
 
 def _print_ledger(frame: object) -> None:
-    """The ledger as a rich table that fits the terminal (the ranges and every column: ``--json``)."""
-    from rich.box import SIMPLE
+    """The ledger as a rich table that fits the terminal, 80 columns too (the ranges, every column and the
+    exact durations: ``--json``)."""
     from rich.console import Console
     from rich.table import Table
 
     def stamp(value: object) -> str:
         return "" if value is None or value != value else f"{value:%m-%d %H:%M}"  # NaT != NaT
 
-    table = Table(box=SIMPLE, collapse_padding=True, pad_edge=False)
+    table = Table(box=None, collapse_padding=True, pad_edge=False)
     for name in ("run (UTC)", "command", "symbol"):
         table.add_column(name, no_wrap=True)
-    for name in ("fetched", "new", "dup", "gaps", "open", "quar"):
+    for name in ("fetch", "new", "dup", "gaps", "open", "quar"):
         table.add_column(name, justify="right")
-    for name in ("last candle", "s", "status"):
+    table.add_column("last candle", no_wrap=True)
+    for name in ("s", "status"):
         table.add_column(name)
     for row in frame.itertuples():
         table.add_row(
@@ -223,7 +224,7 @@ def _print_ledger(frame: object) -> None:
             row.symbol,
             *map(str, (row.fetched, row.new, row.duplicates, row.gaps, row.open_gaps, row.quarantined)),
             stamp(row.last),
-            f"{row.duration_seconds:.1f}",
+            f"{row.duration_seconds:.0f}",
             row.status if not row.message else f"{row.status}: {row.message}",
         )
     Console().print(table)
