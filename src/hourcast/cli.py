@@ -89,27 +89,19 @@ def _report(summaries: list, as_json: bool) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(
-            "symbol", "fetched", "new", "duplicates", "gaps", "quarantined", "first", "last", "status"
-        )
+        # fits 80 columns: no box, short headers, candle times to the minute (seconds and more: --json)
+        table = Table(box=None, collapse_padding=True, pad_edge=False)
+        table.add_column("symbol", no_wrap=True)
+        for name in ("fetched", "new", "dup", "gaps", "quar"):
+            table.add_column(name, justify="right")
+        for name in ("first", "last"):
+            table.add_column(name, no_wrap=True)
+        table.add_column("status")
         for s in summaries:
             row = s.as_json()
-            table.add_row(
-                *(
-                    str(row[key])
-                    for key in (
-                        "symbol",
-                        "fetched",
-                        "new",
-                        "duplicates",
-                        "gaps",
-                        "quarantined",
-                        "first",
-                        "last",
-                        "status",
-                    )
-                )
-            )
+            counts = (row[key] for key in ("fetched", "new", "duplicates", "gaps", "quarantined"))
+            stamps = ((row[key] or "").replace("T", " ")[:16] for key in ("first", "last"))
+            table.add_row(row["symbol"], *map(str, counts), *stamps, row["status"])
         Console().print(table)
     problems = [s for s in summaries if s.status != "ok"]
     for summary in problems:

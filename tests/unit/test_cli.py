@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from hourcast import ledger
 from hourcast.candles import parse_moment
-from hourcast.cli import _normalise_symbols, app, serve_environment
+from hourcast.cli import _normalise_symbols, _report, app, serve_environment
 from hourcast.errors import UserError
 from hourcast.settings import Settings
 
@@ -98,6 +98,21 @@ def test_the_ledger_table_fits_the_terminal(tmp_path: Path) -> None:
     assert re.search(row, shown.output), shown.output
     assert max(len(line) for line in shown.output.splitlines()) <= 80
     assert "…" not in shown.output  # no header or value cut short
+
+
+def test_the_run_summary_fits_80_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table `hourcast backfill`, `ingest` and `repair` print: every header and value whole at 80."""
+    from hourcast.ingest import SymbolSummary
+
+    monkeypatch.setenv("COLUMNS", "80")
+    first, last = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2026-03-31 23:00", tz="UTC")
+    summary = SymbolSummary("BTC/USDT", fetched=19656, new=19655, duplicates=1, first=first, last=last)
+    _report([summary], as_json=False)
+    shown = capsys.readouterr().out
+    assert re.search(r"BTC/USDT +19656 +19655 +1 +0 +0 +2024-01-01 00:00 +2026-03-31 23:00 +ok", shown), shown
+    assert max(len(line) for line in shown.splitlines()) <= 80 and "…" not in shown
 
 
 @pytest.mark.parametrize("given", ["2024/01/01", "yesterday", "2024-02-30"])
