@@ -518,7 +518,7 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
         [part.assign(symbol=symbol) for symbol, scan in scans.items() for part in scan.rows],
         ignore_index=True,
     )
-    month_end = frame["month"].map(lambda month: _ms(_month_range(month)[1]))
+    month_end = frame["month"].map({month: _ms(_month_range(month)[1]) for month in frame["month"].unique()})
     frame = frame.loc[
         ((frame["day"] == "") & (month_end > start_ms)) | (frame["day"] >= start.strftime("%Y-%m-%d"))
     ]
