@@ -16,6 +16,7 @@ from flows.ingest_tasks import (
 )
 from flows.tasks import writer_slot
 from hourcast.candles import parse_moment
+from hourcast.ingest import resolve_settings
 from hourcast.settings import Settings
 
 
@@ -25,7 +26,7 @@ def backfill(since: str, until: str | None = None, symbols: list[str] | None = N
     now) for ``symbols`` (default: HOURCAST_SYMBOLS), then refresh and materialize the features, inside
     the ``hourcast-ingest`` slot; fail the run if any symbol failed or was quarantined.
     """
-    settings = Settings()
+    settings = resolve_settings(Settings())  # a selector such as all-usdt: the markets it picks now
     start = parse_moment(since, "since")
     end = parse_moment(until, "until") if until is not None else None
     with writer_slot():
