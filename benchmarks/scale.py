@@ -1,0 +1,335 @@
+"""Scale benchmark: the hourly cycle for 10, 100 and 500 SYNTHETIC symbols (the replay exchange's
+``SYN001/USDT``.., the bundled recordings rotated in time and rescaled: not real markets).
+
+Per symbol count, in a child process of its own (so its memory peak is the cycle's): the store is filled
+with N symbols' candles (1 month before the clock; 12 months for the history comparison), one cycle warms
+up (first feature build, imports), then 3 timed hourly cycles each call what the flows call:
+
+* ingest (``Ingestor.ingest``: concurrent fetch within ccxt's rate limit, ONE GX run, per-symbol stores),
+  split into validation (the GX run), storage (the wall time during which any month-file upsert ran) and
+  fetch (the rest: the exchange requests, paced by the rate limit);
+* features + materialize (``featurestore.materialize``: the feature helper's incremental table, Feast);
+* monitor (``monitor.run``).
+
+Beside them, in the same process, the bare calls doing the ingest's work: ccxt's ``fetch_ohlcv`` for each
+symbol one after the other with ccxt's own rate limiter, one GX validation of the same batch, and a pandas
+read + concat + write of each month file. Then, for the history comparison's symbol count: training
+(``training.train``, reported per 100k rows) and a 100-symbol batch prediction through
+``serving.Predictor.predict`` (the code behind ``/predict_batch``, in process) against the bare Feast
+online lookup + CatBoost predict. The online store is a Redis of the benchmark's own on a free port.
+
+Run: uv run python benchmarks/scale.py [--sizes 10,100,500] [--history-symbols 100]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import pandas as pd
+from _common import REPO, timed, write_results
+
+from hourcast.dev.redis_server import RedisServer
+from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file, synthetic_datasets
+from hourcast.dev.samples import sample_files
+
+NOW = pd.Timestamp("2025-03-01T00:00Z")  # 14 months of recordings before it
+CYCLES = 3
+TARGETS = {"cycle_500_symbols_s": 60, "history_12_vs_1_month_within": 0.10}
+
+
+def recorded() -> dict[str, pd.DataFrame]:
+    return {symbol: load_candles_file(path) for symbol, path in sample_files().items()}
+
+
+def advance(url: str) -> None:
+    """One hour on the replay exchange's clock."""
+    request = urllib.request.Request(
+        f"{url}/_replay/clock", data=json.dumps({"advance_seconds": 3600}).encode(), method="POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+def prefill(settings: Any, frames: dict[str, pd.DataFrame], months: int) -> int:
+    """The ``months`` of candles before the clock, straight into the store (as earlier ingests left them)."""
+    from hourcast import store
+
+    start, rows = NOW - pd.DateOffset(months=months), 0
+    for symbol, frame in frames.items():
+        window = frame.loc[(frame["ts"] >= start) & (frame["ts"] < NOW)]
+        window = window.assign(exchange="binance", symbol=symbol, timeframe="1h")
+        rows += store.upsert(settings.candles_dir, store.Series("binance", symbol, "1h"), window).new
+    return rows
+
+
+def wall(intervals: list[tuple[float, float]]) -> float:
+    """Seconds during which at least one of the (concurrent) intervals was running."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def bare_ingest(settings: Any, symbols: list[str], batch: pd.DataFrame, now_ms: int) -> dict[str, float]:
+    """The ingest's work as bare library calls: ccxt fetches, one GX validation, pandas month rewrites."""
+    import ccxt
+
+    from hourcast.exchange import rebase_urls
+    from hourcast.validation import CandleValidator
+
+    client = ccxt.binance({"enableRateLimit": True, "options": {"defaultType": "spot"}})
+    client.urls["api"] = rebase_urls(client.urls["api"], settings.exchange_url)
+    client.load_markets()
+    since = now_ms - 2 * 3_600_000
+    fetch, _ = timed(lambda: [client.fetch_ohlcv(s, "1h", since=since, limit=2) for s in symbols])
+    validator = CandleValidator("1h")
+    validator.validate(batch, now_ms)  # warm
+    validation, _ = timed(lambda: validator.validate(batch, now_ms))
+    folder = Path(tempfile.mkdtemp(prefix="bare-store-", dir=settings.home))
+    month = f"{NOW:%Y-%m}"
+    for symbol in symbols:  # a month file of a day's candles per symbol, as the store holds after 1 day
+        path = folder / symbol.replace("/", "-") / f"{month}.parquet"
+        path.parent.mkdir(parents=True)
+        batch.loc[batch["symbol"] == symbol, ["ts", "open", "high", "low", "close", "volume"]].to_parquet(
+            path
+        )
+
+    def rewrite() -> None:
+        for symbol in symbols:
+            path = folder / symbol.replace("/", "-") / f"{month}.parquet"
+            rows = batch.loc[batch["symbol"] == symbol, ["ts", "open", "high", "low", "close", "volume"]]
+            pd.concat([pd.read_parquet(path), rows]).to_parquet(path)
+
+    storage, _ = timed(rewrite)
+    return {"fetch_s": fetch, "validation_s": validation, "storage_s": storage}
+
+
+def child(count: int, months: int, url: str, redis_url: str, home: Path, extras: bool) -> dict[str, Any]:
+    """Fill, warm up and time ``CYCLES`` hourly cycles of ``count`` symbols (see the module docstring)."""
+    from hourcast import featurestore, monitor, store
+    from hourcast.ingest import Ingestor, make_ingestor
+    from hourcast.settings import Settings
+    from hourcast.validation import CandleValidator
+
+    frames = synthetic_datasets(count, recorded())
+    symbols = list(frames)
+    settings = Settings(
+        home=home,
+        exchange_url=url,
+        symbols=symbols,
+        online_store="redis",
+        redis_url=redis_url,
+        feature_repo=REPO / "feature_repo",
+        train_days=30,
+        feature_retention_days=32,
+        max_feature_age_seconds=10**9,
+        _env_file=None,
+    )
+    filled, fill_s = timed(lambda: prefill(settings, frames, months))[::-1]
+    spent = {"validation": 0.0}
+    storing: list[tuple[float, float]] = []  # (start, end) of every month-file upsert, on any thread
+    upsert = store.upsert
+
+    class TimedValidator(CandleValidator):
+        def validate_batches(self, batches: list[pd.DataFrame], now_ms: int) -> list[Any]:
+            seconds, reports = timed(lambda: super(TimedValidator, self).validate_batches(batches, now_ms))
+            spent["validation"] += seconds
+            return reports
+
+    def timed_upsert(*args: Any) -> Any:
+        start = time.perf_counter()
+        result = upsert(*args)
+        storing.append((start, time.perf_counter()))
+        return result
+
+    store.upsert = timed_upsert  # instrumentation: the storage share of the ingest
+    source = make_ingestor(settings).source
+    ingestor = Ingestor(settings, source, lambda: TimedValidator("1h"))
+
+    def cycle() -> dict[str, float]:
+        spent.update(validation=0.0)
+        storing.clear()
+        ingest_s, summaries = timed(ingestor.ingest)
+        spent["storage"] = wall(storing)
+        assert all(s.status == "ok" and s.new == 1 for s in summaries), [s.as_json() for s in summaries][:3]
+        materialize_s, _ = timed(lambda: featurestore.materialize(settings))
+        monitor_s, _ = timed(lambda: monitor.run(settings))
+        stages = {
+            "fetch": ingest_s - spent["validation"] - spent["storage"],
+            "validation": spent["validation"],
+            "storage": spent["storage"],
+            "features_materialize": materialize_s,
+            "monitor": monitor_s,
+        }
+        return {"cycle_s": ingest_s + materialize_s + monitor_s, **{f"{k}_s": v for k, v in stages.items()}}
+
+    advance(url)
+    warm_s, _ = timed(cycle)
+    runs = []
+    for _ in range(CYCLES):
+        advance(url)
+        runs.append(cycle())
+    store.upsert = upsert
+    result: dict[str, Any] = {
+        "symbols": count,
+        "months_stored": months,
+        "candles_stored": filled,
+        "fill_s": round(fill_s, 1),
+        "warm_up_cycle_s": round(warm_s, 2),
+        **{key: round(median(run[key] for run in runs), 3) for key in runs[0]},
+    }
+    result["shares"] = {
+        key.removesuffix("_s"): round(result[key] / result["cycle_s"], 3)
+        for key in runs[0]
+        if key != "cycle_s"
+    }
+    now_ms = source.now_ms()
+    batch = pd.concat(
+        store.load_candles(settings.candles_dir, store.Series("binance", s, "1h"))
+        .tail(1)
+        .assign(exchange="binance", timeframe="1h")[
+            ["exchange", "symbol", "timeframe", "ts", "open", "high", "low", "close", "volume"]
+        ]
+        for s in symbols
+    ).astype({"exchange": "string", "symbol": "string", "timeframe": "string"})
+    bare = bare_ingest(settings, symbols, batch.reset_index(drop=True), now_ms)
+    result["bare"] = {key: round(value, 3) for key, value in bare.items()}
+    ingest_s = result["fetch_s"] + result["validation_s"] + result["storage_s"]
+    result["ratio_ingest_to_bare"] = round(ingest_s / sum(bare.values()), 2)
+    result["ratio_cycle_to_bare_stages"] = round(
+        result["cycle_s"] / (sum(bare.values()) + result["features_materialize_s"] + result["monitor_s"]), 2
+    )
+    if extras:
+        result |= train_and_predict(settings, symbols)
+    result["memory_peak_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result
+
+
+def train_and_predict(settings: Any, symbols: list[str]) -> dict[str, Any]:
+    """Training per 100k rows, and a 100-symbol batch prediction against the bare Feast + CatBoost call."""
+    import numpy as np
+
+    from hourcast import featurestore, registry, training
+    from hourcast.features import FEATURE_NAMES
+    from hourcast.serving import Predictor
+
+    os.environ.update({"BENTOML_HOME": str(settings.home / "bentoml"), "BENTOML_DO_NOT_TRACK": "True"})
+    train_s, trained = timed(lambda: training.train(settings))
+    rows = int(getattr(trained, "rows", 0) or 0)
+    batch = symbols[:100]
+    predictor = Predictor(settings)
+    predictor.predict(batch, True)
+    project = [timed(lambda: predictor.predict(batch, True))[0] for _ in range(20)]
+    feature_store = featurestore.open_store(settings)
+    service = feature_store.get_feature_service(featurestore.SERVING_SERVICE)
+    _, model, _ = registry.load_production(settings.registry_dir, settings.model_name)
+
+    def bare_call() -> None:
+        values = feature_store.get_online_features(
+            features=service, entity_rows=[{"symbol": s} for s in batch]
+        ).to_dict()
+        model.predict([[s, *(values[name][i] for name in FEATURE_NAMES)] for i, s in enumerate(batch)])
+
+    bare_call()
+    bare = [timed(bare_call)[0] for _ in range(20)]
+    return {
+        "training": {
+            "rows": rows,
+            "seconds": round(train_s, 1),
+            "seconds_per_100k_rows": round(train_s / rows * 100_000, 1) if rows else None,
+            "promoted": getattr(trained, "promoted", None),
+        },
+        "predict_batch_100": {
+            "project_median_ms": round(float(np.median(project)) * 1000, 1),
+            "bare_feast_catboost_median_ms": round(float(np.median(bare)) * 1000, 1),
+            "ratio": round(float(np.median(project) / np.median(bare)), 2),
+        },
+    }
+
+
+def run_child(count: int, months: int, url: str, redis_url: str, extras: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"hourcast-scale-{count}-") as home:
+        args = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--child",
+            str(count),
+            str(months),
+            url,
+            redis_url,
+            home,
+            str(extras),
+        ]
+        done = subprocess.run(args, capture_output=True, text=True, cwd=REPO, check=False)
+        if done.returncode:
+            raise SystemExit(f"scale child {count} symbols / {months} months failed:\n{done.stderr[-4000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        print(json.dumps(result), flush=True)
+        return result
+
+
+def table(figures: dict[str, Any]) -> str:
+    lines = [
+        "| symbols | months stored | cycle s | fetch | validation | storage | features+materialize | monitor "
+        "| memory peak MiB | ingest / bare | cycle / bare stages |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in figures["runs"]:
+        shares = run["shares"]
+        lines.append(
+            f"| {run['symbols']} | {run['months_stored']} | {run['cycle_s']:.2f} | {shares['fetch']:.0%} | "
+            f"{shares['validation']:.0%} | {shares['storage']:.0%} | {shares['features_materialize']:.0%} | "
+            f"{shares['monitor']:.0%} | {run['memory_peak_mib']:.0f} | {run['ratio_ingest_to_bare']} | "
+            f"{run['ratio_cycle_to_bare_stages']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    argv = sys.argv
+    sizes = [
+        int(n) for n in (argv[argv.index("--sizes") + 1] if "--sizes" in argv else "10,100,500").split(",")
+    ]
+    history = int(argv[argv.index("--history-symbols") + 1]) if "--history-symbols" in argv else 100
+    exchange = ReplayExchange(synthetic_datasets(max(sizes), recorded()), now=NOW)
+    redis = RedisServer().start()
+    figures: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_start": os.getloadavg(), "runs": []}
+    try:
+        with ReplayServer(exchange) as server:
+            for count in sizes:
+                exchange.set_now(NOW)
+                figures["runs"].append(run_child(count, 1, server.url, redis.url, count == history))
+            exchange.set_now(NOW)
+            twelve = run_child(history, 12, server.url, redis.url, False)
+            figures["runs"].append(twelve)
+    finally:
+        redis.stop()
+    one = next(run for run in figures["runs"] if run["symbols"] == history and run["months_stored"] == 1)
+    figures["history_cycle_12_over_1_month"] = round(twelve["cycle_s"] / one["cycle_s"], 3)
+    figures["load_average_end"] = os.getloadavg()
+    figures["targets"] = TARGETS
+    figures["table"] = table(figures)
+    write_results("scale", figures)
+    print(figures["table"])
+
+
+if __name__ == "__main__":
+    if "--child" in sys.argv:
+        at = sys.argv.index("--child")
+        count, months, url, redis_url, home, extras = sys.argv[at + 1 : at + 7]
+        out = child(int(count), int(months), url, redis_url, Path(home), extras == "True")
+        print(json.dumps(out, default=str))
+    else:
+        main()
