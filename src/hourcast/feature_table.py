@@ -476,6 +476,14 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
     removed = 0
     existing = dict(files(path))
     compacted = {key for key in existing if len(key) == 7}
+    if not existing and not rows.empty:  # a new table: written in its final layout at once (see _lay_out)
+        newest = rows["event_timestamp"].max()
+        kept = rows.loc[_kept(rows, newest, start, settings), "event_timestamp"]
+        if not kept.empty:
+            months = pd.date_range(f"{kept.min():%Y-%m}-01", f"{newest:%Y-%m}-01", freq="MS").strftime(
+                "%Y-%m"
+            )
+            compacted = set(months[1:-1])
     days = _day_keys(rows["event_timestamp"])
     by_key = dict(tuple(rows.groupby(days.where(~days.str[:7].isin(compacted), days.str[:7]))))
     touched = set(by_key) | {
