@@ -57,6 +57,8 @@ from hourcast.settings import Settings
 TABLE_COLUMNS = [*ROW_COLUMNS, *FEATURE_NAMES, *CROSS_FEATURES]
 DAY_MS = 86_400_000
 _STATE_KEY = b"hourcast.feature_table"
+_LAYOUT = 2
+"""Version of the state's layout; a state of another version (or none) makes the table rebuild."""
 
 Interval = tuple[int, int]
 """Closed ``[first, last]`` range of epoch milliseconds (candle open times, or rows' ``as_of``)."""
@@ -233,14 +235,14 @@ def _read_state(path: Path, definition: str) -> _State | None:
     if not file.exists() or not path.is_dir():
         return None
     table = pq.read_table(file)
-    meta = json.loads(table.schema.metadata[_STATE_KEY])
-    if meta["definition"] != definition:
-        return None
+    meta = json.loads((table.schema.metadata or {}).get(_STATE_KEY, b"{}"))
+    if meta.get("layout") != _LAYOUT or meta.get("definition") != definition:
+        return None  # written by another version of this module: rebuild
     return _State(table.to_pandas(), meta["start_ms"], meta["counts"])
 
 
 def _write_state(path: Path, state: _State, definition: str) -> None:
-    meta = {"definition": definition, "start_ms": state.start_ms, "counts": state.counts}
+    meta = {"layout": _LAYOUT, "definition": definition, "start_ms": state.start_ms, "counts": state.counts}
     table = pa.Table.from_pandas(state.frame.reset_index(drop=True), preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _STATE_KEY: json.dumps(meta)})
     file = state_path(path)

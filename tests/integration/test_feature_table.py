@@ -5,9 +5,11 @@ symbol added to the configuration, and every update run twice."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from hourcast import atomic, dataset, feature_table, store
@@ -135,3 +137,20 @@ def test_a_single_file_table_is_replaced_by_the_folder(settings: Settings, recor
     atomic.write_parquet(pd.DataFrame({"x": [1]}), settings.feature_table_path)
     update = assert_equals_full_recomputation(settings)
     assert update.rebuilt and settings.feature_table_path.is_dir()
+
+
+def test_a_state_of_another_layout_rebuilds_the_table(settings: Settings, recorded_files: dict) -> None:
+    """A state written by another version of the module (here: one without the layout and counts) is not
+    read as this one's: the next update rebuilds, and the table is the full recomputation."""
+    history = list(pd.date_range(START - pd.Timedelta(days=3), START - HOUR, freq="h"))
+    for symbol in SYMBOLS:
+        put(settings, recorded_files[symbol], symbol, history)
+    assert feature_table.update(settings).rebuilt
+    state = feature_table.state_path(settings.feature_table_path)
+    table = pq.read_table(state)
+    key = b"hourcast.feature_table"
+    meta = json.loads(table.schema.metadata[key])
+    older = {name: value for name, value in meta.items() if name not in ("layout", "counts")}
+    pq.write_table(table.replace_schema_metadata({key: json.dumps(older)}), state)
+    assert feature_table.update(settings).rebuilt
+    assert_equals_full_recomputation(settings)
