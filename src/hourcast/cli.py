@@ -655,8 +655,11 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default HOURCAST_SERVE_PORT, 3000).")] = None,
 ) -> None:
-    """Start the prediction API (`bentoml serve bento_service.service:NextHour`) from the project folder."""
-    import subprocess
+    """Start the prediction API (`bentoml serve bento_service.service:NextHour`) from the project folder.
+
+    The process becomes `bentoml serve` (exec), so a signal reaches BentoML itself and its graceful
+    shutdown (the prediction log's last flush) is never cut short by a parent that kills its child."""
+    import os
 
     from hourcast import registry
 
@@ -674,9 +677,9 @@ def serve(
         "--port",
         str(port or settings.serve_port),
     ]
-    import os
-
-    raise typer.Exit(subprocess.call(command, env=serve_environment(settings, os.environ)))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, serve_environment(settings, os.environ))
 
 
 # Deprecation warnings raised while `bentoml` imports itself, in every process of `bentoml serve`, before the
