@@ -202,9 +202,12 @@ class CandleValidator:
         if any(not outcome["success"] and _unattributed(outcome) for outcome in result["results"]):
             return [self.validate(batch, exchange_now_ms) for batch in batches]
         bounds = np.cumsum([0, *(len(batch) for batch in batches)]).tolist()
+        rules = [_RowRule.of(outcome, frame) for outcome in result["results"]]
         return [
             self._report(
-                _slice_result(result, frame, lo, hi), hi - lo, stamps.iloc[lo:hi].reset_index(drop=True)
+                _slice_result(result, rules, len(frame), lo, hi),
+                hi - lo,
+                stamps.iloc[lo:hi],  # read by position
             )
             for lo, hi in pairwise(bounds)
         ]
@@ -265,29 +268,50 @@ def _unattributed(outcome: dict[str, Any]) -> bool:
     )
 
 
-def _slice_result(result: dict[str, Any], frame: pd.DataFrame, lo: int, hi: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _RowRule:
+    """A row rule's outcome over the combined frame, prepared once to be split into many batches."""
+
+    indices: np.ndarray  # the failing rows, ascending
+    values: list[Any]  # their values, in the same order
+    missing: np.ndarray | None  # cumulative count of rows with a checked column null (None: not counted)
+
+    @classmethod
+    def of(cls, outcome: dict[str, Any], frame: pd.DataFrame) -> _RowRule | None:
+        """None for a rule of the whole table (no row indices)."""
+        details = outcome["result"]
+        indices = details.get("unexpected_index_list")
+        if indices is None:
+            return None
+        values = details.get("unexpected_list") or []
+        if len(values) != len(indices):  # GX leaves some values out (e.g. nulls): keep the rows, not them
+            values = [None] * len(indices)
+        order = np.argsort(np.asarray(indices, dtype="int64"), kind="stable")
+        missing = None
+        if "missing_count" in details:
+            kwargs = outcome["expectation_config"]["kwargs"]
+            columns = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+            nulls = frame[columns + kwargs.get("column_list", [])].isna().any(axis=1).to_numpy()
+            missing = np.concatenate([[0], np.cumsum(nulls)])
+        return cls(np.asarray(indices, dtype="int64")[order], [values[i] for i in order], missing)
+
+
+def _slice_result(
+    result: dict[str, Any], rules: list[_RowRule | None], total: int, lo: int, hi: int
+) -> dict[str, Any]:
     """The GX JSON result of rows ``lo..hi-1`` of the validated frame, as GX would have reported them alone:
     row rules keep only those rows' indices (renumbered from 0) and values, with their counts; rules of the
     whole table are the same for every part."""
     outcomes = []
-    for outcome in result["results"]:
-        details = outcome["result"]
-        indices = details.get("unexpected_index_list")
-        if indices is None:
+    for outcome, rule in zip(result["results"], rules, strict=True):
+        if rule is None:
             outcomes.append(outcome)
             continue
-        values = details.get("unexpected_list") or []
-        if len(values) != len(indices):  # GX leaves some values out (e.g. nulls): keep the rows, not them
-            values = [None] * len(indices)
-        kept = [(i - lo, value) for i, value in zip(indices, values, strict=True) if lo <= i < hi]
-        kwargs = outcome["expectation_config"]["kwargs"]
-        columns = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs] + kwargs.get(
-            "column_list", []
-        )
+        details = outcome["result"]
+        first, last = np.searchsorted(rule.indices, [lo, hi]).tolist()
+        kept = list(zip((rule.indices[first:last] - lo).tolist(), rule.values[first:last], strict=True))
+        missing = int(rule.missing[hi] - rule.missing[lo]) if rule.missing is not None else 0
         rows = hi - lo
-        missing = (
-            int(frame[columns].iloc[lo:hi].isna().any(axis=1).sum()) if "missing_count" in details else 0
-        )
         unexpected = [value for _, value in kept]
         checked = max(rows - missing, 1)
         part = {
@@ -320,7 +344,7 @@ def _slice_result(result: dict[str, Any], frame: pd.DataFrame, lo: int, hi: int)
         "unsuccessful_expectations": len(outcomes) - passed,
         "success_percent": 100.0 * passed / max(len(outcomes), 1),
     }
-    meta = {**result["meta"], "rows_of_combined_batch": [lo, hi], "combined_batch_rows": len(frame)}
+    meta = {**result["meta"], "rows_of_combined_batch": [lo, hi], "combined_batch_rows": total}
     return {
         **result,
         "success": passed == len(outcomes),
