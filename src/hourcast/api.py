@@ -163,7 +163,7 @@ def _iso(value: Any) -> str:
 
 def _rows(frame: pd.DataFrame, times: list[str]) -> list[dict[str, Any]]:
     """Records of ``frame`` with ``times`` as ISO strings and NaN as None."""
-    return monitor._records(frame.assign(**{column: frame[column].map(_iso) for column in times}))
+    return monitor.json_records(frame.assign(**{column: frame[column].map(_iso) for column in times}))
 
 
 def scoreboard_body(settings: Settings, symbol: str | None, window: str | None) -> Scoreboard:

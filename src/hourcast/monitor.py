@@ -433,12 +433,13 @@ class MonitorReport:
             "pending": self.pending,
             "production": self.production,
             "degraded": self.degraded,
-            "scoreboard": _records(self.scoreboard),
-            "drift": _records(self.worst_drift()),
+            "scoreboard": json_records(self.scoreboard),
+            "drift": json_records(self.worst_drift()),
         }
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as JSON-ready dicts: NaN and missing values become None."""
     return [
         {key: _none_if_nan(value) if isinstance(value, float) else value for key, value in row.items()}
         for row in frame.astype(object).where(frame.notna(), None).to_dict("records")
@@ -558,7 +559,7 @@ def current_scoreboard(
     return {
         "newest_hour": now.isoformat() if now is not None else None,
         "production": registry.production_tag(settings.registry_dir, settings.model_name),
-        "rows": _records(board),
+        "rows": json_records(board),
     }
 
 

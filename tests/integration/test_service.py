@@ -245,7 +245,7 @@ def test_the_scoreboard_has_the_numbers_of_hourcast_monitor(world: World, scored
     board = report.scoreboard.loc[
         (report.scoreboard["window"] == "7d") & (report.scoreboard["symbol"] == "ETH/USDT")
     ]
-    expected = {row["model"]: row for row in monitor._records(board)}
+    expected = {row["model"]: row for row in monitor.json_records(board)}
     assert {row.model: row.model_dump() for row in body.rows} == expected
     assert set(expected) == {"all", scored["previous"], scored["production"]}
     assert body.newest_hour == "2024-02-29T23:00:00+00:00" and expected["all"]["hours"] == SCORED_HOURS

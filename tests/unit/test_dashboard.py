@@ -440,7 +440,7 @@ def scored_payloads(btc_recorded: pd.DataFrame) -> tuple[dict, dict]:
     view = monitor.performance(scores, "BTC/USDT", now, 48)
 
     def iso(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-        return monitor._records(
+        return monitor.json_records(
             frame.assign(**{c: frame[c].dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c in columns})
         )
 
@@ -455,7 +455,7 @@ def scored_payloads(btc_recorded: pd.DataFrame) -> tuple[dict, dict]:
     board = {
         "newest_hour": now.isoformat(),
         "production": "m:2",
-        "rows": monitor._records(monitor.scoreboard(scores, now)),
+        "rows": monitor.json_records(monitor.scoreboard(scores, now)),
     }
     return performance, board
 
