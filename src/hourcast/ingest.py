@@ -16,6 +16,7 @@ a failing, slow or quarantined symbol never stops the others.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
@@ -544,9 +545,10 @@ def check_home(home: Path) -> None:
     """``UserError`` unless ``home`` is (or can be made) a folder this process can write in."""
     try:
         home.mkdir(parents=True, exist_ok=True)
-        probe = home / f".write-check-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        # a probe file of its own: concurrent pull tasks of one process check the same home at once
+        descriptor, probe = tempfile.mkstemp(prefix=".write-check-", dir=home)
+        os.close(descriptor)
+        os.unlink(probe)
     except OSError as error:
         raise UserError(
             f"HOURCAST_HOME={str(home)!r} is not a writable folder ({error.strerror or error}): "
