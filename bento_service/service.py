@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse
 
 from hourcast import api, schema, serving
 from hourcast.prediction_log import PredictionLog
+from hourcast.selection import resolved
 from hourcast.served_model import ProductionModel
 from hourcast.settings import Settings
 from hourcast.warning_filters import quiet_known_deprecations
@@ -50,7 +51,7 @@ class NextHour:
     model_ref = ProductionModel()  # resolved in __init__; promotions are then followed live
 
     def __init__(self) -> None:
-        self.settings = Settings()
+        self.settings = resolved(Settings())  # all-usdt: the symbols ingest resolved, no exchange call
         declared = str(self.model_ref.tag)  # resolved now (registry, model store), never at import
         self.predictor = serving.Predictor(self.settings, fallback_tag=declared)
         self.predictor.start()

@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow
 
 from flows.monitor_tasks import publish_monitor_report, request_retrain, score_predictions
+from hourcast.selection import resolved
 from hourcast.settings import Settings
 
 
@@ -16,7 +17,7 @@ from hourcast.settings import Settings
 def monitor() -> dict[str, Any]:
     """Score, publish the ``monitor-scoreboard`` and ``monitor-drift`` artifacts, and emit
     ``hourcast.model.degraded`` when due; returns the report with ``retrain_requested``."""
-    settings = Settings()
+    settings = resolved(Settings())  # a selector such as all-usdt: the symbols ingest resolved
     report = score_predictions(settings)
     publish_monitor_report(report)
     requested = request_retrain(settings, report)

@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow
 
 from flows.retrain_tasks import publish_training_failure, publish_training_report, train_model
+from hourcast.selection import resolved
 from hourcast.settings import Settings
 from hourcast.training import TrainingError
 
@@ -20,7 +21,7 @@ def retrain() -> dict[str, Any]:
     accepts it. A rejected model completes the run (the decision is in the
     ``promotion-decision`` artifact); a ``TrainingError`` fails it, production untouched.
     """
-    settings = Settings()
+    settings = resolved(Settings())  # a selector such as all-usdt: the symbols ingest resolved
     try:
         result = train_model(settings)
     except TrainingError as error:

@@ -7,12 +7,13 @@ from ``Settings``.
 from __future__ import annotations
 
 from hourcast.dashboard import build_app
+from hourcast.selection import resolved
 from hourcast.settings import Settings
 
 
 def main() -> None:
     """Serve the dashboard on ``ui_host:ui_port`` (no share link, no analytics)."""
-    settings = Settings()
+    settings = resolved(Settings())  # all-usdt: the symbols ingest resolved
     build_app(settings).launch(server_name=settings.ui_host, server_port=settings.ui_port, share=False)
 
 

@@ -110,6 +110,14 @@ def _report(summaries: list, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+def _resolved_settings() -> Settings:
+    """``Settings`` with a symbol selector (``all-usdt``) replaced by the symbols ingestion last resolved
+    it to (``hourcast.selection.resolved``): for every command but the ingesting ones."""
+    from hourcast import selection
+
+    return selection.resolved(Settings())
+
+
 def _fail(message: str) -> typer.Exit:
     """Print a one-line error (no stack trace) and return the exit to raise."""
     print(f"error: {message}", file=sys.stderr)
@@ -232,7 +240,7 @@ def gaps(
     (never asked for: a backfill of it fetches it)."""
     from hourcast import completeness, store
 
-    settings = Settings()
+    settings = Settings() if symbol else _resolved_settings()
     found = [
         hole
         for name in symbol or settings.symbols
@@ -358,7 +366,7 @@ def materialize(as_json: Annotated[bool, _json_option("the summary as one JSON o
     """Refresh the feature table from the stored candles and materialize it into the online store."""
     from hourcast import featurestore
 
-    settings = Settings()
+    settings = _resolved_settings()
     print(f"online store: {featurestore.describe_online_store(settings)}", file=sys.stderr)
     try:
         summary = featurestore.materialize(settings)
@@ -376,7 +384,7 @@ def train(as_json: Annotated[bool, _json_option("the result as one JSON object")
     """Train on the last HOURCAST_TRAIN_DAYS days, check it walk-forward, save it, apply the gate."""
     from hourcast import featurestore, training
 
-    settings = Settings()
+    settings = _resolved_settings()
     try:
         result = training.train(settings)
     except (training.TrainingError, featurestore.OnlineStoreUnavailable) as error:
@@ -415,7 +423,7 @@ def evaluate(
             f"--windows takes days separated by commas, e.g. 30,90,180,365; got {windows!r}"
         ) from None
     try:
-        report = evaluation.run(Settings(), weeks, days, cross_asset)
+        report = evaluation.run(_resolved_settings(), weeks, days, cross_asset)
     except training.TrainingError as error:
         raise _fail(str(error)) from None
     if as_json:
@@ -525,7 +533,7 @@ def monitor(as_json: Annotated[bool, _json_option("the report as one JSON object
     """Score logged predictions against the closed candles; rolling metrics vs persistence and drift."""
     from hourcast import monitor as monitoring
 
-    report = monitoring.run(Settings())
+    report = monitoring.run(_resolved_settings())
     if as_json:
         print(json.dumps(report.as_json(), default=str))
         return
@@ -663,7 +671,7 @@ def serve(
 
     from hourcast import registry
 
-    settings = Settings()
+    settings = _resolved_settings()  # the service reads the same resolution: fail here, in one line
     if not registry.list_models(settings.registry_dir, settings.model_name):
         raise _fail(f"no model yet: run `hourcast train` (the BentoML store has no {settings.model_name})")
     command = [
@@ -730,7 +738,7 @@ def ui(
     """Start the Gradio dashboard; it talks to the prediction API at HOURCAST_API_URL."""
     from hourcast.dashboard import build_app
 
-    settings = Settings()
+    settings = _resolved_settings()
     app_ui = build_app(settings)
     app_ui.launch(server_name=host or settings.ui_host, server_port=port or settings.ui_port, share=False)
 

@@ -28,6 +28,7 @@ from requests import Session
 
 from hourcast.candles import slot_ms
 from hourcast.errors import UserError
+from hourcast.selection import SELECTOR_PREFIX, has_selector, is_selector
 from hourcast.settings import Settings
 
 T = TypeVar("T")
@@ -253,21 +254,12 @@ class CandleSource:
             since = max(stamps) + 1
 
 
-SELECTOR_PREFIX = "all-"
-"""``all-<quote>`` in ``HOURCAST_SYMBOLS`` stands for every active spot market quoted in ``<quote>``."""
-
-
-def is_selector(entry: str) -> bool:
-    """Whether a ``HOURCAST_SYMBOLS`` entry is a selector such as ``all-usdt`` rather than a symbol."""
-    return entry.lower().startswith(SELECTOR_PREFIX)
-
-
 def resolve_symbols(settings: Settings, source: CandleSource) -> Settings:
     """``settings`` with every selector of ``symbols`` (``all-usdt``: the exchange's active spot markets
     quoted in USDT that traded at least ``min_quote_volume`` USDT in the last 24 h, most traded first)
     replaced by the symbols it selects now; the same object when there is none. Call it at entry points:
-    it asks the exchange."""
-    if not any(is_selector(entry) for entry in settings.symbols):
+    it asks the exchange (``hourcast.ingest.resolve_settings`` also records what it resolved)."""
+    if not has_selector(settings):
         return settings
     resolved: list[str] = []
     for entry in settings.symbols:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hourcast import completeness, ledger, quarantine, store
+from hourcast import completeness, ledger, quarantine, selection, store
 from hourcast.candles import (
     Gap,
     closed_only,
@@ -163,8 +163,9 @@ class Ingestor:
         return self._run_all("backfill", symbols or self.symbols(), since, until)
 
     def symbols(self) -> list[str]:
-        """The configured symbols, a selector such as ``all-usdt`` resolved through the exchange."""
-        return resolve_symbols(self.settings, self.source).symbols
+        """The configured symbols, a selector such as ``all-usdt`` resolved through the exchange (and the
+        resolution recorded: ``resolve_settings``)."""
+        return resolve_settings(self.settings, self.source).symbols
 
     def _series(self, symbol: str) -> store.Series:
         return store.Series(self.settings.exchange, symbol, self.settings.timeframe)
@@ -556,15 +557,20 @@ def check_home(home: Path) -> None:
         ) from None
 
 
-def resolve_settings(settings: Settings) -> Settings:
-    """``settings`` with every symbol selector (``all-usdt``) resolved through the exchange, for an entry
-    point (a command, a flow) to pass down; the same object when there is none (no request made)."""
-    from hourcast.exchange import RetryPolicy, is_selector, make_client
+def resolve_settings(settings: Settings, source: CandleSource | None = None) -> Settings:
+    """``settings`` with every symbol selector (``all-usdt``) resolved through the exchange (``source``, or
+    a client of the configured one), for ingestion's entry points to pass down; the same object when there
+    is none (no request made). The resolution is recorded in ``HOURCAST_HOME/symbols.json`` for every
+    other entry point (``selection.resolved``)."""
+    from hourcast.exchange import RetryPolicy, make_client
 
-    if not any(is_selector(entry) for entry in settings.symbols):
+    if not selection.has_selector(settings):
         return settings
-    source = CandleSource(make_client(settings), retry=RetryPolicy.from_settings(settings))
-    return resolve_symbols(settings, source)
+    if source is None:
+        source = CandleSource(make_client(settings), retry=RetryPolicy.from_settings(settings))
+    resolved = resolve_symbols(settings, source)
+    selection.record(settings, resolved.symbols)
+    return resolved
 
 
 def make_ingestor(settings: Settings, progress: ProgressCallback | None = None) -> Ingestor:

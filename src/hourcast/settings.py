@@ -24,7 +24,8 @@ class Settings(BaseSettings):
         default_factory=lambda: ["BTC/USDT"],
         description="Comma-separated unified symbols to track (hundreds are fine), or a selector: `all-usdt` "
         "is every active spot market quoted in USDT that traded at least min_quote_volume (any "
-        "`all-<quote>` works), resolved through the exchange when a command or flow starts.",
+        "`all-<quote>` works), resolved through the exchange when ingest or backfill starts and stored in "
+        "HOURCAST_HOME/symbols.json, which every other command, flow and service reads.",
     )
     min_quote_volume: float = Field(
         1_000_000.0,
@@ -212,6 +213,11 @@ class Settings(BaseSettings):
     def quarantine_dir(self) -> Path:
         """Where rejected batches and their validation results are kept."""
         return self.home / "quarantine"
+
+    @property
+    def symbols_path(self) -> Path:
+        """The symbols a selector such as ``all-usdt`` resolved to when ingestion last started."""
+        return self.home / "symbols.json"
 
     @property
     def ledger_path(self) -> Path:

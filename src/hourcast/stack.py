@@ -383,7 +383,7 @@ class Stack:
     def bootstrap(self) -> str:
         """Data (ingest, or the default backfill into an empty store), features, and a first model;
         returns a one-line status."""
-        from hourcast import featurestore, registry, training
+        from hourcast import featurestore, registry, selection, training
         from hourcast.ingest import make_ingestor
 
         began = time.monotonic()
@@ -397,13 +397,14 @@ class Stack:
         failed = "; ".join(f"{s.symbol}: {s.message}" for s in summaries if s.status == "failed")
         if failed:  # nothing after it can work: stop at the first failed step
             raise RuntimeError(f"bootstrap: the ingest failed, so the stack stops here: {failed}")
-        store = featurestore.describe_online_store(self.settings)
+        ingested = selection.resolved(self.settings)  # a selector: the symbols the ingest resolved
+        store = featurestore.describe_online_store(ingested)
         self.say(f"bootstrap: materializing features into {store} ...")
-        featurestore.materialize(self.settings)
-        model = registry.production_tag(self.settings.registry_dir, self.settings.model_name)
+        featurestore.materialize(ingested)
+        model = registry.production_tag(ingested.registry_dir, ingested.model_name)
         if model is None:
             self.say("bootstrap: training a first model ...")
-            result = training.train(self.settings)
+            result = training.train(ingested)
             verdict = "promoted" if result.promoted else "NOT promoted"
             self.say(f"  {result.tag} {verdict}: {result.reason}")
             model = f"{result.tag} (new, {verdict})"
