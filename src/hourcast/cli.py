@@ -185,7 +185,7 @@ def show_ledger(
     from hourcast import completeness, ledger, store
 
     settings = Settings()
-    frame = ledger.read(settings.ledger_path).tail(last)
+    frame = ledger.read(settings.ledger_dir, last)
     frame["open_gaps"] = [
         completeness.still_missing(
             settings, store.Series(row.exchange, row.symbol, row.timeframe), row.gap_ranges

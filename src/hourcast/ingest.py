@@ -196,7 +196,7 @@ class Ingestor:
         started = time.monotonic()
         run_at = pd.Timestamp.now(tz="UTC").floor("ms")  # as the ledger stores it
         runs = [_SymbolRun(self, command, run_at, started, symbol) for symbol in dict.fromkeys(symbols)]
-        ledger.record_many(self.settings.ledger_path, [run.entry() for run in runs])
+        ledger.record_many(self.settings.ledger_dir, [run.entry() for run in runs])
         for run in runs:
             run.summary.status, run.summary.message = "ok", ""
         try:
@@ -218,7 +218,7 @@ class Ingestor:
                     run.fail(error)
             raise
         finally:
-            ledger.record_many(self.settings.ledger_path, [run.entry() for run in runs])
+            ledger.record_many(self.settings.ledger_dir, [run.entry() for run in runs])
         unexpected = [run.unexpected for run in runs if run.unexpected is not None]
         if unexpected:
             raise unexpected[0]

@@ -1,19 +1,37 @@
-"""The ingestion ledger: one row per run and symbol, kept as one small Parquet file."""
+"""The ingestion ledger: one row per run and symbol, a folder of small Parquet files, one per run.
+
+Layout: ``<ledger folder>/date=YYYY-MM-DD/<run_at>-<command>-<symbols digest>.parquet`` (the day of the
+run's start, UTC). A run writes only its own rows, so its cost stays flat however long the history is; each
+write is atomic (a temporary dot file renamed over the target), so a run killed at any point leaves the
+file's previous version or its new one, never a partial file a reader sees. A run writes its ``started``
+entries first and replaces that same file with its outcome at the end; shards of one run (several
+processes, e.g. Dask workers) hold different symbols, hence different files, and never lose each other's
+entries. Retention deletes whole day folders (``retention``).
+
+A ledger written by an older version (one ``ingestion.parquet`` in the folder) is read as it is, as the
+oldest part of the ledger, and deleted by retention once all its runs have expired.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from hourcast import atomic, store
+from hourcast import atomic
 
 logger = logging.getLogger(__name__)
 STARTED_MESSAGE = "started; no outcome recorded yet (still running, or killed)"
+DAY_PREFIX = "date="
+LEGACY_FILE = "ingestion.parquet"
+"""The single-file ledger of older versions, kept in the ledger folder and read as its oldest part."""
 
 
 @dataclass(frozen=True)
@@ -47,58 +65,80 @@ class LedgerEntry:
     message: str
 
 
-def _frame(entries: list[LedgerEntry]) -> pd.DataFrame:
-    added = pd.DataFrame([asdict(entry) for entry in entries])
-    for column in ("run_at", "first", "last"):
-        added[column] = pd.to_datetime(added[column], utc=True).astype("datetime64[ms, UTC]")
-    return added
+_STAMP = pa.timestamp("ms", tz="UTC")
+_ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "pd.Timestamp": _STAMP}
+SCHEMA = pa.schema(
+    [(field.name, _ARROW_TYPES[field.type.removesuffix(" | None")]) for field in fields(LedgerEntry)]
+)
+"""A ledger file's columns (built with pyarrow: a run's rows in a millisecond, not a pandas frame's ten)."""
 
 
-def append(path: Path, entries: list[LedgerEntry]) -> None:
-    """Add entries to the ledger (rewritten atomically; the ledger is small)."""
-    if not entries:
-        return
-    frame = read(path)
-    atomic.write_parquet(
-        pd.concat([frame, _frame(entries)], ignore_index=True) if len(frame) else _frame(entries), path
+def _table(entries: list[LedgerEntry]) -> pa.Table:
+    return pa.Table.from_pydict(
+        {name: [getattr(entry, name) for entry in entries] for name in SCHEMA.names}, schema=SCHEMA
     )
 
 
-def record(path: Path, entry: LedgerEntry) -> None:
-    """Write a run's entry: it replaces the entry of the same run (``run_at``, command, symbol), so a run
-    records ``started`` first and its outcome at the end; a run killed in between stays ``started``."""
-    record_many(path, [entry])
+def run_file(folder: Path, run_at: pd.Timestamp, command: str, symbols: Iterable[str]) -> Path:
+    """The file holding one run's entries for ``symbols`` (the same file for its ``started`` entries and
+    its outcome; a digest of the symbols tells shards of one run apart)."""
+    digest = hashlib.sha1("\n".join(sorted(symbols)).encode()).hexdigest()[:12]
+    stamp = pd.Timestamp(run_at).tz_convert("UTC")
+    return folder / f"{DAY_PREFIX}{stamp:%Y-%m-%d}" / f"{stamp:%Y%m%dT%H%M%S%fZ}-{command}-{digest}.parquet"
 
 
-def record_many(path: Path, entries: list[LedgerEntry]) -> None:
-    """``record`` for many symbols' entries in one rewrite, under the ledger's lock (runs in several
-    processes, e.g. ingestion shards on Dask workers, never lose each other's entries)."""
+def record_many(folder: Path, entries: list[LedgerEntry]) -> None:
+    """Write runs' entries, one file per run (``run_at``, command): the run's ``started`` entries first,
+    then its outcome, which replaces them (a run killed in between stays ``started``). Only the run's
+    own rows are written, atomically; no lock, as no two writers share a file."""
     if not entries:
         return
-    added = _frame(entries)
-    with store.series_lock(path.parent):
-        frame = read(path)
-        if len(frame):
-            keys = ["run_at", "command", "symbol"]
-            same = pd.MultiIndex.from_frame(frame[keys]).isin(pd.MultiIndex.from_frame(added[keys]))
-            frame = frame.loc[~same]
-        atomic.write_parquet(pd.concat([frame, added], ignore_index=True) if len(frame) else added, path)
+    runs: dict[tuple[pd.Timestamp, str], list[LedgerEntry]] = {}
+    for entry in entries:
+        runs.setdefault((entry.run_at, entry.command), []).append(entry)
+    for (run_at, command), run in runs.items():
+        sink = pa.BufferOutputStream()
+        pq.write_table(_table(run), sink)
+        path = run_file(folder, run_at, command, [entry.symbol for entry in run])
+        atomic.write_bytes(path, sink.getvalue().to_pybytes())
 
 
-def read(path: Path) -> pd.DataFrame:
-    """The whole ledger, oldest run first (empty frame if there is none yet).
+def parts(folder: Path) -> list[Path]:
+    """The ledger's files, oldest run first: an older version's single file, then one file per run
+    (temporary files of an unfinished write are never among them)."""
+    legacy = folder / LEGACY_FILE
+    runs = [path for path in sorted(folder.glob(f"{DAY_PREFIX}*/*.parquet")) if not path.name.startswith(".")]
+    return [legacy, *runs] if legacy.is_file() else runs
 
-    A ledger that cannot be read is never allowed to stop ingestion: it is renamed aside
-    (``ingestion.parquet.damaged-<time>``, bytes untouched, with a warning) and a new one is started.
+
+def read(folder: Path, last: int | None = None) -> pd.DataFrame:
+    """The ledger's rows, oldest run first (an empty frame if there are none); ``last``: only the latest
+    ``last`` rows, reading only the newest files that hold them.
+
+    A file that cannot be read never stops ingestion or its readers: it is renamed aside
+    (``<name>.damaged-<time>``, bytes untouched, with a warning) and the rest is read.
     """
-    if not path.exists():
-        return pd.DataFrame(columns=list(LedgerEntry.__dataclass_fields__))
+    tables: list[pa.Table] = []
+    rows = 0
+    for path in reversed(parts(folder)):
+        if last is not None and rows >= last:
+            break
+        table = read_part(path)
+        if table is not None:
+            tables.append(table)
+            rows += table.num_rows
+    frame = pa.concat_tables([SCHEMA.empty_table(), *tables[::-1]], promote_options="permissive").to_pandas()
+    return frame.tail(last).reset_index(drop=True) if last is not None else frame
+
+
+def read_part(path: Path) -> pa.Table | None:
+    """One ledger file as read, or None if it is gone or was damaged (then set aside, see ``read``)."""
     try:
-        return pd.read_parquet(path)
+        return pq.read_table(path)
+    except FileNotFoundError:  # deleted by retention while being read
+        return None
     except pa.ArrowException as error:
         aside = path.with_name(f"{path.name}.damaged-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%fZ}")
         os.replace(path, aside)
-        logger.warning(
-            "the ledger %s was damaged (%s): set aside as %s, a new ledger started", path, error, aside
-        )
-        return pd.DataFrame(columns=list(LedgerEntry.__dataclass_fields__))
+        logger.warning("the ledger file %s was damaged (%s): set aside as %s", path, error, aside)
+        return None

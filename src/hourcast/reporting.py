@@ -143,6 +143,7 @@ def training_failure_markdown(error: str, production: str | None) -> str:
 def retention_markdown(report: RetentionReport) -> str:
     """What a retention pass removed, and its cutoffs."""
     candle_cutoff = report.candle_cutoff.isoformat() if report.candle_cutoff is not None else "keep all"
+    ledger_cutoff = report.ledger_cutoff.isoformat() if report.ledger_cutoff is not None else "keep all"
     lines = [
         "# Retention",
         "",
@@ -154,6 +155,7 @@ def retention_markdown(report: RetentionReport) -> str:
         f"| feature rows | {report.feature_cutoff.isoformat()} | {report.feature_rows_removed} "
         f"({report.feature_rows_kept} kept) |",
         f"| prediction log files | {report.prediction_cutoff.isoformat()} | {report.files_removed} |",
+        f"| ingestion ledger files | {ledger_cutoff} | {report.ledger_files_removed} |",
     ]
     if report.partitions_removed:
         lines += ["", *(f"- removed `{partition}`" for partition in report.partitions_removed)]

@@ -14,6 +14,9 @@ world ages like a live one; the wall clock only when no candle is stored):
   ``now - prediction_retention_days`` are deleted.
 * quarantine: entries (rows, report, entry file) whose newest candle opened on or before
   ``now - quarantine_retention_days`` are deleted, whatever their state.
+* ingestion ledger: ``date=YYYY-MM-DD`` folders of runs whose whole day ends on or before
+  ``now - ledger_retention_days`` are deleted (an older version's single ledger file once its newest run
+  has). ``ledger_retention_days`` unset keeps everything.
 
 Training (and its gate, which runs inside the training window) needs ``train_days`` of labelled
 features: ``Settings`` refuses a ``feature_retention_days`` below ``train_days + 1`` and a
@@ -30,7 +33,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 
-from hourcast import quarantine, store
+from hourcast import ledger, quarantine, store
 from hourcast.settings import Settings
 from hourcast.store import series_lock
 
@@ -52,6 +55,8 @@ class RetentionReport:
     files_removed: int
     bytes_removed: int
     quarantine_entries_removed: int = 0
+    ledger_cutoff: pd.Timestamp | None = None
+    ledger_files_removed: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The report as plain JSON types (times ISO-8601 UTC; partitions relative to the candle root)."""
@@ -66,6 +71,8 @@ class RetentionReport:
             "files_removed": self.files_removed,
             "bytes_removed": self.bytes_removed,
             "quarantine_entries_removed": self.quarantine_entries_removed,
+            "ledger_cutoff": self.ledger_cutoff.isoformat() if self.ledger_cutoff is not None else None,
+            "ledger_files_removed": self.ledger_files_removed,
         }
 
 
@@ -107,9 +114,17 @@ def apply_retention(settings: Settings, now: pd.Timestamp | None = None) -> Rete
         _prune_candles(settings.candles_dir, candle_cutoff) if candle_cutoff is not None else ([], 0)
     )
     removed_rows, kept_rows, feature_bytes = _trim_feature_table(settings, feature_cutoff)
-    files, file_bytes = _prune_predictions(settings.predictions_dir, prediction_cutoff)
+    files, file_bytes = _prune_days(settings.predictions_dir, prediction_cutoff)
     quarantine_cutoff = now - pd.Timedelta(days=settings.quarantine_retention_days)
     entries, quarantine_bytes = _prune_quarantine(settings.quarantine_dir, quarantine_cutoff)
+    ledger_cutoff = (
+        now - pd.Timedelta(days=settings.ledger_retention_days)
+        if settings.ledger_retention_days is not None
+        else None
+    )
+    ledger_files, ledger_bytes = (
+        _prune_ledger(settings.ledger_dir, ledger_cutoff) if ledger_cutoff is not None else (0, 0)
+    )
     return RetentionReport(
         now=now,
         candle_cutoff=candle_cutoff,
@@ -119,8 +134,10 @@ def apply_retention(settings: Settings, now: pd.Timestamp | None = None) -> Rete
         feature_rows_removed=removed_rows,
         feature_rows_kept=kept_rows,
         files_removed=files,
-        bytes_removed=partition_bytes + feature_bytes + file_bytes + quarantine_bytes,
+        bytes_removed=partition_bytes + feature_bytes + file_bytes + quarantine_bytes + ledger_bytes,
         quarantine_entries_removed=entries,
+        ledger_cutoff=ledger_cutoff,
+        ledger_files_removed=ledger_files,
     )
 
 
@@ -182,8 +199,9 @@ def _trim_feature_table(settings: Settings, cutoff: pd.Timestamp) -> tuple[int, 
     return feature_table.trim(settings, cutoff)
 
 
-def _prune_predictions(directory: Path, cutoff: pd.Timestamp) -> tuple[int, int]:
-    """Delete the log folders of expired days; returns ``(files removed, bytes freed)``."""
+def _prune_days(directory: Path, cutoff: pd.Timestamp) -> tuple[int, int]:
+    """Delete the ``date=YYYY-MM-DD`` folders of expired days (prediction log, ledger); returns ``(files
+    removed, bytes freed)``."""
     folders = {
         folder.name.removeprefix(DATE_PREFIX): folder
         for folder in directory.glob(f"{DATE_PREFIX}*")
@@ -195,6 +213,20 @@ def _prune_predictions(directory: Path, cutoff: pd.Timestamp) -> tuple[int, int]
         files += len(contents)
         freed += sum(item.stat().st_size for item in contents)
         shutil.rmtree(folders[day])
+    return files, freed
+
+
+def _prune_ledger(folder: Path, cutoff: pd.Timestamp) -> tuple[int, int]:
+    """Delete the ledger's expired day folders, and an older version's single file once its newest run
+    is; returns ``(files removed, bytes freed)``."""
+    files, freed = _prune_days(folder, cutoff)
+    legacy = folder / ledger.LEGACY_FILE
+    if legacy.is_file():
+        table = ledger.read_part(legacy)  # None: it was damaged, and set aside
+        if table is not None and (table.num_rows == 0 or table["run_at"].to_pandas().max() <= cutoff):
+            freed += legacy.stat().st_size
+            legacy.unlink()
+            files += 1
     return files, freed
 
 

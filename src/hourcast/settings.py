@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     prediction_retention_days: int = Field(
         90, ge=1, description="Days of prediction log files kept (by the day they were written)."
     )
+    ledger_retention_days: int | None = Field(
+        400,
+        ge=1,
+        description="Days of ingestion ledger kept (whole days of runs older are deleted); unset: keep all.",
+    )
     feature_repo: Path = Field(Path("feature_repo"), description="The Feast repo folder (definitions.py).")
     serve_host: str = Field("127.0.0.1", description="Address the prediction API binds (0.0.0.0: all).")
     serve_port: int = Field(3000, description="Port of the prediction API.")
@@ -210,19 +215,19 @@ class Settings(BaseSettings):
         return self.home / "candles"
 
     @property
-    def quarantine_dir(self) -> Path:
-        """Where rejected batches and their validation results are kept."""
-        return self.home / "quarantine"
-
-    @property
     def symbols_path(self) -> Path:
         """The symbols a selector such as ``all-usdt`` resolved to when ingestion last started."""
         return self.home / "symbols.json"
 
     @property
-    def ledger_path(self) -> Path:
-        """The ingestion ledger (one row per run and symbol)."""
-        return self.home / "ledger" / "ingestion.parquet"
+    def quarantine_dir(self) -> Path:
+        """Where rejected batches and their validation results are kept."""
+        return self.home / "quarantine"
+
+    @property
+    def ledger_dir(self) -> Path:
+        """The ingestion ledger (one row per run and symbol; a file per run, in day folders)."""
+        return self.home / "ledger"
 
     @property
     def feature_table_path(self) -> Path:

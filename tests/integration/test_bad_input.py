@@ -119,7 +119,7 @@ def test_a_truncated_month_is_named_left_alone_and_repaired(
     line = cli_error(["ingest"], **env)
     assert f"candle file {month} is damaged" in line and "run `hourcast repair`" in line
     assert month.read_bytes() == damaged, "the damaged file is left as it is"
-    assert ledger.read(settings.ledger_path).iloc[-1]["status"] == "failed"
+    assert ledger.read(settings.ledger_dir).iloc[-1]["status"] == "failed"
 
     repaired = cli(["repair"], **env)
     assert repaired.exit_code == 0, repaired.output
@@ -135,15 +135,17 @@ def test_a_truncated_ledger_never_stops_ingestion(tmp_path: Path, replay: Replay
     settings = replay_settings(tmp_path, replay)
     ingestor = make_ingestor(settings)
     ingestor.ingest()
-    damaged = settings.ledger_path.read_bytes()[:100]
-    settings.ledger_path.write_bytes(damaged)
+    [first_run] = ledger.parts(settings.ledger_dir)
+    damaged = first_run.read_bytes()[:100]
+    first_run.write_bytes(damaged)
 
     replay.exchange.advance(2 * 3600)
     [summary] = ingestor.ingest()
     assert (summary.status, summary.new) == ("ok", 2)
-    [aside] = settings.ledger_path.parent.glob("ingestion.parquet.damaged-*")
+    assert len(ledger.parts(settings.ledger_dir)) == 2
+    [entry] = ledger.read(settings.ledger_dir).to_dict("records")  # the damaged run's file set aside
+    [aside] = first_run.parent.glob(f"{first_run.name}.damaged-*")
     assert aside.read_bytes() == damaged
-    [entry] = ledger.read(settings.ledger_path).to_dict("records")
     assert (entry["new"], entry["status"]) == (2, "ok")
 
 

@@ -51,7 +51,7 @@ def test_an_hour_left_out_once_is_asked_for_again_and_filled(tmp_path: Path, rep
     lost = pd.Timestamp("2024-03-01 00:00", tz="UTC")
     assert (hourly.new, hourly.missing_candles, hourly.status) == (0, 1, "ok")
     assert replay.exchange.fault_counts()["missing"] == 1
-    assert ledger.read(settings.ledger_path).iloc[-1]["gap_ranges"] == "2024-03-01T00:00:00Z+1"
+    assert ledger.read(settings.ledger_dir).iloc[-1]["gap_ranges"] == "2024-03-01T00:00:00Z+1"
     assert gaps_cli(tmp_path) == [
         {
             "symbol": "BTC/USDT",
@@ -88,7 +88,7 @@ def test_an_hour_the_exchange_never_serves_becomes_a_confirmed_gap(
     assert state.confirmed == {int(hole.value // 1_000_000)} and state.tries == {}
     [entry] = gaps_cli(tmp_path)
     assert (entry["start"], entry["candles"], entry["state"]) == ("2024-02-29T20:00:00Z", 1, "confirmed")
-    recorded = ledger.read(settings.ledger_path)
+    recorded = ledger.read(settings.ledger_dir)
     assert recorded["gaps"].tolist() == [1, 1, 1, 0] and (recorded["status"] == "ok").all()
 
 
@@ -105,7 +105,7 @@ def test_gaps_at_both_ends_and_an_outage_are_counted_and_listed(
         settings = replay_settings(tmp_path, server, fetch_limit=100)
         [summary] = make_ingestor(settings).backfill(since, until)
     assert summary.missing_candles == 8 + 75 + 8 and len(stored(tmp_path)) == 240 - 5 - 91
-    [run] = ledger.read(settings.ledger_path).to_dict("records")
+    [run] = ledger.read(settings.ledger_dir).to_dict("records")
     assert (
         run["gap_ranges"] == ("2024-01-10T05:00:00Z+8, 2024-01-14T00:00:00Z+75, 2024-01-19T16:00:00Z+8")
         and run["gaps"] == 91
@@ -138,7 +138,7 @@ def test_a_killed_backfill_leaves_a_trace_and_the_rerun_resumes(
         process.wait()
     before = len(stored(tmp_path))
     assert before < 1440
-    [trace] = ledger.read(settings.ledger_path).to_dict("records")
+    [trace] = ledger.read(settings.ledger_dir).to_dict("records")
     assert trace["status"] == "started" and trace["message"] == ledger.STARTED_MESSAGE
 
     replay.exchange.clear_faults()
@@ -177,7 +177,7 @@ def test_an_hour_holding_only_an_off_hour_candle_is_quarantined_in_the_ledger_an
     assert (backfill.fetched, backfill.missing_candles, backfill.quarantined) == (1, 0, 1)  # asked again
     assert backfill.entries == []  # already held: not held twice
     assert [entry.last for entry in quarantine.entries(settings.quarantine_dir)] == ["2024-02-29T20:30:00Z"]
-    runs = ledger.read(settings.ledger_path)
+    runs = ledger.read(settings.ledger_dir)
     assert runs["gap_ranges"].tolist() == ["2024-02-29T10:00:00Z+1", "2024-02-29T10:00:00Z+1", ""]
     assert runs["quarantined_ranges"].tolist() == ["2024-02-29T20:30:00Z+1", "", "2024-02-29T20:30:00Z+1"]
     listed = gaps_cli(tmp_path)

@@ -64,7 +64,7 @@ def test_backfill_then_ingest_is_exact_and_idempotent(
 
     [rerun] = ingestor.backfill(JAN, MAR)  # stored and complete: nothing is fetched again
     assert (rerun.fetched, rerun.new, rerun.duplicates) == (0, 0, 0)
-    runs = ledger.read(tmp_path / "ledger" / "ingestion.parquet")
+    runs = ledger.read(tmp_path / "ledger")
     assert runs["new"].tolist() == [1440, 0, 5, 0] and (runs["status"] == "ok").all()
 
 
@@ -113,7 +113,7 @@ def test_a_bad_row_is_quarantined_the_rest_stored_and_its_hour_stays_a_gap(
     frame = stored(tmp_path)
     assert len(frame) == 1439 and bad_hour not in set(frame["ts"]), "a rejected row is never merged"
     assert_matches_recording(frame, recorded_files["BTC/USDT"])
-    run = ledger.read(settings.ledger_path).iloc[-1]
+    run = ledger.read(settings.ledger_dir).iloc[-1]
     assert run["quarantined_ranges"] == f"{bad_hour:%Y-%m-%dT%H:%M:%SZ}+1" and run["gaps"] == 0
 
     # the features treat the quarantined hour as a gap: no window crosses it
@@ -193,7 +193,7 @@ def test_a_dirty_feed_backfills_to_the_end(tmp_path: Path, btc_recorded: pd.Data
         pd.testing.assert_frame_equal(frame.drop(columns="symbol"), on_hour)
         assert (frame["volume"] == 0.0).sum() == 1
         # the ledger reports every hour left out; the quarantine holds exactly the off-hour rows
-        [run] = ledger.read(settings.ledger_path).to_dict("records")
+        [run] = ledger.read(settings.ledger_dir).to_dict("records")
         assert run["gap_ranges"] == ", ".join(gaps) and run["gaps"] == 6 and run["quarantined"] == 43
         beside, after = off_hour["ts"].iloc[0], off_hour["ts"].iloc[33]  # 33 at :15, then 10 at :30
         assert run["quarantined_ranges"] == f"{beside:%Y-%m-%dT%H:%M:%SZ}+33, {after:%Y-%m-%dT%H:%M:%SZ}+10"
@@ -240,7 +240,7 @@ def test_missing_candles_are_recorded_as_gaps_not_invented(tmp_path: Path, repla
     [summary] = ingestor.backfill(JAN, MAR)
     assert summary.status == "ok" and summary.new == 1439 and summary.missing_candles == 1
     assert len(stored(tmp_path)) == 1439
-    run = ledger.read(tmp_path / "ledger" / "ingestion.parquet").iloc[-1]
+    run = ledger.read(tmp_path / "ledger").iloc[-1]
     assert run["gaps"] == 1 and run["gap_ranges"].endswith("+1")
 
 

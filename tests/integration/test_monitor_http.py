@@ -237,7 +237,7 @@ def test_answers_of_a_running_service_are_scored_exactly_once_across_restarts_an
     assert GAP not in set(store.load_candles(settings.candles_dir, btc)["ts"])
     [hole] = completeness.holes(settings, btc)
     assert (hole.start, hole.candles, hole.state) == (GAP, 1, completeness.RE_REQUESTED)
-    runs = ledger.read(settings.ledger_path)
+    runs = ledger.read(settings.ledger_dir)
     assert runs.loc[runs["symbol"] == "BTC/USDT", "gaps"].tolist()[-2:] == [1, 1] and runs["gaps"].sum() == 2
     # BTC/USDT's features stop at the gap: the service refuses stale ones instead of answering from them
     assert refused == [(hour, "BTC/USDT") for hour in range(GAP_HOUR, HOURS)]

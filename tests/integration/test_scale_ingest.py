@@ -188,7 +188,7 @@ def test_50_symbols_with_faults_on_some_all_end_exact(
     assert exchange.fault_counts("SYN011/USDT")["slow"] == 1 and scale_run.retries >= 4
 
     # the ledger: one entry per symbol of the run, with its counts
-    entries = ledger.read(settings.ledger_path).set_index("symbol")
+    entries = ledger.read(settings.ledger_dir).set_index("symbol")
     assert sorted(entries.index) == sorted(symbols) and entries["run_at"].nunique() == 1
     assert entries.loc["SYN007/USDT", ["quarantined", "new", "status"]].tolist() == [1, 47, "quarantined"]
     assert entries.loc["SYN013/USDT", ["gaps", "new", "status"]].tolist() == [1, 47, "ok"]

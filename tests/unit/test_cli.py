@@ -91,7 +91,7 @@ def test_the_ledger_table_fits_the_terminal(tmp_path: Path) -> None:
         status="ok",
         message="",
     )
-    ledger.append(settings.ledger_path, [entry])
+    ledger.record_many(settings.ledger_dir, [entry])
     shown = CliRunner().invoke(app, ["ledger"], env={"HOURCAST_HOME": str(tmp_path), "COLUMNS": "80"})
     assert shown.exit_code == 0, shown.output
     row = r"03-01 00:05 +ingest +BTC/USDT +24 +23 +1 +1 +1 +0 +02-29 23:00 +70 +ok"

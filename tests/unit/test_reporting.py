@@ -126,3 +126,4 @@ def test_retention_markdown_lists_cutoffs_and_removed_partitions() -> None:
     assert "- removed `exchange=binance/symbol=BTC%2FUSDT/timeframe=1h/month=2023-01`" in text
     keep_all = replace(report, candle_cutoff=None, partitions_removed=[])
     assert "| candle month partitions | keep all | 0 |" in reporting.retention_markdown(keep_all)
+    assert "| ingestion ledger files | keep all | 0 |" in text

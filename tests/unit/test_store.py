@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hourcast import ledger, store
+from hourcast import store
 from tests.conftest import as_candle_frame
 from tests.integration.conftest import wait_for
 
@@ -92,32 +92,3 @@ def test_a_writer_killed_mid_write_leaves_a_complete_dataset(
     rest = as_candle_frame(btc_recorded.iloc[len(loaded) - 5 : len(loaded) + 48])
     assert store.upsert(tmp_path, SERIES, rest) == store.UpsertResult(new=48, duplicates=5)
     assert len(store.load_candles(tmp_path, SERIES)) == len(loaded) + 48
-
-
-def test_ledger_appends_and_reads_back(tmp_path: Path) -> None:
-    path = tmp_path / "ledger" / "ingestion.parquet"
-    stamp = pd.Timestamp("2024-01-01", tz="UTC")
-    entry = ledger.LedgerEntry(
-        run_at=stamp,
-        command="ingest",
-        exchange="binance",
-        symbol="BTC/USDT",
-        timeframe="1h",
-        fetched=3,
-        new=2,
-        duplicates=1,
-        gaps=1,
-        gap_ranges="2024-01-01T01:00:00Z+1",
-        quarantined=0,
-        quarantined_ranges="",
-        first=stamp,
-        last=None,
-        duration_seconds=0.5,
-        status="ok",
-        message="",
-    )
-    ledger.append(path, [entry])
-    ledger.append(path, [entry])
-    frame = ledger.read(path)
-    assert len(frame) == 2 and frame["new"].tolist() == [2, 2]
-    assert frame["last"].isna().all() and frame["first"].iloc[0] == stamp

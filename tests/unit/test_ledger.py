@@ -1,0 +1,180 @@
+"""The ingestion ledger's folder: a file per run (its own rows only), atomic writes, day partitions that
+retention deletes whole, and an older version's single-file ledger read as its oldest part."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from hourcast import ledger, retention
+from hourcast.cli import app
+from hourcast.settings import Settings
+from tests.integration.conftest import wait_for
+
+RUN = pd.Timestamp("2024-03-01 00:05", tz="UTC")
+
+
+def entry(run_at: pd.Timestamp = RUN, symbol: str = "BTC/USDT", status: str = "ok") -> ledger.LedgerEntry:
+    return ledger.LedgerEntry(
+        run_at=run_at,
+        command="ingest",
+        exchange="binance",
+        symbol=symbol,
+        timeframe="1h",
+        fetched=3,
+        new=2,
+        duplicates=1,
+        gaps=1,
+        gap_ranges="2024-01-01T01:00:00Z+1",
+        quarantined=0,
+        quarantined_ranges="",
+        first=pd.Timestamp("2024-01-01", tz="UTC"),
+        last=None,
+        duration_seconds=0.5,
+        status=status,
+        message="" if status != "started" else ledger.STARTED_MESSAGE,
+    )
+
+
+def hourly_runs(folder: Path, start: pd.Timestamp, hours: int, symbols: list[str]) -> None:
+    for hour in range(hours):
+        run_at = start + pd.Timedelta(hours=hour)
+        ledger.record_many(folder, [entry(run_at, symbol) for symbol in symbols])
+
+
+def test_a_run_writes_one_file_of_its_own_rows_and_its_outcome_replaces_its_start(tmp_path: Path) -> None:
+    folder = tmp_path / "ledger"
+    hourly_runs(folder, RUN - pd.Timedelta(days=2), 48, ["BTC/USDT", "ETH/USDT"])
+    before = {path: path.stat().st_mtime_ns for path in ledger.parts(folder)}
+    assert len(before) == 48 and len({path.parent.name for path in before}) == 2  # two day folders
+
+    symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+    ledger.record_many(folder, [entry(symbol=symbol, status="started") for symbol in symbols])
+    [started] = set(ledger.parts(folder)) - set(before)
+    assert started.parent.name == "date=2024-03-01" and len(pd.read_parquet(started)) == 3
+    ledger.record_many(folder, [entry(symbol=symbol) for symbol in symbols])
+
+    # the older runs' files were never rewritten: a run's cost does not grow with the history
+    assert {path: path.stat().st_mtime_ns for path in before} == before
+    assert set(ledger.parts(folder)) - set(before) == {started}
+    frame = ledger.read(folder)
+    assert len(frame) == 99 and frame["run_at"].is_monotonic_increasing
+    assert frame.tail(3)[["symbol", "status"]].values.tolist() == [[s, "ok"] for s in symbols]
+    assert frame["last"].isna().all() and str(frame["run_at"].dtype) == "datetime64[ms, UTC]"
+
+
+def test_shards_of_one_run_keep_each_others_entries(tmp_path: Path) -> None:
+    ledger.record_many(tmp_path, [entry(symbol="BTC/USDT", status="started")])
+    ledger.record_many(tmp_path, [entry(symbol="ETH/USDT", status="started")])
+    ledger.record_many(tmp_path, [entry(symbol="ETH/USDT")])
+    frame = ledger.read(tmp_path).sort_values("symbol")
+    assert frame[["symbol", "status"]].values.tolist() == [["BTC/USDT", "started"], ["ETH/USDT", "ok"]]
+
+
+def test_the_latest_rows_are_read_from_the_newest_files_only(tmp_path: Path) -> None:
+    hourly_runs(tmp_path, RUN, 10, ["BTC/USDT", "ETH/USDT"])
+    oldest = ledger.parts(tmp_path)[0]
+    whole = ledger.read(tmp_path)
+    oldest.write_bytes(oldest.read_bytes()[:50])  # a reader of the last rows never opens it
+    pd.testing.assert_frame_equal(ledger.read(tmp_path, last=5), whole.tail(5).reset_index(drop=True))
+    assert oldest.exists()
+    assert len(ledger.read(tmp_path)) == 18  # a full read sets the damaged file aside and goes on
+    [aside] = oldest.parent.glob(f"{oldest.name}.damaged-*")
+    assert not oldest.exists() and len(aside.read_bytes()) == 50
+
+
+def older_version_ledger(folder: Path, entries: list[ledger.LedgerEntry]) -> Path:
+    """The single file an older version kept: every entry, rewritten whole by each run."""
+    path = folder / ledger.LEGACY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame([dataclasses.asdict(e) for e in entries])
+    for column in ("run_at", "first", "last"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ms, UTC]")
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def test_an_older_versions_single_file_ledger_is_read_and_expires_with_retention(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, ledger_retention_days=30, _env_file=None)
+    old_runs = [
+        entry(RUN - pd.Timedelta(days=day), symbol) for day in (40, 39) for symbol in ("A/USDT", "B/USDT")
+    ]
+    legacy = older_version_ledger(settings.ledger_dir, old_runs)
+    hourly_runs(settings.ledger_dir, RUN - pd.Timedelta(days=10), 2, ["BTC/USDT"])
+
+    frame = ledger.read(settings.ledger_dir)
+    assert frame["symbol"].tolist() == ["A/USDT", "B/USDT", "A/USDT", "B/USDT", "BTC/USDT", "BTC/USDT"]
+    assert frame["run_at"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(
+        ledger.read(settings.ledger_dir, last=3), frame.tail(3).reset_index(drop=True)
+    )
+    shown = CliRunner().invoke(app, ["ledger", "--json"], env={"HOURCAST_HOME": str(tmp_path)})
+    assert [row["symbol"] for row in json.loads(shown.output)] == frame["symbol"].tolist()
+
+    # retention: the old file goes once its newest run has expired, with the day folders
+    kept = retention.apply_retention(settings, now=RUN - pd.Timedelta(days=10))
+    assert kept.ledger_files_removed == 0 and legacy.exists()
+    report = retention.apply_retention(settings, now=RUN - pd.Timedelta(days=5))
+    assert report.ledger_files_removed == 1 and not legacy.exists()
+    assert len(ledger.read(settings.ledger_dir)) == 2
+    report = retention.apply_retention(settings, now=RUN + pd.Timedelta(days=21))
+    assert report.ledger_files_removed == 2 and ledger.parts(settings.ledger_dir) == []
+    assert not list(settings.ledger_dir.glob("date=*"))
+
+
+def test_a_damaged_older_version_ledger_is_set_aside_and_the_rest_read(tmp_path: Path) -> None:
+    legacy = older_version_ledger(tmp_path, [entry(RUN - pd.Timedelta(days=1))])
+    legacy.write_bytes(legacy.read_bytes()[:100])
+    ledger.record_many(tmp_path, [entry()])
+    [row] = ledger.read(tmp_path).to_dict("records")
+    assert row["run_at"] == RUN
+    [aside] = tmp_path.glob("ingestion.parquet.damaged-*")
+    assert len(aside.read_bytes()) == 100
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import pandas as pd
+    from hourcast import ledger
+    from tests.unit.test_ledger import entry
+
+    folder = Path(sys.argv[1])
+    symbols = [f"SYN{n:05d}/USDT" for n in range(2_000)]
+    print("ready", flush=True)
+    for hour in range(1000):
+        run_at = pd.Timestamp("2024-03-01", tz="UTC") + pd.Timedelta(hours=hour)
+        ledger.record_many(folder, [entry(run_at, symbol, "started") for symbol in symbols])
+        ledger.record_many(folder, [entry(run_at, symbol) for symbol in symbols])
+    """
+)
+
+
+def test_a_run_killed_mid_write_leaves_no_partial_file_visible(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path)],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
+    wait_for(lambda: len(ledger.parts(tmp_path)) >= 3, 60, "the writer's third run")
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+
+    frame = ledger.read(tmp_path)
+    assert not list(tmp_path.rglob("*.damaged-*")), "a reader met a partial file"
+    runs = frame.groupby("run_at")["symbol"].nunique()
+    assert len(runs) >= 3 and (runs == 2_000).all()  # every visible run complete
+    assert 3 <= len(ledger.parts(tmp_path)) < 1000, "the writer was meant to be killed mid-way"
