@@ -11,7 +11,7 @@ from pathlib import Path
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, UnixTimestamp
 
-from hourcast.features import CROSS_FEATURES, FEATURE_NAMES
+from hourcast.features import CROSS_FEATURES, FEATURE_NAMES, ORDER_FLOW_FEATURES
 
 # A traded pair such as "BTC/USDT": every feature row describes one symbol at one hour.
 symbol = Entity(
@@ -30,8 +30,9 @@ next_hour_source = FileSource(
 )
 
 # Features known at the close of each candle (of HOURCAST_TIMEFRAME, 1h by default): the model's own inputs,
-# the reference symbol's returns and volatility at the same close (ref_*, null when that row is missing),
-# and the context serving needs. The TTL covers two candles of the largest supported timeframe (1d); how old
+# the order flow (taker-buy share, trades per volume; null where the exchange gives none: Binance only), the
+# reference symbol's returns and volatility at the same close (ref_*, null when that row is missing), and
+# the context serving needs. The TTL covers two candles of the largest supported timeframe (1d); how old
 # the features served may be is the API's own check (HOURCAST_MAX_FEATURE_AGE_SECONDS, two timeframes).
 next_hour_fv = FeatureView(
     name="next_hour_fv",
@@ -39,6 +40,7 @@ next_hour_fv = FeatureView(
     ttl=timedelta(days=2),
     schema=[
         *(Field(name=name, dtype=Float64) for name in FEATURE_NAMES),
+        *(Field(name=name, dtype=Float64) for name in ORDER_FLOW_FEATURES),
         *(Field(name=name, dtype=Float64) for name in CROSS_FEATURES),
         Field(name="last_close", dtype=Float64, description="Close of the last candle used"),
         Field(name="as_of", dtype=UnixTimestamp, description="Open time of the last candle used"),
@@ -47,9 +49,11 @@ next_hour_fv = FeatureView(
     online=True,
 )
 
-# What the next-hour model may consume (training sets are built from this service): its own features and
-# the cross-asset ones (model.MODEL_INPUTS picks its inputs among them).
-next_hour_v1 = FeatureService(name="next_hour_v1", features=[next_hour_fv[[*FEATURE_NAMES, *CROSS_FEATURES]]])
+# What the next-hour model may consume (training sets are built from this service): its own features, the
+# order-flow and the cross-asset ones (model.MODEL_INPUTS picks its inputs among them).
+next_hour_v1 = FeatureService(
+    name="next_hour_v1", features=[next_hour_fv[[*FEATURE_NAMES, *ORDER_FLOW_FEATURES, *CROSS_FEATURES]]]
+)
 
 # What the prediction API reads online: the model inputs plus last_close and as_of.
 next_hour_serving_v1 = FeatureService(name="next_hour_serving_v1", features=[next_hour_fv])

@@ -1,8 +1,11 @@
 """Pure functions over candle frames: schema, parsing, closedness, gaps.
 
 A *candle frame* is a pandas DataFrame with the columns of ``CANDLE_COLUMNS``:
-``exchange, symbol, timeframe`` (str), ``ts`` (open time, tz-aware UTC) and
-``open, high, low, close, volume`` (float64). Nothing here does I/O.
+``exchange, symbol, timeframe`` (str), ``ts`` (open time, tz-aware UTC),
+``open, high, low, close, volume`` (float64) and the order flow ``ORDER_FLOW_COLUMNS``
+``quote_volume, trades, taker_buy_base, taker_buy_quote`` (float64, NaN where the exchange does not
+publish them: only Binance's raw klines carry them, see ``exchange.CandleSource.pages``). Nothing here
+does I/O.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import pandas as pd
 KEY_COLUMNS = ["exchange", "symbol", "timeframe", "ts"]
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 VALUE_COLUMNS = [*PRICE_COLUMNS, "volume"]
-CANDLE_COLUMNS = [*KEY_COLUMNS, *VALUE_COLUMNS]
-PUBLIC_COLUMNS = ["symbol", "ts", *VALUE_COLUMNS]
+ORDER_FLOW_COLUMNS = ["quote_volume", "trades", "taker_buy_base", "taker_buy_quote"]
+"""Binance klines' fields 7..10 (quote volume, number of trades, taker-buy base and quote volume), which
+ccxt's ``fetch_ohlcv`` drops; NaN for an exchange (or a stored candle) without them."""
+CANDLE_COLUMNS = [*KEY_COLUMNS, *VALUE_COLUMNS, *ORDER_FLOW_COLUMNS]
+PUBLIC_COLUMNS = ["symbol", "ts", *VALUE_COLUMNS, *ORDER_FLOW_COLUMNS]
 
 _TIMEFRAME = re.compile(r"^(\d+)([mhdw])$")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -111,9 +117,18 @@ def empty_frame() -> pd.DataFrame:
             "symbol": pd.Series(dtype="string"),
             "timeframe": pd.Series(dtype="string"),
             "ts": pd.Series(dtype="datetime64[ms, UTC]"),
-            **{column: pd.Series(dtype="float64") for column in VALUE_COLUMNS},
+            **{column: pd.Series(dtype="float64") for column in [*VALUE_COLUMNS, *ORDER_FLOW_COLUMNS]},
         }
     )
+
+
+def with_order_flow(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every ``ORDER_FLOW_COLUMNS`` column it lacks added as NaN (float64), e.g. a candle file
+    or a quarantine entry written before hourcast stored order flow; the same object when it has them all."""
+    missing = [column for column in ORDER_FLOW_COLUMNS if column not in frame.columns]
+    if not missing:
+        return frame
+    return frame.assign(**{column: pd.Series(float("nan"), index=frame.index) for column in missing})
 
 
 def _number(value: object) -> float:
@@ -127,16 +142,18 @@ def _number(value: object) -> float:
 def frame_from_ohlcv(
     rows: Sequence[Sequence[object]], exchange: str, symbol: str, timeframe: str
 ) -> pd.DataFrame:
-    """Build a candle frame from ccxt ``fetch_ohlcv`` rows ``[ts_ms, o, h, l, c, v]``.
+    """Build a candle frame from ccxt ``fetch_ohlcv`` rows ``[ts_ms, o, h, l, c, v]``, or rows that go on
+    with the order flow ``[..., quote_volume, trades, taker_buy_base, taker_buy_quote]``.
 
-    Values that are not numbers become NaN (validation rejects them); nothing is dropped.
+    Values that are not numbers become NaN (validation rejects them where a value is required; order flow
+    may be null); nothing is dropped.
     """
     if not rows:
         return empty_frame()
     stamps = [_number(row[0]) if len(row) > 0 else float("nan") for row in rows]
     values = {
         column: [_number(row[i + 1]) if len(row) > i + 1 else float("nan") for row in rows]
-        for i, column in enumerate(VALUE_COLUMNS)
+        for i, column in enumerate([*VALUE_COLUMNS, *ORDER_FLOW_COLUMNS])
     }
     frame = pd.DataFrame(
         {
@@ -146,7 +163,7 @@ def frame_from_ohlcv(
             "ts": pd.to_datetime(pd.Series(stamps, dtype="float64"), unit="ms", utc=True).astype(
                 "datetime64[ms, UTC]"
             ),
-            **{column: pd.Series(values[column], dtype="float64") for column in VALUE_COLUMNS},
+            **{column: pd.Series(values[column], dtype="float64") for column in values},
         }
     )
     return frame

@@ -14,7 +14,7 @@ Layout (under ``HOURCAST_HOME/features``)::
 
 ``update`` costs time in the candles that changed, not in the stored history. The state holds, per symbol,
 the fingerprint (inode, size, mtime) of every candle month file inside the window and, per UTC day, the
-count and a digest of its candles. A month file whose fingerprint is unchanged is not read; a changed
+count and a digest of its candles (order flow included). A month file whose fingerprint is unchanged is not read; a changed
 one (the current month every hour, a hole filled later, a repaired month) is read and compared day by
 day: candles appended after the day's known ones change only from the first new candle, anything else
 (an insertion, a changed or removed candle) the whole day. A changed candle at ``t`` changes the rows of
@@ -50,14 +50,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hourcast import atomic, dataset, features, retention, store
-from hourcast.candles import VALUE_COLUMNS, timeframe_delta, ts_ms
-from hourcast.features import CROSS_FEATURES, FEATURE_NAMES, LOOKBACK, ROW_COLUMNS, feature_rows
+from hourcast.candles import ORDER_FLOW_COLUMNS, VALUE_COLUMNS, timeframe_delta, ts_ms
+from hourcast.features import (
+    CROSS_FEATURES,
+    FEATURE_NAMES,
+    LOOKBACK,
+    ORDER_FLOW_FEATURES,
+    ROW_COLUMNS,
+    feature_rows,
+)
 from hourcast.settings import Settings
 
-TABLE_COLUMNS = [*ROW_COLUMNS, *FEATURE_NAMES, *CROSS_FEATURES]
+TABLE_COLUMNS = [*ROW_COLUMNS, *FEATURE_NAMES, *ORDER_FLOW_FEATURES, *CROSS_FEATURES]
 DAY_MS = 86_400_000
 _STATE_KEY = b"hourcast.feature_table"
-_LAYOUT = 2
+_LAYOUT = 3
 """Version of the state's layout; a state of another version (or none) makes the table rebuild."""
 
 Interval = tuple[int, int]
@@ -133,7 +140,7 @@ def _empty_table() -> pd.DataFrame:
         {
             "symbol": pd.Series(dtype="string"),
             "ts": pd.Series(dtype="datetime64[ms, UTC]"),
-            **{column: pd.Series(dtype="float64") for column in VALUE_COLUMNS},
+            **{column: pd.Series(dtype="float64") for column in [*VALUE_COLUMNS, *ORDER_FLOW_COLUMNS]},
         }
     )
     return _ordered(feature_rows(candles))
@@ -293,7 +300,9 @@ def _scan(settings: Settings, series: store.Series, old: pd.DataFrame, since_ms:
         )
         scan.read[month] = candles
         stamps = ts_ms(candles).to_numpy()
-        hashes = pd.util.hash_pandas_object(candles[["ts", *VALUE_COLUMNS]], index=False).to_numpy()
+        hashes = pd.util.hash_pandas_object(
+            candles[["ts", *VALUE_COLUMNS, *ORDER_FLOW_COLUMNS]], index=False
+        ).to_numpy()
         rows = [
             dict(
                 month=month,

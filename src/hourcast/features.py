@@ -26,6 +26,14 @@ BTC/USDT itself), point in time like every other feature. The feature table (``f
 Feast) keeps a row whose reference row is missing, with NaN cross-asset inputs (CatBoost takes NaN);
 ``with_reference`` alone drops it, for comparisons on the same hours. Whether the model uses them is
 ``model.MODEL_INPUTS``'s decision, measured walk-forward (``hourcast evaluate --cross-asset``).
+
+Order flow (``ORDER_FLOW_FEATURES``, from the candles' optional ``candles.ORDER_FLOW_COLUMNS``, which only
+Binance's klines carry): ``taker_buy_share_1h`` (taker-buy base volume / volume of candle T),
+``taker_buy_share_12h`` (the same over the last 12 candles' sums) and ``trades_per_volume_12h`` (log of
+candle T's trades per unit of base volume relative to the last 12 candles': scale-free, the same for a pair
+quoted at any price). A value is NaN when an input is missing or a volume or trade count it divides by is 0;
+its row is kept (CatBoost takes NaN), like the cross-asset inputs. Not model inputs unless the walk-forward
+shows a gain (``hourcast evaluate --order-flow``).
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ REFERENCE_SYMBOL = "BTC/USDT"
 REFERENCE_OF_REFERENCE = "ETH/USDT"
 REFERENCE_INPUTS = ["ret_1h", "ret_3h", "ret_6h", "ret_12h", "ret_24h", "volatility_12h", "volatility_24h"]
 CROSS_FEATURES = [f"ref_{name}" for name in REFERENCE_INPUTS]
+ORDER_FLOW_FEATURES = ["taker_buy_share_1h", "taker_buy_share_12h", "trades_per_volume_12h"]
 
 
 def reference_of(symbol: str) -> str:
@@ -130,7 +139,8 @@ def compute_features(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFra
     """One feature row per candle ending a gap-free lookback of ``LOOKBACK`` candles, per symbol.
 
     Columns ``symbol, event_timestamp`` (close time of candle T), ``as_of`` (open time of T),
-    ``last_close``, then ``FEATURE_NAMES``.
+    ``last_close``, then ``FEATURE_NAMES`` and ``ORDER_FLOW_FEATURES`` (NaN where the candles carry no order
+    flow, or lack its columns).
     """
     step = timeframe_ms(timeframe)
     frame, codes, stamps = _by_symbol(candles)
@@ -162,6 +172,7 @@ def compute_features(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFra
         flat = recent.max(axis=0) == recent.min(axis=0)
         z_score = (volumes[0] - _sum(recent) / VOLUME_WINDOW) / _std(recent)
         features["volume_z_24h"] = np.where(flat, 0.0, z_score)
+        features |= _order_flow(frame, lags, volumes)
 
     as_of = frame["ts"].iloc[rows].reset_index(drop=True).astype("datetime64[ms, UTC]")
     features["hour_of_day"] = as_of.dt.hour.to_numpy(dtype="float64")
@@ -172,10 +183,30 @@ def compute_features(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFra
             "event_timestamp": (as_of + pd.Timedelta(milliseconds=step)).astype("datetime64[ms, UTC]"),
             "as_of": as_of,
             "last_close": last_close,
-            **features,
+            **{name: features[name] for name in [*FEATURE_NAMES, *ORDER_FLOW_FEATURES]},
         }
     )
     return _finite_rows(out, ["last_close", *FEATURE_NAMES])
+
+
+def _order_flow(frame: pd.DataFrame, lags: np.ndarray, volumes: np.ndarray) -> dict[str, np.ndarray]:
+    """``ORDER_FLOW_FEATURES`` of the rows whose lag positions are ``lags`` (NaN where not finite); call
+    under ``np.errstate`` (a zero volume divides)."""
+    columns = {
+        column: frame[column].to_numpy(dtype="float64")[lags]
+        if column in frame
+        else np.full(lags.shape, np.nan)
+        for column in ("trades", "taker_buy_base")
+    }
+    trades, taker = columns["trades"], columns["taker_buy_base"]
+    recent = slice(0, WINDOW_HOURS)
+    volume_12h = _sum(volumes[recent])
+    values = {
+        "taker_buy_share_1h": taker[0] / volumes[0],
+        "taker_buy_share_12h": _sum(taker[recent]) / volume_12h,
+        "trades_per_volume_12h": np.log((trades[0] / volumes[0]) / (_sum(trades[recent]) / volume_12h)),
+    }
+    return {name: np.where(np.isfinite(value), value, np.nan) for name, value in values.items()}
 
 
 def next_hour_targets(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFrame:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from hourcast import feature_table
-from hourcast.features import CROSS_FEATURES, LOOKBACK
+from hourcast.features import CROSS_FEATURES, LOOKBACK, ORDER_FLOW_FEATURES
 from hourcast.redact import redact
 from hourcast.settings import Settings
 from hourcast.warning_filters import quiet_known_deprecations
@@ -414,9 +414,11 @@ def training_frame(feature_store: FeatureStore, labels: pd.DataFrame) -> pd.Data
     """Point-in-time join: the ``next_hour_v1`` features Feast would have served at each label's time.
 
     ``labels`` has ``symbol, event_timestamp`` plus label columns; rows whose features are missing (a gap
-    in the candles) are dropped; rows whose reference symbol's row is missing keep NaN ``CROSS_FEATURES``.
+    in the candles) are dropped; rows whose reference symbol's row is missing keep NaN ``CROSS_FEATURES``,
+    rows without order flow NaN ``ORDER_FLOW_FEATURES``.
     """
     service = feature_store.get_feature_service(TRAINING_SERVICE)
     joined = feature_store.get_historical_features(entity_df=labels, features=service).to_df()
-    own = [name for name in joined.columns if name not in CROSS_FEATURES]  # NaN cross-asset inputs stay
+    optional = {*CROSS_FEATURES, *ORDER_FLOW_FEATURES}  # NaN cross-asset and order-flow inputs stay
+    own = [name for name in joined.columns if name not in optional]
     return joined.dropna(subset=own).sort_values(["event_timestamp", "symbol"]).reset_index(drop=True)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from hourcast import atomic, store
-from hourcast.candles import CANDLE_COLUMNS, timeframe_ms
+from hourcast.candles import CANDLE_COLUMNS, timeframe_ms, with_order_flow
 
 if TYPE_CHECKING:
     from hourcast.validation import ValidationReport
@@ -142,8 +142,9 @@ def find(root: Path, entry_id: str) -> Entry:
 
 
 def read_rows(root: Path, entry: Entry) -> pd.DataFrame:
-    """The rows of an entry, as they were received."""
-    return pd.read_parquet(entry.stem(root).with_suffix(".parquet"))
+    """The rows of an entry, as they were received (order flow null in an entry written before hourcast
+    stored it)."""
+    return with_order_flow(pd.read_parquet(entry.stem(root).with_suffix(".parquet")))
 
 
 def read_report(root: Path, entry: Entry) -> dict[str, Any]:

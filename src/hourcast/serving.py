@@ -23,7 +23,7 @@ import pandas as pd
 from hourcast import featurestore, registry, store
 from hourcast.background import Circuit, Periodic
 from hourcast.candles import timeframe_ms
-from hourcast.features import CROSS_FEATURES, FEATURE_NAMES
+from hourcast.features import CROSS_FEATURES, FEATURE_NAMES, ORDER_FLOW_FEATURES
 from hourcast.schema import Band, Clock, Prediction, Readiness
 from hourcast.settings import Settings
 
@@ -376,7 +376,8 @@ def model_rows(symbols: list[str], values: dict[str, list[Any]]) -> pd.DataFrame
     """The rows ``forecast_frame`` takes (``symbol``, the features, ``last_close``) from an online read's
     columns, built as one float block: a column-by-column frame of 60-odd columns costs pandas about as
     much as the online read itself."""
-    numbers = [*FEATURE_NAMES, *CROSS_FEATURES, "last_close"]  # cross-asset null (no reference row): NaN
+    # null (no reference row, no order flow): NaN
+    numbers = [*FEATURE_NAMES, *ORDER_FLOW_FEATURES, *CROSS_FEATURES, "last_close"]
     block = np.array([values[name] for name in numbers], dtype="float64").T  # None -> NaN
     rows = pd.DataFrame(block, columns=numbers)
     rows.insert(0, "symbol", symbols)

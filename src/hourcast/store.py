@@ -4,7 +4,9 @@ Layout (readable as one dataset with ``pandas.read_parquet(HOURCAST_HOME / "cand
 
     candles/exchange=binance/symbol=BTC%2FUSDT/timeframe=1h/month=2024-01/data.parquet
 
-Files hold ``ts, open, high, low, close, volume``; the rest comes from the path. An hourly append
+Files hold ``ts, open, high, low, close, volume`` and the order flow ``quote_volume, trades,
+taker_buy_base, taker_buy_quote`` (NaN where the exchange gave none; a file written before hourcast stored
+order flow lacks those columns and reads as NaN); the rest comes from the path. An hourly append
 rewrites only the current month's file, through a temporary file and a rename, under a lock per
 series so two writers never interleave.
 """
@@ -23,10 +25,10 @@ import pandas as pd
 import pyarrow as pa
 
 from hourcast import atomic
-from hourcast.candles import PUBLIC_COLUMNS, VALUE_COLUMNS
+from hourcast.candles import ORDER_FLOW_COLUMNS, PUBLIC_COLUMNS, VALUE_COLUMNS, with_order_flow
 from hourcast.errors import DamagedFile
 
-FILE_COLUMNS = ["ts", *VALUE_COLUMNS]
+FILE_COLUMNS = ["ts", *VALUE_COLUMNS, *ORDER_FLOW_COLUMNS]
 DATA_FILE = "data.parquet"
 
 
@@ -65,9 +67,10 @@ def _month_file(directory: Path, month: str) -> Path:
 
 
 def _read_file(path: Path) -> pd.DataFrame:
-    """A month file; ``DamagedFile`` (naming it and the repair command) if it cannot be read."""
+    """A month file (order flow NaN if it has none); ``DamagedFile`` (naming it and the repair command) if
+    it cannot be read."""
     try:
-        frame = pd.read_parquet(path, columns=FILE_COLUMNS)
+        frame = with_order_flow(pd.read_parquet(path))[FILE_COLUMNS]
     except pa.ArrowException as error:
         raise DamagedFile(
             f"candle file {path} is damaged ({str(error)[:120]}); it was left as it is: run "
@@ -89,14 +92,16 @@ def series_lock(directory: Path) -> Iterator[None]:
 
 
 def upsert(root: Path, series: Series, candles: pd.DataFrame) -> UpsertResult:
-    """Merge validated candles of one series; rows whose ``ts`` is already stored are left as they are.
+    """Merge validated candles of one series; rows whose ``ts`` is already stored are left as they are
+    (a candle stored without order flow keeps none: re-ingesting never rewrites history). Candles without
+    order-flow columns are stored with them null.
 
     Months are written oldest first, each atomically, so a writer killed part-way leaves a
     complete dataset up to its last finished month.
     """
     if candles.empty:
         return UpsertResult(0, 0)
-    incoming = candles[FILE_COLUMNS].drop_duplicates("ts").sort_values("ts")
+    incoming = with_order_flow(candles)[FILE_COLUMNS].drop_duplicates("ts").sort_values("ts")
     directory = series.directory(root)
     new = 0
     with series_lock(directory):
@@ -147,7 +152,8 @@ def load_candles(
 ) -> pd.DataFrame:
     """Stored candles of a series with ``start <= ts <= end`` as a typed frame.
 
-    Columns ``symbol, ts, open, high, low, close, volume``; ``ts`` is tz-aware UTC, ascending.
+    Columns ``symbol, ts, open, high, low, close, volume`` and ``ORDER_FLOW_COLUMNS`` (NaN where not
+    stored); ``ts`` is tz-aware UTC, ascending.
     """
     first_month = start.strftime("%Y-%m") if start is not None else ""
     last_month = end.strftime("%Y-%m") if end is not None else "9999-99"
@@ -167,7 +173,7 @@ def load_candles(
 
 
 def _read_file_schema() -> pd.DataFrame:
-    columns = {column: pd.Series(dtype="float64") for column in VALUE_COLUMNS}
+    columns = {column: pd.Series(dtype="float64") for column in FILE_COLUMNS[1:]}
     return pd.DataFrame({"ts": pd.Series(dtype="datetime64[ms, UTC]"), **columns})
 
 

@@ -16,6 +16,10 @@ Each expectation has a *scope* (``meta["scope"]``):
 
 A zero-volume candle is valid (real feeds have flat, zero-volume hours): ``volume >= 0``.
 
+The order flow (``quote_volume, trades, taker_buy_base, taker_buy_quote``, Binance only) may be null: an
+exchange that does not publish it gives NaN. Where present it must be ``>= 0``, with
+``taker_buy_base <= volume`` and ``taker_buy_quote <= quote_volume`` (row rules; a null value passes).
+
 Every rule is per row or per ``(exchange, symbol, timeframe, ts)``, so many series' batches can be checked in
 one GX run (``CandleValidator.validate_batches``: one run per ingestion round, whatever the number of
 symbols) and the result split back into one report per batch, as if each had been validated alone.
@@ -36,7 +40,14 @@ import numpy as np
 import pandas as pd
 
 from hourcast import atomic
-from hourcast.candles import CANDLE_COLUMNS, KEY_COLUMNS, PRICE_COLUMNS, VALUE_COLUMNS, timeframe_ms
+from hourcast.candles import (
+    CANDLE_COLUMNS,
+    KEY_COLUMNS,
+    ORDER_FLOW_COLUMNS,
+    PRICE_COLUMNS,
+    VALUE_COLUMNS,
+    timeframe_ms,
+)
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -48,8 +59,10 @@ COLUMN_DTYPES = {
     "symbol": "string",
     "timeframe": "string",
     "ts": "datetime64[ms, UTC]",
-    **dict.fromkeys(VALUE_COLUMNS, "float64"),
+    **dict.fromkeys([*VALUE_COLUMNS, *ORDER_FLOW_COLUMNS], "float64"),
 }
+REQUIRED_COLUMNS = [*KEY_COLUMNS, *VALUE_COLUMNS]
+"""The columns that may not be null (the order flow may)."""
 EXAMPLES = 3
 
 _RESULT_FORMAT = {"result_format": "COMPLETE"}  # every failing row's index, not the first 20
@@ -92,7 +105,7 @@ def build_candle_suite(timeframe: str) -> gx.ExpectationSuite:
             ),
             *(
                 expect.ExpectColumnValuesToNotBeNull(column=column, **_rule(f"{column} is not null"))
-                for column in CANDLE_COLUMNS
+                for column in REQUIRED_COLUMNS
             ),
             expect.ExpectColumnValuesToBeInSet(
                 column="timeframe", value_set=[timeframe], **_rule(f"timeframe is {timeframe}", scope=BATCH)
@@ -124,6 +137,22 @@ def build_candle_suite(timeframe: str) -> gx.ExpectationSuite:
                 for column in ("open", "close")
             ),
             expect.ExpectColumnValuesToBeBetween(column="volume", min_value=0, **_rule("volume >= 0")),
+            *(
+                expect.ExpectColumnValuesToBeBetween(
+                    column=column, min_value=0, **_rule(f"{column} >= 0", "order flow: null allowed")
+                )
+                for column in ORDER_FLOW_COLUMNS
+            ),
+            *(
+                expect.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=total,
+                    column_B=taker,
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                    **_rule(f"{taker} <= {total}", "order flow: null allowed"),
+                )
+                for taker, total in (("taker_buy_base", "volume"), ("taker_buy_quote", "quote_volume"))
+            ),
             expect.ExpectCompoundColumnsToBeUnique(
                 column_list=KEY_COLUMNS, **_rule("(" + ", ".join(KEY_COLUMNS) + ") is unique")
             ),

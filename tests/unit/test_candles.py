@@ -24,6 +24,20 @@ def test_frame_from_ohlcv_types_and_keeps_malformed_values_as_nan() -> None:
     assert len(frame) == 2
 
 
+def test_frame_from_ohlcv_keeps_order_flow_and_null_where_there_is_none() -> None:
+    """Rows with the order flow (as ``CandleSource.page`` cuts Binance klines) keep it; a null is NaN, as
+    is every order-flow value of a plain ``fetch_ohlcv`` row."""
+    rows = [
+        [1704067200000, "1.5", "2", "1", "1.5", "3", "4.5", 7, "1.2", "1.8"],
+        [1704070800000, "1.5", "2", "1", "1.5", "3", None, None, None, None],
+        [1704074400000, 1.5, 2, 1, 1.5, 3],
+    ]
+    frame = candles.frame_from_ohlcv(rows, "binance", "BTC/USDT", "1h")
+    assert frame.loc[0, candles.ORDER_FLOW_COLUMNS].tolist() == [4.5, 7.0, 1.2, 1.8]
+    assert frame.loc[1:, candles.ORDER_FLOW_COLUMNS].isna().all(axis=None)
+    assert (frame.dtypes[candles.ORDER_FLOW_COLUMNS] == "float64").all()
+
+
 def test_closed_only_uses_the_exchange_clock() -> None:
     rows = [[1704067200000, 1, 1, 1, 1, 1], [1704070800000, 1, 1, 1, 1, 1]]
     frame = candles.frame_from_ohlcv(rows, "binance", "BTC/USDT", "1h")

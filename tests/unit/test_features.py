@@ -3,8 +3,15 @@ import pandas as pd
 import pytest
 
 from hourcast import features
-from hourcast.features import FEATURE_NAMES, LOOKBACK, compute_features, next_hour_targets
+from hourcast.features import (
+    FEATURE_NAMES,
+    LOOKBACK,
+    ORDER_FLOW_FEATURES,
+    compute_features,
+    next_hour_targets,
+)
 from tests.conftest import ETH_FILE, read_recorded
+from tests.order_flow import with_test_order_flow
 
 HOUR = pd.Timedelta(hours=1)
 
@@ -27,8 +34,9 @@ def btc(btc_recorded: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_rows_never_depend_on_later_or_earlier_candles(btc: pd.DataFrame) -> None:
-    candles = btc.iloc[5000:7000].reset_index(drop=True)
+    candles = with_test_order_flow(btc.iloc[5000:7000].reset_index(drop=True))  # order flow: test data
     full = compute_features(candles).set_index("as_of", drop=False)
+    assert np.isfinite(full[ORDER_FLOW_FEATURES].to_numpy()).all()
     for position in np.random.default_rng(7).choice(np.arange(LOOKBACK - 1, len(candles)), 5, replace=False):
         expected = full.loc[[candles["ts"].iloc[position]]].reset_index(drop=True)
         prefix = compute_features(candles.iloc[: position + 1]).iloc[[-1]].reset_index(drop=True)
@@ -75,7 +83,8 @@ def test_feature_names_match_the_output_and_are_always_finite(btc: pd.DataFrame)
     assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 61
 
     table = compute_features(btc)
-    assert list(table.columns) == [*features.ROW_COLUMNS, *FEATURE_NAMES]
+    assert list(table.columns) == [*features.ROW_COLUMNS, *FEATURE_NAMES, *ORDER_FLOW_FEATURES]
+    assert table[ORDER_FLOW_FEATURES].isna().all(axis=None)  # the recorded candles carry no order flow
     assert str(table["symbol"].dtype) == "string"
     assert str(table["event_timestamp"].dtype) == str(table["as_of"].dtype) == "datetime64[ms, UTC]"
     assert len(btc) == 19_704 and len(table) == 19_704 - (LOOKBACK - 1)
@@ -135,6 +144,45 @@ def test_values_by_hand() -> None:
     assert last["volatility_24h"] == pytest.approx(np.std(hourly[-24:], ddof=1), rel=1e-9)
 
 
+def test_order_flow_features_by_hand() -> None:
+    n = LOOKBACK + 1
+    close = 100.0 + np.arange(n)
+    volume = 1.0 + np.arange(n, dtype="float64")
+    trades = 10.0 * volume + np.arange(n) % 3
+    taker = volume * (0.4 + 0.01 * np.arange(n))
+    candles = pd.DataFrame(
+        {
+            "symbol": pd.Series(["BTC/USDT"] * n, dtype="string"),
+            "ts": pd.date_range("2024-03-04", periods=n, freq="h", tz="UTC").astype("datetime64[ms, UTC]"),
+            "open": close,
+            "high": close + 1.0,
+            "low": close - 1.0,
+            "close": close,
+            "volume": volume,
+            "quote_volume": volume * close,
+            "trades": trades,
+            "taker_buy_base": taker,
+            "taker_buy_quote": taker * close,
+        }
+    )
+    candles.loc[13, "trades"] = np.nan  # in the 12-candle window of T = 24 only
+    first, last = compute_features(candles).iloc[0], compute_features(candles).iloc[1]
+    window = slice(14, 26)  # the 12 candles ending at T = 25
+    assert last["taker_buy_share_1h"] == pytest.approx(taker[25] / volume[25], rel=1e-12)
+    assert last["taker_buy_share_12h"] == pytest.approx(taker[window].sum() / volume[window].sum(), rel=1e-12)
+    per_volume = (trades[25] / volume[25]) / (trades[window].sum() / volume[window].sum())
+    assert last["trades_per_volume_12h"] == pytest.approx(np.log(per_volume), rel=1e-12)
+    assert first["taker_buy_share_1h"] == pytest.approx(taker[24] / volume[24], rel=1e-12)
+    assert np.isnan(first["trades_per_volume_12h"]) and np.isfinite(first["taker_buy_share_12h"])
+
+    # a zero volume at T: the shares of T are NaN, never inf; the row itself is kept
+    quiet = candles.assign(volume=candles["volume"].where(candles.index != 25, 0.0))
+    quiet.loc[25, ["trades", "taker_buy_base", "taker_buy_quote", "quote_volume"]] = 0.0
+    row = compute_features(quiet).iloc[1]
+    assert np.isnan(row["taker_buy_share_1h"]) and np.isnan(row["trades_per_volume_12h"])
+    assert np.isfinite(row["taker_buy_share_12h"]) and np.isfinite(row[FEATURE_NAMES].to_numpy(float)).all()
+
+
 def test_symbols_are_processed_independently(btc: pd.DataFrame) -> None:
     eth = public_frame(read_recorded(ETH_FILE), "ETH/USDT")
     both = pd.concat([btc, eth]).sort_values("ts", kind="stable").reset_index(drop=True)  # interleaved
@@ -180,7 +228,11 @@ def test_invalid_prices_do_not_crash_and_never_leak_non_finite_values(btc: pd.Da
     table = compute_features(candles)
     assert_finite(table)
     assert len(table) == 60 - (LOOKBACK - 1) - 12  # the 12 rows whose 12 h window holds the bad low
-    assert compute_features(candles.iloc[:0]).columns.tolist() == [*features.ROW_COLUMNS, *FEATURE_NAMES]
+    assert compute_features(candles.iloc[:0]).columns.tolist() == [
+        *features.ROW_COLUMNS,
+        *FEATURE_NAMES,
+        *ORDER_FLOW_FEATURES,
+    ]
 
 
 @pytest.mark.parametrize("timeframe", ["15m", "4h", "1d"])
@@ -243,8 +295,9 @@ def test_cross_asset_inputs_are_the_reference_at_the_same_hour_and_never_see_lat
 
 def test_table_rows_keep_every_own_row_and_never_see_later_candles(btc: pd.DataFrame) -> None:
     """``feature_rows`` (the feature table, read through Feast): cross-asset inputs NaN where the reference
-    row is missing, never a lost row; each row, cross-asset inputs included, the same from the candles up
-    to T only, and from the last ``LOOKBACK`` candles of each symbol (what an incremental update reads)."""
+    row is missing, never a lost row; each row, cross-asset and order-flow inputs included, the same from
+    the candles up to T only, and from the last ``LOOKBACK`` candles of each symbol (what an incremental
+    update reads)."""
     eth = public_frame(read_recorded(ETH_FILE), "ETH/USDT")
     start, end = btc["ts"].iloc[5000], btc["ts"].iloc[5300]
     missing = btc["ts"].iloc[5200]  # a hole in the reference of ETH
@@ -255,10 +308,17 @@ def test_table_rows_keep_every_own_row_and_never_see_later_candles(btc: pd.DataF
         ],
         ignore_index=True,
     )
+    candles = with_test_order_flow(candles)  # test data: the truncation checks cover the order flow too
     table = features.feature_rows(candles)
+    assert np.isfinite(table[ORDER_FLOW_FEATURES].to_numpy()).all()
     own = compute_features(candles).assign(symbol=lambda frame: frame["symbol"].astype(str))
     pd.testing.assert_frame_equal(table[own.columns], own, check_exact=True)  # every own row, unchanged
-    assert list(table.columns) == [*features.ROW_COLUMNS, *FEATURE_NAMES, *features.CROSS_FEATURES]
+    assert list(table.columns) == [
+        *features.ROW_COLUMNS,
+        *FEATURE_NAMES,
+        *ORDER_FLOW_FEATURES,
+        *features.CROSS_FEATURES,
+    ]
     eth_rows = table.loc[table["symbol"] == "ETH/USDT"]
     lost = eth_rows["as_of"].between(missing, missing + (LOOKBACK - 1) * HOUR)
     assert lost.sum() == LOOKBACK and eth_rows.loc[lost, features.CROSS_FEATURES].isna().all(axis=None)

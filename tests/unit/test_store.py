@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from hourcast import store
+from hourcast.candles import ORDER_FLOW_COLUMNS
 from tests.conftest import as_candle_frame
 from tests.integration.conftest import wait_for
 
@@ -26,8 +27,9 @@ def test_upsert_is_idempotent_and_partitioned_by_month(tmp_path: Path, btc_recor
     loaded = store.load_candles(tmp_path, SERIES)
     assert len(loaded) == 1010 and loaded["ts"].is_unique and loaded["ts"].is_monotonic_increasing
     pd.testing.assert_frame_equal(
-        loaded.drop(columns="symbol"), btc_recorded.iloc[:1010].reset_index(drop=True), check_dtype=True
+        loaded[btc_recorded.columns], btc_recorded.iloc[:1010].reset_index(drop=True), check_dtype=True
     )
+    assert loaded[ORDER_FLOW_COLUMNS].isna().all(axis=None)  # the recorded candles carry no order flow
     assert store.last_stored(tmp_path, SERIES) == btc_recorded["ts"].iloc[1009]
 
 
@@ -35,11 +37,48 @@ def test_load_candles_is_typed_and_filters_by_time(tmp_path: Path, btc_recorded:
     store.upsert(tmp_path, SERIES, as_candle_frame(btc_recorded.iloc[:2000]))
     start, end = pd.Timestamp("2024-01-31 20:00", tz="UTC"), pd.Timestamp("2024-02-01 03:00", tz="UTC")
     window = store.load_candles(tmp_path, SERIES, start, end)
-    assert list(window.columns) == ["symbol", "ts", "open", "high", "low", "close", "volume"]
+    assert list(window.columns) == [
+        "symbol",
+        "ts",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        *ORDER_FLOW_COLUMNS,
+    ]
+    assert (window.dtypes[ORDER_FLOW_COLUMNS] == "float64").all()
     assert str(window["ts"].dtype) == "datetime64[ms, UTC]"
     assert window["ts"].iloc[0] == start and window["ts"].iloc[-1] == end and len(window) == 8
     assert (window["symbol"] == "BTC/USDT").all()
     assert store.load_candles(tmp_path, store.Series("binance", "ETH/USDT", "1h")).empty
+
+
+def test_order_flow_is_stored_and_a_file_without_it_reads_as_null(
+    tmp_path: Path, btc_recorded: pd.DataFrame
+) -> None:
+    """Test values for the order flow (derived from the candles) round-trip; a month file written before
+    hourcast stored order flow (no such columns) reads with them NaN and takes new candles with order flow;
+    a candle already stored keeps what it was stored with (re-ingesting never rewrites history)."""
+    candles = as_candle_frame(btc_recorded.iloc[:30])
+    flow = candles.assign(
+        quote_volume=candles["volume"] * candles["close"],
+        trades=(candles["volume"] * 30.0).round(),
+        taker_buy_base=candles["volume"] * 0.4,
+        taker_buy_quote=candles["volume"] * 0.4 * candles["close"],
+    )
+    old = SERIES.directory(tmp_path) / "month=2024-01" / "data.parquet"
+    old.parent.mkdir(parents=True)
+    candles.loc[:19, ["ts", "open", "high", "low", "close", "volume"]].to_parquet(old)  # the old layout
+    assert store.load_candles(tmp_path, SERIES)[ORDER_FLOW_COLUMNS].isna().all(axis=None)
+
+    assert store.upsert(tmp_path, SERIES, flow) == store.UpsertResult(new=10, duplicates=20)
+    loaded = store.load_candles(tmp_path, SERIES)
+    assert loaded.loc[:19, ORDER_FLOW_COLUMNS].isna().all(axis=None)  # stored before: left as it was
+    pd.testing.assert_frame_equal(
+        loaded.loc[20:, ["ts", *ORDER_FLOW_COLUMNS]].reset_index(drop=True),
+        flow.loc[20:, ["ts", *ORDER_FLOW_COLUMNS]].reset_index(drop=True),
+    )
 
 
 def test_dataset_reads_as_one_hive_table(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
@@ -86,7 +125,7 @@ def test_a_writer_killed_mid_write_leaves_a_complete_dataset(
     loaded = store.load_candles(tmp_path, SERIES)
     assert 0 < len(loaded) < len(btc_recorded), "the writer was meant to be killed mid-way"
     expected = btc_recorded.iloc[: len(loaded)].reset_index(drop=True)
-    pd.testing.assert_frame_equal(loaded.drop(columns="symbol"), expected)
+    pd.testing.assert_frame_equal(loaded[expected.columns], expected)
 
     # the next writer resumes cleanly and sweeps up any temporary file the killed one left behind
     rest = as_candle_frame(btc_recorded.iloc[len(loaded) - 5 : len(loaded) + 48])

@@ -27,7 +27,10 @@ from tests.conftest import BTC_FILE
 DATA = BTC_FILE
 ROWS = 1000
 HOUR_MS = timeframe_ms("1h")
-COLUMNS_RULE = "columns are exactly exchange, symbol, timeframe, ts, open, high, low, close, volume"
+COLUMNS_RULE = (
+    "columns are exactly exchange, symbol, timeframe, ts, open, high, low, close, volume, "
+    "quote_volume, trades, taker_buy_base, taker_buy_quote"
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,13 @@ BREAKERS = [
     pytest.param(
         lambda f: f.drop(columns="volume"),
         0,
-        [COLUMNS_RULE, "volume has dtype float64", "volume is not null", "volume >= 0"],
+        [
+            COLUMNS_RULE,
+            "volume has dtype float64",
+            "volume is not null",
+            "volume >= 0",
+            "taker_buy_base <= volume",
+        ],
         id="missing-column",
     ),
     pytest.param(lambda f: f.assign(extra=1), 0, [COLUMNS_RULE], id="extra-column"),
@@ -219,8 +228,9 @@ def test_row_rules_name_their_rows_and_batch_rules_condemn_the_batch(
         assert report.batch_failed, report.failures
         return
     assert not report.batch_failed, report.failures
-    changed = broken.ne(candles.reindex(broken.index)).astype("boolean").fillna(True)
-    expected = sorted(set(np.flatnonzero(changed.any(axis=1))))
+    reference = candles.reindex(broken.index)
+    same = broken.eq(reference).astype("boolean").fillna(False) | (broken.isna() & reference.isna())
+    expected = sorted(set(np.flatnonzero(~same.all(axis=1))))
     if name == "duplicated-key":
         expected = [5, len(broken) - 1]  # both rows of the key: which one is right cannot be told
     assert report.rejected_rows == expected
@@ -233,6 +243,34 @@ def test_a_zero_volume_candle_is_valid(
     flat.loc[10, ["open", "high", "low", "close"]] = flat.loc[9, "close"]
     flat.loc[10, "volume"] = 0.0
     assert validator.validate(flat, now_ms).success
+
+
+def test_order_flow_may_be_null_and_is_checked_where_present(
+    validator: CandleValidator, candles: pd.DataFrame
+) -> None:
+    """Order flow (test values derived from the candles): null passes (the recorded candles have none),
+    a negative value or a taker-buy volume above the total is a row failure."""
+    assert candles[["quote_volume", "trades", "taker_buy_base", "taker_buy_quote"]].isna().all(axis=None)
+    candles = candles.iloc[:50]
+    flow = candles.assign(
+        quote_volume=candles["volume"] * candles["close"],
+        trades=np.floor(candles["volume"] * 30.0),
+        taker_buy_base=candles["volume"] * 0.45,
+        taker_buy_quote=candles["volume"] * 0.45 * candles["close"],
+    )
+    now_ms = int(ts_ms(flow).iloc[-1]) + HOUR_MS
+    assert validator.validate(flow, now_ms).success
+    flow.loc[3, "trades"] = -1.0
+    flow.loc[7, "taker_buy_base"] = flow.loc[7, "volume"] * 1.01
+    flow.loc[9, "taker_buy_quote"] = flow.loc[9, "quote_volume"] * 1.01
+    flow.loc[11, ["quote_volume", "trades", "taker_buy_base", "taker_buy_quote"]] = float("nan")
+    report = validator.validate(flow, now_ms)
+    assert not report.batch_failed and report.rejected_rows == [3, 7, 9]
+    assert [line.split(":")[0] for line in report.failures] == [
+        "trades >= 0",
+        "taker_buy_base <= volume",
+        "taker_buy_quote <= quote_volume",
+    ]
 
 
 def _as_symbol(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
