@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from flows.tasks import retry_on
@@ -74,6 +75,38 @@ def pull_history(
 ) -> list[SymbolSummary]:
     """Pull, validate and store every closed candle with ``since <= open time < until``."""
     return _checked(make_ingestor(settings).backfill(since, until, symbols))
+
+
+def task_runner(settings: Settings) -> TaskRunner:
+    """Prefect's thread pool, or prefect-dask's ``DaskTaskRunner`` on the scheduler at ``dask_address``."""
+    if settings.dask_address is None:
+        return ThreadPoolTaskRunner()
+    from prefect_dask import DaskTaskRunner
+
+    return DaskTaskRunner(address=settings.dask_address)
+
+
+def pull_symbols(
+    settings: Settings, symbols: list[str], pull: Task[..., list[SymbolSummary]], **window: Any
+) -> list[SymbolSummary]:
+    """Fan the symbols out to ``pull`` tasks of this flow run (``pull_candles``; ``pull_history`` with the
+    ``since`` and ``until`` of ``window``), ``ingest_shard_symbols`` per task, on the task runner
+    ``task_runner`` picks; ``PullFailed`` with every symbol's summary if the exchange failed for any."""
+    size = settings.ingest_shard_symbols
+    shards = [symbols[start : start + size] for start in range(0, len(symbols), size)]
+    fixed = {name: unmapped(value) for name, value in {"settings": settings, **window}.items()}
+    summaries: list[SymbolSummary] = []
+    failed = False
+    with task_runner(settings) as runner:
+        for future in runner.map(pull, {**fixed, "symbols": shards}):
+            try:
+                summaries += future.result()
+            except PullFailed as failure:
+                summaries += failure.summaries
+                failed = True
+    if failed:
+        raise PullFailed(summaries)
+    return summaries
 
 
 @task(
