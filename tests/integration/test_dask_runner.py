@@ -104,7 +104,7 @@ def test_a_dask_cluster_ingests_and_backfills_the_same_store_as_the_thread_pool(
             candles = stored(on_dask, symbol)
             assert len(candles) == 48, symbol
             pd.testing.assert_frame_equal(candles, stored(on_threads, symbol))
-    by_threads = ledger.read(threads / "ledger" / "ingestion.parquet")[COUNTS].sort_values("symbol")
-    by_dask = ledger.read(dask / "ledger" / "ingestion.parquet")[COUNTS].sort_values("symbol")
+    by_threads = ledger.read(threads / "ledger")[COUNTS].sort_values("symbol")
+    by_dask = ledger.read(dask / "ledger")[COUNTS].sort_values("symbol")
     pd.testing.assert_frame_equal(by_dask.reset_index(drop=True), by_threads.reset_index(drop=True))
     assert by_dask["symbol"].tolist() == symbols and (by_dask["new"] == 48).all()
