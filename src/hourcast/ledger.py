@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -73,7 +73,8 @@ SCHEMA = pa.schema(
 """A ledger file's columns (built with pyarrow: a run's rows in a millisecond, not a pandas frame's ten)."""
 
 
-def _table(entries: list[LedgerEntry]) -> pa.Table:
+def table(entries: list[LedgerEntry]) -> pa.Table:
+    """Entries as the rows of a ledger file."""
     return pa.Table.from_pydict(
         {name: [getattr(entry, name) for entry in entries] for name in SCHEMA.names}, schema=SCHEMA
     )
@@ -98,7 +99,7 @@ def record_many(folder: Path, entries: list[LedgerEntry]) -> None:
         runs.setdefault((entry.run_at, entry.command), []).append(entry)
     for (run_at, command), run in runs.items():
         sink = pa.BufferOutputStream()
-        pq.write_table(_table(run), sink)
+        pq.write_table(table(run), sink)
         path = run_file(folder, run_at, command, [entry.symbol for entry in run])
         atomic.write_bytes(path, sink.getvalue().to_pybytes())
 
@@ -106,9 +107,23 @@ def record_many(folder: Path, entries: list[LedgerEntry]) -> None:
 def parts(folder: Path) -> list[Path]:
     """The ledger's files, oldest run first: an older version's single file, then one file per run
     (temporary files of an unfinished write are never among them)."""
+    return list(_newest_first(folder))[::-1]
+
+
+def _newest_first(folder: Path) -> Iterator[Path]:
+    """``parts`` newest first, listing a day folder only when the previous ones have been consumed."""
+    if folder.is_dir():
+        days = sorted((day for day in folder.iterdir() if day.name.startswith(DAY_PREFIX)), reverse=True)
+        for day in days:
+            names = sorted((name for name in os.listdir(day) if _is_run_file(name)), reverse=True)
+            yield from (day / name for name in names)
     legacy = folder / LEGACY_FILE
-    runs = [path for path in sorted(folder.glob(f"{DAY_PREFIX}*/*.parquet")) if not path.name.startswith(".")]
-    return [legacy, *runs] if legacy.is_file() else runs
+    if legacy.is_file():
+        yield legacy
+
+
+def _is_run_file(name: str) -> bool:
+    return name.endswith(".parquet") and not name.startswith(".")
 
 
 def read(folder: Path, last: int | None = None) -> pd.DataFrame:
@@ -120,13 +135,13 @@ def read(folder: Path, last: int | None = None) -> pd.DataFrame:
     """
     tables: list[pa.Table] = []
     rows = 0
-    for path in reversed(parts(folder)):
+    for path in _newest_first(folder):
         if last is not None and rows >= last:
             break
-        table = read_part(path)
-        if table is not None:
-            tables.append(table)
-            rows += table.num_rows
+        part = read_part(path)
+        if part is not None:
+            tables.append(part)
+            rows += part.num_rows
     frame = pa.concat_tables([SCHEMA.empty_table(), *tables[::-1]], promote_options="permissive").to_pandas()
     return frame.tail(last).reset_index(drop=True) if last is not None else frame
 

@@ -16,7 +16,7 @@ world ages like a live one; the wall clock only when no candle is stored):
   ``now - quarantine_retention_days`` are deleted, whatever their state.
 * ingestion ledger: ``date=YYYY-MM-DD`` folders of runs whose whole day ends on or before
   ``now - ledger_retention_days`` are deleted (an older version's single ledger file once its newest run
-  has). ``ledger_retention_days`` unset keeps everything.
+  has).
 
 Training (and its gate, which runs inside the training window) needs ``train_days`` of labelled
 features: ``Settings`` refuses a ``feature_retention_days`` below ``train_days + 1`` and a
@@ -117,14 +117,8 @@ def apply_retention(settings: Settings, now: pd.Timestamp | None = None) -> Rete
     files, file_bytes = _prune_days(settings.predictions_dir, prediction_cutoff)
     quarantine_cutoff = now - pd.Timedelta(days=settings.quarantine_retention_days)
     entries, quarantine_bytes = _prune_quarantine(settings.quarantine_dir, quarantine_cutoff)
-    ledger_cutoff = (
-        now - pd.Timedelta(days=settings.ledger_retention_days)
-        if settings.ledger_retention_days is not None
-        else None
-    )
-    ledger_files, ledger_bytes = (
-        _prune_ledger(settings.ledger_dir, ledger_cutoff) if ledger_cutoff is not None else (0, 0)
-    )
+    ledger_cutoff = now - pd.Timedelta(days=settings.ledger_retention_days)
+    ledger_files, ledger_bytes = _prune_ledger(settings.ledger_dir, ledger_cutoff)
     return RetentionReport(
         now=now,
         candle_cutoff=candle_cutoff,

@@ -122,10 +122,8 @@ class Settings(BaseSettings):
     prediction_retention_days: int = Field(
         90, ge=1, description="Days of prediction log files kept (by the day they were written)."
     )
-    ledger_retention_days: int | None = Field(
-        400,
-        ge=1,
-        description="Days of ingestion ledger kept (whole days of runs older are deleted); unset: keep all.",
+    ledger_retention_days: int = Field(
+        400, ge=1, description="Days of ingestion ledger kept (whole days of runs older are deleted)."
     )
     feature_repo: Path = Field(Path("feature_repo"), description="The Feast repo folder (definitions.py).")
     serve_host: str = Field("127.0.0.1", description="Address the prediction API binds (0.0.0.0: all).")
