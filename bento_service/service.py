@@ -81,7 +81,7 @@ class NextHour:
 
     @app.post("/predict_batch", tags=[api.FORECASTS], responses=api.POST_ERRORS)
     async def predict_batch(self, request: schema.PredictBatchRequest) -> list[schema.Prediction]:
-        """Forecasts for up to 50 symbols in one call, one per distinct symbol in request order."""
+        """Forecasts for up to 100 symbols in one call, one per distinct symbol in request order."""
         return await self._answer(request.symbols, request.allow_stale)
 
     @app.get("/history", tags=[api.FORECASTS], responses=api.GET_ERRORS)

@@ -32,7 +32,7 @@ from hourcast.settings import Settings
 
 READY_PATH, LIVE_PATHS = "/readyz", ("/livez", "/healthz")
 HEALTH_URLS = [rf"{path}$" for path in (READY_PATH, *LIVE_PATHS)]  # BentoML's tracing leaves these out
-MAX_BODY_BYTES = 4096  # the largest valid body (50 symbols) is about 1 KB
+MAX_BODY_BYTES = 4096  # the largest valid body (100 symbols of 31 characters) is about 3.5 KB
 MONITOR_SECONDS = 5.0  # bound on one read of the scores dataset (about 50 ms normally)
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 FORECASTS, MONITORING = "Forecasts", "Monitoring"

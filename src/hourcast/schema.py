@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 SYMBOL_PATTERN = r"^[A-Z0-9]{1,15}/[A-Z0-9]{1,15}$"
-MAX_BATCH_SYMBOLS = 50
+MAX_BATCH_SYMBOLS = 100  # a batch of 100 symbols is what benchmarks/scale.py times over HTTP
 Symbol = Annotated[
     str, Field(pattern=SYMBOL_PATTERN, description="Unified symbol, e.g. BTC/USDT", examples=["BTC/USDT"])
 ]
@@ -28,7 +28,7 @@ class PredictRequest(BaseModel):
 
 
 class PredictBatchRequest(BaseModel):
-    """Body of ``POST /predict_batch``: up to 50 symbols; repeats are answered once."""
+    """Body of ``POST /predict_batch``: up to 100 symbols; repeats are answered once."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     symbols: list[Symbol] = Field(min_length=1, max_length=MAX_BATCH_SYMBOLS)

@@ -30,7 +30,7 @@ from playwright.sync_api import Page, expect
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
-from hourcast import featurestore, model, monitor, registry, serving, store, training
+from hourcast import featurestore, model, monitor, registry, schema, serving, store, training
 from hourcast.cli import serve_environment
 from hourcast.dashboard import format_price
 from hourcast.dev.replay import ReplayExchange, ReplayServer
@@ -429,7 +429,7 @@ def assert_error(response: httpx.Response, status: int) -> None:
         ("/predict", {"symbol": "BTC/USDT", "allow_stale": 1}, 400),
         ("/predict", [], 400),
         ("/predict_batch", {"symbols": []}, 400),
-        ("/predict_batch", {"symbols": ["BTC/USDT"] * 51}, 400),
+        ("/predict_batch", {"symbols": ["BTC/USDT"] * (schema.MAX_BATCH_SYMBOLS + 1)}, 400),
         ("/predict_batch", {"symbols": ["BTC/USDT", "DOGE/USDT"]}, 404),
     ],
 )
