@@ -2,8 +2,9 @@
 ``SYN001/USDT``.., the bundled recordings rotated in time and rescaled: not real markets).
 
 Per symbol count, in a child process of its own (so its memory peak is the cycle's): the store is filled
-with N symbols' candles (1 month before the clock; 12 months for the history comparison), one cycle warms
-up (first feature build, imports), then 3 timed hourly cycles each call what the flows call:
+with N symbols' candles and the ingestion ledger with an hourly run of the N symbols (1 month before the
+clock; 12 months for the history comparison), one cycle warms up (first feature build, imports), then 3
+timed hourly cycles each call what the flows call:
 
 * ingest (``Ingestor.ingest``: concurrent fetch within ccxt's rate limit, ONE GX run, per-symbol stores),
   split into validation (the GX run), storage (the wall time during which any month-file upsert ran) and
@@ -13,12 +14,20 @@ up (first feature build, imports), then 3 timed hourly cycles each call what the
 
 Beside them, in the same process, the bare calls doing the ingest's work: ccxt's ``fetch_ohlcv`` for each
 symbol one after the other with ccxt's own rate limiter, one GX validation of the same batch, and a pandas
-read + concat + write of each month file. Then, for the history comparison's symbol count: training
-(``training.train``, reported per 100k rows) and a 100-symbol batch prediction through
-``serving.Predictor.predict`` (the code behind ``/predict_batch``, in process) against the bare Feast
-online lookup + CatBoost predict. The online store is a Redis of the benchmark's own on a free port.
+read + concat + write of each month file. The ledger's share alone: one run's two writes (``started``,
+then the outcome: ``ledger.record_many``) against pyarrow's bare ``write_table`` of the same rows, and
+``hourcast ledger``'s read of the last 20 rows, at 1 and at 12 months of ledger history (flat: a run
+writes only its own file, a reader of the latest rows reads only the newest files).
+
+Then, for the history comparison's symbol count: training (``training.train``, reported per 100k rows)
+and a 100-symbol batch prediction (as many symbols as there are, if fewer), in process through
+``serving.Predictor.predict`` (the code behind ``/predict_batch``) and over HTTP: ``POST /predict_batch``
+to the real service (``hourcast serve``, i.e. ``bentoml serve``, its default workers), p50/p99 of
+sequential calls; both against the bare Feast online lookup + CatBoost predict timed in the same process
+before the service starts. The online store is a Redis of the benchmark's own on a free port.
 
 Run: uv run python benchmarks/scale.py [--sizes 10,100,500] [--history-symbols 100]
+     (a quick check: --sizes 10 --history-symbols 10)
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +54,8 @@ from hourcast.dev.samples import sample_files
 
 NOW = pd.Timestamp("2025-03-01T00:00Z")  # 14 months of recordings before it
 CYCLES = 3
+LEDGER_RUNS = 10  # timed ledger writes (each a run's two) per symbol count
+HTTP_CALLS = 50  # timed /predict_batch calls (and bare calls)
 TARGETS = {"cycle_500_symbols_s": 60, "history_12_vs_1_month_within": 0.10}
 
 
@@ -70,6 +82,67 @@ def prefill(settings: Any, frames: dict[str, pd.DataFrame], months: int) -> int:
         window = window.assign(exchange="binance", symbol=symbol, timeframe="1h")
         rows += store.upsert(settings.candles_dir, store.Series("binance", symbol, "1h"), window).new
     return rows
+
+
+def prefill_ledger(settings: Any, symbols: list[str], months: int) -> int:
+    """An ``ok`` ingest run of every symbol each hour of the ``months`` before the clock, one file per run
+    as the ledger writes it (``ledger.run_file``; without its fsync, to fill fast); returns the files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hourcast import ledger
+
+    hours = pd.date_range(NOW - pd.DateOffset(months=months), NOW, freq="h", inclusive="left")
+    rows = ledger.table(ledger_entries(symbols, hours[0], "ok"))
+    for hour in hours:
+        path = ledger.run_file(settings.ledger_dir, hour, "ingest", symbols)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamps = pa.array([hour] * len(symbols), ledger.SCHEMA.field("run_at").type)
+        pq.write_table(rows.set_column(0, "run_at", stamps), path)
+    return len(hours)
+
+
+def ledger_entries(symbols: list[str], run_at: pd.Timestamp, status: str) -> list[Any]:
+    """One run's ledger entries: a new candle per symbol."""
+    from hourcast.ledger import LedgerEntry
+
+    last = run_at.floor("h") - pd.Timedelta(hours=1)
+    return [
+        LedgerEntry(run_at, "ingest", "binance", s, "1h", 2, 1, 1, 0, "", 0, "", last, last, 0.5, status, "")
+        for s in symbols
+    ]
+
+
+def ledger_cost(settings: Any, symbols: list[str]) -> dict[str, Any]:
+    """One run's two ledger writes against pyarrow's bare ``write_table`` of the same rows, and the read
+    of the last 20 rows (``hourcast ledger``)."""
+    import pyarrow.parquet as pq
+
+    from hourcast import ledger
+
+    files = len(ledger.parts(settings.ledger_dir))
+    writes, bare = [], []
+    folder = Path(tempfile.mkdtemp(prefix="bare-ledger-", dir=settings.home))
+    for run in range(LEDGER_RUNS):
+        run_at = pd.Timestamp.now(tz="UTC").floor("ms")
+        started, done = ledger_entries(symbols, run_at, "started"), ledger_entries(symbols, run_at, "ok")
+        began = time.perf_counter()
+        ledger.record_many(settings.ledger_dir, started)
+        ledger.record_many(settings.ledger_dir, done)
+        writes.append(time.perf_counter() - began)
+        rows, path = ledger.table(done), folder / f"{run}.parquet"
+        began = time.perf_counter()
+        pq.write_table(rows, path)
+        pq.write_table(rows, path)
+        bare.append(time.perf_counter() - began)
+    last_20 = [timed(lambda: ledger.read(settings.ledger_dir, last=20))[0] for _ in range(5)]
+    return {
+        "files_before": files,
+        "run_write_ms": round(median(writes) * 1000, 2),
+        "bare_write_table_ms": round(median(bare) * 1000, 2),
+        "ratio_write_to_bare": round(median(writes) / median(bare), 2),
+        "read_last_20_ms": round(median(last_20) * 1000, 2),
+    }
 
 
 def wall(intervals: list[tuple[float, float]]) -> float:
@@ -138,6 +211,7 @@ def child(count: int, months: int, url: str, redis_url: str, home: Path, extras:
         _env_file=None,
     )
     filled, fill_s = timed(lambda: prefill(settings, frames, months))[::-1]
+    ledger_files = prefill_ledger(settings, symbols, months)
     spent = {"validation": 0.0}
     storing: list[tuple[float, float]] = []  # (start, end) of every month-file upsert, on any thread
     upsert = store.upsert
@@ -186,6 +260,7 @@ def child(count: int, months: int, url: str, redis_url: str, home: Path, extras:
         "symbols": count,
         "months_stored": months,
         "candles_stored": filled,
+        "ledger_runs_stored": ledger_files,
         "fill_s": round(fill_s, 1),
         "warm_up_cycle_s": round(warm_s, 2),
         **{key: round(median(run[key] for run in runs), 3) for key in runs[0]},
@@ -211,6 +286,7 @@ def child(count: int, months: int, url: str, redis_url: str, home: Path, extras:
     result["ratio_cycle_to_bare_stages"] = round(
         result["cycle_s"] / (sum(bare.values()) + result["features_materialize_s"] + result["monitor_s"]), 2
     )
+    result["ledger"] = ledger_cost(settings, symbols)
     if extras:
         result |= train_and_predict(settings, symbols)
     result["memory_peak_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -218,7 +294,8 @@ def child(count: int, months: int, url: str, redis_url: str, home: Path, extras:
 
 
 def train_and_predict(settings: Any, symbols: list[str]) -> dict[str, Any]:
-    """Training per 100k rows, and a 100-symbol batch prediction against the bare Feast + CatBoost call."""
+    """Training per 100k rows, and a 100-symbol batch prediction, in process and over HTTP, against the
+    bare Feast + CatBoost call."""
     import numpy as np
 
     from hourcast import featurestore, registry, training
@@ -243,7 +320,9 @@ def train_and_predict(settings: Any, symbols: list[str]) -> dict[str, Any]:
         model.predict([[s, *(values[name][i] for name in FEATURE_NAMES)] for i, s in enumerate(batch)])
 
     bare_call()
-    bare = [timed(bare_call)[0] for _ in range(20)]
+    bare = [timed(bare_call)[0] for _ in range(HTTP_CALLS)]
+    http = predict_batch_http(settings, batch)
+    bare_p50 = float(np.median(bare))
     return {
         "training": {
             "rows": rows,
@@ -252,11 +331,80 @@ def train_and_predict(settings: Any, symbols: list[str]) -> dict[str, Any]:
             "promoted": getattr(trained, "promoted", None),
         },
         "predict_batch_100": {
+            "symbols": len(batch),
             "project_median_ms": round(float(np.median(project)) * 1000, 1),
             "bare_feast_catboost_median_ms": round(float(np.median(bare)) * 1000, 1),
             "ratio": round(float(np.median(project) / np.median(bare)), 2),
         },
+        "predict_batch_http": {
+            "symbols": len(batch),
+            "calls": len(http),
+            "p50_ms": round(float(np.median(http)) * 1000, 1),
+            "p99_ms": round(float(np.quantile(http, 0.99)) * 1000, 1),
+            "bare_feast_catboost_p50_ms": round(bare_p50 * 1000, 1),
+            "bare_feast_catboost_p99_ms": round(float(np.quantile(bare, 0.99)) * 1000, 1),
+            "ratio_p50_to_bare_p50": round(float(np.median(http)) / bare_p50, 2),
+        },
     }
+
+
+def predict_batch_http(settings: Any, batch: list[str]) -> list[float]:
+    """Seconds of ``HTTP_CALLS`` sequential ``POST /predict_batch`` calls for ``batch`` to the real service
+    (``hourcast serve``, which execs ``bentoml serve``) over the benchmark's Redis, after a warm-up."""
+    import httpx
+    import psutil
+    from _common import free_port
+
+    from hourcast.cli import serve_environment
+    from hourcast.stack import settings_environment
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = serve_environment(settings, {**os.environ, **settings_environment(settings)})
+    log = settings.home / "serve.log"
+    hourcast = str(Path(sys.executable).with_name("hourcast"))
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [hourcast, "serve", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while not ready(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the service did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        body = {"symbols": batch, "allow_stale": True}
+        with httpx.Client(base_url=url, timeout=30) as client:
+
+            def call() -> None:
+                response = client.post("/predict_batch", json=body)
+                assert response.status_code == 200 and len(response.json()) == len(batch), response.text[:500]
+
+            for _ in range(5):
+                call()
+            return [timed(call)[0] for _ in range(HTTP_CALLS)]
+    finally:
+        processes = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+        os.killpg(server.pid, signal.SIGTERM)  # bentoml serve's graceful shutdown, then every worker
+        _, alive = psutil.wait_procs(processes, timeout=30)
+        for process in alive:
+            process.kill()
+        psutil.wait_procs(alive, timeout=10)
+
+
+def ready(url: str) -> bool:
+    """Whether the service answers ``/readyz`` with 200."""
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def run_child(count: int, months: int, url: str, redis_url: str, extras: bool) -> dict[str, Any]:
@@ -294,6 +442,28 @@ def table(figures: dict[str, Any]) -> str:
             f"{shares['monitor']:.0%} | {run['memory_peak_mib']:.0f} | {run['ratio_ingest_to_bare']} | "
             f"{run['ratio_cycle_to_bare_stages']} |"
         )
+    lines += [
+        "",
+        "| symbols | ledger runs stored | a run's ledger writes ms | bare write_table ms | ratio "
+        "| last 20 rows ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in figures["runs"]:
+        cost = run["ledger"]
+        lines.append(
+            f"| {run['symbols']} | {run['ledger_runs_stored']} | {cost['run_write_ms']} | "
+            f"{cost['bare_write_table_ms']} | {cost['ratio_write_to_bare']} | {cost['read_last_20_ms']} |"
+        )
+    for run in figures["runs"]:
+        if "predict_batch_http" in run:
+            http, local = run["predict_batch_http"], run["predict_batch_100"]
+            lines += [
+                "",
+                f"/predict_batch of {http['symbols']} symbols over HTTP: p50 {http['p50_ms']} ms, p99 "
+                f"{http['p99_ms']} ms; bare Feast lookup + CatBoost p50 {http['bare_feast_catboost_p50_ms']} "
+                f"ms, p99 {http['bare_feast_catboost_p99_ms']} ms; ratio {http['ratio_p50_to_bare_p50']} "
+                f"(in process: {local['project_median_ms']} ms, ratio {local['ratio']})",
+            ]
     return "\n".join(lines)
 
 
@@ -318,6 +488,9 @@ def main() -> None:
         redis.stop()
     one = next(run for run in figures["runs"] if run["symbols"] == history and run["months_stored"] == 1)
     figures["history_cycle_12_over_1_month"] = round(twelve["cycle_s"] / one["cycle_s"], 3)
+    figures["history_ledger_write_12_over_1_month"] = round(
+        twelve["ledger"]["run_write_ms"] / one["ledger"]["run_write_ms"], 3
+    )
     figures["load_average_end"] = os.getloadavg()
     figures["targets"] = TARGETS
     figures["table"] = table(figures)
