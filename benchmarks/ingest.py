@@ -4,8 +4,9 @@ Measures, in one run and one process:
 - full backfill of all 19,704 candles through the project (ccxt + GX validation + Parquet store)
   vs the bare ccxt pagination of the same candles;
 - the warm hourly ingest storing one new candle for each of 2 symbols (BTC/USDT, ETH/USDT; later
-  calls in the same process) vs the bare ccxt calls it needs (fetch_time + one fetch_ohlcv page per
-  symbol). ``--label before`` with ``PYTHONPATH`` at an older checkout's ``src`` measures that code
+  calls in the same process) vs the bare ccxt calls it needs (fetch_time + one raw klines page per
+  symbol: the request hourcast sends to Binance, ``publicGetKlines``, to keep the order flow).
+  ``--label before`` with ``PYTHONPATH`` at an older checkout's ``src`` measures that code
   with the same script (the README quotes both);
 - the cold command line (`hourcast ingest --json`, interpreter start and imports included) and the
   import times of the heavy libraries on that path.
@@ -34,11 +35,17 @@ from hourcast.settings import Settings
 HOUR_MS = timeframe_ms("1h")
 
 
+def bare_page(client, symbol: str, since: int) -> list:
+    """One page of Binance's raw klines through ccxt, the request hourcast sends (order flow kept)."""
+    request = {"symbol": client.market_id(symbol), "interval": "1h", "startTime": since, "limit": 1000}
+    return client.publicGetKlines(request)
+
+
 def bare_backfill(client, since_ms: int, until_ms: int) -> int:
-    """Paginate fetch_ohlcv exactly as the project does, doing nothing with the rows."""
+    """Paginate the raw klines exactly as the project does, doing nothing with the rows."""
     fetched, since = 0, since_ms
     while since <= until_ms:
-        rows = client.fetch_ohlcv("BTC/USDT", "1h", since=since, limit=1000)
+        rows = bare_page(client, "BTC/USDT", since)
         rows = [row for row in rows if row[0] <= until_ms]
         if not rows:
             break
@@ -71,9 +78,7 @@ def warm_hourly(exchange: ReplayExchange, home: str, url: str) -> dict:
         assert [summary.new for summary in summaries] == [1, 1], summaries
         project.append(seconds)
         since = client.fetch_time() - 2 * HOUR_MS
-        pages = [
-            timed(partial(client.fetch_ohlcv, symbol, "1h", since=since, limit=1000))[0] for symbol in symbols
-        ]
+        pages = [timed(partial(bare_page, client, symbol, since))[0] for symbol in symbols]
         bare.append(sum(pages) + timed(client.fetch_time)[0])
     return {
         "project": summarize(project),

@@ -411,6 +411,12 @@ def evaluate(
         bool,
         typer.Option("--cross-asset", help="Also compare with the reference symbol's features as inputs."),
     ] = False,
+    order_flow: Annotated[
+        bool,
+        typer.Option(
+            "--order-flow", help="Also compare with the order-flow features (Binance candles) as inputs."
+        ),
+    ] = False,
     as_json: Annotated[bool, _json_option("the report as one JSON object")] = False,
 ) -> None:
     """Walk-forward evaluation against persistence; writes a JSON report and a PNG chart under reports/."""
@@ -423,7 +429,7 @@ def evaluate(
             f"--windows takes days separated by commas, e.g. 30,90,180,365; got {windows!r}"
         ) from None
     try:
-        report = evaluation.run(_resolved_settings(), weeks, days, cross_asset)
+        report = evaluation.run(_resolved_settings(), weeks, days, cross_asset, order_flow)
     except training.TrainingError as error:
         raise _fail(str(error)) from None
     if as_json:
@@ -431,7 +437,7 @@ def evaluate(
         return
     _print_metrics_table(report.metrics)
     _print_calibration_table(report.metrics)
-    for compared in (report.windows, report.cross_asset):
+    for compared in (report.windows, report.cross_asset, report.order_flow):
         if compared:
             _print_windows_table(compared)
     print(f"report: {report.json_path}\nchart:  {report.chart_path}")
@@ -487,7 +493,7 @@ def _print_windows_table(windows: list[dict]) -> None:
         "fits s",
     )
     for row in windows:
-        # against the default window (--windows) or the base inputs (--cross-asset), on the same hours
+        # against the default window (--windows) or the base inputs (--cross-asset, --order-flow), same hours
         versus = row.get("versus_default") or row.get("versus_base")
         table.add_row(
             str(row["train_days"]),

@@ -2,8 +2,8 @@
 calibrate each week on the ``gate_weeks`` before it (as training calibrates the model it saves), and compare
 with persistence: MAE ratio, Diebold-Mariano p, directional accuracy with its 95 % interval, band coverage
 and width against persistence's band, Brier score of ``p_up`` against climatology, pooled and per symbol.
-Optionally compares training windows on the same hours. Writes ``reports/walk_forward_<time>.json`` and a
-``.png`` chart."""
+Optionally compares training windows, and extra inputs (cross-asset, order flow), on the same hours.
+Writes ``reports/walk_forward_<time>.json`` and a ``.png`` chart."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hourcast import atomic, dataset, features, metrics, model, training
-from hourcast.candles import timeframe_delta
+from hourcast.candles import ORDER_FLOW_COLUMNS, timeframe_delta
 from hourcast.settings import Settings
 
 
@@ -33,6 +33,7 @@ class EvaluationReport:
     chart_path: Path
     windows: list[dict[str, Any]]
     cross_asset: list[dict[str, Any]]
+    order_flow: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
         """The ``--json`` line."""
@@ -41,6 +42,7 @@ class EvaluationReport:
             **self.metrics,
             "windows": self.windows,
             "cross_asset": self.cross_asset,
+            "order_flow": self.order_flow,
             "folds": self.folds,
             "report": str(self.json_path),
             "chart": str(self.chart_path),
@@ -101,20 +103,46 @@ def window_row(days: int, result: model.WalkForward, inputs: str = "base") -> di
     }
 
 
+def no_order_flow(settings: Settings) -> str:
+    """Why ``--order-flow`` cannot compare: no stored candle carries order flow; and how to get it."""
+    return (
+        f"no stored candle of {', '.join(settings.symbols)} ({settings.exchange} {settings.timeframe}, "
+        f"{settings.candles_dir}) carries order flow (quote volume, trades, taker-buy volume), so there is "
+        "nothing to compare with and without it. Only Binance's klines have it, and the recorded candles "
+        "bundled with hourcast do not: ingest or backfill from Binance (HOURCAST_EXCHANGE=binance, "
+        "HOURCAST_EXCHANGE_URL unset) into a new HOURCAST_HOME, e.g. `hourcast backfill --since 2025-01-01` "
+        "(candles stored before keep none), then run `hourcast evaluate --order-flow` again"
+    )
+
+
 def run(
-    settings: Settings, weeks: int, windows: list[int] | None = None, cross_asset: bool = False
+    settings: Settings,
+    weeks: int,
+    windows: list[int] | None = None,
+    cross_asset: bool = False,
+    order_flow: bool = False,
 ) -> EvaluationReport:
     """Walk-forward over the last ``weeks`` weeks, each fold fitted on the trailing ``train_days`` and
     calibrated on the ``gate_weeks`` folds before it; with ``windows`` (days), the same hours are also
     predicted with each of those training windows and compared (``window_row``, and ``versus`` the
-    default window: a DM test of the two on the same hours); with ``cross_asset``, with and without
-    ``features.CROSS_FEATURES`` as extra inputs (``versus_base``: the DM test of the two; every run then
-    uses only the hours whose reference row exists, so all compare the same hours).
+    default window: a DM test of the two on the same hours); with ``cross_asset`` (``order_flow``), with
+    and without ``features.CROSS_FEATURES`` (``features.ORDER_FLOW_FEATURES``) as extra inputs
+    (``versus_base``: the DM test of the two). Every run then uses only the hours where each compared input
+    exists (the reference row, the order flow), so all compare the same hours. ``TrainingError`` if
+    ``order_flow`` is asked for and no stored candle has any (``no_order_flow``).
 
     The rows are the pure ``dataset.labelled_rows`` of the whole candle archive, not Feast's table, which
     keeps only ``feature_retention_days``; a test checks both give the same rows."""
     results: dict[int, model.WalkForward] = {}
-    crossed: list[dict[str, Any]] = []
+    extras = {
+        label: columns
+        for label, columns, wanted in (
+            ("cross-asset", features.CROSS_FEATURES, cross_asset),
+            ("order flow", features.ORDER_FLOW_FEATURES, order_flow),
+        )
+        if wanted
+    }
+    compared_inputs: dict[str, list[dict[str, Any]]] = {label: [] for label in extras}
     walk = partial(
         model.walk_forward,
         weeks=weeks,
@@ -122,29 +150,31 @@ def run(
         calibration_weeks=settings.gate_weeks,
     )
     try:
-        frame = dataset.labelled_rows(dataset.load_candles(settings), settings.timeframe)
-        if cross_asset:
-            with_reference = features.with_reference(frame)
-            frame = frame.merge(
-                with_reference[["symbol", "event_timestamp"]], on=["symbol", "event_timestamp"]
-            )
+        candles = dataset.load_candles(settings)
+        if order_flow and not candles[ORDER_FLOW_COLUMNS].notna().any(axis=None):
+            raise training.TrainingError(no_order_flow(settings))
+        frame = dataset.labelled_rows(candles, settings.timeframe)
+        frame = frame.dropna(subset=[column for columns in extras.values() for column in columns])
         for days in dict.fromkeys([settings.train_days, *(windows or [])]):
             results[days] = walk(frame, train_window=pd.Timedelta(days=days))
-        if cross_asset:
-            inputs = [*model.MODEL_INPUTS, *features.CROSS_FEATURES]
-            cross = walk(
-                with_reference,
+        base = results[settings.train_days]
+        for label, columns in extras.items():
+            extra = walk(
+                frame,
                 train_window=pd.Timedelta(days=settings.train_days),
-                fit_fn=partial(model.fit, inputs=inputs),
+                fit_fn=partial(model.fit, inputs=[*model.MODEL_INPUTS, *columns]),
             )
-            crossed = [
-                window_row(settings.train_days, results[settings.train_days]),
-                window_row(settings.train_days, cross, "base + cross-asset")
-                | {"versus_base": versus(cross, results[settings.train_days])},
+            compared_inputs[label] = [
+                window_row(settings.train_days, base),
+                window_row(settings.train_days, extra, f"base + {label}")
+                | {"versus_base": versus(extra, base)},
             ]
+    except training.TrainingError:
+        raise
     except ValueError as error:
         raise training.TrainingError(f"cannot evaluate {weeks} weeks: {error}") from error
     result = results[settings.train_days]
+    crossed, flowed = compared_inputs.get("cross-asset", []), compared_inputs.get("order flow", [])
     compared = (
         [
             window_row(days, results[days]) | {"versus_default": versus(results[days], result)}
@@ -165,13 +195,14 @@ def run(
         "metrics": result.metrics,
         "windows": compared,
         "cross_asset": crossed,
+        "order_flow": flowed,
         "folds": folds,
     }
     json_path = atomic.write_text(
         settings.reports_dir / f"walk_forward_{stamp}.json", json.dumps(document, indent=2)
     )
     chart_path = write_chart(result.predictions, settings.reports_dir / f"walk_forward_{stamp}.png")
-    return EvaluationReport(weeks, result.metrics, folds, json_path, chart_path, compared, crossed)
+    return EvaluationReport(weeks, result.metrics, folds, json_path, chart_path, compared, crossed, flowed)
 
 
 def write_chart(predictions: pd.DataFrame, path: Path, candles: int = 168) -> Path:

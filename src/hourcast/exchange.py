@@ -10,6 +10,12 @@ A ``CandleSource`` may be used from many threads at once (ingestion fetches symb
 thread talks through its own copy of the ccxt client (its own HTTP session and ``last_response_headers``,
 the markets shared), and every copy waits its turn on one ``RateLimiter``, ccxt's own cost model
 (``rateLimit`` milliseconds per unit of an endpoint's cost) enforced across all threads.
+
+Order flow: Binance's klines carry quote volume, number of trades and taker-buy base and quote volume,
+which ccxt's ``fetch_ohlcv`` drops. For Binance (``ORDER_FLOW_EXCHANGES``) pages come from ccxt's raw
+klines call (``publicGetKlines``, the request ``fetch_ohlcv`` sends, through the same retries, rate limit
+and error mapping) with those four fields kept; every other exchange goes through ``fetch_ohlcv`` and has
+no order flow.
 """
 
 from __future__ import annotations
@@ -36,6 +42,12 @@ T = TypeVar("T")
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ccxt.NetworkError,)
 """ccxt's NetworkError covers RequestTimeout, ExchangeNotAvailable (5xx), DDoSProtection and
 RateLimitExceeded (429): the faults worth waiting out."""
+
+
+ORDER_FLOW_EXCHANGES = ("binance",)
+"""ccxt exchange ids whose candles are read as raw klines, order flow included."""
+KLINES_MAX_LIMIT = 1000
+"""Binance spot's largest klines page (ccxt's ``fetch_ohlcv`` caps ``limit`` at it too)."""
 
 
 class ExchangeFailure(RuntimeError):
@@ -227,10 +239,22 @@ class CandleSource:
         """The exchange's clock, in epoch milliseconds."""
         return int(self._call("fetch_time", self._client().fetch_time))
 
+    def page(self, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[list]:
+        """One page of candles from ``since_ms``: ``fetch_ohlcv`` rows ``[ts, o, h, l, c, v]``, or for an
+        exchange of ``ORDER_FLOW_EXCHANGES`` rows ``[ts, o, h, l, c, v, quote_volume, trades,
+        taker_buy_base, taker_buy_quote]`` from its raw klines (values as the exchange sent them)."""
+        client = self._client()
+        if client.id not in ORDER_FLOW_EXCHANGES:
+            return self._call(
+                "fetch_ohlcv", client.fetch_ohlcv, symbol, timeframe, since=since_ms, limit=limit
+            )
+        self.load_markets()
+        return self._call("klines", _klines, client, symbol, timeframe, since_ms, limit)
+
     def pages(
         self, symbol: str, timeframe: str, since_ms: int, until_ms: int, limit: int
     ) -> Iterator[list[list]]:
-        """Raw ``fetch_ohlcv`` pages covering the periods ``since_ms..until_ms`` (open times, inclusive),
+        """Pages (``page``) covering the periods ``since_ms..until_ms`` (open times, inclusive),
         off-grid candles included with the period they fall in (``candles.slot_ms``).
 
         Each next page starts 1 ms after the newest open time of the last one, not one timeframe after
@@ -238,9 +262,7 @@ class CandleSource:
         """
         since = since_ms
         while since <= until_ms:
-            rows = self._call(
-                "fetch_ohlcv", self._client().fetch_ohlcv, symbol, timeframe, since=since, limit=limit
-            )
+            rows = self.page(symbol, timeframe, since, limit)
             stamps = [row[0] for row in rows if row and isinstance(row[0], int)]
             page = [
                 row
@@ -252,6 +274,20 @@ class CandleSource:
             if not stamps or max(stamps) < since:
                 return
             since = max(stamps) + 1
+
+
+def _klines(client: ccxt.Exchange, symbol: str, timeframe: str, since_ms: int, limit: int) -> list[list]:
+    """Binance's raw ``/api/v3/klines`` rows through ccxt's implicit API, the request ``fetch_ohlcv`` sends,
+    each cut to ``[openTime, open, high, low, close, volume, quoteVolume, trades, takerBuyBase,
+    takerBuyQuote]`` (close time and the ignored field dropped)."""
+    request = {
+        "symbol": client.market(symbol)["id"],
+        "interval": client.timeframes.get(timeframe, timeframe),
+        "startTime": since_ms,
+        "limit": min(limit, KLINES_MAX_LIMIT),
+    }
+    rows = client.publicGetKlines(request)
+    return [[*row[:6], *row[7:11]] for row in rows]
 
 
 def resolve_symbols(settings: Settings, source: CandleSource) -> Settings:

@@ -301,7 +301,7 @@ def test_exchange_failures_are_retried_once_by_the_client_then_fail_the_run_afte
     state = ingest(return_state=True)
     assert state.is_failed() and exchange.fault_counts()["server_error"] == 4
     error = str(state.result(raise_on_failure=False))
-    assert error.startswith("BTC/USDT: failed: binance fetch_ohlcv failed after 2 tries"), error
+    assert error.startswith("BTC/USDT: failed: binance klines failed after 2 tries"), error
     assert "\nETH/USDT: failed" in error
     tasks = finished_task_runs(run_id(state), ("pull-candles", "materialize"))
     assert tasks["pull-candles"].run_count == 1, "one retry layer: the exchange client's"

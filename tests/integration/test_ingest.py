@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hourcast import ledger, quarantine, store
-from hourcast.candles import to_ms
+from hourcast.candles import ORDER_FLOW_COLUMNS, to_ms
 from hourcast.cli import app
 from hourcast.dev.replay import ReplayExchange, ReplayServer
 from hourcast.exchange import ExchangeFailure
@@ -36,7 +36,8 @@ def assert_matches_recording(frame: pd.DataFrame, recorded: pd.DataFrame) -> Non
     """Every stored candle equals the recorded one, once each."""
     assert frame["ts"].is_unique and frame["ts"].is_monotonic_increasing
     expected = recorded.set_index("ts").loc[frame["ts"]].reset_index()
-    pd.testing.assert_frame_equal(frame.drop(columns="symbol"), expected[frame.columns[1:]])
+    pd.testing.assert_frame_equal(frame[expected.columns], expected)
+    assert frame[ORDER_FLOW_COLUMNS].isna().all(axis=None)  # the recording has none: none is invented
 
 
 def test_backfill_then_ingest_is_exact_and_idempotent(
@@ -190,7 +191,7 @@ def test_a_dirty_feed_backfills_to_the_end(tmp_path: Path, btc_recorded: pd.Data
 
         # stored: exactly the valid on-hour rows, the zero-volume candle among them
         frame = stored(tmp_path)
-        pd.testing.assert_frame_equal(frame.drop(columns="symbol"), on_hour)
+        pd.testing.assert_frame_equal(frame[on_hour.columns], on_hour)
         assert (frame["volume"] == 0.0).sum() == 1
         # the ledger reports every hour left out; the quarantine holds exactly the off-hour rows
         [run] = ledger.read(settings.ledger_dir).to_dict("records")
@@ -231,7 +232,7 @@ def test_a_dirty_feed_backfills_to_the_end(tmp_path: Path, btc_recorded: pd.Data
             assert reviewed.exit_code == 0
             pending = cli.invoke(app, ["quarantine", "list", "--state", "pending", "--json"]).output
             assert len(pending.splitlines()) == len(held) - 1
-        pd.testing.assert_frame_equal(stored(tmp_path).drop(columns="symbol"), on_hour)
+        pd.testing.assert_frame_equal(stored(tmp_path)[on_hour.columns], on_hour)
 
 
 def test_missing_candles_are_recorded_as_gaps_not_invented(tmp_path: Path, replay: ReplayServer) -> None:

@@ -8,6 +8,13 @@ from it as the exchange aggregates (first open, highest high, lowest low, last c
 periods aligned to midnight UTC); candles are served as they are in the file, off-grid ones included. Faults
 (rate limits, 5xx, slowness, corrupt/duplicate/missing rows) can be injected at run time.
 
+Order flow: a kline's fields 7..10 (quote volume, number of trades, taker-buy base and quote volume) are
+served from the file's optional columns ``quote_volume,trades,taker_buy_base,taker_buy_quote`` (all four or
+none), summed into longer intervals (null if any candle of the period has none), scaled like the volume
+for synthetic symbols and for the candle in progress. A file without them (the bundled recordings have
+none) gets ``null`` in those four positions: the replay never invents order flow. The 24 h ticker's
+``quoteVolume`` (what ``all-usdt`` selects by) is computed from the candles (volume times close) either way.
+
 Market-data endpoints (what ccxt calls after its URLs are rebased onto the server)::
 
     GET  /api/v3/ping | /api/v3/time | /api/v3/exchangeInfo | /api/v3/klines
@@ -51,7 +58,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pandas as pd
 
-from hourcast.candles import timeframe_ms, to_ms
+from hourcast.candles import ORDER_FLOW_COLUMNS, timeframe_ms, to_ms
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
@@ -117,14 +124,19 @@ def parse_timestamps(values: pd.Series, path: str | Path = "<data>") -> pd.Serie
 
 
 def load_candles_file(path: str | Path) -> pd.DataFrame:
-    """Read a ``timestamp,open,high,low,close,volume`` CSV (optionally .gz) into a sorted frame
-    with columns ``ts`` (UTC) and float ``open, high, low, close, volume``."""
+    """Read a ``timestamp,open,high,low,close,volume`` CSV (optionally .gz), optionally with the order flow
+    ``quote_volume,trades,taker_buy_base,taker_buy_quote`` (all four; an empty cell is a candle without
+    it), into a sorted frame with columns ``ts`` (UTC) and the float values."""
     raw = pd.read_csv(path)
     missing = [column for column in FILE_COLUMNS if column not in raw.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing} (expected header {','.join(FILE_COLUMNS)})")
+    flow = [column for column in ORDER_FLOW_COLUMNS if column in raw.columns]
+    if flow and flow != ORDER_FLOW_COLUMNS:
+        absent = [column for column in ORDER_FLOW_COLUMNS if column not in flow]
+        raise ValueError(f"{path}: order-flow columns come all four or none; {absent} missing")
     frame = pd.DataFrame({"ts": parse_timestamps(raw["timestamp"], path)})
-    for column in FILE_COLUMNS[1:]:
+    for column in [*FILE_COLUMNS[1:], *flow]:
         frame[column] = raw[column].astype("float64")
     return frame.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last").reset_index(drop=True)
 
@@ -146,7 +158,9 @@ def synthetic_datasets(count: int, recorded: Mapping[str, pd.DataFrame]) -> dict
     (in the given order) on the same open times, its candles rotated by ``k * 97`` positions (the
     candles rotated past the end wrap round to the start, rescaled so the join is continuous), its prices
     multiplied by ``10 ** -(k % 4)`` and its quote volume divided by ``k`` (``SYN001`` is the most liquid),
-    so every symbol has a series of its own covering the whole recorded span.
+    so every symbol has a series of its own covering the whole recorded span. Order flow, if the recorded
+    series has it, follows: base volumes scaled as the volume, quote volumes as price times volume, the
+    number of trades divided by ``k``.
     """
     if count < 0 or count > 999:
         raise ValueError(f"synthetic symbols number 0..999, got {count}")
@@ -165,6 +179,12 @@ def synthetic_datasets(count: int, recorded: Mapping[str, pd.DataFrame]) -> dict
         frame = pd.DataFrame(np.vstack([wrapped, values[: len(source) - shift]]) * scale, columns=prices)
         frame["volume"] = np.concatenate([volume[len(source) - shift :], volume[: len(source) - shift]])
         frame["volume"] /= scale * number  # quote volume (price x volume) shrinks as 1 / number
+        if all(column in source for column in ORDER_FLOW_COLUMNS):
+            flow = source[ORDER_FLOW_COLUMNS].to_numpy(dtype="float64")
+            flow = np.vstack([flow[len(source) - shift :], flow[: len(source) - shift]])
+            flow[:shift, [0, 3]] *= values[0, 0] / values[-1, 3]  # quote volumes of the rescaled part
+            flow /= np.array([number, number, scale * number, number])
+            frame[ORDER_FLOW_COLUMNS] = flow
         frame.insert(0, "ts", source["ts"].reset_index(drop=True))
         datasets[synthetic_symbol(number)] = frame
     return datasets
@@ -181,10 +201,14 @@ class ReplayData:
     close: np.ndarray
     volume: np.ndarray
     interval_ms: int
+    flow: np.ndarray | None = None
+    """Order flow per candle, columns ``ORDER_FLOW_COLUMNS`` (NaN: that candle has none); None: no file
+    column."""
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> ReplayData:
-        """Build from a frame with ``ts`` and ``open, high, low, close, volume`` columns."""
+        """Build from a frame with ``ts`` and ``open, high, low, close, volume`` columns (and optionally
+        ``ORDER_FLOW_COLUMNS``)."""
         if frame.empty:
             raise ValueError("no candles to replay")
         ordered = frame.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last")
@@ -193,14 +217,18 @@ class ReplayData:
         open_ms = stamps.asi8.astype(np.int64)
         steps = np.diff(open_ms)
         interval_ms = int(pd.Series(steps).mode().min()) if len(steps) else 3_600_000  # the usual step
-        return cls(open_ms=open_ms, **values, interval_ms=interval_ms)
+        has_flow = all(column in ordered for column in ORDER_FLOW_COLUMNS)
+        flow = ordered[ORDER_FLOW_COLUMNS].to_numpy(dtype="float64") if has_flow else None
+        return cls(open_ms=open_ms, **values, interval_ms=interval_ms, flow=flow)
 
     def aggregate(self, interval_ms: int) -> ReplayData:
-        """The candles of a multiple of this interval, aligned to the epoch (midnight UTC)."""
+        """The candles of a multiple of this interval, aligned to the epoch (midnight UTC); order flow
+        summed, null for a period with a candle without it."""
         if interval_ms == self.interval_ms:
             return self
         if interval_ms % self.interval_ms:
             raise ValueError(f"{interval_ms} ms is not a multiple of the recorded {self.interval_ms} ms")
+        flow = {} if self.flow is None else dict(zip(ORDER_FLOW_COLUMNS, self.flow.T, strict=True))
         groups = pd.DataFrame(
             {
                 "period": self.open_ms // interval_ms * interval_ms,
@@ -209,6 +237,7 @@ class ReplayData:
                 "low": self.low,
                 "close": self.close,
                 "volume": self.volume,
+                **flow,
             }
         ).groupby("period", sort=True)
         merged = groups.agg(
@@ -219,7 +248,13 @@ class ReplayData:
             volume=("volume", "sum"),
         )
         values = {c: merged[c].to_numpy(dtype="float64") for c in ("open", "high", "low", "close", "volume")}
-        return ReplayData(open_ms=merged.index.to_numpy(dtype=np.int64), **values, interval_ms=interval_ms)
+        summed = None
+        if flow:
+            complete = groups[ORDER_FLOW_COLUMNS].count() == groups.size().to_numpy()[:, None]
+            summed = groups[ORDER_FLOW_COLUMNS].sum().where(complete).to_numpy(dtype="float64")
+        return ReplayData(
+            open_ms=merged.index.to_numpy(dtype=np.int64), **values, interval_ms=interval_ms, flow=summed
+        )
 
     @classmethod
     def load_csv(cls, path: str | Path) -> ReplayData:
@@ -277,7 +312,8 @@ class ReplayData:
         return [self._row(i, now_ms) for i in range(begin, stop)]
 
     def _row(self, i: int, now_ms: int) -> list[Any]:
-        """One 12-field kline; partial (interpolated toward the recorded close) if still open."""
+        """One 12-field kline; partial (interpolated toward the recorded close, order flow scaled like the
+        volume) if still open; order flow null where the file has none."""
         opened = int(self.open_ms[i])
         first, high, low, close, volume = (
             float(self.open[i]),
@@ -286,12 +322,14 @@ class ReplayData:
             float(self.close[i]),
             float(self.volume[i]),
         )
-        fraction = (now_ms - opened) / self.interval_ms
+        fraction = min((now_ms - opened) / self.interval_ms, 1.0)
         if fraction < 1.0:
             close = first + (close - first) * fraction
             high, low, volume = max(first, close), min(first, close), volume * fraction
-        span = high - low
-        taker_share = 0.5 + (0.25 * (close - first) / span if span > 0 else 0.0)
+        flow: list[Any] = [None] * len(ORDER_FLOW_COLUMNS)
+        if self.flow is not None and not np.isnan(self.flow[i]).any():
+            quote, trades, taker_base, taker_quote = (float(value) * fraction for value in self.flow[i])
+            flow = [_fmt(quote), round(trades), _fmt(taker_base), _fmt(taker_quote)]
         return [
             opened,
             _fmt(first),
@@ -300,10 +338,7 @@ class ReplayData:
             _fmt(close),
             _fmt(volume),
             opened + self.interval_ms - 1,
-            _fmt(volume * close),
-            max(1, round(volume * 40)) if volume > 0 else 0,
-            _fmt(volume * taker_share),
-            _fmt(volume * taker_share * close),
+            *flow,
             "0",
         ]
 
