@@ -3,6 +3,11 @@ frames built from them."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -33,3 +38,23 @@ def as_candle_frame(recorded: pd.DataFrame, symbol: str = "BTC/USDT") -> pd.Data
     for column, value in (("timeframe", "1h"), ("symbol", symbol), ("exchange", "binance")):
         frame.insert(0, column, pd.Series([value] * len(frame), dtype="string"))
     return frame.reset_index(drop=True)
+
+
+def kill_writer_when(script: str, folder: Path, written: Callable[[], bool], what: str) -> None:
+    """Run the Python ``script`` (given ``folder``; it prints ``ready`` before it starts writing) in a child
+    process and SIGKILL it as soon as ``written()`` holds: a writer killed mid-way."""
+    from tests.integration.conftest import wait_for
+
+    repo = Path(__file__).resolve().parents[1]
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script, str(folder)],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
+        wait_for(written, 60, what)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()

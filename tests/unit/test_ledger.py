@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -18,7 +14,7 @@ from typer.testing import CliRunner
 from hourcast import ledger, retention
 from hourcast.cli import app
 from hourcast.settings import Settings
-from tests.integration.conftest import wait_for
+from tests.conftest import kill_writer_when
 
 RUN = pd.Timestamp("2024-03-01 00:05", tz="UTC")
 
@@ -161,17 +157,7 @@ WRITER = textwrap.dedent(
 
 
 def test_a_run_killed_mid_write_leaves_no_partial_file_visible(tmp_path: Path) -> None:
-    repo = Path(__file__).resolve().parents[2]
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(tmp_path)],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(repo)},
-    )
-    assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
-    wait_for(lambda: len(ledger.parts(tmp_path)) >= 3, 60, "the writer's third run")
-    writer.send_signal(signal.SIGKILL)
-    writer.wait()
+    kill_writer_when(WRITER, tmp_path, lambda: len(ledger.parts(tmp_path)) >= 3, "the writer's third run")
 
     frame = ledger.read(tmp_path)
     assert not list(tmp_path.rglob("*.damaged-*")), "a reader met a partial file"

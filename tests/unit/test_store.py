@@ -1,7 +1,3 @@
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -9,8 +5,7 @@ import pandas as pd
 
 from hourcast import store
 from hourcast.candles import ORDER_FLOW_COLUMNS
-from tests.conftest import as_candle_frame
-from tests.integration.conftest import wait_for
+from tests.conftest import as_candle_frame, kill_writer_when
 
 SERIES = store.Series("binance", "BTC/USDT", "1h")
 
@@ -108,19 +103,10 @@ WRITER = textwrap.dedent(
 def test_a_writer_killed_mid_write_leaves_a_complete_dataset(
     tmp_path: Path, btc_recorded: pd.DataFrame
 ) -> None:
-    repo = Path(__file__).resolve().parents[2]
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(tmp_path)],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(repo)},
-    )
-    assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
-    months = SERIES.directory(tmp_path).glob
-    # well inside the loop (a day per upsert, 27 months): killed once three months are written
-    wait_for(lambda: len(list(months("month=*/data.parquet"))) >= 3, 60, "the writer's third month")
-    writer.send_signal(signal.SIGKILL)
-    writer.wait()
+    def three_months() -> bool:  # well inside the loop (a day per upsert, 27 months)
+        return len(list(SERIES.directory(tmp_path).glob("month=*/data.parquet"))) >= 3
+
+    kill_writer_when(WRITER, tmp_path, three_months, "the writer's third month")
 
     loaded = store.load_candles(tmp_path, SERIES)
     assert 0 < len(loaded) < len(btc_recorded), "the writer was meant to be killed mid-way"
