@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +53,45 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def hourcast_serve(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen]:
+    """``hourcast serve`` (it execs ``bentoml serve``) on ``port`` with ``env``, output to ``log``, once its
+    ``/readyz`` says 200; on the way out a SIGTERM (BentoML's graceful shutdown), then every process of its
+    tree still alive after 30 s is killed."""
+    import httpx
+    import psutil
+
+    hourcast = str(Path(sys.executable).with_name("hourcast"))
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [hourcast, "serve", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"hourcast serve did not become ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            root = psutil.Process(server.pid)
+            processes = [root, *root.children(recursive=True)]  # bentoml serve and its workers
+            os.killpg(server.pid, signal.SIGTERM)
+            _, alive = psutil.wait_procs(processes, timeout=30)
+            for process in alive:
+                process.kill()
+            psutil.wait_procs(alive, timeout=10)
+        server.wait(timeout=10)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -352,59 +351,26 @@ def predict_batch_http(settings: Any, batch: list[str]) -> list[float]:
     """Seconds of ``HTTP_CALLS`` sequential ``POST /predict_batch`` calls for ``batch`` to the real service
     (``hourcast serve``, which execs ``bentoml serve``) over the benchmark's Redis, after a warm-up."""
     import httpx
-    import psutil
-    from _common import free_port
+    from _common import free_port, hourcast_serve
 
     from hourcast.cli import serve_environment
     from hourcast.stack import settings_environment
 
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = serve_environment(settings, {**os.environ, **settings_environment(settings)})
-    log = settings.home / "serve.log"
-    hourcast = str(Path(sys.executable).with_name("hourcast"))
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [hourcast, "serve", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 300
-        while not ready(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the service did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        body = {"symbols": batch, "allow_stale": True}
-        with httpx.Client(base_url=url, timeout=30) as client:
+    body = {"symbols": batch, "allow_stale": True}
+    with (
+        hourcast_serve(env, port, settings.home / "serve.log"),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+    ):
 
-            def call() -> None:
-                response = client.post("/predict_batch", json=body)
-                assert response.status_code == 200 and len(response.json()) == len(batch), response.text[:500]
+        def call() -> None:
+            response = client.post("/predict_batch", json=body)
+            assert response.status_code == 200 and len(response.json()) == len(batch), response.text[:500]
 
-            for _ in range(5):
-                call()
-            return [timed(call)[0] for _ in range(HTTP_CALLS)]
-    finally:
-        processes = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
-        os.killpg(server.pid, signal.SIGTERM)  # bentoml serve's graceful shutdown, then every worker
-        _, alive = psutil.wait_procs(processes, timeout=30)
-        for process in alive:
-            process.kill()
-        psutil.wait_procs(alive, timeout=10)
-
-
-def ready(url: str) -> bool:
-    """Whether the service answers ``/readyz`` with 200."""
-    import httpx
-
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+        for _ in range(5):
+            call()
+        return [timed(call)[0] for _ in range(HTTP_CALLS)]
 
 
 def run_child(count: int, months: int, url: str, redis_url: str, extras: bool) -> dict[str, Any]:

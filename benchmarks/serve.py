@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import psutil
-from _common import REPO, free_port, summarize, write_results
+from _common import REPO, free_port, hourcast_serve, summarize, write_results
 
 from hourcast import featurestore, registry, store, training
 from hourcast.dev.redis_server import RedisServer
@@ -237,63 +236,46 @@ def main() -> None:
         "HOURCAST_MAX_FEATURE_AGE_SECONDS": str(10**9),
         "HOURCAST_SERVE_WORKERS": "2",
     }
-    hourcast = str(Path(sys.executable).with_name("hourcast"))
-    server = subprocess.Popen(
-        [hourcast, "serve", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        root = psutil.Process(server.pid)
-        processes = [root, *root.children(recursive=True)]  # hourcast serve, bentoml, its workers
-        script = home / "predict.lua"
-        script.write_text(PREDICT_LUA)
-        wrk(f"{base}/predict", 4, 3, script, processes)  # warm-up
-        figures: dict = {
-            "service_c1": wrk(f"{base}/predict", 1, SECONDS, script, processes),
-            "service_c16": wrk(f"{base}/predict", 16, SECONDS, script, processes),
-            "service_c1_under_4_batch_clients": under_batch_load(base, script, processes),
-            "redis_frozen": store_fault(base, own_redis, script, "frozen", processes),
-            "redis_stopped": store_fault(base, own_redis, script, "stopped", processes),
-        }
-        healthy = ("service_c1", "service_c16", "service_c1_under_4_batch_clients")
-        failed = {name: figures[name]["non_2xx"] for name in healthy if figures[name]["non_2xx"]}
-        if failed or figures["service_c1_under_4_batch_clients"]["batch_statuses"] != [200]:
-            raise SystemExit(f"healthy runs got error answers, not forecasts: {failed}; see {home}")
-        featurestore.materialize(settings)  # the stopped Redis came back empty: heal it for the bare run
-        figures["bare_in_process"] = bare(settings)
-        figures["targets"] = {
-            "c1_p50_ms": 3,
-            "c1_p99_ms": 10,
-            "c16_requests_per_s": 800,
-            "c16_p99_ms": 50,
-            "fault_predict_503_p99_ms": 250,
-            "fault_health_p99_ms": 50,
-            "readyz_after_recovery_s": 2,
-        }
-        bare_median = figures["bare_in_process"]["median_ms"]
-        figures["ratio_c1_p50_service_to_bare"] = round(figures["service_c1"]["p50_ms"] / bare_median, 1)
-        figures["ratio_frozen_503_p99_to_bare_median"] = round(
-            figures["redis_frozen"]["predict_c16"]["p99_ms"] / bare_median, 1
-        )
-        for fault in ("redis_frozen", "redis_stopped"):
-            floor = figures[fault]["bare_uvicorn_health_c1"]["server_cpu_ms_per_request"]
-            for probe in ("readyz_c1", "livez_c1"):
-                cpu = figures[fault][probe]["server_cpu_ms_per_request"]
-                figures[fault][f"ratio_{probe}_cpu_to_bare_uvicorn"] = round(cpu / max(floor, 0.001), 1)
+        with hourcast_serve(env, port, home / "serve.log") as server:
+            root = psutil.Process(server.pid)
+            processes = [root, *root.children(recursive=True)]  # hourcast serve, bentoml, its workers
+            script = home / "predict.lua"
+            script.write_text(PREDICT_LUA)
+            wrk(f"{base}/predict", 4, 3, script, processes)  # warm-up
+            figures: dict = {
+                "service_c1": wrk(f"{base}/predict", 1, SECONDS, script, processes),
+                "service_c16": wrk(f"{base}/predict", 16, SECONDS, script, processes),
+                "service_c1_under_4_batch_clients": under_batch_load(base, script, processes),
+                "redis_frozen": store_fault(base, own_redis, script, "frozen", processes),
+                "redis_stopped": store_fault(base, own_redis, script, "stopped", processes),
+            }
+            healthy = ("service_c1", "service_c16", "service_c1_under_4_batch_clients")
+            failed = {name: figures[name]["non_2xx"] for name in healthy if figures[name]["non_2xx"]}
+            if failed or figures["service_c1_under_4_batch_clients"]["batch_statuses"] != [200]:
+                raise SystemExit(f"healthy runs got error answers, not forecasts: {failed}; see {home}")
+            featurestore.materialize(settings)  # the stopped Redis came back empty: heal it for the bare run
+            figures["bare_in_process"] = bare(settings)
+            figures["targets"] = {
+                "c1_p50_ms": 3,
+                "c1_p99_ms": 10,
+                "c16_requests_per_s": 800,
+                "c16_p99_ms": 50,
+                "fault_predict_503_p99_ms": 250,
+                "fault_health_p99_ms": 50,
+                "readyz_after_recovery_s": 2,
+            }
+            bare_median = figures["bare_in_process"]["median_ms"]
+            figures["ratio_c1_p50_service_to_bare"] = round(figures["service_c1"]["p50_ms"] / bare_median, 1)
+            figures["ratio_frozen_503_p99_to_bare_median"] = round(
+                figures["redis_frozen"]["predict_c16"]["p99_ms"] / bare_median, 1
+            )
+            for fault in ("redis_frozen", "redis_stopped"):
+                floor = figures[fault]["bare_uvicorn_health_c1"]["server_cpu_ms_per_request"]
+                for probe in ("readyz_c1", "livez_c1"):
+                    cpu = figures[fault][probe]["server_cpu_ms_per_request"]
+                    figures[fault][f"ratio_{probe}_cpu_to_bare_uvicorn"] = round(cpu / max(floor, 0.001), 1)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
         own_redis.stop()
         shutil.rmtree(home, ignore_errors=True)
     write_results("serve", figures)
