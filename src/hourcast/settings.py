@@ -35,15 +35,15 @@ class Settings(BaseSettings):
     )
     dask_address: str | None = Field(
         None,
-        description="Dask scheduler (tcp://host:8786) the ingest flow fans its symbols out to, through "
-        "prefect-dask's DaskTaskRunner (workers need this HOURCAST_HOME on a shared filesystem); unset: "
-        "Prefect's thread pool in the flow's process.",
+        description="Dask scheduler (tcp://host:8786) the ingest and backfill flows fan their symbols out "
+        "to, through prefect-dask's DaskTaskRunner (workers need this HOURCAST_HOME on a shared filesystem); "
+        "unset: Prefect's thread pool in the flow's process.",
     )
     ingest_shard_symbols: int = Field(
         100,
         ge=1,
-        description="Symbols per pull task of the ingest flow's fan-out (each task fetches its symbols "
-        "concurrently and validates them in one Great Expectations run).",
+        description="Symbols per pull task of the ingest and backfill flows' fan-out (each task fetches its "
+        "symbols concurrently and validates them in one Great Expectations run).",
     )
     exchange_concurrency: int = Field(
         8,
