@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,29 @@ REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 END = "2024-03-01T00:00:00Z"
 CONTEXT = ["last_close", "as_of"]
+
+
+def stock_feast(monkeypatch: pytest.MonkeyPatch, repo: Path) -> Callable[..., str]:
+    """The stock `feast` CLI (its click group, which the `feast` script runs) on ``repo``, in this process:
+    Feast is imported once instead of in every command. As in a new `feast` process, the repo's modules are
+    imported afresh by each command (its objects stamped anew). Returns the command's output, uncoloured."""
+    from click.testing import CliRunner
+    from feast.cli.cli import cli
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # `feast apply` puts the repo on sys.path
+    monkeypatch.setattr(sys, "dont_write_bytecode", sys.dont_write_bytecode)
+
+    def feast(*command: str) -> str:
+        cwd = Path.cwd()
+        done = CliRunner().invoke(cli, ["-c", str(repo), *command], catch_exceptions=False)
+        os.chdir(cwd)  # `feast apply` changes directory
+        for name, module in list(sys.modules.items()):
+            if Path(getattr(module, "__file__", None) or "/").is_relative_to(repo.parent):
+                del sys.modules[name]
+        assert done.exit_code == 0, done.output
+        return re.sub(r"\x1b\[[0-9;]*m", "", done.output)
+
+    return feast
 
 
 def online_rows(settings: Settings) -> pd.DataFrame:
@@ -172,7 +196,7 @@ def changed_lines(applied: str) -> list[str]:
 
 
 def test_stock_feast_cli_alternates_with_hourcast_and_each_store_has_its_registry(
-    tmp_path: Path, recorded_files: dict, redis_db: str
+    tmp_path: Path, recorded_files: dict, redis_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`feast apply` after `hourcast materialize` (SQLite) names the same feature table, and so does a second
     one (what either prints differs only in the source's timestamps, as in Feast's own template after a
@@ -191,16 +215,9 @@ def test_stock_feast_cli_alternates_with_hourcast_and_each_store_has_its_registr
     store_recorded(settings, shifted, days=5, end=str(now))
     featurestore.materialize(settings)  # hourcast applies first
 
-    feast = [str(Path(sys.executable).with_name("feast"))]
-    cwd = project / "feature_repo"
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "HOURCAST_REDIS_URL": redis_db}
-
-    def run(*command: str) -> str:
-        done = subprocess.run(
-            [*feast, *command], cwd=cwd, env=env, capture_output=True, text=True, check=False
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+    monkeypatch.setenv("HOURCAST_REDIS_URL", redis_db)
+    monkeypatch.chdir(project / "feature_repo")  # where a user runs it
+    run = stock_feast(monkeypatch, project / "feature_repo")
 
     for _ in range(2):  # after hourcast's apply, and again: the same definitions, the same path
         changed = changed_lines(run("apply"))
@@ -228,23 +245,9 @@ def test_feast_reprints_any_materialized_view_of_its_own_template(
     definitions never carry), so the view never equals the registry's, and the field-by-field diff then
     shows the source's timestamps: the registry keeps those of the first apply, while a definition's
     source is stamped when it is constructed, in every `feast` process. No definition can avoid it."""
-    from click.testing import CliRunner
-    from feast.cli.cli import cli
-
-    monkeypatch.chdir(tmp_path)  # `feast apply` changes directory; restored after the test
-    monkeypatch.setattr(sys, "path", list(sys.path))  # ... and puts the repo on sys.path
-    monkeypatch.setattr(sys, "dont_write_bytecode", sys.dont_write_bytecode)
+    monkeypatch.chdir(tmp_path)  # `feast init demo` creates demo/ here
     repo = tmp_path / "demo" / "feature_repo"
-
-    def feast(*command: str) -> str:
-        """The stock CLI's command, in this process; the repo's modules imported afresh each time, as a new
-        `feast` process does (its objects stamped anew)."""
-        done = CliRunner().invoke(cli, ["-c", str(repo), *command], catch_exceptions=False)
-        for name, module in list(sys.modules.items()):
-            if Path(getattr(module, "__file__", None) or "/").is_relative_to(repo.parent):
-                del sys.modules[name]
-        assert done.exit_code == 0, done.output
-        return re.sub(r"\x1b\[[0-9;]*m", "", done.output)
+    feast = stock_feast(monkeypatch, repo)
 
     feast("init", "demo")
     assert "Created feature view driver_hourly_stats" in feast("apply")

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 
 from hourcast import store
 from hourcast.settings import Settings
-from hourcast.stack import Child, Stack, StartupFailed, wait_until
+from hourcast.stack import Child, Stack, StartupFailed, read_prefect_yaml, wait_until, work_pools
 from tests.integration.conftest import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,7 +142,12 @@ def assert_stops_cleanly(up: Up, groups: dict[int, int]) -> None:
     assert [pgid for pgid in set(groups.values()) - {os.getpgrp()} if group_alive(pgid)] == []
 
 
-def test_up_replay_runs_the_deployments_on_its_own_prefect_server(tmp_path: Path) -> None:
+def test_up_replay_runs_the_deployments_and_its_worker_runs_a_backfill(
+    tmp_path: Path, recorded_files: dict[str, pd.DataFrame]
+) -> None:
+    """One `hourcast up --replay` on its own Prefect server: the first answered /predict and the dashboard,
+    runs the replay clock makes (ingest, then monitor), a backfill deployment run through the stack's
+    worker that stores exactly the recorded candles, and Ctrl-C leaving nothing running or in progress."""
     up = Up(tmp_path)
     groups: dict[int, int] = {}
     try:
@@ -152,79 +156,21 @@ def test_up_replay_runs_the_deployments_on_its_own_prefect_server(tmp_path: Path
         text = up.text()
         assert f"Prefect UI:     http://127.0.0.1:{up.prefect_port}" in text, text
         assert f"Swagger page:   http://127.0.0.1:{up.api_port}/" in text and "bootstrap:      ok" in text
-
-        # the replay clock makes runs of the ingest deployment, the worker runs them; the monitor follows
-        wait_for(lambda: completed_runs_with_artifacts(up.prefect_api_url, "ingest"), 240, "an ingest run")
-        wait_for(lambda: completed_runs_with_artifacts(up.prefect_api_url, "monitor"), 120, "a monitor run")
-        groups = processes_with(up.marker)
-        commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text() for pid in groups)
-        assert "server\0start" in commands and "worker\0start" in commands
-        assert len(set(groups.values())) >= 5  # server, worker, API, dashboard, each a group of its own
-    finally:
-        if up.process.poll() is None:
-            groups = groups or processes_with(up.marker)
-            assert_stops_cleanly(up, groups)
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Prefect server started by the test (`prefect server start` on a free port); yields its API URL."""
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    env.pop("PREFECT_API_URL", None)
-    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with open(home / "server.log", "wb") as log:
-        server = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}/api"
-
-    def healthy() -> bool:
-        assert server.poll() is None, (home / "server.log").read_text()
-        try:
-            return httpx.get(f"{url}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(healthy, 120, "the test's Prefect server")
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-
-
-def test_up_uses_a_running_prefect_server_and_its_worker_runs_a_backfill(
-    tmp_path: Path, prefect_server: str, recorded_files: dict[str, pd.DataFrame]
-) -> None:
-    up = Up(tmp_path, prefect_api_url=prefect_server)
-    groups: dict[int, int] = {}
-    try:
-        wait_for(up.predicts, 300, "a first answered /predict")
-        assert f"Prefect: using the server at {prefect_server}" in up.text()
-        groups = processes_with(up.marker)
-        commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text() for pid in groups)
-        assert "server\0start" not in commands and "worker\0start" in commands
-        deployments = prefect(prefect_server, "deployments/filter", {})
+        api = up.prefect_api_url
+        deployments = prefect(api, "deployments/filter", {})
         assert {"ingest", "retention", "retrain", "backfill", "monitor"} <= {d["name"] for d in deployments}
 
         # a run of the backfill deployment, through the stack's worker, stores exactly the recorded candles
         backfill = next(d for d in deployments if d["name"] == "backfill")
         since, until = pd.Timestamp("2024-01-05", tz="UTC"), pd.Timestamp("2024-01-10", tz="UTC")
         run = prefect(
-            prefect_server,
+            api,
             f"deployments/{backfill['id']}/create_flow_run",
             {"parameters": {"since": "2024-01-05", "until": "2024-01-10"}},
         )
 
         def backfilled() -> bool:
-            state = prefect(prefect_server, f"flow_runs/{run['id']}")["state"]
+            state = prefect(api, f"flow_runs/{run['id']}")["state"]
             assert state["type"] not in ("FAILED", "CRASHED", "CANCELLED"), state
             return state["type"] == "COMPLETED"
 
@@ -235,13 +181,37 @@ def test_up_uses_a_running_prefect_server_and_its_worker_runs_a_backfill(
             recorded = recorded_files[symbol]
             expected = recorded.loc[(recorded["ts"] >= since) & (recorded["ts"] < until), "ts"]
             assert stored["ts"].tolist() == expected.tolist(), symbol
+
+        # the replay clock makes runs of the ingest deployment, the worker runs them; the monitor follows
+        wait_for(lambda: completed_runs_with_artifacts(api, "ingest"), 240, "an ingest run")
+        wait_for(lambda: completed_runs_with_artifacts(api, "monitor"), 120, "a monitor run")
+        groups = processes_with(up.marker)
+        commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text() for pid in groups)
+        assert "server\0start" in commands and "worker\0start" in commands
+        assert len(set(groups.values())) >= 5  # server, worker, API, dashboard, each a group of its own
     finally:
         if up.process.poll() is None:
             groups = groups or processes_with(up.marker)
             assert_stops_cleanly(up, groups)
-    assert httpx.get(f"{prefect_server}/health", timeout=5).status_code == 200  # theirs: left running
-    in_progress = {"state": {"type": {"any_": ["PENDING", "RUNNING", "CANCELLING", "SCHEDULED"]}}}
-    assert prefect(prefect_server, "flow_runs/filter", {"flow_runs": in_progress}) == []  # none left behind
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_up_uses_a_running_prefect_server_and_leaves_it_running(tmp_path: Path) -> None:
+    """With PREFECT_API_URL naming a server (the suite's own), the stack starts none, talks to that one, and
+    stopping leaves it running. (Everything else `up` does is the same on either server: the test above.)"""
+    from prefect.settings import get_current_settings
+
+    theirs = str(get_current_settings().api.url)
+    said: list[str] = []
+    stack = Stack(Settings(home=tmp_path, _env_file=None), REPO, say=said.append)
+    stack.start_prefect_server()
+    assert stack.server is None and stack.children == []
+    assert said == [f"Prefect: using the server at {theirs} (PREFECT_API_URL)"]
+    stack.create_work_pools(read_prefect_yaml(REPO))
+    stack.stop(timeout=5)
+    assert httpx.get(f"{theirs}/health", timeout=5).status_code == 200  # theirs: left running
+    pools = {pool["name"] for pool in prefect(theirs, "work_pools/filter", {})}
+    assert set(work_pools(read_prefect_yaml(REPO))) <= pools
 
 
 def test_a_part_that_dies_while_starting_stops_the_stack_with_its_log_tail(tmp_path: Path) -> None:
