@@ -14,17 +14,17 @@ Layout (under ``HOURCAST_HOME/features``)::
 
 ``update`` costs time in the candles that changed, not in the stored history. The state holds, per symbol,
 the fingerprint (inode, size, mtime) of every candle month file inside the window and, per UTC day, the
-count and a digest of its candles (order flow included). A month file whose fingerprint is unchanged is not read; a changed
-one (the current month every hour, a hole filled later, a repaired month) is read and compared day by
-day: candles appended after the day's known ones change only from the first new candle, anything else
-(an insertion, a changed or removed candle) the whole day. A changed candle at ``t`` changes the rows of
-``[t, t + LOOKBACK - 1 candles]`` of its symbol and, through the cross-asset inputs, the rows of the
-symbols it is the reference of at the same hours; only those rows are recomputed (from the last
+count and a digest of its candles (order flow included). A month file whose fingerprint is unchanged is not
+read; a changed one (the current month every hour, a hole filled later, a repaired month) is read and
+compared day by day: candles appended after the day's known ones change only from the first new candle,
+anything else (an insertion, a changed or removed candle) the whole day. A changed candle at ``t`` changes
+the rows of ``[t, t + LOOKBACK - 1 candles]`` of its symbol and, through the cross-asset inputs, the rows of
+the symbols it is the reference of at the same hours; only those rows are recomputed (from the last
 ``LOOKBACK`` candles before them), only their files rewritten, each atomically, and rows older than the
-retention dropped; once a month the month just closed is compacted into one file and the month the
-retention enters split into days. The state is written last, so a run killed part-way is redone by the next
-one; re-running changes nothing. A new definition of the features (their code, the timeframe, the
-retention) or a symbol no longer configured rebuilds the table in a new folder, swapped in.
+retention dropped; once a month the month just closed is compacted into one file and the month the retention
+enters split into days. The state is written last, so a run killed part-way is redone by the next one;
+re-running changes nothing. A new definition of the features (their code, the timeframe, the retention) or a
+symbol no longer configured rebuilds the table in a new folder, swapped in.
 
 ``build`` is the same table computed from scratch: a test checks ``update`` keeps the folder equal to it,
 bit for bit, hour after hour.
