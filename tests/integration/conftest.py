@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import psutil
 import pytest
@@ -200,6 +204,53 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         with get_client(sync_client=True) as client:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1))
         yield
+
+
+@contextmanager
+def bentoml_serve(
+    target: str, port: int, env: dict[str, str], cwd: Path, log_path: Path, timeout: float = 120
+) -> Iterator[subprocess.Popen]:
+    """The stock ``bentoml serve <target> --port <port>`` (no --host: it must bind 127.0.0.1 by itself),
+    its output in ``log_path``; yields the process once ``/readyz`` answers 200. On exit it stops the
+    server and every worker (SIGTERM, then SIGKILL after 15 s) and fails if any survives."""
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [bentoml, "serve", target, "--port", str(port)],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def ready() -> bool:
+        assert server.poll() is None, f"bentoml serve exited:\n{log_path.read_text()[-3000:]}"
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(ready, timeout, f"bentoml serve {target} to become ready")
+        yield server
+    finally:
+        stop_service(server)
+
+
+def stop_service(server: subprocess.Popen) -> None:
+    """Stop `bentoml serve` and every process it started (SIGTERM, SIGKILL after 15 s); fail if any
+    survives."""
+    family = service_processes(server)
+    for process in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(family, timeout=15)
+    for process in alive:
+        process.kill()
+    _, alive = psutil.wait_procs(alive, timeout=5)
+    server.poll()
+    assert not alive, f"processes left running: {alive}"
 
 
 def service_processes(server: subprocess.Popen) -> list[psutil.Process]:

@@ -4,9 +4,7 @@ HOURCAST_HOME, no Feast registry)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,30 +12,14 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
-import psutil
 import pytest
 
 from hourcast import featurestore, model, training
 from hourcast.settings import Settings
-from tests.integration.conftest import bentoml_home, free_port, service_processes, store_recorded, wait_for
+from tests.integration.conftest import bentoml_home, bentoml_serve, free_port, store_recorded
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def stop_tree(server: subprocess.Popen) -> None:
-    """Stop ``bentoml serve`` and every process it started (its workers run in process groups of their
-    own), then check that none survives."""
-    family = service_processes(server)
-    for process in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(family, timeout=15)
-    for process in alive:
-        process.kill()
-    _, alive = psutil.wait_procs(alive, timeout=5)
-    server.wait(timeout=5)
-    assert not alive, f"processes left running: {alive}"
 
 
 @pytest.fixture
@@ -86,29 +68,8 @@ def served_bento(tmp_path: Path, redis_db: str, recorded_files: dict) -> Iterato
         "HOURCAST_REDIS_URL": redis_db,
     }
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [str(BIN / "bentoml"), "serve", tag, "--port", str(port)],
-            cwd=elsewhere,
-            env=serve_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert server.poll() is None, f"bentoml serve exited:\n{log_path.read_text()[-3000:]}"
-        try:
-            return httpx.get(url + "/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(ready, 120, f"the Bento to become ready:\n{log_path.read_text()[-3000:]}")
-        yield url, bento_dir, log_path
-    finally:
-        stop_tree(server)
+    with bentoml_serve(tag, port, serve_env, elsewhere, log_path):
+        yield f"http://127.0.0.1:{port}", bento_dir, log_path
 
 
 def test_the_bento_serves_from_anywhere_with_only_the_online_store(

@@ -11,7 +11,6 @@ import random
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +24,8 @@ from hourcast import featurestore, training
 from hourcast.cli import serve_environment
 from hourcast.feast_redis import RedisUrlOnlineStoreConfig
 from hourcast.settings import Settings
-from tests.integration.conftest import bentoml_home, free_port, store_recorded, wait_for
-from tests.integration.test_service import fast_fit, kill_service
+from tests.integration.conftest import bentoml_home, bentoml_serve, free_port, store_recorded, wait_for
+from tests.integration.test_service import fast_fit
 
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
@@ -200,33 +199,12 @@ def test_apply_materialize_and_predict_on_a_redis_cluster(
         "HOURCAST_FEATURE_REPO": str(REPO / "feature_repo"),
         "HOURCAST_EXCHANGE_URL": f"http://127.0.0.1:{free_port()}",  # no exchange: the system clock
     }
-    log_path = tmp_path / "service.log"
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [bentoml, "serve", "bento_service.service:NextHour", "--port", str(port)],
-            cwd=REPO,
-            env=serve_environment(settings, given),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert server.poll() is None, f"bentoml serve exited:\n{log_path.read_text()[-3000:]}"
-        try:
-            return httpx.get(url + "/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(ready, 120, "the service to become ready")
+    env = serve_environment(settings, given)
+    with bentoml_serve("bento_service.service:NextHour", port, env, REPO, tmp_path / "service.log"):
+        url = f"http://127.0.0.1:{port}"
         for symbol in SYMBOLS:
             answer = httpx.post(url + "/predict", json={"symbol": symbol, "allow_stale": True}, timeout=10)
             assert answer.status_code == 200, answer.text
             body = answer.json()
             assert body["symbol"] == symbol and body["as_of"] == "2024-02-29T23:00:00Z"
             assert body["stale"] is True  # 2024 candles by today's clock
-    finally:
-        kill_service(server)

@@ -4,14 +4,12 @@ and the replay exchange as the clock (unreachable when the service starts, reach
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +39,7 @@ from hourcast.settings import Settings
 from tests.integration.conftest import (
     RedisServer,
     bentoml_home,
+    bentoml_serve,
     free_port,
     service_processes,
     store_recorded,
@@ -51,16 +50,6 @@ from tests.integration.test_dashboard_browser import open_dashboard, running_das
 REPO = Path(__file__).resolve().parents[2]
 CLOCK = "2024-03-01T00:10:00Z"  # ten minutes after the last stored candle closed
 HANG_GUARD = 2.0  # seconds a request may take before the test calls it hung (a frozen Redis took 40 s)
-
-
-def kill_service(server: subprocess.Popen) -> None:
-    """Kill `bentoml serve` and all its workers, and wait until they are gone."""
-    processes = service_processes(server)
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    psutil.wait_procs(processes, timeout=30)
-    server.poll()
 
 
 def fast_fit(frame: pd.DataFrame, params: dict | None = None) -> CatBoostRegressor:
@@ -126,28 +115,9 @@ def world(
     }
     env = serve_environment(settings, given)  # as `hourcast serve` starts it: its warning filters too
     log_path = home / "service.log"
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    with log_path.open("wb") as log:  # the stock command, no --host: it must bind 127.0.0.1 by itself
-        server = subprocess.Popen(
-            [bentoml, "serve", "bento_service.service:NextHour", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{port}"
-    world = World(settings, url, port, replay, redis, server, log_path)
-
-    def ready() -> bool:
-        assert server.poll() is None, f"bentoml serve exited:\n{log_path.read_text()[-3000:]}"
-        try:
-            return httpx.get(url + "/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(ready, 90, "the service to become ready")
+    with bentoml_serve("bento_service.service:NextHour", port, env, REPO, log_path, timeout=90) as server:
+        world = World(settings, url, port, replay, redis, server, log_path)
         world.at_start = {
             "readiness": world.readiness(),
             "answer": world.post("/predict", {"symbol": "BTC/USDT", "allow_stale": True}),
@@ -155,8 +125,6 @@ def world(
         with ReplayServer(replay, port=exchange_port):
             wait_for(lambda: world.readiness().clock == "exchange", 10, "the exchange clock to be used")
             yield world
-    finally:
-        kill_service(server)  # after a clean shutdown (the last test) there is nothing left to kill
 
 
 def test_it_starts_with_the_exchange_unreachable_and_says_which_clock_it_uses(world: World) -> None:
