@@ -200,7 +200,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     from flows.tasks import WRITER_LIMIT
 
     updates: dict[str, Any] = {"home": tmp_path_factory.mktemp("prefect"), "flows.heartbeat_frequency": None}
-    with temporary_settings(updates=updates), prefect_test_harness(server_startup_timeout=60):
+    with temporary_settings(updates=updates), prefect_test_harness(server_startup_timeout=180):
         with get_client(sync_client=True) as client:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1))
         yield
