@@ -154,6 +154,8 @@ def test_up_replay_runs_the_deployments_and_its_worker_runs_a_backfill(
     try:
         wait_for(up.predicts, 300, "a first answered /predict")
         assert httpx.get(f"http://127.0.0.1:{up.ui_port}/", timeout=10).status_code == 200
+        # the summary comes once the Prefect side is up too, which may be after the API first answers
+        wait_for(lambda: "bootstrap:      " in up.text(), 120, "the stack's summary")
         text = up.text()
         assert f"Prefect UI:     http://127.0.0.1:{up.prefect_port}" in text, text
         assert f"Swagger page:   http://127.0.0.1:{up.api_port}/" in text and "bootstrap:      ok" in text
