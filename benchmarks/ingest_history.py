@@ -1,7 +1,7 @@
 """The hourly ingest of 100 synthetic symbols at 1 and at 12 months of stored candles, in one process.
 
-`scale.py` times whole cycles, each history length in a process of its own; this one isolates the ingest
-(fetch, one GX run, month-file upserts, completeness state, ledger) and sums, over the ingest's threads, the
+`scale.py` times whole cycles, the two history lengths paired hour by hour in one process; this one isolates
+the ingest (one history length after the other: it is the breakdown, not the verdict) (fetch, one GX run, month-file upserts, completeness state, ledger) and sums, over the ingest's threads, the
 time spent in each store, completeness, quarantine and ledger call, to show whether any of them grows with
 the stored history. The bare reference is the same ingest at 1 month: the target is a 12/1 ratio within 10 %.
 

@@ -3,8 +3,8 @@
 
 Per symbol count, in a child process of its own (so its memory peak is the cycle's): the store is filled
 with N symbols' candles and the ingestion ledger with an hourly run of the N symbols (1 month before the
-clock; 12 months for the history comparison), one cycle warms up (first feature build, imports), then 3
-timed hourly cycles each call what the flows call:
+clock), one cycle warms up (first feature build, imports), then 3 timed hourly cycles each call what the
+flows call:
 
 * ingest (``Ingestor.ingest``: concurrent fetch within ccxt's rate limit, ONE GX run, per-symbol stores),
   split into validation (the GX run), storage (the wall time during which any month-file upsert ran) and
@@ -16,19 +16,33 @@ Beside them, in the same process, the bare calls doing the ingest's work: ccxt's
 symbol one after the other with ccxt's own rate limiter, one GX validation of the same batch, and a pandas
 read + concat + write of each month file. The ledger's share alone: one run's two writes (``started``,
 then the outcome: ``ledger.record_many``) against pyarrow's bare ``write_table`` of the same rows, and
-``hourcast ledger``'s read of the last 20 rows, at 1 and at 12 months of ledger history (flat: a run
-writes only its own file, a reader of the latest rows reads only the newest files).
+``hourcast ledger``'s read of the last 20 rows.
 
-Then, for the history comparison's symbol count: training (``training.train``, reported per 100k rows)
-and a 100-symbol batch prediction (as many symbols as there are, if fewer), in process through
-``serving.Predictor.predict`` (the code behind ``/predict_batch``) and over HTTP: ``POST /predict_batch``
-to the real service (``hourcast serve``, i.e. ``bentoml serve``, its default workers), p50/p99 of
-sequential calls; each against the bare Feast online lookup + CatBoost predict in the same process (for
-the HTTP figure, a bare call right after each HTTP call while the service runs, so both see the same load).
-The online store is a Redis of the benchmark's own on a free port.
+Then, in the child whose symbol count is the history comparison's: training (``training.train``, reported
+per 100k rows) and a 100-symbol batch prediction (as many symbols as there are, if fewer), in process
+through ``serving.Predictor.predict`` (the code behind ``/predict_batch``) and over HTTP: ``POST
+/predict_batch`` to the real service (``hourcast serve``, i.e. ``bentoml serve``, its default workers),
+p50/p99 of sequential calls; each against the bare Feast online lookup + CatBoost predict in the same process
+(for the HTTP figure, a bare call right after each HTTP call while the service runs, so both see the same
+load).
 
-Run: uv run python benchmarks/scale.py [--sizes 10,100,500] [--history-symbols 100]
-     (a quick check: --sizes 10 --history-symbols 10)
+The history comparison (1 against 12 months of stored history, ``--history-symbols`` symbols) is paired,
+in ONE child process: two data homes for the same symbols, one filled with 1 month and one with 12 months
+of candles and hourly ledger runs, each with its own Feast registry and its own Redis database. One cycle
+warms up each; then for each of ``--history-cycles`` hours the clock advances once and each home runs one
+cycle (the same stages, timed alike), the home going first alternating hour by hour: both ingest the same
+new candles under the machine's load of the same minutes. Reported per home: the median cycle and stages;
+and the 12/1 ratio as the median over the hours of the paired ratio (the figure the 10 % target is judged
+on; with its min and max) and as the ratio of the medians. (Separate processes per history length, minutes
+apart, spread more than 10 % on an idle machine.) Then the ledger's share at each home (1 and 12 months of
+ledger history; flat: a run writes only its own file, a reader of the latest rows reads only the newest
+files), one home after the other.
+
+The online store is a Redis of the benchmark's own on a free port (database 0 for the per-size children,
+1 and 2 for the history homes).
+
+Run: uv run python benchmarks/scale.py [--sizes 10,100,500] [--history-symbols 100] [--history-cycles 7]
+     (a quick check: --sizes 10 --history-symbols 10 --history-cycles 3)
 """
 
 from __future__ import annotations
@@ -55,6 +69,8 @@ from hourcast.dev.samples import sample_files
 
 NOW = pd.Timestamp("2025-03-01T00:00Z")  # 14 months of recordings before it
 CYCLES = 3
+HISTORY_MONTHS = (1, 12)  # months of stored candles and ledger runs of the paired history homes
+HISTORY_CYCLES = 7  # timed hours of the paired history run (--history-cycles)
 LEDGER_RUNS = 10  # timed ledger writes (each a run's two) per symbol count
 HTTP_CALLS = 50  # timed /predict_batch calls (and bare calls)
 TARGETS = {"cycle_500_symbols_s": 60, "history_12_vs_1_month_within": 0.10}
@@ -190,16 +206,11 @@ def bare_ingest(settings: Any, symbols: list[str], batch: pd.DataFrame, now_ms: 
     return {"fetch_s": fetch, "validation_s": validation, "storage_s": storage}
 
 
-def child(count: int, months: int, url: str, redis_url: str, home: Path, extras: bool) -> dict[str, Any]:
-    """Fill, warm up and time ``CYCLES`` hourly cycles of ``count`` symbols (see the module docstring)."""
-    from hourcast import featurestore, monitor, store
-    from hourcast.ingest import Ingestor, make_ingestor
+def cycle_settings(symbols: list[str], url: str, redis_url: str, home: Path) -> Any:
+    """The settings of one data home of the benchmark: the replay exchange, Redis, 30 days of training."""
     from hourcast.settings import Settings
-    from hourcast.validation import CandleValidator
 
-    frames = synthetic_datasets(count, recorded())
-    symbols = list(frames)
-    settings = Settings(
+    return Settings(
         home=home,
         exchange_url=url,
         symbols=symbols,
@@ -211,52 +222,117 @@ def child(count: int, months: int, url: str, redis_url: str, home: Path, extras:
         max_feature_age_seconds=10**9,
         _env_file=None,
     )
-    filled, fill_s = timed(lambda: prefill(settings, frames, months))[::-1]
-    ledger_files = prefill_ledger(settings, symbols, months)
-    spent = {"validation": 0.0}
-    storing: list[tuple[float, float]] = []  # (start, end) of every month-file upsert, on any thread
-    upsert = store.upsert
 
-    class TimedValidator(CandleValidator):
-        def validate_batches(self, batches: list[pd.DataFrame], now_ms: int) -> list[Any]:
-            seconds, reports = timed(lambda: super(TimedValidator, self).validate_batches(batches, now_ms))
-            spent["validation"] += seconds
-            return reports
 
-    def timed_upsert(*args: Any) -> Any:
+class StageTimer:
+    """The ingest's validation and storage shares of the cycles run while it is entered: the seconds spent in
+    GX runs (through ``validator``, the validator factory an ``Ingestor`` gets) and the intervals of the
+    month-file upserts (``store.upsert`` wrapped, on any thread)."""
+
+    def __init__(self) -> None:
+        self.validation = 0.0
+        self.storing: list[tuple[float, float]] = []
+        self._upsert: Callable[..., Any] | None = None
+
+    def __enter__(self) -> StageTimer:
+        from hourcast import store
+
+        self._upsert = store.upsert
+        store.upsert = self._timed_upsert  # instrumentation: the storage share of the ingest
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        from hourcast import store
+
+        store.upsert = self._upsert
+
+    def _timed_upsert(self, *args: Any) -> Any:
+        assert self._upsert is not None
         start = time.perf_counter()
-        result = upsert(*args)
-        storing.append((start, time.perf_counter()))
+        result = self._upsert(*args)
+        self.storing.append((start, time.perf_counter()))
         return result
 
-    store.upsert = timed_upsert  # instrumentation: the storage share of the ingest
+    def validator(self) -> Any:
+        """A ``CandleValidator`` adding the seconds of its GX runs to ``validation``."""
+        from hourcast.validation import CandleValidator
+
+        timer = self
+
+        class TimedValidator(CandleValidator):
+            def validate_batches(self, batches: list[pd.DataFrame], now_ms: int) -> list[Any]:
+                seconds, reports = timed(
+                    lambda: super(TimedValidator, self).validate_batches(batches, now_ms)
+                )
+                timer.validation += seconds
+                return reports
+
+        return TimedValidator("1h")
+
+
+def hourly_cycle(settings: Any, timer: StageTimer) -> tuple[Callable[[], dict[str, float]], Any]:
+    """One data home's hourly cycle as the flows run it (ingest, features + materialize, monitor), returning
+    the seconds of the cycle and of each stage (fetch: the ingest's time outside validation and storage);
+    and the home's exchange source."""
+    from hourcast import featurestore, monitor
+    from hourcast.ingest import Ingestor, make_ingestor
+
     source = make_ingestor(settings).source
-    ingestor = Ingestor(settings, source, lambda: TimedValidator("1h"))
+    ingestor = Ingestor(settings, source, timer.validator)
 
     def cycle() -> dict[str, float]:
-        spent.update(validation=0.0)
-        storing.clear()
+        timer.validation = 0.0
+        timer.storing.clear()
         ingest_s, summaries = timed(ingestor.ingest)
-        spent["storage"] = wall(storing)
+        storage_s = wall(timer.storing)
         assert all(s.status == "ok" and s.new == 1 for s in summaries), [s.as_json() for s in summaries][:3]
         materialize_s, _ = timed(lambda: featurestore.materialize(settings))
         monitor_s, _ = timed(lambda: monitor.run(settings))
         stages = {
-            "fetch": ingest_s - spent["validation"] - spent["storage"],
-            "validation": spent["validation"],
-            "storage": spent["storage"],
+            "fetch": ingest_s - timer.validation - storage_s,
+            "validation": timer.validation,
+            "storage": storage_s,
             "features_materialize": materialize_s,
             "monitor": monitor_s,
         }
         return {"cycle_s": ingest_s + materialize_s + monitor_s, **{f"{k}_s": v for k, v in stages.items()}}
 
-    advance(url)
-    warm_s, _ = timed(cycle)
-    runs = []
-    for _ in range(CYCLES):
+    return cycle, source
+
+
+def cycle_medians(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """The median of the cycle and of each stage over ``runs``, and each stage's share of the median cycle."""
+    medians: dict[str, Any] = {key: round(median(run[key] for run in runs), 3) for key in runs[0]}
+    medians["shares"] = {
+        key.removesuffix("_s"): round(medians[key] / medians["cycle_s"], 3)
+        for key in runs[0]
+        if key != "cycle_s"
+    }
+    return medians
+
+
+def memory_peak_mib() -> float:
+    """This process's peak resident memory so far."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def child(count: int, months: int, url: str, redis_url: str, home: Path, extras: bool) -> dict[str, Any]:
+    """Fill, warm up and time ``CYCLES`` hourly cycles of ``count`` symbols (see the module docstring)."""
+    from hourcast import store
+
+    frames = synthetic_datasets(count, recorded())
+    symbols = list(frames)
+    settings = cycle_settings(symbols, url, redis_url, home)
+    filled, fill_s = timed(lambda: prefill(settings, frames, months))[::-1]
+    ledger_files = prefill_ledger(settings, symbols, months)
+    with StageTimer() as timer:
+        cycle, source = hourly_cycle(settings, timer)
         advance(url)
-        runs.append(cycle())
-    store.upsert = upsert
+        warm_s, _ = timed(cycle)
+        runs = []
+        for _ in range(CYCLES):
+            advance(url)
+            runs.append(cycle())
     result: dict[str, Any] = {
         "symbols": count,
         "months_stored": months,
@@ -264,12 +340,7 @@ def child(count: int, months: int, url: str, redis_url: str, home: Path, extras:
         "ledger_runs_stored": ledger_files,
         "fill_s": round(fill_s, 1),
         "warm_up_cycle_s": round(warm_s, 2),
-        **{key: round(median(run[key] for run in runs), 3) for key in runs[0]},
-    }
-    result["shares"] = {
-        key.removesuffix("_s"): round(result[key] / result["cycle_s"], 3)
-        for key in runs[0]
-        if key != "cycle_s"
+        **cycle_medians(runs),
     }
     now_ms = source.now_ms()
     batch = pd.concat(
@@ -290,8 +361,60 @@ def child(count: int, months: int, url: str, redis_url: str, home: Path, extras:
     result["ledger"] = ledger_cost(settings, symbols)
     if extras:
         result |= train_and_predict(settings, symbols)
-    result["memory_peak_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["memory_peak_mib"] = memory_peak_mib()
     return result
+
+
+def paired_history(count: int, hours: int, url: str, redis_urls: list[str], root: Path) -> dict[str, Any]:
+    """Both history lengths of ``count`` symbols in this process, hour by hour (see the module docstring):
+    ``redis_urls`` gives each home of ``HISTORY_MONTHS`` its online store."""
+    frames = synthetic_datasets(count, recorded())
+    symbols = list(frames)
+    homes: dict[int, Any] = {}
+    figures: dict[int, dict[str, Any]] = {}
+    for months, redis_url in zip(HISTORY_MONTHS, redis_urls, strict=True):
+        settings = homes[months] = cycle_settings(symbols, url, redis_url, root / f"{months}-months")
+        started = time.perf_counter()
+        filled = prefill(settings, frames, months)
+        figures[months] = {
+            "months_stored": months,
+            "candles_stored": filled,
+            "fill_s": round(time.perf_counter() - started, 1),
+            "ledger_runs_stored": prefill_ledger(settings, symbols, months),
+        }
+    runs: dict[int, list[dict[str, float]]] = {months: [] for months in HISTORY_MONTHS}
+    firsts = []
+    with StageTimer() as timer:
+        cycles = {months: hourly_cycle(settings, timer)[0] for months, settings in homes.items()}
+        advance(url)
+        for months, cycle in cycles.items():
+            figures[months]["warm_up_cycle_s"] = round(timed(cycle)[0], 2)
+        for hour in range(hours):
+            advance(url)
+            order = HISTORY_MONTHS if hour % 2 == 0 else HISTORY_MONTHS[::-1]
+            firsts.append(order[0])
+            for months in order:
+                runs[months].append(cycles[months]())
+    short, long = HISTORY_MONTHS
+    ratios = [b["cycle_s"] / a["cycle_s"] for a, b in zip(runs[short], runs[long], strict=True)]
+    for months, settings in homes.items():
+        figures[months] |= {
+            "cycles_s": [round(run["cycle_s"], 3) for run in runs[months]],
+            **cycle_medians(runs[months]),
+            "ledger": ledger_cost(settings, symbols),
+        }
+    return {
+        "symbols": count,
+        "hours": hours,
+        "homes": [figures[months] for months in HISTORY_MONTHS],
+        "first_each_hour_months": firsts,
+        "paired_ratios": [round(ratio, 3) for ratio in ratios],
+        "median_paired_ratio": round(median(ratios), 3),
+        "min_paired_ratio": round(min(ratios), 3),
+        "max_paired_ratio": round(max(ratios), 3),
+        "ratio_of_medians": round(figures[long]["cycle_s"] / figures[short]["cycle_s"], 3),
+        "memory_peak_mib": memory_peak_mib(),
+    }
 
 
 def train_and_predict(settings: Any, symbols: list[str]) -> dict[str, Any]:
@@ -379,25 +502,22 @@ def predict_batch_http(
         return [http for http, _ in pairs], [bare for _, bare in pairs]
 
 
-def run_child(count: int, months: int, url: str, redis_url: str, extras: bool) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix=f"hourcast-scale-{count}-") as home:
-        args = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--child",
-            str(count),
-            str(months),
-            url,
-            redis_url,
-            home,
-            str(extras),
-        ]
-        done = subprocess.run(args, capture_output=True, text=True, cwd=REPO, check=False)
+def run_child(label: str, args: list[str]) -> dict[str, Any]:
+    """This script run with ``args`` and a new temporary home folder, in a process of its own; the JSON of
+    its last line of output."""
+    with tempfile.TemporaryDirectory(prefix="hourcast-scale-") as home:
+        command = [sys.executable, str(Path(__file__).resolve()), *args, home]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
         if done.returncode:
-            raise SystemExit(f"scale child {count} symbols / {months} months failed:\n{done.stderr[-4000:]}")
+            raise SystemExit(f"scale child ({label}) failed:\n{done.stderr[-4000:]}")
         result = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(result), flush=True)
         return result
+
+
+def redis_database(url: str, number: int) -> str:
+    """``url`` (``redis://host:port/db``) naming database ``number`` of the same server."""
+    return f"{url.rsplit('/', 1)[0]}/{number}"
 
 
 def table(figures: dict[str, Any]) -> str:
@@ -414,17 +534,50 @@ def table(figures: dict[str, Any]) -> str:
             f"{shares['monitor']:.0%} | {run['memory_peak_mib']:.0f} | {run['ratio_ingest_to_bare']} | "
             f"{run['ratio_cycle_to_bare_stages']} |"
         )
+    history = figures["history"]
     lines += [
+        "",
+        f"History, paired: {history['symbols']} symbols, one process, a home with 1 and one with 12 months "
+        f"stored; {history['hours']} hours, each one clock advance then one cycle per home (the home going "
+        "first alternating), medians over the hours:",
+        "",
+        "| months stored | candles stored | cycle s | fetch s | validation s | storage s "
+        "| features+materialize s | monitor s | cycles s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for home in history["homes"]:
+        lines.append(
+            f"| {home['months_stored']} | {home['candles_stored']:,} | {home['cycle_s']:.2f} | "
+            f"{home['fetch_s']:.2f} | {home['validation_s']:.2f} | {home['storage_s']:.2f} | "
+            f"{home['features_materialize_s']:.2f} | {home['monitor_s']:.2f} | "
+            f"{', '.join(f'{s:.2f}' for s in home['cycles_s'])} |"
+        )
+    verdict = "met" if figures["history_within_target"] else "NOT met"
+    within = TARGETS["history_12_vs_1_month_within"]
+    lines += [
+        "",
+        f"Cycle 12 / 1 month: median paired ratio **{history['median_paired_ratio']}** (min "
+        f"{history['min_paired_ratio']}, max {history['max_paired_ratio']}; hourly "
+        f"{', '.join(str(r) for r in history['paired_ratios'])}); ratio of medians "
+        f"{history['ratio_of_medians']}; target within {within:.0%}: {verdict}",
         "",
         "| symbols | ledger runs stored | a run's ledger writes ms | bare write_table ms | ratio "
         "| last 20 rows ms |",
         "|---|---|---|---|---|---|",
     ]
-    for run in figures["runs"]:
-        cost = run["ledger"]
+    ledgers = [(str(run["symbols"]), run["ledger_runs_stored"], run["ledger"]) for run in figures["runs"]]
+    ledgers += [
+        (
+            f"{history['symbols']} (history home, {home['months_stored']} mo.)",
+            home["ledger_runs_stored"],
+            home["ledger"],
+        )
+        for home in history["homes"]
+    ]
+    for symbols, stored, cost in ledgers:
         lines.append(
-            f"| {run['symbols']} | {run['ledger_runs_stored']} | {cost['run_write_ms']} | "
-            f"{cost['bare_write_table_ms']} | {cost['ratio_write_to_bare']} | {cost['read_last_20_ms']} |"
+            f"| {symbols} | {stored} | {cost['run_write_ms']} | {cost['bare_write_table_ms']} | "
+            f"{cost['ratio_write_to_bare']} | {cost['read_last_20_ms']} |"
         )
     for run in figures["runs"]:
         if "predict_batch_http" in run:
@@ -441,10 +594,13 @@ def table(figures: dict[str, Any]) -> str:
 
 def main() -> None:
     argv = sys.argv
-    sizes = [
-        int(n) for n in (argv[argv.index("--sizes") + 1] if "--sizes" in argv else "10,100,500").split(",")
-    ]
-    history = int(argv[argv.index("--history-symbols") + 1]) if "--history-symbols" in argv else 100
+
+    def option(name: str, default: str) -> str:
+        return argv[argv.index(name) + 1] if name in argv else default
+
+    sizes = [int(n) for n in option("--sizes", "10,100,500").split(",")]
+    history = int(option("--history-symbols", "100"))
+    hours = int(option("--history-cycles", str(HISTORY_CYCLES)))
     exchange = ReplayExchange(synthetic_datasets(max(sizes), recorded()), now=NOW)
     redis = RedisServer().start()
     figures: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_start": os.getloadavg(), "runs": []}
@@ -452,14 +608,19 @@ def main() -> None:
         with ReplayServer(exchange) as server:
             for count in sizes:
                 exchange.set_now(NOW)
-                figures["runs"].append(run_child(count, 1, server.url, redis.url, count == history))
+                args = ["--child", str(count), "1", server.url, redis.url, str(count == history)]
+                figures["runs"].append(run_child(f"{count} symbols", args))
             exchange.set_now(NOW)
-            twelve = run_child(history, 12, server.url, redis.url, False)
-            figures["runs"].append(twelve)
+            databases = [redis_database(redis.url, number) for number in (1, 2)]
+            args = ["--paired", str(history), str(hours), server.url, *databases]
+            figures["history"] = run_child(f"paired history, {history} symbols", args)
     finally:
         redis.stop()
-    one = next(run for run in figures["runs"] if run["symbols"] == history and run["months_stored"] == 1)
-    figures["history_cycle_12_over_1_month"] = round(twelve["cycle_s"] / one["cycle_s"], 3)
+    one, twelve = figures["history"]["homes"]
+    figures["history_cycle_12_over_1_month"] = figures["history"]["median_paired_ratio"]
+    figures["history_within_target"] = (
+        abs(figures["history_cycle_12_over_1_month"] - 1) <= TARGETS["history_12_vs_1_month_within"]
+    )
     figures["history_ledger_write_12_over_1_month"] = round(
         twelve["ledger"]["run_write_ms"] / one["ledger"]["run_write_ms"], 3
     )
@@ -473,8 +634,13 @@ def main() -> None:
 if __name__ == "__main__":
     if "--child" in sys.argv:
         at = sys.argv.index("--child")
-        count, months, url, redis_url, home, extras = sys.argv[at + 1 : at + 7]
+        count, months, url, redis_url, extras, home = sys.argv[at + 1 : at + 7]
         out = child(int(count), int(months), url, redis_url, Path(home), extras == "True")
+        print(json.dumps(out, default=str))
+    elif "--paired" in sys.argv:
+        at = sys.argv.index("--paired")
+        count, hours, url, redis_one, redis_twelve, home = sys.argv[at + 1 : at + 7]
+        out = paired_history(int(count), int(hours), url, [redis_one, redis_twelve], Path(home))
         print(json.dumps(out, default=str))
     else:
         main()

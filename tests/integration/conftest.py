@@ -57,13 +57,20 @@ def replay_settings(home: Path, server: ReplayServer, **overrides: object) -> Se
 REDIS_SERVER = shutil.which("redis-server")
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.02) -> None:
-    """Poll ``condition`` until it holds; fail the test naming ``what`` after ``timeout`` seconds."""
+def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.02, max_poll: float = 0.5
+) -> None:
+    """Poll ``condition`` until it holds; fail the test naming ``what`` after ``timeout`` seconds.
+
+    The interval starts at ``poll`` and grows by half each time up to ``max_poll``: a quick condition is seen
+    at once, and a wait of minutes does not spend the CPU it waits for on polling (most conditions are HTTP
+    calls to a server the test started)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(poll)
+        poll = min(poll * 1.5, max(poll, max_poll))
 
 
 @contextmanager
