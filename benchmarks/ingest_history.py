@@ -1,9 +1,10 @@
 """The hourly ingest of 100 synthetic symbols at 1 and at 12 months of stored candles, in one process.
 
-`scale.py` times whole cycles, the two history lengths paired hour by hour in one process; this one isolates
-the ingest (one history length after the other: it is the breakdown, not the verdict) (fetch, one GX run, month-file upserts, completeness state, ledger) and sums, over the ingest's threads, the
-time spent in each store, completeness, quarantine and ledger call, to show whether any of them grows with
-the stored history. The bare reference is the same ingest at 1 month: the target is a 12/1 ratio within 10 %.
+`scale.py` times whole cycles, the two history lengths paired hour by hour in one process (the verdict);
+this one is the breakdown: one history length after the other, it isolates the ingest (fetch, one GX run,
+month-file upserts, completeness state, ledger) and sums, over the ingest's threads, the time spent in each
+store, completeness, quarantine and ledger call, to show whether any of them grows with the stored history.
+The bare reference is the same ingest at 1 month: the target is a 12/1 ratio within 10 %.
 
 Run: `uv run python benchmarks/ingest_history.py [--symbols 100] [--runs 3]`; prints and writes
 benchmarks/results/ingest_history.json.
