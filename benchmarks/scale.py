@@ -601,7 +601,7 @@ def main() -> None:
     sizes = [int(n) for n in option("--sizes", "10,100,500").split(",")]
     history = int(option("--history-symbols", "100"))
     hours = int(option("--history-cycles", str(HISTORY_CYCLES)))
-    exchange = ReplayExchange(synthetic_datasets(max(sizes), recorded()), now=NOW)
+    exchange = ReplayExchange(synthetic_datasets(max(*sizes, history), recorded()), now=NOW)
     redis = RedisServer().start()
     figures: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_start": os.getloadavg(), "runs": []}
     try:
