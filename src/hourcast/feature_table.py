@@ -284,7 +284,8 @@ def _scan(settings: Settings, series: store.Series, old: pd.DataFrame, since_ms:
     old_months = old.loc[old["day"] == ""].set_index("month")
     old_days = old.loc[old["day"] != ""]
     seen: set[str] = set()
-    for month, file in store.month_files(settings.candles_dir, series):
+    first = "" if since_ms is None else f"{pd.Timestamp(since_ms, unit='ms', tz='UTC'):%Y-%m}"
+    for month, file in store.month_files(settings.candles_dir, series, first):
         start, end = _month_range(month)
         if since_ms is not None and _ms(end) <= since_ms:
             continue

@@ -121,23 +121,38 @@ def upsert(root: Path, series: Series, candles: pd.DataFrame) -> UpsertResult:
     return UpsertResult(new=new, duplicates=len(candles) - new)
 
 
-def _month_files(directory: Path) -> list[tuple[str, Path]]:
-    """``(month, file)`` pairs of a series, oldest first."""
-    if not directory.exists():
+def _months(directory: Path) -> list[str]:
+    """The months (``YYYY-MM``) a series has a folder for, oldest first: one listing of the series folder."""
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(
+                entry.name.removeprefix("month=") for entry in entries if entry.name.startswith("month=")
+            )
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    files = [(p.parent.name.removeprefix("month="), p) for p in directory.glob(f"month=*/{DATA_FILE}")]
-    return sorted(files)
 
 
-def month_files(root: Path, series: Series) -> list[tuple[str, Path]]:
-    """``(month, file)`` pairs of a series (``YYYY-MM``), oldest first."""
-    return _month_files(series.directory(root))
+def _month_files(directory: Path, first: str = "", last: str = "9999-99") -> list[tuple[str, Path]]:
+    """``(month, file)`` pairs of a series with ``first <= month <= last``, oldest first.
+
+    Only the months asked for are looked into, so a caller reading the newest months pays the same at 1 and
+    at 12 months of history (a glob of ``month=*/data.parquet`` lists every month folder)."""
+    files = [(month, _month_file(directory, month)) for month in _months(directory) if first <= month <= last]
+    return [(month, path) for month, path in files if path.is_file()]
+
+
+def month_files(root: Path, series: Series, first: str = "", last: str = "9999-99") -> list[tuple[str, Path]]:
+    """``(month, file)`` pairs of a series with ``first <= month <= last`` (``YYYY-MM``), oldest first."""
+    return _month_files(series.directory(root), first, last)
 
 
 def last_stored(root: Path, series: Series) -> pd.Timestamp | None:
     """Open time of the newest stored candle of a series, or ``None`` if it has none."""
-    files = _month_files(series.directory(root))
-    for _, path in reversed(files):
+    directory = series.directory(root)
+    for month in reversed(_months(directory)):
+        path = _month_file(directory, month)
+        if not path.is_file():
+            continue
         stamps = _read_file(path)["ts"]
         if not stamps.empty:
             return stamps.max()
@@ -157,11 +172,7 @@ def load_candles(
     """
     first_month = start.strftime("%Y-%m") if start is not None else ""
     last_month = end.strftime("%Y-%m") if end is not None else "9999-99"
-    parts = [
-        _read_file(path)
-        for month, path in _month_files(series.directory(root))
-        if first_month <= month <= last_month
-    ]
+    parts = [_read_file(path) for _, path in _month_files(series.directory(root), first_month, last_month)]
     frame = pd.concat(parts, ignore_index=True) if parts else _read_file_schema()
     if start is not None:
         frame = frame.loc[frame["ts"] >= start]
