@@ -49,6 +49,28 @@ def test_load_candles_is_typed_and_filters_by_time(tmp_path: Path, btc_recorded:
     assert store.load_candles(tmp_path, store.Series("binance", "ETH/USDT", "1h")).empty
 
 
+def test_only_the_months_asked_for_are_looked_into(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
+    store.upsert(tmp_path, SERIES, as_candle_frame(btc_recorded.iloc[:3000]))  # 2024-01 .. 2024-05
+    folder = SERIES.directory(tmp_path)
+    (folder / "month=2024-06").mkdir()  # a folder whose writer never finished: no data file, no month
+    (folder / "month=2024-02" / "data.parquet").rename(folder / "month=2024-02" / "aside")
+    assert [month for month, _ in store.month_files(tmp_path, SERIES)] == [
+        "2024-01",
+        "2024-03",
+        "2024-04",
+        "2024-05",
+    ]
+    assert [month for month, _ in store.month_files(tmp_path, SERIES, "2024-02", "2024-04")] == [
+        "2024-03",
+        "2024-04",
+    ]
+    assert store.last_stored(tmp_path, SERIES) == btc_recorded["ts"].iloc[2999]
+    assert (
+        store.month_files(tmp_path / "nowhere", SERIES) == []
+        and store.last_stored(tmp_path / "x", SERIES) is None
+    )
+
+
 def test_order_flow_is_stored_and_a_file_without_it_reads_as_null(
     tmp_path: Path, btc_recorded: pd.DataFrame
 ) -> None:
