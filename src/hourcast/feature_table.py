@@ -285,10 +285,8 @@ def _scan(settings: Settings, series: store.Series, old: pd.DataFrame, since_ms:
     old_days = old.loc[old["day"] != ""]
     seen: set[str] = set()
     first = "" if since_ms is None else f"{pd.Timestamp(since_ms, unit='ms', tz='UTC'):%Y-%m}"
-    for month, file in store.month_files(settings.candles_dir, series, first):
+    for month, file in store.month_files(settings.candles_dir, series, first):  # each ends after since_ms
         start, end = _month_range(month)
-        if since_ms is not None and _ms(end) <= since_ms:
-            continue
         seen.add(month)
         fingerprint = _fingerprint(file)  # before reading: a file replaced meanwhile is read again next time
         if month in old_months.index and old_months.at[month, "fingerprint"] == fingerprint:

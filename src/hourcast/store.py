@@ -30,6 +30,8 @@ from hourcast.errors import DamagedFile
 
 FILE_COLUMNS = ["ts", *VALUE_COLUMNS, *ORDER_FLOW_COLUMNS]
 DATA_FILE = "data.parquet"
+LAST_MONTH = "9999-99"
+"""A month key after every real one: the open end of a month range."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def _months(directory: Path) -> list[str]:
         return []
 
 
-def _month_files(directory: Path, first: str = "", last: str = "9999-99") -> list[tuple[str, Path]]:
+def _month_files(directory: Path, first: str = "", last: str = LAST_MONTH) -> list[tuple[str, Path]]:
     """``(month, file)`` pairs of a series with ``first <= month <= last``, oldest first.
 
     Only the months asked for are looked into, so a caller reading the newest months pays the same at 1 and
@@ -141,7 +143,9 @@ def _month_files(directory: Path, first: str = "", last: str = "9999-99") -> lis
     return [(month, path) for month, path in files if path.is_file()]
 
 
-def month_files(root: Path, series: Series, first: str = "", last: str = "9999-99") -> list[tuple[str, Path]]:
+def month_files(
+    root: Path, series: Series, first: str = "", last: str = LAST_MONTH
+) -> list[tuple[str, Path]]:
     """``(month, file)`` pairs of a series with ``first <= month <= last`` (``YYYY-MM``), oldest first."""
     return _month_files(series.directory(root), first, last)
 
@@ -171,7 +175,7 @@ def load_candles(
     stored); ``ts`` is tz-aware UTC, ascending.
     """
     first_month = start.strftime("%Y-%m") if start is not None else ""
-    last_month = end.strftime("%Y-%m") if end is not None else "9999-99"
+    last_month = end.strftime("%Y-%m") if end is not None else LAST_MONTH
     parts = [_read_file(path) for _, path in _month_files(series.directory(root), first_month, last_month)]
     frame = pd.concat(parts, ignore_index=True) if parts else _read_file_schema()
     if start is not None:
