@@ -36,6 +36,13 @@ SLOWEST_FILES = [
 ]
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core plus one. Many integration tests spend part of their time waiting on
+    servers they started (a Prefect worker's poll, a service coming up), and the extra worker's tests fill
+    those gaps."""
+    return (os.cpu_count() or 1) + 1
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the slowest files first (``SLOWEST_FILES``); the rest keep their order."""

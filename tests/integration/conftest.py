@@ -19,7 +19,7 @@ import httpx
 import pandas as pd
 import psutil
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 
 from hourcast.dev.redis_server import RedisServer
 from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
@@ -175,9 +175,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def page() -> Iterator[Page]:
-    """A page in headless system Chromium (Debian's package), 1280x800."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless system Chromium (Debian's package), started once per test module: not per session, since
+    Playwright's sync API holds an event loop of its own while the browser is open, which stays out of the
+    other modules' tests."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
@@ -185,9 +187,19 @@ def page() -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            yield browser.new_page(viewport={"width": 1280, "height": 800})
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A 1280x800 page in a browser context of its own (nothing shared with other tests' pages)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,25 @@ def validator() -> CandleValidator:
     return CandleValidator("1h")
 
 
+@pytest.fixture(scope="module")
+def alone(
+    validator: CandleValidator, candles: pd.DataFrame, now_ms: int
+) -> Callable[[Callable[[pd.DataFrame], pd.DataFrame], int], tuple[pd.DataFrame, ValidationReport]]:
+    """``alone(breaker, now_shift_ms)``: the broken batch and its report when validated on its own, made once
+    per breaker (validation is deterministic; three tests read each report)."""
+    made: dict[tuple[Callable, int], tuple[pd.DataFrame, ValidationReport]] = {}
+
+    def broken_and_report(
+        breaker: Callable[[pd.DataFrame], pd.DataFrame], now_shift_ms: int
+    ) -> tuple[pd.DataFrame, ValidationReport]:
+        if (breaker, now_shift_ms) not in made:
+            broken = breaker(candles.copy())
+            made[breaker, now_shift_ms] = broken, validator.validate(broken, now_ms + now_shift_ms)
+        return made[breaker, now_shift_ms]
+
+    return broken_and_report
+
+
 def _row(frame: pd.DataFrame, bullish: bool) -> int:
     """Index of a candle whose close is more than 10 above (bullish) or below its open."""
     move = frame["close"] - frame["open"]
@@ -159,14 +178,9 @@ def test_single_latest_candle_passes(validator: CandleValidator, candles: pd.Dat
 
 @pytest.mark.parametrize(("breaker", "now_shift_ms", "rules"), BREAKERS)
 def test_each_rule_rejects_the_batch_breaking_it(
-    validator: CandleValidator,
-    candles: pd.DataFrame,
-    now_ms: int,
-    breaker: Callable[[pd.DataFrame], pd.DataFrame],
-    now_shift_ms: int,
-    rules: list[str],
+    alone: Callable, breaker: Callable[[pd.DataFrame], pd.DataFrame], now_shift_ms: int, rules: list[str]
 ) -> None:
-    report = validator.validate(breaker(candles.copy()), now_ms + now_shift_ms)
+    _, report = alone(breaker, now_shift_ms)
     assert not report.success
     assert [line.split(": ")[0] for line in report.failures] == rules, report.failures
     assert json.loads(json.dumps(report.result))["success"] is False
@@ -213,16 +227,14 @@ BATCH_BREAKERS = {"missing-column", "extra-column", "object-dtype", "ts-unit-dty
 @pytest.mark.parametrize(("breaker", "now_shift_ms", "rules"), BREAKERS)
 def test_row_rules_name_their_rows_and_batch_rules_condemn_the_batch(
     request: pytest.FixtureRequest,
-    validator: CandleValidator,
+    alone: Callable,
     candles: pd.DataFrame,
-    now_ms: int,
     breaker: Callable[[pd.DataFrame], pd.DataFrame],
     now_shift_ms: int,
     rules: list[str],
 ) -> None:
     name = request.node.callspec.id
-    broken = breaker(candles.copy())
-    report = validator.validate(broken, now_ms + now_shift_ms)
+    broken, report = alone(breaker, now_shift_ms)
     if name in BATCH_BREAKERS or name == "candle-not-closed":
         assert report.batch_failed, report.failures
         return
@@ -278,6 +290,7 @@ def _as_symbol(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
 @pytest.mark.parametrize(("breaker", "now_shift_ms", "rules"), BREAKERS)
 def test_one_run_over_many_symbols_reports_each_batch_as_if_alone(
     validator: CandleValidator,
+    alone: Callable,
     candles: pd.DataFrame,
     now_ms: int,
     breaker: Callable[[pd.DataFrame], pd.DataFrame],
@@ -287,17 +300,15 @@ def test_one_run_over_many_symbols_reports_each_batch_as_if_alone(
     """Three symbols' batches, one broken, in one GX run: the broken batch gets the report it gets alone
     (same rows rejected, same batch verdict, same lines), the others pass; the same open times in other
     symbols are no duplicate key."""
-    broken = breaker(candles.copy())
+    broken, by_itself = alone(breaker, now_shift_ms)
     others = [_as_symbol(candles.iloc[:300], "ETH/USDT"), _as_symbol(candles.iloc[:300], "SOL/USDT")]
-    now = now_ms + now_shift_ms
-    first, split, last = validator.validate_batches([others[0], broken, others[1]], now)
-    alone = validator.validate(broken, now)
+    first, split, last = validator.validate_batches([others[0], broken, others[1]], now_ms + now_shift_ms)
     assert (split.success, split.batch_failed, split.rejected_rows, split.failures, split.rows) == (
-        alone.success,
-        alone.batch_failed,
-        alone.rejected_rows,
-        alone.failures,
-        alone.rows,
+        by_itself.success,
+        by_itself.batch_failed,
+        by_itself.rejected_rows,
+        by_itself.failures,
+        by_itself.rows,
     )
     assert first.success and last.success and not first.failures and first.rows == 300
     assert set(rules) <= {line.split(":")[0] for line in split.failures}
