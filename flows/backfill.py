@@ -25,14 +25,14 @@ from hourcast.settings import Settings
 def backfill(since: str, until: str | None = None, symbols: list[str] | None = None) -> list[dict[str, Any]]:
     """Pull every closed candle with ``since <= open time < until`` (ISO dates, UTC; until defaults to
     now) for ``symbols`` (default: HOURCAST_SYMBOLS), then refresh and materialize the features, inside
-    the ``hourcast-ingest`` slot; fail the run if any symbol failed or was quarantined. The pull fans the
-    symbols out as the ingest flow's does (HOURCAST_INGEST_SHARD_SYMBOLS per task; HOURCAST_DASK_ADDRESS:
-    a Dask cluster).
+    the writer slot (HOURCAST_WRITER_LIMIT); fail the run if any symbol failed or was quarantined. The pull
+    fans the symbols out as the ingest flow's does (HOURCAST_INGEST_SHARD_SYMBOLS per task;
+    HOURCAST_DASK_ADDRESS: a Dask cluster).
     """
     settings = resolve_settings(Settings())  # a selector such as all-usdt: the markets it picks now
     start = parse_moment(since, "since")
     end = parse_moment(until, "until") if until is not None else None
-    with writer_slot():
+    with writer_slot(settings.writer_limit):
         try:
             summaries = pull_symbols(
                 settings, symbols or settings.symbols, pull_history, since=start, until=end

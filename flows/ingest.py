@@ -23,12 +23,12 @@ from hourcast.settings import Settings
 @flow(name="ingest")
 def ingest(symbols: list[str] | None = None) -> list[dict[str, Any]]:
     """Pull every closed candle since the last stored one (validated and stored by the pull), publish the
-    ingestion and validation reports, and materialize the online features, all inside the single
-    ``hourcast-ingest`` slot; then fail the run if any symbol failed or was quarantined. The pull fans the
-    symbols out on the task runner ``pull_symbols`` picks (HOURCAST_DASK_ADDRESS: a Dask cluster).
+    ingestion and validation reports, and materialize the online features, all inside the single writer
+    slot (HOURCAST_WRITER_LIMIT); then fail the run if any symbol failed or was quarantined. The pull fans
+    the symbols out on the task runner ``pull_symbols`` picks (HOURCAST_DASK_ADDRESS: a Dask cluster).
     """
     settings = resolve_settings(Settings())  # a selector such as all-usdt: the markets it picks now
-    with writer_slot():
+    with writer_slot(settings.writer_limit):
         try:
             summaries = pull_symbols(settings, symbols or settings.symbols, pull_candles)
         except PullFailed as failure:  # retries exhausted: still materialize what was stored

@@ -13,11 +13,11 @@ from hourcast.settings import Settings
 
 @flow(name="retention")
 def retention() -> dict[str, Any]:
-    """Delete data older than the HOURCAST_*_RETENTION_DAYS windows (inside the ``hourcast-ingest`` slot,
+    """Delete data older than the HOURCAST_*_RETENTION_DAYS windows (inside the writer slot,
     since it rewrites the feature table and candle partitions) and publish what was removed.
     """
     settings = Settings()
-    with writer_slot():
+    with writer_slot(settings.writer_limit):
         report = apply_retention(settings)
     publish_retention_report(report)
     return report.as_json()

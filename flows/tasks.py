@@ -8,8 +8,9 @@ process worker runs every flow run in a fresh interpreter that pays for each imp
 Retries live in one layer per kind of I/O (see ``flows.ingest_tasks``). Tasks take the ``Settings`` object, so
 none is cached and no result is persisted.
 
-Every flow that writes the candle store or the feature table does it inside ``writer_slot()``: one slot
-of the Prefect global concurrency limit ``hourcast-ingest`` (limit 1), so two such runs never overlap.
+Every flow that writes the candle store or the feature table does it inside ``writer_slot(name)``: one slot
+of the Prefect global concurrency limit ``HOURCAST_WRITER_LIMIT`` names (``hourcast-ingest``; limit 1), so two
+such runs never overlap.
 """
 
 from __future__ import annotations
@@ -24,10 +25,6 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-WRITER_LIMIT = "hourcast-ingest"
-"""Global concurrency limit held while the candle store or the feature table is written."""
-ONE_SLOT = GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1)
-"""The limit ``ensure_writer_limit`` creates when it is missing."""
 WRITER_SLOT_TIMEOUT_SECONDS = 45 * 60.0
 """How long a writer waits for the slot before its run fails (well inside the hourly schedule)."""
 
@@ -47,8 +44,8 @@ def retry_on(*errors: type[BaseException]) -> Callable[[Task, TaskRun, State], b
     return condition
 
 
-def ensure_writer_limit() -> None:
-    """Create the ``hourcast-ingest`` limit (1 slot) on first use; fail loudly if it allows overlap.
+def ensure_writer_limit(name: str) -> None:
+    """Create the writer limit ``name`` (1 slot) on first use; fail loudly if it allows overlap.
 
     Prefect 3.8 skips acquisition (with only a warning) when a limit does not exist, which would
     silently let writers overlap; operators normally create it once with
@@ -56,25 +53,25 @@ def ensure_writer_limit() -> None:
     """
     with get_client(sync_client=True) as client:
         try:
-            limit = client.read_global_concurrency_limit_by_name(WRITER_LIMIT)
+            limit = client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             try:
-                client.create_global_concurrency_limit(ONE_SLOT)
-                get_run_logger().warning("created the missing concurrency limit %s (1 slot)", WRITER_LIMIT)
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+                get_run_logger().warning("created the missing concurrency limit %s (1 slot)", name)
             except ObjectAlreadyExists:  # another run created it at the same moment
                 pass
-            limit = client.read_global_concurrency_limit_by_name(WRITER_LIMIT)
+            limit = client.read_global_concurrency_limit_by_name(name)
     if limit.limit != 1 or not limit.active:
         raise RuntimeError(
-            f"global concurrency limit {WRITER_LIMIT} has limit={limit.limit}, active={limit.active}: "
-            f"writers could overlap; run `prefect gcl update {WRITER_LIMIT} --limit 1` and "
-            f"`prefect gcl enable {WRITER_LIMIT}`"
+            f"global concurrency limit {name} has limit={limit.limit}, active={limit.active}: "
+            f"writers could overlap; run `prefect gcl update {name} --limit 1` and "
+            f"`prefect gcl enable {name}`"
         )
 
 
 @contextmanager
-def writer_slot() -> Iterator[None]:
-    """Hold the single ``hourcast-ingest`` slot (waiting up to ``WRITER_SLOT_TIMEOUT_SECONDS``)."""
-    ensure_writer_limit()
-    with concurrency(WRITER_LIMIT, occupy=1, timeout_seconds=WRITER_SLOT_TIMEOUT_SECONDS, strict=True):
+def writer_slot(name: str) -> Iterator[None]:
+    """Hold the single slot of the writer limit ``name`` (waiting up to ``WRITER_SLOT_TIMEOUT_SECONDS``)."""
+    ensure_writer_limit(name)
+    with concurrency(name, occupy=1, timeout_seconds=WRITER_SLOT_TIMEOUT_SECONDS, strict=True):
         yield

@@ -3,12 +3,18 @@ frames built from them."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -34,6 +40,69 @@ SLOWEST_FILES = [
     "test_ingest.py",
     "test_dask_runner.py",
 ]
+
+
+SHARED_DIR = pytest.StashKey[Path]()
+"""The run's folder shared by the controller and every xdist worker (the Prefect server's files)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller (or the only process, without xdist) makes the run's shared folder."""
+    if not hasattr(config, "workerinput"):
+        config.stash[SHARED_DIR] = Path(tempfile.mkdtemp(prefix="hourcast-tests-"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tell each xdist worker where the shared folder is."""
+    node.workerinput["hourcast_shared_dir"] = str(node.config.stash[SHARED_DIR])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Once every worker is done: stop the shared Prefect server, if one was started; remove the folder."""
+    if hasattr(config, "workerinput") or SHARED_DIR not in config.stash:
+        return
+    folder = config.stash[SHARED_DIR]
+    state = folder / PREFECT_SERVER_STATE
+    if state.exists():
+        stop_process_group(json.loads(state.read_text())["pid"])
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def shared_dir(config: pytest.Config) -> Path:
+    """The run's shared folder, seen from the controller or a worker."""
+    workerinput = getattr(config, "workerinput", None)
+    return Path(workerinput["hourcast_shared_dir"]) if workerinput else config.stash[SHARED_DIR]
+
+
+PREFECT_SERVER_STATE = "prefect-server.json"
+"""In the shared folder: the API URL and process id of the run's Prefect server, once started."""
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) across processes."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def stop_process_group(pid: int) -> None:
+    """SIGTERM the process group ``pid`` leads; SIGKILL what is left after 15 s."""
+    import psutil
+
+    try:
+        group = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        os.killpg(pid, signal.SIGTERM)
+    except (psutil.NoSuchProcess, ProcessLookupError):
+        return
+    _, alive = psutil.wait_procs(group, timeout=15)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         "to, through prefect-dask's DaskTaskRunner (workers need this HOURCAST_HOME on a shared filesystem); "
         "unset: Prefect's thread pool in the flow's process.",
     )
+    writer_limit: str = Field(
+        "hourcast-ingest",
+        min_length=1,
+        description="Prefect global concurrency limit (1 slot) that the writing flows (ingest, backfill, "
+        "retention) hold, so two never overlap; give each data home sharing a Prefect server a name of its "
+        "own, or their writers wait for each other.",
+    )
     ingest_shard_symbols: int = Field(
         100,
         ge=1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ from playwright.sync_api import Browser, Page
 from hourcast.dev.redis_server import RedisServer
 from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
 from hourcast.settings import Settings
-from tests.conftest import BTC_FILE, ETH_FILE
+from tests.conftest import BTC_FILE, ETH_FILE, PREFECT_SERVER_STATE, locked, shared_dir
 
 
 @pytest.fixture(scope="session")
@@ -203,26 +204,68 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """One temporary Prefect server for the whole session (Prefect's event and log workers are process-wide
-    and bound to the first server they talk to, so two harnesses in one session would split them), with the
-    writer limit created as an operator would.
+def prefect_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Prefect server for the whole run (``prefect server start``, as `hourcast up` starts it, UI off),
+    shared by every xdist worker: the first worker to need it starts it, the controller stops it at the end
+    (``tests/conftest.py``). Yields its API URL, which this process's Prefect clients then use. Each test
+    gives its data home a writer limit of its own (HOURCAST_WRITER_LIMIT), as two homes sharing a server
+    would, so tests on other workers never wait for its slot.
 
     Flow-run heartbeats are off: the engine joins its heartbeat thread, which sleeps in 1 s steps, at the
     end of every run, a fixed second per run that is irrelevant hourly and would dominate 50 test runs.
     """
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.context import _temporary_global_settings_context, get_settings_context
     from prefect.settings import temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
 
-    from flows.tasks import WRITER_LIMIT
+    folder = shared_dir(request.config)
+    state = folder / PREFECT_SERVER_STATE
+    with locked(folder / "prefect-server.lock"):
+        if not state.exists():
+            state.write_text(json.dumps(start_prefect_server(folder / "prefect")))
+    url = json.loads(state.read_text())["url"]
+    updates: dict[str, Any] = {
+        "home": tmp_path_factory.mktemp("prefect"),
+        "api.url": url,
+        "flows.heartbeat_frequency": None,
+    }
+    # process-wide too, as prefect_test_harness does: threads a test starts have no settings context of
+    # their own and would otherwise start an ephemeral server
+    with temporary_settings(updates=updates), _temporary_global_settings_context(get_settings_context()):
+        yield url
 
-    updates: dict[str, Any] = {"home": tmp_path_factory.mktemp("prefect"), "flows.heartbeat_frequency": None}
-    with temporary_settings(updates=updates), prefect_test_harness(server_startup_timeout=180):
-        with get_client(sync_client=True) as client:
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=WRITER_LIMIT, limit=1))
-        yield
+
+def start_prefect_server(home: Path) -> dict[str, Any]:
+    """Start ``prefect server start`` on a free port, its database under ``home``, in a process group of its
+    own; once it answers, its API URL and process id."""
+    from hourcast.stack import answers, prefect_server_environment, python_module
+
+    port = free_port()
+    env = {
+        **os.environ,
+        **prefect_server_environment(home),
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            python_module("prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/api"
+
+    def ready() -> bool:
+        assert server.poll() is None, (
+            f"the Prefect server exited:\n{(home / 'server.log').read_text()[-3000:]}"
+        )
+        return answers(f"{url}/health")
+
+    wait_for(ready, 180, "the Prefect test server")
+    return {"url": url, "pid": server.pid}
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pandas as pd
 import pytest
@@ -42,6 +43,7 @@ def run_flow(
         "EXCHANGE_TIMEOUT_MS": 2000,
         "RETRY_BASE_SECONDS": 0.01,
         "RETRY_MAX_SECONDS": 0.05,
+        "WRITER_LIMIT": f"hourcast-ingest-{home.name}-{uuid4().hex[:12]}",  # its own: the server is shared
     }
     for name, value in variables.items():
         monkeypatch.setenv(f"HOURCAST_{name}", str(value))

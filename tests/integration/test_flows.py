@@ -1,6 +1,7 @@
-"""The Prefect flows end to end against a temporary Prefect server (one per session), the replay exchange,
-the real Redis, Feast and a temporary BentoML store: 48 simulated hours of `ingest` (one quarantined),
-`backfill`, `retrain`, two `ingest` runs started at once, the writer limit and the published artifacts.
+"""The Prefect flows end to end against the suite's Prefect server (one per run, shared by the workers), the
+replay exchange, the real Redis, Feast and a temporary BentoML store: 48 simulated hours of `ingest` (one
+quarantined), `backfill`, `retrain`, two `ingest` runs started at once, the writer limit and the published
+artifacts.
 
 The flows are called in-process; they build ``Settings()`` from the HOURCAST_* variables set here.
 """
@@ -12,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pandas as pd
 import pytest
@@ -32,7 +33,6 @@ from flows.backfill import backfill
 from flows.ingest import ingest
 from flows.retention import retention
 from flows.retrain import retrain
-from flows.tasks import WRITER_LIMIT
 from hourcast import featurestore, registry, store
 from hourcast.dev.replay import ReplayServer
 from hourcast.settings import Settings
@@ -58,6 +58,7 @@ def configure(
         "FEATURE_REPO": REPO / "feature_repo",
         "RETRY_BASE_SECONDS": 0.01,
         "RETRY_MAX_SECONDS": 0.05,
+        "WRITER_LIMIT": f"hourcast-ingest-{uuid4().hex[:12]}",  # the test's own: the server is shared
         **{name.upper(): value for name, value in extra.items()},
     }
     for name, value in variables.items():
@@ -324,20 +325,16 @@ def test_exchange_failures_are_retried_once_by_the_client_then_fail_the_run_afte
 def test_a_missing_writer_limit_is_created_and_a_loose_one_fails_the_run(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, replay: ReplayServer, redis_db: str
 ) -> None:
-    configure(monkeypatch, tmp_path, replay, redis_db)
+    limit = configure(monkeypatch, tmp_path, replay, redis_db).writer_limit
     with get_client(sync_client=True) as client:
-        client.delete_global_concurrency_limit_by_name(WRITER_LIMIT)
         with pytest.raises(ObjectNotFound):
-            client.read_global_concurrency_limit_by_name(WRITER_LIMIT)
+            client.read_global_concurrency_limit_by_name(limit)
         created = retention(return_state=True)
         assert created.is_completed()
-        assert client.read_global_concurrency_limit_by_name(WRITER_LIMIT).limit == 1
+        assert client.read_global_concurrency_limit_by_name(limit).limit == 1
         assert "| feature rows |" in artifacts(run_id(created))["retention-report"]
 
-        client.update_global_concurrency_limit(WRITER_LIMIT, GlobalConcurrencyLimitUpdate(limit=2))
-        try:
-            state = retention(return_state=True)
-        finally:
-            client.update_global_concurrency_limit(WRITER_LIMIT, GlobalConcurrencyLimitUpdate(limit=1))
+        client.update_global_concurrency_limit(limit, GlobalConcurrencyLimitUpdate(limit=2))
+        state = retention(return_state=True)
     assert state.is_failed()
     assert "limit=2" in str(state.result(raise_on_failure=False))
