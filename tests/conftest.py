@@ -21,24 +21,31 @@ import pytest
 
 from hourcast.dev.samples import sample_files
 
-# The longest test files, longest first (measured on 2 idle cores). pytest-xdist hands whole files (--dist
-# loadfile) to whichever worker is free, in collection order (--no-loadscope-reorder): a long file left for
-# the end would run alone while the other worker idles.
+# The longest test files, longest first (measured on 2 cores with 3 workers). pytest-xdist hands whole
+# files (--dist loadfile) to whichever worker is free, in collection order (--no-loadscope-reorder): a long
+# file left for the end would run alone while the other workers idle.
 SLOWEST_FILES = [
-    "test_stack.py",
     "test_flows.py",
+    "test_stack.py",
     "test_training.py",
-    "test_monitor_http.py",
+    "test_ingest.py",
     "test_service.py",
+    "test_monitor_http.py",
     "test_monitor.py",
-    "test_featurestore.py",
-    "test_scale_ingest.py",
+    "test_dask_runner.py",
     "test_feature_table.py",
     "test_completeness.py",
-    "test_bento.py",
+    "test_featurestore.py",
+    "test_scale_ingest.py",
     "test_redis_cluster.py",
-    "test_ingest.py",
-    "test_dask_runner.py",
+    "test_validation.py",
+    "test_dashboard_browser.py",
+    "test_bento.py",
+    "test_dashboard.py",
+    "test_timeframes.py",
+    "test_bad_input.py",
+    "test_order_flow.py",
+    "test_model.py",
 ]
 
 
