@@ -6,8 +6,11 @@ Temporary files start with a dot, which Parquet dataset readers ignore.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -62,3 +65,16 @@ def remove_stale_temporaries(directory: Path) -> int:
         leftover.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created, with its folder, if missing) until the block ends;
+    other processes and threads taking it wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -32,7 +32,6 @@ bit for bit, hour after hour.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import inspect
@@ -197,13 +196,8 @@ class Update:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name.removesuffix('.parquet')}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with atomic.file_lock(path.parent / f".{path.name.removesuffix('.parquet')}.lock"):
+        yield
 
 
 def _definition(settings: Settings) -> str:

@@ -14,7 +14,6 @@ never sees a torn file. Readers (the serving side) take no lock.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import re
@@ -25,7 +24,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hourcast.atomic import write_text
+from hourcast.atomic import file_lock, write_text
 
 if TYPE_CHECKING:
     import bentoml
@@ -241,15 +240,10 @@ def _read_state(registry_dir: Path, name: str) -> dict[str, Any]:
 def _locked_state(registry_dir: Path, name: str) -> Iterator[dict[str, Any]]:
     """The registry state of ``name`` under an exclusive lock; written back if the block succeeds."""
     path = _registry_path(registry_dir, name)
-    registry_dir.mkdir(parents=True, exist_ok=True)
-    with open(registry_dir / f".{name}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            state = _read_state(registry_dir, name)
-            yield state
-            write_text(path, json.dumps(state, indent=2, allow_nan=False) + "\n")
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with file_lock(registry_dir / f".{name}.lock"):
+        state = _read_state(registry_dir, name)
+        yield state
+        write_text(path, json.dumps(state, indent=2, allow_nan=False) + "\n")
 
 
 def _decide(state: dict[str, Any], tag: str, status: str, reason: str) -> None:

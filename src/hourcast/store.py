@@ -13,7 +13,6 @@ series so two writers never interleave.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,13 +83,9 @@ def _read_file(path: Path) -> pd.DataFrame:
 
 @contextmanager
 def series_lock(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Hold the series' write lock (``<series folder>/.lock``): one writer of a series at a time."""
+    with atomic.file_lock(directory / ".lock"):
+        yield
 
 
 def upsert(root: Path, series: Series, candles: pd.DataFrame) -> UpsertResult:

@@ -22,10 +22,11 @@ import psutil
 import pytest
 from playwright.sync_api import Browser, Page
 
+from hourcast.atomic import file_lock
 from hourcast.dev.redis_server import RedisServer
 from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
 from hourcast.settings import Settings
-from tests.conftest import BTC_FILE, ETH_FILE, PREFECT_SERVER_STATE, locked, shared_dir
+from tests.conftest import BTC_FILE, ETH_FILE, PREFECT_SERVER_STATE, shared_dir
 
 
 @pytest.fixture(scope="session")
@@ -219,7 +220,7 @@ def prefect_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
     folder = shared_dir(request.config)
     state = folder / PREFECT_SERVER_STATE
-    with locked(folder / "prefect-server.lock"):
+    with file_lock(folder / "prefect-server.lock"):
         if not state.exists():
             state.write_text(json.dumps(start_prefect_server(folder / "prefect")))
     url = json.loads(state.read_text())["url"]
