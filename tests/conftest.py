@@ -71,7 +71,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     folder = config.stash[SHARED_DIR]
     state = folder / PREFECT_SERVER_STATE
     if state.exists():
-        stop_process_group(json.loads(state.read_text())["pid"])
+        stop_process_tree(json.loads(state.read_text())["pid"])
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -85,19 +85,31 @@ PREFECT_SERVER_STATE = "prefect-server.json"
 """In the shared folder: the API URL and process id of the run's Prefect server, once started."""
 
 
-def stop_process_group(pid: int) -> None:
-    """SIGTERM the process group ``pid`` leads; SIGKILL what is left after 15 s."""
+def stop_process_tree(pid: int) -> None:
+    """Stop the process ``pid`` and every process it started (``terminate``)."""
     import psutil
 
     try:
-        group = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-        os.killpg(pid, signal.SIGTERM)
-    except (psutil.NoSuchProcess, ProcessLookupError):
+        root = psutil.Process(pid)
+        terminate([root, *root.children(recursive=True)])
+    except psutil.NoSuchProcess:
         return
-    _, alive = psutil.wait_procs(group, timeout=15)
+
+
+def terminate(processes: list[Any]) -> list[Any]:
+    """SIGTERM each of the ``psutil`` ``processes``, SIGKILL those alive after 15 s; those still alive 5 s
+    after that."""
+    import psutil
+
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(processes, timeout=15)
     for process in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
+    _, alive = psutil.wait_procs(alive, timeout=5)
+    return alive
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +24,7 @@ from hourcast.atomic import file_lock
 from hourcast.dev.redis_server import RedisServer
 from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
 from hourcast.settings import Settings
-from tests.conftest import BTC_FILE, ETH_FILE, PREFECT_SERVER_STATE, shared_dir
+from tests.conftest import BTC_FILE, ETH_FILE, PREFECT_SERVER_STATE, shared_dir, terminate
 
 
 @pytest.fixture(scope="session")
@@ -304,14 +302,7 @@ def bentoml_serve(
 def stop_service(server: subprocess.Popen) -> None:
     """Stop `bentoml serve` and every process it started (SIGTERM, SIGKILL after 15 s); fail if any
     survives."""
-    family = service_processes(server)
-    for process in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(family, timeout=15)
-    for process in alive:
-        process.kill()
-    _, alive = psutil.wait_procs(alive, timeout=5)
+    alive = terminate(service_processes(server))
     server.poll()
     assert not alive, f"processes left running: {alive}"
 
