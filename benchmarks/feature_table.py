@@ -22,9 +22,11 @@ from pathlib import Path
 import pandas as pd
 from _common import REPO, summarize, timed, write_results
 
-from hourcast import atomic, dataset, feature_table, featurestore, store
+from hourcast import atomic
+from hourcast.data import store
 from hourcast.dev.replay import load_candles_file
 from hourcast.dev.samples import sample_files
+from hourcast.features import dataset, feature_table, featurestore
 from hourcast.settings import Settings
 
 END = pd.Timestamp("2026-03-01", tz="UTC")  # the recorded files end in March 2026

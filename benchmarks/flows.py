@@ -35,7 +35,7 @@ import httpx
 from _common import REPO, free_port, summarize, timed, write_results
 
 from hourcast.dev.samples import sample_files
-from hourcast.stack import prefect_server_environment
+from hourcast.ops.stack import prefect_server_environment
 
 sys.path.insert(0, str(REPO))  # the project's flows/ package, as `python -m flows.…` from the repo sees it
 RUNS = 6
@@ -141,9 +141,9 @@ def ingest_figures(home: Path, runs: int) -> dict:
     from prefect.deployments import run_deployment
 
     from flows.ingest import ingest
-    from hourcast import featurestore
+    from hourcast.data.ingest import make_ingestor
     from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
-    from hourcast.ingest import make_ingestor
+    from hourcast.features import featurestore
     from hourcast.settings import Settings
 
     exchange = ReplayExchange(

@@ -26,11 +26,12 @@ from pathlib import Path
 import pandas as pd
 from _common import summarize, timed, write_results
 
-from hourcast.candles import timeframe_ms, to_ms
+from hourcast.data.candles import to_ms
+from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
 from hourcast.dev.samples import sample_files
-from hourcast.ingest import make_ingestor
 from hourcast.settings import Settings
+from hourcast.timeframe import timeframe_ms
 
 HOUR_MS = timeframe_ms("1h")
 
@@ -128,7 +129,7 @@ def main() -> None:
         figures["cold_cli_ingest_s"] = round(cold_s, 2)
         figures["cold_import_s"] = {
             module: round(import_seconds(module), 2)
-            for module in ("pandas", "ccxt", "great_expectations", "hourcast.cli")
+            for module in ("pandas", "ccxt", "great_expectations", "hourcast.cli.main")
         }
     write_results("ingest" if label == "current" else f"ingest_{label}", figures)
 

@@ -26,9 +26,9 @@ from typing import Any
 from _common import REPO, write_results
 from scale import NOW, advance, prefill, recorded
 
-from hourcast import completeness, ledger, quarantine, store
+from hourcast.data import completeness, ledger, quarantine, store
+from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay import ReplayExchange, ReplayServer, synthetic_datasets
-from hourcast.ingest import make_ingestor
 from hourcast.settings import Settings
 
 TIMED_CALLS: list[tuple[ModuleType, list[str]]] = [

@@ -31,9 +31,11 @@ import catboost  # noqa: E402
 import pandas as pd  # noqa: E402
 from _common import REPO, timed, write_results  # noqa: E402
 
-from hourcast import dataset, evaluation, featurestore, model, store, training  # noqa: E402
+from hourcast.data import store  # noqa: E402
 from hourcast.dev.replay import load_candles_file  # noqa: E402
 from hourcast.dev.samples import sample_files  # noqa: E402
+from hourcast.features import dataset, featurestore  # noqa: E402
+from hourcast.model import estimator, evaluation, training  # noqa: E402
 from hourcast.settings import Settings  # noqa: E402
 
 WEEKS = 52
@@ -44,11 +46,11 @@ def bare_fit(rows: pd.DataFrame) -> float:
     ordered = rows.sort_values(["event_timestamp", "symbol"], kind="stable")
     started = time.perf_counter()
     pool = catboost.Pool(
-        ordered[model.MODEL_INPUTS].astype({"symbol": object}),
-        label=ordered[model.TARGET],
-        cat_features=model.CATEGORICAL_INPUTS,
+        ordered[estimator.MODEL_INPUTS].astype({"symbol": object}),
+        label=ordered[estimator.TARGET],
+        cat_features=estimator.CATEGORICAL_INPUTS,
     )
-    catboost.CatBoostRegressor(**model.DEFAULT_PARAMS).fit(pool)
+    catboost.CatBoostRegressor(**estimator.DEFAULT_PARAMS).fit(pool)
     return time.perf_counter() - started
 
 

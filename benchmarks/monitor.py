@@ -4,9 +4,9 @@ filed for the time a live API would have written it), real recorded candles in t
 model with its drift reference in a temporary BentoML store.
 
 Measures, in one warm process (imports done):
-- ``monitor.run`` scoring the whole log into an empty scores dataset (1,440 distinct predictions), with the
+- ``scoring.run`` scoring the whole log into an empty scores dataset (1,440 distinct predictions), with the
   rolling scoreboard and drift;
-- the steady state: one more hour of answers, then ``monitor.run`` (adds 2 scores);
+- the steady state: one more hour of answers, then ``scoring.run`` (adds 2 scores);
 - the bare pandas work on the same rows: read the log's scoring columns and the candles with
   ``pandas.read_parquet``, drop duplicate answers, join on (symbol, target time) and take the errors.
 
@@ -28,12 +28,14 @@ import numpy as np
 import pandas as pd
 from _common import summarize, timed, write_results
 
-from hourcast import drift, model, monitor, registry, store
+from hourcast.data import store
 from hourcast.dev.replay import load_candles_file
 from hourcast.dev.samples import sample_files
-from hourcast.features import FEATURE_NAMES, compute_features, next_hour_targets
-from hourcast.prediction_log import PredictionLog
-from hourcast.schema import Band, Prediction
+from hourcast.features.compute import FEATURE_NAMES, compute_features, next_hour_targets
+from hourcast.model import drift, estimator, registry
+from hourcast.monitor import scoring
+from hourcast.serving.prediction_log import PredictionLog
+from hourcast.serving.schema import Band, Prediction
 from hourcast.settings import Settings
 
 DAYS = 30
@@ -69,7 +71,7 @@ def prepare(settings: Settings) -> tuple[dict[str, pd.DataFrame], dict[str, pd.D
             compute_features(past).merge(next_hour_targets(past), on=["symbol", "event_timestamp"])
         )
     frame = pd.concat(training, ignore_index=True)
-    fitted = model.fit(frame, {"iterations": 50})
+    fitted = estimator.fit(frame, {"iterations": 50})
     tag = registry.save_candidate(
         fitted,
         settings.model_name,
@@ -153,7 +155,7 @@ def main() -> None:
         full = []
         for _ in range(RUNS):
             shutil.rmtree(settings.scores_dir, ignore_errors=True)
-            seconds, report = timed(lambda: monitor.run(settings))
+            seconds, report = timed(lambda: scoring.run(settings))
             full.append(seconds)
         assert report.added == 2 * len(hours) - 2 and report.pending == 2, (report.added, report.pending)
         bare = [timed(lambda: bare_join(settings))[0] for _ in range(RUNS)]
@@ -165,7 +167,7 @@ def main() -> None:
             as_of = hours[-1] + (step + 1) * HOUR
             store_until(settings, candles, as_of)  # the hour closes (an ingest) and is answered
             log_hour(log, features, as_of, tag)
-            seconds, report = timed(lambda: monitor.run(settings))
+            seconds, report = timed(lambda: scoring.run(settings))
             assert report.added == 2, report.added
             hourly.append(seconds)
 

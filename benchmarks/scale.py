@@ -10,7 +10,7 @@ flows call:
   split into validation (the GX run), storage (the wall time during which any month-file upsert ran) and
   fetch (the rest: the exchange requests, paced by the rate limit);
 * features + materialize (``featurestore.materialize``: the feature helper's incremental table, Feast);
-* monitor (``monitor.run``).
+* monitor (``scoring.run``).
 
 Beside them, in the same process, the bare calls doing the ingest's work: ccxt's ``fetch_ohlcv`` for each
 symbol one after the other with ccxt's own rate limiter, one GX validation of the same batch, and a pandas
@@ -91,7 +91,7 @@ def advance(url: str) -> None:
 
 def prefill(settings: Any, frames: dict[str, pd.DataFrame], months: int) -> int:
     """The ``months`` of candles before the clock, straight into the store (as earlier ingests left them)."""
-    from hourcast import store
+    from hourcast.data import store
 
     start, rows = NOW - pd.DateOffset(months=months), 0
     for symbol, frame in frames.items():
@@ -107,7 +107,7 @@ def prefill_ledger(settings: Any, symbols: list[str], months: int) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from hourcast import ledger
+    from hourcast.data import ledger
 
     hours = pd.date_range(NOW - pd.DateOffset(months=months), NOW, freq="h", inclusive="left")
     rows = ledger.table(ledger_entries(symbols, hours[0], "ok"))
@@ -121,7 +121,7 @@ def prefill_ledger(settings: Any, symbols: list[str], months: int) -> int:
 
 def ledger_entries(symbols: list[str], run_at: pd.Timestamp, status: str) -> list[Any]:
     """One run's ledger entries: a new candle per symbol."""
-    from hourcast.ledger import LedgerEntry
+    from hourcast.data.ledger import LedgerEntry
 
     last = run_at.floor("h") - pd.Timedelta(hours=1)
     return [
@@ -135,7 +135,7 @@ def ledger_cost(settings: Any, symbols: list[str]) -> dict[str, Any]:
     of the last 20 rows (``hourcast ledger``)."""
     import pyarrow.parquet as pq
 
-    from hourcast import ledger
+    from hourcast.data import ledger
 
     files = len(ledger.parts(settings.ledger_dir))
     writes, bare = [], []
@@ -176,8 +176,8 @@ def bare_ingest(settings: Any, symbols: list[str], batch: pd.DataFrame, now_ms: 
     """The ingest's work as bare library calls: ccxt fetches, one GX validation, pandas month rewrites."""
     import ccxt
 
-    from hourcast.exchange import rebase_urls
-    from hourcast.validation import CandleValidator
+    from hourcast.data.exchange import rebase_urls
+    from hourcast.data.validation import CandleValidator
 
     client = ccxt.binance({"enableRateLimit": True, "options": {"defaultType": "spot"}})
     client.urls["api"] = rebase_urls(client.urls["api"], settings.exchange_url)
@@ -235,14 +235,14 @@ class StageTimer:
         self._upsert: Callable[..., Any] | None = None
 
     def __enter__(self) -> StageTimer:
-        from hourcast import store
+        from hourcast.data import store
 
         self._upsert = store.upsert
         store.upsert = self._timed_upsert  # instrumentation: the storage share of the ingest
         return self
 
     def __exit__(self, *_: object) -> None:
-        from hourcast import store
+        from hourcast.data import store
 
         store.upsert = self._upsert
 
@@ -255,7 +255,7 @@ class StageTimer:
 
     def validator(self) -> Any:
         """A ``CandleValidator`` adding the seconds of its GX runs to ``validation``."""
-        from hourcast.validation import CandleValidator
+        from hourcast.data.validation import CandleValidator
 
         timer = self
 
@@ -274,8 +274,9 @@ def hourly_cycle(settings: Any, timer: StageTimer) -> tuple[Callable[[], dict[st
     """One data home's hourly cycle as the flows run it (ingest, features + materialize, monitor), returning
     the seconds of the cycle and of each stage (fetch: the ingest's time outside validation and storage);
     and the home's exchange source."""
-    from hourcast import featurestore, monitor
-    from hourcast.ingest import Ingestor, make_ingestor
+    from hourcast.data.ingest import Ingestor, make_ingestor
+    from hourcast.features import featurestore
+    from hourcast.monitor import scoring
 
     source = make_ingestor(settings).source
     ingestor = Ingestor(settings, source, timer.validator)
@@ -287,7 +288,7 @@ def hourly_cycle(settings: Any, timer: StageTimer) -> tuple[Callable[[], dict[st
         storage_s = wall(timer.storing)
         assert all(s.status == "ok" and s.new == 1 for s in summaries), [s.as_json() for s in summaries][:3]
         materialize_s, _ = timed(lambda: featurestore.materialize(settings))
-        monitor_s, _ = timed(lambda: monitor.run(settings))
+        monitor_s, _ = timed(lambda: scoring.run(settings))
         stages = {
             "fetch": ingest_s - timer.validation - storage_s,
             "validation": timer.validation,
@@ -318,7 +319,7 @@ def memory_peak_mib() -> float:
 
 def child(count: int, months: int, url: str, redis_url: str, home: Path, extras: bool) -> dict[str, Any]:
     """Fill, warm up and time ``CYCLES`` hourly cycles of ``count`` symbols (see the module docstring)."""
-    from hourcast import store
+    from hourcast.data import store
 
     frames = synthetic_datasets(count, recorded())
     symbols = list(frames)
@@ -422,9 +423,10 @@ def train_and_predict(settings: Any, symbols: list[str]) -> dict[str, Any]:
     bare Feast + CatBoost call."""
     import numpy as np
 
-    from hourcast import featurestore, registry, training
-    from hourcast.features import FEATURE_NAMES
-    from hourcast.serving import Predictor
+    from hourcast.features import featurestore
+    from hourcast.features.compute import FEATURE_NAMES
+    from hourcast.model import registry, training
+    from hourcast.serving.predictor import Predictor
 
     os.environ.update({"BENTOML_HOME": str(settings.home / "bentoml"), "BENTOML_DO_NOT_TRACK": "True"})
     train_s, trained = timed(lambda: training.train(settings))
@@ -481,8 +483,8 @@ def predict_batch_http(
     import httpx
     from _common import free_port, hourcast_serve
 
-    from hourcast.cli import serve_environment
-    from hourcast.stack import settings_environment
+    from hourcast.cli.main import serve_environment
+    from hourcast.ops.stack import settings_environment
 
     port = free_port()
     env = serve_environment(settings, {**os.environ, **settings_environment(settings)})

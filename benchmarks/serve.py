@@ -35,11 +35,13 @@ import numpy as np
 import psutil
 from _common import REPO, free_port, hourcast_serve, summarize, write_results
 
-from hourcast import featurestore, registry, store, training
+from hourcast.data import store
 from hourcast.dev.redis_server import RedisServer
 from hourcast.dev.replay import load_candles_file
 from hourcast.dev.samples import sample_files
-from hourcast.features import FEATURE_NAMES
+from hourcast.features import featurestore
+from hourcast.features.compute import FEATURE_NAMES
+from hourcast.model import registry, training
 from hourcast.settings import Settings
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))

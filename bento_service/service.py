@@ -15,15 +15,16 @@ import bentoml
 from fastapi import Query
 from fastapi.responses import PlainTextResponse
 
-from hourcast import api, schema, serving
-from hourcast.prediction_log import PredictionLog
-from hourcast.selection import resolved
-from hourcast.served_model import ProductionModel
+from hourcast.api import asgi
+from hourcast.data.selection import resolved
+from hourcast.model.served_model import ProductionModel
+from hourcast.serving import predictor, schema
+from hourcast.serving.prediction_log import PredictionLog
 from hourcast.settings import Settings
 from hourcast.warning_filters import quiet_known_deprecations
 
 quiet_known_deprecations()  # a warnings filter: before Feast and BentoML warn in this process
-app = api.build_app("hourcast")
+app = asgi.build_app("hourcast")
 
 
 async def current_service() -> NextHour:
@@ -42,7 +43,7 @@ SYMBOL_QUERY = {"pattern": schema.SYMBOL_PATTERN, "description": "Unified symbol
     workers="cpu_count",
     traffic={"timeout": 10},
     logging={"access": {"enabled": False}},
-    tracing={"excluded_urls": api.HEALTH_URLS},
+    tracing={"excluded_urls": asgi.HEALTH_URLS},
 )
 @bentoml.asgi_app(app, path="/")
 class NextHour:
@@ -53,11 +54,11 @@ class NextHour:
     def __init__(self) -> None:
         self.settings = resolved(Settings())  # all-usdt: the symbols ingest resolved, no exchange call
         declared = str(self.model_ref.tag)  # resolved now (registry, model store), never at import
-        self.predictor = serving.Predictor(self.settings, fallback_tag=declared)
+        self.predictor = predictor.Predictor(self.settings, fallback_tag=declared)
         self.predictor.start()
         self.log = PredictionLog(self.settings.predictions_dir, self.settings.prediction_flush_seconds)
         self.log.start()
-        self.feature_ages = api.FeatureAges()
+        self.feature_ages = asgi.FeatureAges()
         gc.freeze()  # what start-up loaded lives forever: keep full collections from walking it per request
 
     @bentoml.on_shutdown
@@ -73,18 +74,18 @@ class NextHour:
         self.feature_ages.remember(predictions)
         return predictions
 
-    @app.post("/predict", tags=[api.FORECASTS], responses=api.POST_ERRORS)
+    @app.post("/predict", tags=[asgi.FORECASTS], responses=asgi.POST_ERRORS)
     async def predict(self, request: schema.PredictRequest) -> schema.Prediction:
         """Forecast the close of the next hour for one symbol (503 with the reason when it cannot)."""
         [prediction] = await self._answer([request.symbol], request.allow_stale)
         return prediction
 
-    @app.post("/predict_batch", tags=[api.FORECASTS], responses=api.POST_ERRORS)
+    @app.post("/predict_batch", tags=[asgi.FORECASTS], responses=asgi.POST_ERRORS)
     async def predict_batch(self, request: schema.PredictBatchRequest) -> list[schema.Prediction]:
         """Forecasts for up to 100 symbols in one call, one per distinct symbol in request order."""
         return await self._answer(request.symbols, request.allow_stale)
 
-    @app.get("/history", tags=[api.FORECASTS], responses=api.GET_ERRORS)
+    @app.get("/history", tags=[asgi.FORECASTS], responses=asgi.GET_ERRORS)
     def history(
         self,
         symbol: str = Query(**SYMBOL_QUERY),
@@ -95,7 +96,7 @@ class NextHour:
         candles = candles.assign(ts=candles["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).drop(columns="symbol")
         return schema.History(symbol=symbol, candles=candles.to_dict(orient="records"))
 
-    @app.get("/scoreboard", tags=[api.MONITORING], responses=api.MONITOR_ERRORS)
+    @app.get("/scoreboard", tags=[asgi.MONITORING], responses=asgi.MONITOR_ERRORS)
     async def scoreboard(
         self,
         symbol: str | None = Query(None, **SYMBOL_QUERY),
@@ -105,9 +106,9 @@ class NextHour:
         band coverage per window, symbol and model: the numbers `hourcast monitor` prints."""
         if symbol is not None:
             self.predictor.check_symbols([symbol])
-        return await api.off_loop(api.scoreboard_body, self.settings, symbol, window)
+        return await asgi.off_loop(asgi.scoreboard_body, self.settings, symbol, window)
 
-    @app.get("/performance", tags=[api.MONITORING], responses=api.MONITOR_ERRORS)
+    @app.get("/performance", tags=[asgi.MONITORING], responses=asgi.MONITOR_ERRORS)
     async def performance(
         self,
         symbol: str = Query(**SYMBOL_QUERY),
@@ -116,33 +117,33 @@ class NextHour:
         """Predicted vs realised close with the band per served hour, the trailing 24 h MAE ratio and
         directional accuracy, and when each model served (what the dashboard's Performance view draws)."""
         [symbol] = self.predictor.check_symbols([symbol])
-        return await api.off_loop(
-            api.performance_body, self.settings, symbol, hours, self.predictor.model_tag
+        return await asgi.off_loop(
+            asgi.performance_body, self.settings, symbol, hours, self.predictor.model_tag
         )
 
     @app.get(
         "/monitor/metrics",
-        tags=[api.MONITORING],
+        tags=[asgi.MONITORING],
         response_class=PlainTextResponse,
-        responses=api.PROMETHEUS_RESPONSES,
+        responses=asgi.PROMETHEUS_RESPONSES,
     )
     async def monitor_metrics(self) -> PlainTextResponse:
         """Prometheus gauges per symbol: rolling MAE ratio, MAE, directional accuracy, band coverage and
         hours scored (24h, 7d, 30d), the online features' age and the model tag (`hourcast_model_info`).
         BentoML's own request metrics stay at `/metrics`."""
         # a fresh, bounded read while the store is up; else the last answer's age (/readyz says why)
-        with contextlib.suppress(serving.Unavailable):
+        with contextlib.suppress(predictor.Unavailable):
             self.feature_ages.remember(await self.predictor.predict_async(self.settings.symbols, True))
         ages = self.feature_ages.ages(self.predictor.clock.now())
-        text = await api.off_loop(api.prometheus_body, self.settings, self.predictor.model_tag, ages)
-        return PlainTextResponse(text, media_type=api.PROMETHEUS_CONTENT_TYPE)
+        text = await asgi.off_loop(asgi.prometheus_body, self.settings, self.predictor.model_tag, ages)
+        return PlainTextResponse(text, media_type=asgi.PROMETHEUS_CONTENT_TYPE)
 
 
 # the first middleware added is the outermost of the service's own: health probes are answered before
 # the others (and BentoML's tracing leaves them out, see the decorator)
 NextHour.add_asgi_middleware(
-    api.HealthEndpoints, readiness=lambda: bentoml.get_current_service().predictor.readiness()
+    asgi.HealthEndpoints, readiness=lambda: bentoml.get_current_service().predictor.readiness()
 )
-NextHour.add_asgi_middleware(api.ErrorShape)
-NextHour.add_asgi_middleware(api.OpenApiInfo, title="hourcast prediction API")
-NextHour.add_asgi_middleware(api.BodyLimit, max_bytes=api.MAX_BODY_BYTES)
+NextHour.add_asgi_middleware(asgi.ErrorShape)
+NextHour.add_asgi_middleware(asgi.OpenApiInfo, title="hourcast prediction API")
+NextHour.add_asgi_middleware(asgi.BodyLimit, max_bytes=asgi.MAX_BODY_BYTES)

@@ -11,7 +11,7 @@ from pathlib import Path
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, UnixTimestamp
 
-from hourcast.features import CROSS_FEATURES, FEATURE_NAMES, ORDER_FLOW_FEATURES
+from hourcast.features.compute import CROSS_FEATURES, FEATURE_NAMES, ORDER_FLOW_FEATURES
 
 # A traded pair such as "BTC/USDT": every feature row describes one symbol at one hour.
 symbol = Entity(

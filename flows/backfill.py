@@ -16,8 +16,8 @@ from flows.ingest_tasks import (
     raise_for_problems,
 )
 from flows.tasks import writer_slot
-from hourcast.candles import parse_moment
-from hourcast.ingest import resolve_settings
+from hourcast.data.candles import parse_moment
+from hourcast.data.ingest import resolve_settings
 from hourcast.settings import Settings
 
 

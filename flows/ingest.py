@@ -16,7 +16,7 @@ from flows.ingest_tasks import (
     raise_for_problems,
 )
 from flows.tasks import writer_slot
-from hourcast.ingest import resolve_settings
+from hourcast.data.ingest import resolve_settings
 from hourcast.settings import Settings
 
 

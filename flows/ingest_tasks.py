@@ -1,7 +1,7 @@
 """The Prefect tasks of the ``ingest`` and ``backfill`` flows: each is one short call into the package.
 
 Retries live in one layer per kind of I/O. The exchange pull does not retry as a task: the exchange
-client (``hourcast.exchange.CandleSource``) already retries each transient request with backoff that
+client (``hourcast.data.exchange.CandleSource``) already retries each transient request with backoff that
 honours ``Retry-After``, which a task-level retry cannot see, and a permanent error (an unknown market,
 rejected credentials) must fail at once rather than be repeated; when the client's retries run out the
 run fails with what it stored, and the next scheduled run resumes. The online-store materialization
@@ -25,9 +25,10 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from flows.tasks import retry_on
-from hourcast import featurestore, reporting
-from hourcast.featurestore import MaterializeSummary, OnlineStoreUnavailable
-from hourcast.ingest import SymbolSummary, make_ingestor
+from hourcast.data.ingest import SymbolSummary, make_ingestor
+from hourcast.features import featurestore
+from hourcast.features.featurestore import MaterializeSummary, OnlineStoreUnavailable
+from hourcast.ops import reporting
 from hourcast.settings import Settings
 
 

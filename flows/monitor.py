@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow
 
 from flows.monitor_tasks import publish_monitor_report, request_retrain, score_predictions
-from hourcast.selection import resolved
+from hourcast.data.selection import resolved
 from hourcast.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""The Prefect tasks of the ``retention`` flow: one short call into ``hourcast.retention`` and its report.
+"""The Prefect tasks of the ``retention`` flow: one short call into ``hourcast.ops.retention`` and its report.
 Nothing here retries: retention is local I/O, and the next weekly run deletes what this one left."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from hourcast import reporting, retention
-from hourcast.retention import RetentionReport
+from hourcast.ops import reporting, retention
+from hourcast.ops.retention import RetentionReport
 from hourcast.settings import Settings
 
 

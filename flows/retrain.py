@@ -10,9 +10,9 @@ from typing import Any
 from prefect import flow
 
 from flows.retrain_tasks import publish_training_failure, publish_training_report, train_model
-from hourcast.selection import resolved
+from hourcast.data.selection import resolved
+from hourcast.model.training import TrainingError
 from hourcast.settings import Settings
-from hourcast.training import TrainingError
 
 
 @flow(name="retrain")

@@ -7,9 +7,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from hourcast import registry, reporting, training
+from hourcast.model import registry, training
+from hourcast.model.training import TrainingResult
+from hourcast.ops import reporting
 from hourcast.settings import Settings
-from hourcast.training import TrainingResult
 
 
 @task(name="train", cache_policy=NONE, persist_result=False)

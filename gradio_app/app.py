@@ -6,8 +6,8 @@ from ``Settings``.
 
 from __future__ import annotations
 
-from hourcast.dashboard import build_app
-from hourcast.selection import resolved
+from hourcast.dashboard.layout import build_app
+from hourcast.data.selection import resolved
 from hourcast.settings import Settings
 
 

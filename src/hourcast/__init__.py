@@ -1,7 +1,7 @@
 """hourcast: next-hour close forecasts for crypto pairs."""
 
-from hourcast.feast_checks import skip_feast_instrumentation
+from hourcast.compat import skip_feast_instrumentation
 
 __version__ = "0.1.0"
 
-skip_feast_instrumentation()  # before anything imports Feast (see hourcast.feast_checks)
+skip_feast_instrumentation()  # before anything imports Feast (see hourcast.compat)

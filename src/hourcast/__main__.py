@@ -1,5 +1,5 @@
 """``python -m hourcast``: the command line."""
 
-from hourcast.cli import app
+from hourcast.cli.main import app
 
 app()

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hourcast.timeframe import check_timeframe, timeframe_ms
+
 
 class Settings(BaseSettings):
     """hourcast configuration, read from ``HOURCAST_*`` environment variables and ``.env``."""
@@ -179,8 +181,7 @@ class Settings(BaseSettings):
     @field_validator("timeframe")
     @classmethod
     def _supported_timeframe(cls, value: str) -> str:
-        """Refuse a timeframe hourcast does not run end to end (``candles.SUPPORTED_TIMEFRAMES``)."""
-        from hourcast.candles import check_timeframe
+        """Refuse a timeframe hourcast does not run end to end (``timeframe.SUPPORTED_TIMEFRAMES``)."""
 
         return check_timeframe(value)
 
@@ -262,7 +263,6 @@ class Settings(BaseSettings):
     @property
     def feature_age_limit_seconds(self) -> int:
         """``max_feature_age_seconds``, or two timeframes when unset."""
-        from hourcast.candles import timeframe_ms
 
         return self.max_feature_age_seconds or 2 * timeframe_ms(self.timeframe) // 1000
 

@@ -106,7 +106,7 @@ def redis_db(test_redis: RedisServer) -> Iterator[str]:
 
 def store_recorded(settings: Settings, recorded: dict[str, pd.DataFrame], days: int, end: str) -> None:
     """Put the recorded candles of the ``days`` before ``end`` straight into the settings' store."""
-    from hourcast import store
+    from hourcast.data import store
     from tests.conftest import as_candle_frame
 
     stop = pd.Timestamp(end, tz="UTC")
@@ -236,7 +236,7 @@ def prefect_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 def start_prefect_server(home: Path) -> dict[str, Any]:
     """Start ``prefect server start`` on a free port, its database under ``home``, in a process group of its
     own; once it answers, its API URL and process id."""
-    from hourcast.stack import answers, prefect_server_environment, python_module
+    from hourcast.ops.stack import answers, prefect_server_environment, python_module
 
     port = free_port()
     env = {

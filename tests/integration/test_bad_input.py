@@ -14,10 +14,10 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from hourcast import ledger, store
-from hourcast.cli import app
+from hourcast.cli.main import app
+from hourcast.data import ledger, store
+from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay import ReplayServer
-from hourcast.ingest import make_ingestor
 from tests.integration.conftest import replay_settings
 
 BTC = store.Series("binance", "BTC/USDT", "1h")

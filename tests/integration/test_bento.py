@@ -14,7 +14,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from hourcast import featurestore, model, training
+from hourcast.features import featurestore
+from hourcast.model import estimator, training
 from hourcast.settings import Settings
 from tests.integration.conftest import bentoml_home, bentoml_serve, free_port, store_recorded
 
@@ -41,7 +42,7 @@ def served_bento(tmp_path: Path, redis_db: str, recorded_files: dict) -> Iterato
     featurestore.materialize(settings)
     bentoml_dir = tmp_path / "bentoml"
     with bentoml_home(bentoml_dir):
-        training.train(settings, fit_fn=lambda frame, params=None: model.fit(frame, {"iterations": 30}))
+        training.train(settings, fit_fn=lambda frame, params=None: estimator.fit(frame, {"iterations": 30}))
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HOURCAST_", "BENTOML_"))}
     bento_env = {**clean, "BENTOML_HOME": str(bentoml_dir), "BENTOML_DO_NOT_TRACK": "True"}

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from hourcast import completeness, ledger, quarantine, store
-from hourcast.cli import app
+from hourcast.cli.main import app
+from hourcast.data import completeness, ledger, quarantine, store
+from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay import ReplayExchange, ReplayServer
-from hourcast.ingest import make_ingestor
 from tests.integration.conftest import replay_settings, wait_for
 
 BTC = store.Series("binance", "BTC/USDT", "1h")
@@ -195,7 +195,7 @@ RACE_WRITER = """
 import sys
 from pathlib import Path
 
-from hourcast import completeness, store
+from hourcast.data import completeness, store
 
 root, first, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 series = store.Series("binance", "BTC/USDT", "1h")

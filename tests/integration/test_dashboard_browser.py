@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
-from hourcast.dashboard import _gradio, build_app
+from hourcast.dashboard.layout import _gradio, build_app
 from hourcast.settings import Settings
 from tests.integration.conftest import free_port
 from tests.unit.test_dashboard import candles_payload, make_prediction, serve_fake_api

@@ -16,7 +16,7 @@ from prefect.client.schemas.objects import State
 
 from flows.backfill import backfill
 from flows.ingest import ingest
-from hourcast import ledger, store
+from hourcast.data import ledger, store
 from hourcast.dev.replay import ReplayExchange, ReplayServer, synthetic_datasets
 from hourcast.settings import Settings
 

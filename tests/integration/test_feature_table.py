@@ -12,8 +12,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from hourcast import atomic, dataset, feature_table, store
-from hourcast.features import CROSS_FEATURES, LOOKBACK
+from hourcast import atomic
+from hourcast.data import store
+from hourcast.features import dataset, feature_table
+from hourcast.features.compute import CROSS_FEATURES, LOOKBACK
 from hourcast.settings import Settings
 from tests.conftest import as_candle_frame
 
@@ -148,7 +150,7 @@ def test_a_state_of_another_layout_rebuilds_the_table(settings: Settings, record
     assert feature_table.update(settings).rebuilt
     state = feature_table.state_path(settings.feature_table_path)
     table = pq.read_table(state)
-    key = b"hourcast.feature_table"
+    key = b"hourcast.features.feature_table"
     meta = json.loads(table.schema.metadata[key])
     older = {name: value for name, value in meta.items() if name not in ("layout", "counts")}
     pq.write_table(table.replace_schema_metadata({key: json.dumps(older)}), state)

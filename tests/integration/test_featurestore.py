@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import redis
 
-from hourcast import dataset, feature_table, featurestore
-from hourcast.features import FEATURE_NAMES, LOOKBACK
+from hourcast.features import dataset, feature_table, featurestore
+from hourcast.features.compute import FEATURE_NAMES, LOOKBACK
 from hourcast.settings import Settings
 from tests.integration.conftest import store_recorded
 
@@ -261,7 +261,7 @@ def test_feast_reprints_any_materialized_view_of_its_own_template(
 
 
 def test_the_stock_redis_file_takes_a_url_and_defaults_like_the_settings() -> None:
-    from hourcast.feast_redis import RedisUrlOnlineStoreConfig
+    from hourcast.features.feast_redis import RedisUrlOnlineStoreConfig
 
     given = RedisUrlOnlineStoreConfig(url="rediss://:secret@cache.example:6380/4")
     assert given.connection_string.startswith("cache.example:6380,db=4,")

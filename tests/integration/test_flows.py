@@ -33,8 +33,10 @@ from flows.backfill import backfill
 from flows.ingest import ingest
 from flows.retention import retention
 from flows.retrain import retrain
-from hourcast import featurestore, registry, store
+from hourcast.data import store
 from hourcast.dev.replay import ReplayServer
+from hourcast.features import featurestore
+from hourcast.model import registry
 from hourcast.settings import Settings
 from tests.integration.conftest import wait_for
 

@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from hourcast import ledger, quarantine, store
-from hourcast.candles import ORDER_FLOW_COLUMNS, to_ms
-from hourcast.cli import app
+from hourcast.cli.main import app
+from hourcast.data import ledger, quarantine, store
+from hourcast.data.candles import ORDER_FLOW_COLUMNS, to_ms
+from hourcast.data.exchange import ExchangeFailure
+from hourcast.data.ingest import Ingestor, make_ingestor
+from hourcast.data.validation import CandleValidator
 from hourcast.dev.replay import ReplayExchange, ReplayServer
-from hourcast.exchange import ExchangeFailure
-from hourcast.features import LOOKBACK, compute_features
-from hourcast.ingest import Ingestor, make_ingestor
-from hourcast.validation import CandleValidator
+from hourcast.features.compute import LOOKBACK, compute_features
 from tests.integration.conftest import replay_settings
 
 JAN, MAR = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")

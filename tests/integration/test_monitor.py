@@ -19,10 +19,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hourcast import drift, model, monitor, registry, serving, store
-from hourcast.features import compute_features, next_hour_targets
-from hourcast.prediction_log import PredictionLog, read_log
-from hourcast.schema import Band, Prediction
+from hourcast.data import store
+from hourcast.features.compute import compute_features, next_hour_targets
+from hourcast.model import drift, estimator, registry
+from hourcast.monitor import scoring
+from hourcast.serving import predictor
+from hourcast.serving.prediction_log import PredictionLog, read_log
+from hourcast.serving.schema import Band, Prediction
 from hourcast.settings import Settings
 from tests.conftest import as_candle_frame
 from tests.integration.conftest import wait_for
@@ -65,12 +68,13 @@ def promote_a_model(settings: Settings, recorded: dict[str, pd.DataFrame]) -> st
         ignore_index=True,
     )
     frame = compute_features(candles).merge(next_hour_targets(candles), on=["symbol", "event_timestamp"])
-    fitted = model.fit(frame, {"iterations": 40})
+    fitted = estimator.fit(frame, {"iterations": 40})
     errors = np.log(
-        frame["next_close"] / model.to_close(frame["last_close"], model.predict_returns(fitted, frame))
+        frame["next_close"]
+        / estimator.to_close(frame["last_close"], estimator.predict_returns(fitted, frame))
     )
     metadata = {
-        "return_error_quantiles": {q: float(np.quantile(errors, float(q))) for q in serving.BAND_QUANTILES},
+        "return_error_quantiles": {q: float(np.quantile(errors, float(q))) for q in predictor.BAND_QUANTILES},
         "feature_reference": drift.feature_reference(frame),
         "training_window": {"start": str(frame["event_timestamp"].min()), "end": str(START)},
     }
@@ -81,7 +85,7 @@ def promote_a_model(settings: Settings, recorded: dict[str, pd.DataFrame]) -> st
     return tag
 
 
-def answer(settings: Settings, loaded: serving.LoadedModel, log: PredictionLog, now: pd.Timestamp) -> int:
+def answer(settings: Settings, loaded: predictor.LoadedModel, log: PredictionLog, now: pd.Timestamp) -> int:
     """What the API answers at ``now`` for each symbol whose features exist, logged ``ANSWERS`` times."""
     rows = []
     for symbol in SYMBOLS:
@@ -92,7 +96,7 @@ def answer(settings: Settings, loaded: serving.LoadedModel, log: PredictionLog, 
     rows = pd.concat(rows, ignore_index=True)
     if rows.empty:
         return 0
-    returns, closes = serving.forecast_rows(loaded, rows)
+    returns, closes = predictor.forecast_rows(loaded, rows)
     predictions = []
     for index, row in rows.iterrows():
         close = float(closes[index])
@@ -110,8 +114,8 @@ def answer(settings: Settings, loaded: serving.LoadedModel, log: PredictionLog, 
                 features_age_seconds=60.0,
                 stale=False,
                 band=Band(
-                    low=serving.forecast_band(close, loaded.band[0]),
-                    high=serving.forecast_band(close, loaded.band[1]),
+                    low=predictor.forecast_band(close, loaded.band[0]),
+                    high=predictor.forecast_band(close, loaded.band[1]),
                     quantiles=[0.05, 0.95],
                 ),
                 clock="exchange",
@@ -135,7 +139,7 @@ def assert_exact(scores: pd.DataFrame, recorded: dict[str, pd.DataFrame], log: p
         last = float(frame.loc[frame["ts"] == row.as_of, "close"].iloc[0])
         assert row.last_close == last == logged["last_close"]
         assert row.predicted_close == logged["predicted_close"]
-        if row.status == monitor.UNSCORABLE:
+        if row.status == scoring.UNSCORABLE:
             assert (row.symbol, target) == ("BTC/USDT", GAP) and np.isnan(row.realised_close)
             continue
         realised = float(frame.loc[frame["ts"] == target, "close"].iloc[0])
@@ -154,7 +158,7 @@ def test_predictions_are_scored_exactly_once_across_runs_and_restarts(
     settings = Settings(home=tmp_path / "home", symbols=SYMBOLS)
     store_hours(settings, recorded_files, START - pd.Timedelta(days=3), START)
     tag = promote_a_model(settings, recorded_files)
-    loaded = serving.load_model(settings, tag)
+    loaded = predictor.load_model(settings, tag)
 
     log = PredictionLog(settings.predictions_dir)
     answered = {}
@@ -162,12 +166,12 @@ def test_predictions_are_scored_exactly_once_across_runs_and_restarts(
         now = START + step * HOUR
         store_hours(settings, recorded_files, now, now)
         answered[now] = answer(settings, loaded, log, now)
-    first = monitor.run(settings)
+    first = scoring.run(settings)
     assert first.added == 2 * 20 and first.pending == 2  # each symbol's last answer waits for its candle
     assert first.now == START + 20 * HOUR and first.production == tag
-    again = monitor.run(settings)
+    again = scoring.run(settings)
     assert again.added == 0 and again.pending == 2  # re-running adds nothing
-    pd.testing.assert_frame_equal(again.scores, monitor.read_scores(settings.scores_dir))
+    pd.testing.assert_frame_equal(again.scores, scoring.read_scores(settings.scores_dir))
 
     log.close()  # the service restarts: a new log writer
     log = PredictionLog(settings.predictions_dir)
@@ -207,8 +211,8 @@ def test_predictions_are_scored_exactly_once_across_runs_and_restarts(
     assert board[("30d", "BTC/USDT", "all")]["hours"] == btc_predictions - 2
     assert board[("30d", "BTC/USDT", "all")]["unscorable"] == 1
     assert board[("24h", "ETH/USDT", tag)]["hours"] == 24
-    scores = monitor.read_scores(settings.scores_dir)
-    assert len(scores) == report["scored"] + 1 and not scores.duplicated(monitor.KEY).any()
+    scores = scoring.read_scores(settings.scores_dir)
+    assert len(scores) == report["scored"] + 1 and not scores.duplicated(scoring.KEY).any()
     assert_exact(scores, recorded_files, logged)
     day = scores.loc[(scores["symbol"] == "ETH/USDT") & (scores["target_time"] > START + 33 * HOUR)]
     eth_day = board[("24h", "ETH/USDT", "all")]
@@ -222,17 +226,17 @@ def test_predictions_are_scored_exactly_once_across_runs_and_restarts(
 
     # the next candle arrives: the two waiting predictions are scored, nothing else changes
     store_hours(settings, recorded_files, START + STEPS * HOUR, START + STEPS * HOUR)
-    last = monitor.run(settings)
+    last = scoring.run(settings)
     assert last.added == 2 and last.pending == 0
-    assert_exact(monitor.read_scores(settings.scores_dir), recorded_files, logged)
-    assert monitor.run(settings).added == 0
+    assert_exact(scoring.read_scores(settings.scores_dir), recorded_files, logged)
+    assert scoring.run(settings).added == 0
 
 
 def sabotaged_fit(frame: pd.DataFrame, params: dict | None = None) -> Any:
     """A model fitted hard to shuffled labels, scaled up: it forecasts confident noise."""
     shuffled = np.random.default_rng(0).permutation(frame["target_return"].to_numpy())
     noisy = {"loss_function": "RMSE", "learning_rate": 0.3, "l2_leaf_reg": 1.0, "depth": 6, "iterations": 80}
-    return model.fit(frame.assign(target_return=20 * shuffled), {**(params or {}), **noisy})
+    return estimator.fit(frame.assign(target_return=20 * shuffled), {**(params or {}), **noisy})
 
 
 def degraded_events() -> list[Any]:
@@ -277,7 +281,8 @@ def test_a_sabotaged_model_is_detected_the_event_triggers_retrain_and_the_gate_r
 
     from flows.monitor import monitor as monitor_flow
     from flows.retrain import retrain
-    from hourcast import featurestore, training
+    from hourcast.features import featurestore
+    from hourcast.model import training
     from tests.integration.conftest import store_recorded
 
     variables = {
@@ -306,7 +311,7 @@ def test_a_sabotaged_model_is_detected_the_event_triggers_retrain_and_the_gate_r
     # a model trained on shuffled labels, rejected by the gate, promoted by hand
     sabotaged = training.train(settings, fit_fn=sabotaged_fit)
     registry.promote(settings.registry_dir, settings.model_name, sabotaged.tag, "promoted by hand (sabotage)")
-    loaded = serving.load_model(settings, sabotaged.tag)
+    loaded = predictor.load_model(settings, sabotaged.tag)
 
     log = PredictionLog(settings.predictions_dir)
     detected_at = None

@@ -23,10 +23,13 @@ import pandas as pd
 import psutil
 import pytest
 
-from hourcast import completeness, featurestore, ledger, model, monitor, store, training
+from hourcast.data import completeness, ledger, store
+from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay import ReplayExchange, ReplayServer
-from hourcast.ingest import make_ingestor
-from hourcast.prediction_log import read_log
+from hourcast.features import featurestore
+from hourcast.model import estimator, training
+from hourcast.monitor import scoring
+from hourcast.serving.prediction_log import read_log
 from hourcast.settings import Settings
 from tests.integration.conftest import free_port, replay_settings, service_processes, wait_for
 
@@ -42,7 +45,7 @@ GAP = CLOCK.floor("h") + (GAP_HOUR - 1) * HOUR
 
 
 def fast_fit(frame: pd.DataFrame, params: dict | None = None) -> Any:
-    return model.fit(frame, {**(params or {}), "iterations": 40})
+    return estimator.fit(frame, {**(params or {}), "iterations": 40})
 
 
 def stop_service(server: subprocess.Popen, sig: int = signal.SIGINT) -> list[psutil.Process]:
@@ -261,11 +264,11 @@ def test_answers_of_a_running_service_are_scored_exactly_once_across_restarts_an
     # answer (same symbol, hour and model) once
     log = read_log(settings.predictions_dir)
     assert len(log) == len(served) == len(answers) + 1
-    assert len(monitor.distinct_predictions(log)) == len(answers)
+    assert len(scoring.distinct_predictions(log)) == len(answers)
     assert len(answers) == again["scored"] + len(again["unscorable"]) + again["pending"]
 
-    scores = monitor.read_scores(settings.scores_dir)
-    assert not scores.duplicated(monitor.KEY).any()
+    scores = scoring.read_scores(settings.scores_dir)
+    assert not scores.duplicated(scoring.KEY).any()
     assert len(scores) == len(answers) - 1 and set(scores["model"]) == {tag}
     for row in scores.itertuples():
         served = answers[(row.symbol, row.as_of)]
@@ -273,12 +276,12 @@ def test_answers_of_a_running_service_are_scored_exactly_once_across_restarts_an
         assert row.last_close == served["last_close"] == last
         assert row.predicted_close == served["predicted_close"]
         assert row.target_time == row.as_of + HOUR == pd.Timestamp(served["target_time"])
-        if row.status == monitor.UNSCORABLE:
+        if row.status == scoring.UNSCORABLE:
             assert (row.symbol, row.target_time) == ("BTC/USDT", GAP) and pd.isna(row.realised_close)
             assert pd.isna(row.error) and pd.isna(row.persistence_error) and pd.isna(row.in_band)
             continue
         realised = close_at(recorded_files, row.symbol, row.target_time)
-        assert row.status == monitor.SCORED and row.realised_close == realised
+        assert row.status == scoring.SCORED and row.realised_close == realised
         assert row.error == served["predicted_close"] - realised
         assert abs(row.error) == abs(served["predicted_close"] - realised)
         assert row.persistence_error == last - realised

@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from hourcast import feature_table, featurestore, store
-from hourcast.candles import ORDER_FLOW_COLUMNS
-from hourcast.cli import app
+from hourcast.cli.main import app
+from hourcast.data import store
+from hourcast.data.candles import ORDER_FLOW_COLUMNS
+from hourcast.data.ingest import make_ingestor
+from hourcast.data.validation import latest_report_stem
 from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
-from hourcast.features import ORDER_FLOW_FEATURES
-from hourcast.ingest import make_ingestor
-from hourcast.validation import latest_report_stem
+from hourcast.features import feature_table, featurestore
+from hourcast.features.compute import ORDER_FLOW_FEATURES
 from tests.integration.conftest import replay_settings
 from tests.order_flow import with_test_order_flow
 

@@ -20,9 +20,10 @@ import redis
 from feast.infra.online_stores.redis import RedisType
 from redis.cluster import ClusterNode, RedisCluster
 
-from hourcast import featurestore, training
-from hourcast.cli import serve_environment
-from hourcast.feast_redis import RedisUrlOnlineStoreConfig
+from hourcast.cli.main import serve_environment
+from hourcast.features import featurestore
+from hourcast.features.feast_redis import RedisUrlOnlineStoreConfig
+from hourcast.model import training
 from hourcast.settings import Settings
 from tests.integration.conftest import bentoml_home, bentoml_serve, free_port, store_recorded, wait_for
 from tests.integration.test_service import fast_fit

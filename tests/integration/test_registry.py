@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hourcast import registry
+from hourcast.model import registry
 
 NAME = "hourcast-test"
 
@@ -265,7 +265,7 @@ def test_an_empty_store_says_to_train_first(tmp_path: Path, monkeypatch: pytest.
     """`hourcast models list` and `hourcast serve` before any model: one line saying what to do."""
     from typer.testing import CliRunner
 
-    from hourcast.cli import app
+    from hourcast.cli.main import app
 
     monkeypatch.setenv("HOURCAST_HOME", str(tmp_path / "data"))
     monkeypatch.delenv("HOURCAST_MODEL_NAME", raising=False)

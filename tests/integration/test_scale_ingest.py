@@ -19,13 +19,13 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
 from flows.ingest_tasks import publish_ingest_report
-from hourcast import ledger, quarantine, store
+from hourcast.data import ledger, quarantine, store
+from hourcast.data.exchange import rebase_urls, resolve_symbols
+from hourcast.data.ingest import Ingestor, SymbolSummary, make_ingestor
+from hourcast.data.validation import CandleValidator
 from hourcast.dev.replay import ReplayExchange, ReplayServer, synthetic_datasets
 from hourcast.errors import UserError
-from hourcast.exchange import rebase_urls, resolve_symbols
-from hourcast.ingest import Ingestor, SymbolSummary, make_ingestor
 from hourcast.settings import Settings
-from hourcast.validation import CandleValidator
 from tests.integration.conftest import replay_settings
 
 SYMBOLS = 50

@@ -10,8 +10,10 @@ import pytest
 from bentoml.exceptions import NotFound
 from catboost import CatBoostRegressor
 
-from hourcast import featurestore, model, registry, serving, training
-from hourcast.served_model import ProductionModel
+from hourcast.features import featurestore
+from hourcast.model import estimator, registry, training
+from hourcast.model.served_model import ProductionModel
+from hourcast.serving import predictor
 from hourcast.settings import Settings
 from tests.integration.conftest import store_recorded
 
@@ -52,20 +54,22 @@ def test_a_forecast_whose_target_hour_has_closed_is_stale(
     )
     store_recorded(settings, recorded_files, days=14, end="2024-03-01")
     featurestore.materialize(settings)
-    trained = training.train(settings, fit_fn=lambda frame, params=None: model.fit(frame, {"iterations": 20}))
+    trained = training.train(
+        settings, fit_fn=lambda frame, params=None: estimator.fit(frame, {"iterations": 20})
+    )
     exchange_now = {"at": pd.Timestamp("2024-03-01T00:59:00Z")}
-    clock = serving.ExchangeClock(lambda: int(exchange_now["at"].timestamp() * 1000))
-    predictor = serving.Predictor(settings, clock=clock, fallback_tag=trained.tag)  # promoted or not
+    clock = predictor.ExchangeClock(lambda: int(exchange_now["at"].timestamp() * 1000))
+    live = predictor.Predictor(settings, clock=clock, fallback_tag=trained.tag)  # promoted or not
 
-    [fresh] = predictor.predict(["BTC/USDT"])
+    [fresh] = live.predict(["BTC/USDT"])
     assert fresh.target_time == "2024-03-01T00:00:00Z" and fresh.stale is False
 
     exchange_now["at"] = pd.Timestamp("2024-03-01T01:00:00Z")  # the target candle has closed
     clock.sync()
     assert settings.feature_age_limit_seconds == 7200  # one hour of age: under the limit
     with pytest.raises(
-        serving.Unavailable, match=r"2024-03-01T00:00:00Z\) has already closed by the exchange"
+        predictor.Unavailable, match=r"2024-03-01T00:00:00Z\) has already closed by the exchange"
     ):
-        predictor.predict(["BTC/USDT"])
-    [late] = predictor.predict(["BTC/USDT"], allow_stale=True)
+        live.predict(["BTC/USDT"])
+    [late] = live.predict(["BTC/USDT"], allow_stale=True)
     assert late.stale is True and 3600 <= late.features_age_seconds < 3660

@@ -28,13 +28,17 @@ from playwright.sync_api import Page, expect
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
-from hourcast import featurestore, model, monitor, registry, schema, serving, store, training
-from hourcast.cli import serve_environment
-from hourcast.dashboard import format_price
+from hourcast.cli.main import serve_environment
+from hourcast.dashboard.layout import format_price
+from hourcast.data import store
 from hourcast.dev.replay import ReplayExchange, ReplayServer
-from hourcast.features import FEATURE_NAMES
-from hourcast.prediction_log import read_log
-from hourcast.schema import ErrorBody, Performance, Prediction, Readiness, Scoreboard
+from hourcast.features import featurestore
+from hourcast.features.compute import FEATURE_NAMES
+from hourcast.model import estimator, registry, training
+from hourcast.monitor import scoring
+from hourcast.serving import predictor, schema
+from hourcast.serving.prediction_log import read_log
+from hourcast.serving.schema import ErrorBody, Performance, Prediction, Readiness, Scoreboard
 from hourcast.settings import Settings
 from tests.integration.conftest import (
     RedisServer,
@@ -53,7 +57,7 @@ HANG_GUARD = 2.0  # seconds a request may take before the test calls it hung (a 
 
 
 def fast_fit(frame: pd.DataFrame, params: dict | None = None) -> CatBoostRegressor:
-    return model.fit(frame, {**(params or {}), "iterations": 40})
+    return estimator.fit(frame, {**(params or {}), "iterations": 40})
 
 
 @dataclass
@@ -146,9 +150,9 @@ NEWEST_STORED = "2024-02-29T23:00:00Z"
 def answer_log(settings: Settings, tag: str, rows: pd.DataFrame) -> pd.DataFrame:
     """What the prediction log holds for ``rows`` of the offline feature table answered by model ``tag``:
     its calibrated forecasts and bands through the model module (what the API answers), one per hour."""
-    loaded = serving.load_model(settings, tag)
+    loaded = predictor.load_model(settings, tag)
     assert loaded.calibration is not None
-    forecasts = model.predictions_frame(
+    forecasts = estimator.predictions_frame(
         loaded.model, rows.assign(next_close=float("nan")), calibration=loaded.calibration
     )
     return pd.DataFrame(
@@ -197,9 +201,9 @@ def scored(world: World) -> dict[str, str]:
         store.load_candles(settings.candles_dir, store.Series(settings.exchange, symbol, settings.timeframe))
         for symbol in settings.symbols
     )
-    scores, pending = monitor.score_predictions(monitor.distinct_predictions(log), candles)
+    scores, pending = scoring.score_predictions(scoring.distinct_predictions(log), candles)
     assert pending.empty and len(scores) == 2 * SCORED_HOURS
-    assert monitor.write_scores(settings.scores_dir, scores) == len(scores)
+    assert scoring.write_scores(settings.scores_dir, scores) == len(scores)
     return {"previous": previous, "production": production}
 
 
@@ -207,13 +211,13 @@ def test_the_scoreboard_has_the_numbers_of_hourcast_monitor(world: World, scored
     response = httpx.get(world.url + "/scoreboard", params={"symbol": "ETH/USDT", "window": "7d"}, timeout=10)
     assert response.status_code == 200, response.text
     body = Scoreboard.model_validate(response.json())
-    assert response.json() == monitor.current_scoreboard(world.settings, "ETH/USDT", "7d")
+    assert response.json() == scoring.current_scoreboard(world.settings, "ETH/USDT", "7d")
     with bentoml_home(world.settings.home.parent / "bentoml"):
-        report = monitor.run(world.settings)  # what `hourcast monitor` computes and prints
+        report = scoring.run(world.settings)  # what `hourcast monitor` computes and prints
     board = report.scoreboard.loc[
         (report.scoreboard["window"] == "7d") & (report.scoreboard["symbol"] == "ETH/USDT")
     ]
-    expected = {row["model"]: row for row in monitor.json_records(board)}
+    expected = {row["model"]: row for row in scoring.json_records(board)}
     assert {row.model: row.model_dump() for row in body.rows} == expected
     assert set(expected) == {"all", scored["previous"], scored["production"]}
     assert body.newest_hour == "2024-02-29T23:00:00+00:00" and expected["all"]["hours"] == SCORED_HOURS
@@ -262,7 +266,7 @@ def test_prometheus_metrics_carry_the_rolling_figures_feature_age_and_model(
         (s.labels["symbol"], s.labels["window"], s.labels["model"]): s.value
         for s in families["hourcast_forecast_mae_ratio"].samples
     }
-    board = monitor.current_scoreboard(world.settings, "BTC/USDT", "7d")["rows"]
+    board = scoring.current_scoreboard(world.settings, "BTC/USDT", "7d")["rows"]
     expected = next(row for row in board if row["model"] == scored["production"])
     assert ratio[("BTC/USDT", "7d", scored["production"])] == pytest.approx(expected["mae_ratio"])
     assert ("BTC/USDT", "7d", scored["previous"]) not in ratio  # only what was served and production
@@ -352,7 +356,7 @@ def test_predict_answers_from_online_features_and_the_production_model(world: Wo
 
 
 def test_the_answer_is_the_model_modules_prediction_on_the_offline_row(world: World) -> None:
-    """The evaluation path (``model.predictions_frame``) on the same hour's row of the offline feature
+    """The evaluation path (``estimator.predictions_frame``) on the same hour's row of the offline feature
     table gives exactly the service's answer, so serving cannot build its inputs differently."""
     body = world.post("/predict", {"symbol": "ETH/USDT"}).json()
     table = pd.read_parquet(world.settings.feature_table_path)
@@ -362,8 +366,8 @@ def test_the_answer_is_the_model_modules_prediction_on_the_offline_row(world: Wo
         _, production, metadata = registry.load_production(
             world.settings.registry_dir, world.settings.model_name
         )
-    calibration = model.Calibration.from_metadata(metadata["calibration"])
-    offline = model.predictions_frame(
+    calibration = estimator.Calibration.from_metadata(metadata["calibration"])
+    offline = estimator.predictions_frame(
         production, row.assign(next_close=float("nan")), calibration=calibration
     )
     assert body["predicted_return"] == pytest.approx(float(offline["predicted_return"].iloc[0]), rel=1e-12)

@@ -16,9 +16,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from hourcast import store
+from hourcast.data import store
+from hourcast.ops.stack import Child, Stack, StartupFailed, read_prefect_yaml, wait_until, work_pools
 from hourcast.settings import Settings
-from hourcast.stack import Child, Stack, StartupFailed, read_prefect_yaml, wait_until, work_pools
 from tests.integration.conftest import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

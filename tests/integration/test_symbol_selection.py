@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from hourcast import dataset, selection, serving
-from hourcast.cli import app
+from hourcast.cli.main import app
+from hourcast.data import selection
+from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay import ReplayExchange, ReplayServer, synthetic_datasets
-from hourcast.ingest import make_ingestor
+from hourcast.features import dataset
+from hourcast.serving import predictor
 from hourcast.settings import Settings
 from tests.integration.conftest import replay_settings
 
@@ -61,11 +63,11 @@ def test_ingest_resolves_all_usdt_and_every_entry_point_sees_its_symbols(
 
     settings = selection.resolved(Settings())  # as the retrain flow and the Bento service build theirs
     assert dataset.load_candles(settings).groupby("symbol").size().to_dict() == dict.fromkeys(expected, 48)
-    predictor = serving.Predictor(settings)
+    live = predictor.Predictor(settings)
     try:
-        assert predictor.check_symbols(expected[::-1]) == expected[::-1]
+        assert live.check_symbols(expected[::-1]) == expected[::-1]
         left_out = next(symbol for symbol in volume if symbol not in expected)
-        with pytest.raises(serving.UnknownSymbol, match=f"this service forecasts {', '.join(expected)}$"):
-            predictor.check_symbols([left_out])
+        with pytest.raises(predictor.UnknownSymbol, match=f"this service forecasts {', '.join(expected)}$"):
+            live.check_symbols([left_out])
     finally:
-        predictor.stop()
+        live.stop()

@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 from catboost import CatBoostRegressor
 
-from hourcast import dataset, featurestore, model, store, training
-from hourcast.candles import timeframe_delta
+from hourcast.data import store
+from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay import FILE_COLUMNS, ReplayExchange, ReplayServer, load_candles_file
-from hourcast.ingest import make_ingestor
+from hourcast.features import dataset, featurestore
+from hourcast.model import estimator, training
+from hourcast.timeframe import timeframe_delta
 from tests.integration.conftest import replay_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +57,7 @@ def quarter_hourly(hourly: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 def fast_fit(frame: pd.DataFrame, params: dict | None = None) -> CatBoostRegressor:
-    return model.fit(frame, {**(params or {}), "iterations": 40})
+    return estimator.fit(frame, {**(params or {}), "iterations": 40})
 
 
 @pytest.mark.usefixtures("bentoml_store")

@@ -11,9 +11,11 @@ import pytest
 from catboost import CatBoostRegressor
 from typer.testing import CliRunner
 
-from hourcast import dataset, evaluation, featurestore, model, registry, serving, training
-from hourcast.cli import _print_windows_table, app
-from hourcast.features import FEATURE_NAMES, compute_features
+from hourcast.cli.main import _print_windows_table, app
+from hourcast.features import dataset, featurestore
+from hourcast.features.compute import FEATURE_NAMES, compute_features
+from hourcast.model import estimator, evaluation, registry, training
+from hourcast.serving import predictor
 from hourcast.settings import Settings
 from tests.integration.conftest import store_recorded
 
@@ -23,12 +25,12 @@ pytestmark = pytest.mark.usefixtures("bentoml_store")
 
 
 def fast_fit(frame: pd.DataFrame, params: dict | None = None) -> CatBoostRegressor:
-    return model.fit(frame, {**(params or {}), **FAST})
+    return estimator.fit(frame, {**(params or {}), **FAST})
 
 
 def inverted_fit(frame: pd.DataFrame, params: dict | None = None) -> CatBoostRegressor:
     """A deliberately worse model: it learns twenty times the opposite of every move."""
-    return model.fit(frame.assign(target_return=-20 * frame["target_return"]), {**(params or {}), **FAST})
+    return estimator.fit(frame.assign(target_return=-20 * frame["target_return"]), {**(params or {}), **FAST})
 
 
 def make_settings(home: Path, recorded: dict, end: str, days: int = 40, **overrides: object) -> Settings:
@@ -69,7 +71,7 @@ def test_train_saves_promotes_rejects_and_rolls_back(tmp_path: Path, recorded_fi
         assert key in metadata, key
     assert metadata["walk_forward"]["persistence"]["mae"] == first.baseline["mae"]
     # calibrated on the gate's walk-forward hours (one week of both symbols), never on the training rows
-    calibration = model.Calibration.from_metadata(metadata["calibration"])
+    calibration = estimator.Calibration.from_metadata(metadata["calibration"])
     assert calibration.hours == metadata["walk_forward"]["model"]["n"] == 2 * 7 * 24
     assert calibration.shrink == first.metrics["shrink"] and 0 < calibration.shrink <= 1
     assert set(first.metrics["by_symbol"]) == {"BTC/USDT", "ETH/USDT"}
@@ -181,18 +183,18 @@ def test_a_service_without_a_registry_serves_its_packaged_model(tmp_path: Path, 
     elsewhere = settings.model_copy(update={"home": tmp_path / "container"})  # no registry file there
     assert registry.production_tag(elsewhere.registry_dir, elsewhere.model_name) is None
     feature_store = featurestore.open_store(settings)
-    clock = serving.ExchangeClock(None)
-    assert serving.Predictor(elsewhere, feature_store, clock).model_tag is None
-    predictor = serving.Predictor(elsewhere, feature_store, clock, fallback_tag=packaged)
-    assert predictor.model_tag == packaged
-    [answer] = predictor.predict(["BTC/USDT"], allow_stale=True)
+    clock = predictor.ExchangeClock(None)
+    assert predictor.Predictor(elsewhere, feature_store, clock).model_tag is None
+    live = predictor.Predictor(elsewhere, feature_store, clock, fallback_tag=packaged)
+    assert live.model_tag == packaged
+    [answer] = live.predict(["BTC/USDT"], allow_stale=True)
     assert answer.model == packaged and answer.as_of == "2024-02-29T23:00:00Z"
 
     # the service answers exactly what the model module's one predict path gives evaluation
     _, fitted, metadata = registry.load_model(settings.model_name, packaged)
     features = compute_features(dataset.load_candles(settings))
     row = features.loc[(features["symbol"] == "BTC/USDT")].tail(1).reset_index(drop=True)
-    expected = model.forecast(fitted, row, model.Calibration.from_metadata(metadata["calibration"]))
+    expected = estimator.forecast(fitted, row, estimator.Calibration.from_metadata(metadata["calibration"]))
     assert answer.predicted_close == pytest.approx(expected["predicted_close"].iloc[0], rel=1e-12)
     assert answer.band.low == pytest.approx(expected["band_low"].iloc[0], rel=1e-12)
     assert answer.band.high == pytest.approx(expected["band_high"].iloc[0], rel=1e-12)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hourcast import api
-from hourcast.schema import Band, Prediction, Readiness
+from hourcast.api import asgi
+from hourcast.serving.schema import Band, Prediction, Readiness
 from hourcast.warning_filters import quiet_known_deprecations
 
 
@@ -37,7 +37,7 @@ def test_the_known_noisy_deprecations_are_hidden(module: str, category: type[War
     [
         (UserWarning, "feast.repo_config"),  # not a deprecation
         (RuntimeWarning, "bentoml._internal.x"),
-        (DeprecationWarning, "hourcast.serving"),  # our own code
+        (DeprecationWarning, "hourcast.serving.predictor"),  # our own code
         (DeprecationWarning, "feastlike"),  # a module that only starts like one
         (DeprecationWarning, "pandas.core.frame"),
     ],
@@ -65,7 +65,7 @@ def prediction(symbol: str, target_time: str) -> Prediction:
 
 
 def test_feature_ages_count_from_the_newest_answer_by_the_given_clock() -> None:
-    ages = api.FeatureAges()
+    ages = asgi.FeatureAges()
     assert ages.ages(datetime(2024, 3, 1, tzinfo=UTC)) == {}
     ages.remember(
         [prediction("BTC/USDT", "2024-03-01T00:00:00Z"), prediction("ETH/USDT", "2024-02-29T23:00:00Z")]
@@ -77,9 +77,10 @@ def test_feature_ages_count_from_the_newest_answer_by_the_given_clock() -> None:
 def test_the_api_accepts_exactly_the_monitors_windows() -> None:
     from typing import get_args
 
-    from hourcast import monitor, schema
+    from hourcast.monitor import scoring
+    from hourcast.serving import schema
 
-    assert list(get_args(schema.Window)) == list(monitor.WINDOWS)
+    assert list(get_args(schema.Window)) == list(scoring.WINDOWS)
 
 
 def readiness(ready: bool) -> Readiness:
@@ -93,7 +94,7 @@ def readiness(ready: bool) -> Readiness:
     )
 
 
-def call(app: api.ASGIApp, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+def call(app: asgi.ASGIApp, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
     """One request through an ASGI app: its status, headers and body."""
     sent: list[dict] = []
 
@@ -116,7 +117,7 @@ class Inner:
     def __init__(self) -> None:
         self.paths: list[str] = []
 
-    async def __call__(self, scope: dict, receive: api.Receive, send: api.Send) -> None:
+    async def __call__(self, scope: dict, receive: asgi.Receive, send: asgi.Send) -> None:
         self.paths.append(scope["path"])
         await send({"type": "http.response.start", "status": 299, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -125,7 +126,7 @@ class Inner:
 @pytest.mark.parametrize("ready", [True, False])
 def test_readyz_is_answered_from_memory_before_the_rest_of_the_stack(ready: bool) -> None:
     inner = Inner()
-    health = api.HealthEndpoints(inner, readiness=lambda: readiness(ready))
+    health = asgi.HealthEndpoints(inner, readiness=lambda: readiness(ready))
     status, headers, body = call(health, "GET", "/readyz")
     assert (status, headers["content-type"]) == (200 if ready else 503, "application/json")
     assert Readiness.model_validate_json(body) == readiness(ready)
@@ -135,7 +136,7 @@ def test_readyz_is_answered_from_memory_before_the_rest_of_the_stack(ready: bool
 @pytest.mark.parametrize("path", ["/livez", "/healthz"])
 def test_liveness_is_bentomls_answer_without_the_stack(path: str) -> None:
     inner = Inner()
-    status, _, body = call(api.HealthEndpoints(inner, readiness=lambda: readiness(True)), "GET", path)
+    status, _, body = call(asgi.HealthEndpoints(inner, readiness=lambda: readiness(True)), "GET", path)
     assert (status, body, inner.paths) == (200, b"\n", [])
 
 
@@ -143,7 +144,7 @@ def test_a_service_that_is_not_running_is_not_ready() -> None:
     def gone() -> Readiness:
         raise RuntimeError("no service instance")
 
-    status, _, body = call(api.HealthEndpoints(Inner(), readiness=gone), "GET", "/readyz")
+    status, _, body = call(asgi.HealthEndpoints(Inner(), readiness=gone), "GET", "/readyz")
     answer = Readiness.model_validate_json(body)
     assert status == 503 and not answer.ready and "not running" in answer.problems[0]
 
@@ -151,5 +152,5 @@ def test_a_service_that_is_not_running_is_not_ready() -> None:
 @pytest.mark.parametrize(("method", "path"), [("GET", "/predict"), ("POST", "/readyz"), ("GET", "/readyz/x")])
 def test_every_other_request_goes_through(method: str, path: str) -> None:
     inner = Inner()
-    status, _, _ = call(api.HealthEndpoints(inner, readiness=lambda: readiness(True)), method, path)
+    status, _, _ = call(asgi.HealthEndpoints(inner, readiness=lambda: readiness(True)), method, path)
     assert (status, inner.paths) == (299, [path])

@@ -2,16 +2,17 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from hourcast import candles
+from hourcast import timeframe
+from hourcast.data import candles
 from hourcast.settings import Settings
 
 
 def test_timeframe_ms_parses_ccxt_notation() -> None:
-    assert candles.timeframe_ms("1h") == 3_600_000
-    assert candles.timeframe_ms("15m") == 900_000
-    assert candles.timeframe_ms("1d") == 86_400_000
+    assert timeframe.timeframe_ms("1h") == 3_600_000
+    assert timeframe.timeframe_ms("15m") == 900_000
+    assert timeframe.timeframe_ms("1d") == 86_400_000
     with pytest.raises(ValueError, match="unsupported timeframe"):
-        candles.timeframe_ms("hourly")
+        timeframe.timeframe_ms("hourly")
 
 
 def test_frame_from_ohlcv_types_and_keeps_malformed_values_as_nan() -> None:
@@ -56,7 +57,7 @@ def test_find_gaps_reports_runs_of_missing_candles() -> None:
 
 
 def test_supported_timeframes_and_their_ingest_schedules() -> None:
-    assert {tf: candles.cron_for(tf) for tf in candles.SUPPORTED_TIMEFRAMES} == {
+    assert {tf: timeframe.cron_for(tf) for tf in timeframe.SUPPORTED_TIMEFRAMES} == {
         "15m": "5,20,35,50 * * * *",
         "30m": "5,35 * * * *",
         "1h": "5 * * * *",
@@ -71,4 +72,4 @@ def test_supported_timeframes_and_their_ingest_schedules() -> None:
         ):
             Settings(timeframe=unsupported)
     with pytest.raises(ValueError, match="not supported"):
-        candles.cron_for("7m")
+        timeframe.cron_for("7m")

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from hourcast import ledger
-from hourcast.candles import parse_moment
-from hourcast.cli import _normalise_symbols, _report, app, serve_environment
+from hourcast.cli.main import _normalise_symbols, _report, app, serve_environment
+from hourcast.data import ledger
+from hourcast.data.candles import parse_moment
 from hourcast.errors import UserError
 from hourcast.settings import Settings
 
@@ -104,7 +104,7 @@ def test_the_run_summary_fits_80_columns(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The table `hourcast backfill`, `ingest` and `repair` print: every header and value whole at 80."""
-    from hourcast.ingest import SymbolSummary
+    from hourcast.data.ingest import SymbolSummary
 
     monkeypatch.setenv("COLUMNS", "80")
     first, last = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2026-03-31 23:00", tz="UTC")

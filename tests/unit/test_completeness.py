@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hourcast import completeness, store
+from hourcast.data import completeness, store
 
 HOUR = 3_600_000
 SERIES = store.Series("binance", "BTC/USDT", "1h")

@@ -19,8 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from hourcast import monitor
-from hourcast.dashboard import (
+from hourcast.dashboard.layout import (
     ApiClient,
     DashboardError,
     as_text,
@@ -31,7 +30,8 @@ from hourcast.dashboard import (
     refresh_performance,
     summary_markdown,
 )
-from hourcast.schema import Performance, Scoreboard
+from hourcast.monitor import scoring
+from hourcast.serving.schema import Performance, Scoreboard
 from hourcast.settings import Settings
 
 END = pd.Timestamp("2024-03-01T00:00:00Z")
@@ -344,7 +344,7 @@ def test_refresh_shows_chart_and_numbers(api: FakeApi, candles: pd.DataFrame) ->
 def test_app_refreshes_on_load_click_symbol_and_timer(seconds: float) -> None:
     import gradio as gr
 
-    from hourcast.dashboard import build_app
+    from hourcast.dashboard.layout import build_app
 
     settings = Settings(symbols=["BTC/USDT", "ETH/USDT"], ui_refresh_seconds=seconds, _env_file=None)
     demo = build_app(settings)
@@ -435,12 +435,12 @@ def scored_payloads(btc_recorded: pd.DataFrame) -> tuple[dict, dict]:
                 "band_high": last * 1.005,
             }
         )
-    scores, _ = monitor.score_predictions(monitor.distinct_predictions(pd.DataFrame(rows)), candles)
+    scores, _ = scoring.score_predictions(scoring.distinct_predictions(pd.DataFrame(rows)), candles)
     now = start + 60 * HOUR
-    view = monitor.performance(scores, "BTC/USDT", now, 48)
+    view = scoring.performance(scores, "BTC/USDT", now, 48)
 
     def iso(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-        return monitor.json_records(
+        return scoring.json_records(
             frame.assign(**{c: frame[c].dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c in columns})
         )
 
@@ -455,7 +455,7 @@ def scored_payloads(btc_recorded: pd.DataFrame) -> tuple[dict, dict]:
     board = {
         "newest_hour": now.isoformat(),
         "production": "m:2",
-        "rows": monitor.json_records(monitor.scoreboard(scores, now)),
+        "rows": scoring.json_records(scoring.scoreboard(scores, now)),
     }
     return performance, board
 

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from hourcast import evaluation, store, training
-from hourcast.cli import app
+from hourcast.cli.main import app
+from hourcast.data import store
+from hourcast.model import evaluation, training
 from hourcast.settings import Settings
 from tests.conftest import as_candle_frame
 

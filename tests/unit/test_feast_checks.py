@@ -6,7 +6,7 @@ import pytest
 import typeguard
 
 import hourcast  # noqa: F401  (installs the decorator before Feast is imported)
-from hourcast.feast_checks import skip_feast_instrumentation
+from hourcast.compat import skip_feast_instrumentation
 
 
 def instrumented(function: object) -> bool:

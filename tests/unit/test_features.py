@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hourcast import features
-from hourcast.features import (
+from hourcast.features import compute
+from hourcast.features.compute import (
     FEATURE_NAMES,
     LOOKBACK,
     ORDER_FLOW_FEATURES,
@@ -83,7 +83,7 @@ def test_feature_names_match_the_output_and_are_always_finite(btc: pd.DataFrame)
     assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 61
 
     table = compute_features(btc)
-    assert list(table.columns) == [*features.ROW_COLUMNS, *FEATURE_NAMES, *ORDER_FLOW_FEATURES]
+    assert list(table.columns) == [*compute.ROW_COLUMNS, *FEATURE_NAMES, *ORDER_FLOW_FEATURES]
     assert table[ORDER_FLOW_FEATURES].isna().all(axis=None)  # the recorded candles carry no order flow
     assert str(table["symbol"].dtype) == "string"
     assert str(table["event_timestamp"].dtype) == str(table["as_of"].dtype) == "datetime64[ms, UTC]"
@@ -229,7 +229,7 @@ def test_invalid_prices_do_not_crash_and_never_leak_non_finite_values(btc: pd.Da
     assert_finite(table)
     assert len(table) == 60 - (LOOKBACK - 1) - 12  # the 12 rows whose 12 h window holds the bad low
     assert compute_features(candles.iloc[:0]).columns.tolist() == [
-        *features.ROW_COLUMNS,
+        *compute.ROW_COLUMNS,
         *FEATURE_NAMES,
         *ORDER_FLOW_FEATURES,
     ]
@@ -258,34 +258,34 @@ def test_features_and_targets_count_candles_of_any_timeframe(btc: pd.DataFrame, 
 def test_cross_asset_inputs_are_the_reference_at_the_same_hour_and_never_see_later_candles(
     btc: pd.DataFrame,
 ) -> None:
-    assert features.reference_of("ETH/USDT") == "BTC/USDT" and features.reference_of("BTC/USDT") == "ETH/USDT"
+    assert compute.reference_of("ETH/USDT") == "BTC/USDT" and compute.reference_of("BTC/USDT") == "ETH/USDT"
     eth = public_frame(read_recorded(ETH_FILE), "ETH/USDT")
     start, end = btc["ts"].iloc[5000], btc["ts"].iloc[5600]
     candles = pd.concat(
         [frame.loc[frame["ts"].between(start, end)] for frame in (btc, eth)], ignore_index=True
     )
     own = compute_features(candles)
-    full = features.with_reference(own)
-    assert list(full.columns) == [*own.columns, *features.CROSS_FEATURES]
-    assert len(full) == len(own) and np.isfinite(full[features.CROSS_FEATURES].to_numpy()).all()
+    full = compute.with_reference(own)
+    assert list(full.columns) == [*own.columns, *compute.CROSS_FEATURES]
+    assert len(full) == len(own) and np.isfinite(full[compute.CROSS_FEATURES].to_numpy()).all()
     by_hour = own.set_index(["symbol", "event_timestamp"])
     for symbol, reference in (("ETH/USDT", "BTC/USDT"), ("BTC/USDT", "ETH/USDT")):
         rows = full.loc[full["symbol"] == symbol]
-        expected = by_hour.loc[reference].loc[rows["event_timestamp"], features.REFERENCE_INPUTS].to_numpy()
-        np.testing.assert_array_equal(rows[features.CROSS_FEATURES].to_numpy(), expected)
+        expected = by_hour.loc[reference].loc[rows["event_timestamp"], compute.REFERENCE_INPUTS].to_numpy()
+        np.testing.assert_array_equal(rows[compute.CROSS_FEATURES].to_numpy(), expected)
 
     # truncation: a row at T is the same when computed from the candles up to T only
     keyed = full.set_index(["symbol", "as_of"])
     for position in np.random.default_rng(11).choice(np.arange(LOOKBACK, 600), 4, replace=False):
         cut = btc["ts"].iloc[5000 + position]
-        prefix = features.with_reference(compute_features(candles.loc[candles["ts"] <= cut]))
+        prefix = compute.with_reference(compute_features(candles.loc[candles["ts"] <= cut]))
         newest = prefix.loc[prefix["as_of"] == cut].set_index(["symbol", "as_of"])
         assert len(newest) == 2
         pd.testing.assert_frame_equal(newest, keyed.loc[newest.index], check_exact=True)
 
     # a gap in the reference drops the rows that would need it: nothing is filled in
     missing = btc["ts"].iloc[5300]
-    gapped = features.with_reference(
+    gapped = compute.with_reference(
         compute_features(candles.loc[~candles["ts"].eq(missing) | candles["symbol"].eq("ETH/USDT")])
     )
     eth_hours = gapped.loc[gapped["symbol"] == "ETH/USDT", "as_of"]
@@ -309,23 +309,23 @@ def test_table_rows_keep_every_own_row_and_never_see_later_candles(btc: pd.DataF
         ignore_index=True,
     )
     candles = with_test_order_flow(candles)  # test data: the truncation checks cover the order flow too
-    table = features.feature_rows(candles)
+    table = compute.feature_rows(candles)
     assert np.isfinite(table[ORDER_FLOW_FEATURES].to_numpy()).all()
     own = compute_features(candles).assign(symbol=lambda frame: frame["symbol"].astype(str))
     pd.testing.assert_frame_equal(table[own.columns], own, check_exact=True)  # every own row, unchanged
     assert list(table.columns) == [
-        *features.ROW_COLUMNS,
+        *compute.ROW_COLUMNS,
         *FEATURE_NAMES,
         *ORDER_FLOW_FEATURES,
-        *features.CROSS_FEATURES,
+        *compute.CROSS_FEATURES,
     ]
     eth_rows = table.loc[table["symbol"] == "ETH/USDT"]
     lost = eth_rows["as_of"].between(missing, missing + (LOOKBACK - 1) * HOUR)
-    assert lost.sum() == LOOKBACK and eth_rows.loc[lost, features.CROSS_FEATURES].isna().all(axis=None)
-    assert np.isfinite(eth_rows.loc[~lost, features.CROSS_FEATURES].to_numpy()).all()
+    assert lost.sum() == LOOKBACK and eth_rows.loc[lost, compute.CROSS_FEATURES].isna().all(axis=None)
+    assert np.isfinite(eth_rows.loc[~lost, compute.CROSS_FEATURES].to_numpy()).all()
     # a symbol whose reference is not configured keeps its rows, with NaN cross-asset inputs
-    alone = features.feature_rows(candles.loc[candles["symbol"] == "ETH/USDT"])
-    assert len(alone) == len(eth_rows) and alone[features.CROSS_FEATURES].isna().all(axis=None)
+    alone = compute.feature_rows(candles.loc[candles["symbol"] == "ETH/USDT"])
+    assert len(alone) == len(eth_rows) and alone[compute.CROSS_FEATURES].isna().all(axis=None)
 
     keyed = table.set_index(["symbol", "as_of"])
     stamps = candles["ts"].drop_duplicates().sort_values().reset_index(drop=True)
@@ -337,7 +337,7 @@ def test_table_rows_keep_every_own_row_and_never_see_later_candles(btc: pd.DataF
             candles.loc[candles["ts"] <= cut],
             candles.loc[candles["ts"].between(cut - 24 * HOUR, cut)],
         ):
-            rows = features.feature_rows(window)
+            rows = compute.feature_rows(window)
             newest = rows.loc[rows["as_of"] == cut].set_index(["symbol", "as_of"])
             assert len(newest) == (table["as_of"] == cut).sum() > 0
             pd.testing.assert_frame_equal(newest, keyed.loc[newest.index], check_exact=True)

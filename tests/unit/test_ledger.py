@@ -11,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from hourcast import ledger, retention
-from hourcast.cli import app
+from hourcast.cli.main import app
+from hourcast.data import ledger
+from hourcast.ops import retention
 from hourcast.settings import Settings
 from tests.conftest import kill_writer_when
 
@@ -142,7 +143,7 @@ WRITER = textwrap.dedent(
     import sys
     from pathlib import Path
     import pandas as pd
-    from hourcast import ledger
+    from hourcast.data import ledger
     from tests.unit.test_ledger import entry
 
     folder = Path(sys.argv[1])

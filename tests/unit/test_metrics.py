@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hourcast.metrics import (
+from hourcast.model.metrics import (
     brier_score,
     comparison,
     diebold_mariano,

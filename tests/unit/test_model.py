@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hourcast import model
-from hourcast.features import LOOKBACK, compute_features, next_hour_targets
-from hourcast.model import MIN_ROWS, WalkForward
+from hourcast.features.compute import LOOKBACK, compute_features, next_hour_targets
+from hourcast.model import estimator
+from hourcast.model.estimator import MIN_ROWS, WalkForward
 from tests.conftest import ETH_FILE, read_recorded
 
 FAST = {"iterations": 100}
@@ -52,9 +52,9 @@ def walk(frame: pd.DataFrame) -> tuple[WalkForward, list[pd.DataFrame]]:
 
     def recording_fit(train: pd.DataFrame, params: dict | None = None) -> catboost.CatBoostRegressor:
         trained.append(train)
-        return model.fit(train, params)
+        return estimator.fit(train, params)
 
-    return model.walk_forward(
+    return estimator.walk_forward(
         frame, WEEKS, WINDOW, params=FAST, horizon=HORIZON, fit_fn=recording_fit
     ), trained
 
@@ -63,48 +63,48 @@ def test_fit_predicts_finite_small_returns_deterministically(month: pd.DataFrame
     cutoff = month["event_timestamp"].max() - pd.Timedelta(days=2)
     train = month.loc[month["event_timestamp"] + HORIZON <= cutoff]
     test = month.loc[month["event_timestamp"] > cutoff].reset_index(drop=True)
-    first = model.fit(train, FAST)
-    predicted = model.predict_returns(first, test)
+    first = estimator.fit(train, FAST)
+    predicted = estimator.predict_returns(first, test)
 
     assert predicted.shape == (len(test),) and np.isfinite(predicted).all()
     assert np.abs(predicted).max() < 0.05
     assert predicted.std() > 0  # not a constant forecast
     shuffled = train.sample(frac=1.0, random_state=1)  # fit orders rows by time itself
-    np.testing.assert_array_equal(model.predict_returns(model.fit(shuffled, FAST), test), predicted)
+    np.testing.assert_array_equal(estimator.predict_returns(estimator.fit(shuffled, FAST), test), predicted)
 
 
 def test_fit_rejects_bad_training_data(month: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match=f"at least {MIN_ROWS} training rows"):
-        model.fit(month.head(MIN_ROWS - 1))
+        estimator.fit(month.head(MIN_ROWS - 1))
     broken = month.copy()
     broken.loc[5, "target_return"] = np.nan
     with pytest.raises(ValueError, match="target_return has 1 missing"):
-        model.fit(broken)
-    fitted = model.fit(month, FAST)
-    assert fitted.feature_names_ == model.MODEL_INPUTS
+        estimator.fit(broken)
+    fitted = estimator.fit(month, FAST)
+    assert fitted.feature_names_ == estimator.MODEL_INPUTS
     with pytest.raises(ValueError, match="lacks model inputs"):
-        model.predict_returns(fitted, month.drop(columns=["symbol"]))
+        estimator.predict_returns(fitted, month.drop(columns=["symbol"]))
 
 
 def test_a_few_rows_make_the_same_pool_as_a_large_frame(
     month: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert len(month) > model.SMALL_POOL_ROWS  # the whole month goes in as a DataFrame
-    fitted = model.fit(month, FAST)
-    whole = model.predict_returns(fitted, month)
-    np.testing.assert_array_equal(model.predict_returns(fitted, month.head(3)), whole[:3])
-    np.testing.assert_array_equal(model.predict_returns(fitted, month.iloc[[700]]), whole[[700]])
+    assert len(month) > estimator.SMALL_POOL_ROWS  # the whole month goes in as a DataFrame
+    fitted = estimator.fit(month, FAST)
+    whole = estimator.predict_returns(fitted, month)
+    np.testing.assert_array_equal(estimator.predict_returns(fitted, month.head(3)), whole[:3])
+    np.testing.assert_array_equal(estimator.predict_returns(fitted, month.iloc[[700]]), whole[[700]])
     few = month.head(200)
-    by_array = model.fit(few, FAST)
-    monkeypatch.setattr(model, "SMALL_POOL_ROWS", 0)
-    by_frame = model.fit(few, FAST)
+    by_array = estimator.fit(few, FAST)
+    monkeypatch.setattr(estimator, "SMALL_POOL_ROWS", 0)
+    by_frame = estimator.fit(few, FAST)
     np.testing.assert_array_equal(
-        model.predict_returns(by_array, month), model.predict_returns(by_frame, month)
+        estimator.predict_returns(by_array, month), estimator.predict_returns(by_frame, month)
     )
 
 
 def test_to_close() -> None:
-    np.testing.assert_allclose(model.to_close([100.0, 200.0], [0.0, np.log(1.01)]), [100.0, 202.0])
+    np.testing.assert_allclose(estimator.to_close([100.0, 200.0], [0.0, np.log(1.01)]), [100.0, 202.0])
 
 
 def test_walk_forward_folds_never_see_their_labels(
@@ -158,11 +158,11 @@ def test_walk_forward_rejects_folds_without_enough_history(frame: pd.DataFrame) 
         raise AssertionError("no fold should be fitted")
 
     with pytest.raises(ValueError, match=r"fold 0 .* training rows"):
-        model.walk_forward(frame, WEEKS, pd.Timedelta(hours=12), horizon=HORIZON, fit_fn=never)
+        estimator.walk_forward(frame, WEEKS, pd.Timedelta(hours=12), horizon=HORIZON, fit_fn=never)
     with pytest.raises(ValueError, match=r"fold 0 .* training rows"):
-        model.walk_forward(frame, 7, WINDOW, horizon=HORIZON, fit_fn=never)
+        estimator.walk_forward(frame, 7, WINDOW, horizon=HORIZON, fit_fn=never)
     with pytest.raises(ValueError, match="weeks"):
-        model.walk_forward(frame, 0, WINDOW, horizon=HORIZON, fit_fn=never)
+        estimator.walk_forward(frame, 0, WINDOW, horizon=HORIZON, fit_fn=never)
 
 
 def synthetic_predictions(n: int, seed: int, signal: float) -> pd.DataFrame:
@@ -192,44 +192,52 @@ def test_fit_shrink_finds_the_out_of_sample_factor() -> None:
     rng = np.random.default_rng(0)
     raw = rng.normal(0.0, 0.01, 5000)
     last = np.full(5000, 100.0)
-    assert model.fit_shrink(last, raw, last * np.exp(0.4 * raw + rng.normal(0, 1e-4, 5000))) == 0.4
-    assert model.fit_shrink(last, raw, last * np.exp(raw)) == 1.0
+    assert estimator.fit_shrink(last, raw, last * np.exp(0.4 * raw + rng.normal(0, 1e-4, 5000))) == 0.4
+    assert estimator.fit_shrink(last, raw, last * np.exp(raw)) == 1.0
     # a forecast unrelated to what happens is shrunk as far as the grid goes, never to 0 (its direction stays)
-    assert model.fit_shrink(last, raw, last * np.exp(rng.normal(0, 0.01, 5000))) == model.SHRINK_GRID[0] > 0
+    assert (
+        estimator.fit_shrink(last, raw, last * np.exp(rng.normal(0, 0.01, 5000)))
+        == estimator.SHRINK_GRID[0]
+        > 0
+    )
 
 
 def test_calibrated_band_and_p_up_hold_out_of_sample() -> None:
     history, future = synthetic_predictions(4000, 1, 0.5), synthetic_predictions(4000, 2, 0.5)
-    calibration = model.calibrate(history)
+    calibration = estimator.calibrate(history)
     assert 0.4 <= calibration.shrink <= 0.6
-    assert model.Calibration.from_metadata(json.loads(json.dumps(calibration.as_metadata()))) == calibration
+    assert (
+        estimator.Calibration.from_metadata(json.loads(json.dumps(calibration.as_metadata()))) == calibration
+    )
 
-    served = model.with_calibration(future, calibration)
-    scored = model.evaluate(served)
+    served = estimator.with_calibration(future, calibration)
+    scored = estimator.evaluate(served)
     assert abs(scored["band"]["model"]["coverage"] - 0.90) < 0.02  # nominal 90 %, on unseen hours
     # persistence's band is per symbol: it covers each symbol at its nominal rate, whatever its volatility
     for _, rows in served.groupby("symbol"):
-        per_symbol = model.evaluate(rows)["band"]
+        per_symbol = estimator.evaluate(rows)["band"]
         assert abs(per_symbol["persistence"]["coverage"] - 0.90) < 0.03
         assert abs(per_symbol["model"]["coverage"] - 0.90) < 0.03
     # the volatility-scaled band is narrower than persistence's fixed band of the same coverage
     assert scored["band"]["width_ratio"] < 0.95
     assert scored["p_up"]["brier"] < scored["p_up"]["brier_climatology"]
     # p_up rises with the predicted return, at a given spread
-    rising = model.calibrated(np.linspace(-0.01, 0.01, 9), np.full(9, 100.0), np.full(9, 0.005), calibration)[
-        "p_up"
-    ]
+    rising = estimator.calibrated(
+        np.linspace(-0.01, 0.01, 9), np.full(9, 100.0), np.full(9, 0.005), calibration
+    )["p_up"]
     assert (np.diff(rising) > 0).all() and rising.iloc[0] < 0.5 < rising.iloc[-1]
     with pytest.raises(ValueError, match="at least"):
-        model.calibrate(history.head(MIN_ROWS - 1))
+        estimator.calibrate(history.head(MIN_ROWS - 1))
 
 
 def test_recalibrated_folds_use_only_earlier_folds(walk: tuple[WalkForward, list[pd.DataFrame]]) -> None:
     predictions = walk[0].predictions
-    scored = model.recalibrated(predictions, 1)
+    scored = estimator.recalibrated(predictions, 1)
     later = predictions.loc[predictions["fold"] == 1].reset_index(drop=True)
     assert scored["fold"].eq(1).all() and len(scored) == len(later)
-    expected = model.with_calibration(later, model.calibrate(predictions.loc[predictions["fold"] == 0]))
+    expected = estimator.with_calibration(
+        later, estimator.calibrate(predictions.loc[predictions["fold"] == 0])
+    )
     pd.testing.assert_frame_equal(scored, expected)
     # what fold 1 then did changes nothing in how it was calibrated
     moved = predictions.assign(
@@ -237,32 +245,34 @@ def test_recalibrated_folds_use_only_earlier_folds(walk: tuple[WalkForward, list
             predictions["fold"] == 1, predictions["next_close"] * 1.01, predictions["next_close"]
         )
     )
-    np.testing.assert_array_equal(model.recalibrated(moved, 1)["band_low"], scored["band_low"])
+    np.testing.assert_array_equal(estimator.recalibrated(moved, 1)["band_low"], scored["band_low"])
 
 
 def test_forecast_is_the_path_walk_forward_scores(
     month: pd.DataFrame, walk: tuple[WalkForward, list[pd.DataFrame]]
 ) -> None:
-    fitted = model.fit(month.iloc[:-48], FAST)
+    fitted = estimator.fit(month.iloc[:-48], FAST)
     rows = month.iloc[-48:].reset_index(drop=True)
-    calibration = model.calibrate(walk[0].predictions)
-    served = model.forecast(fitted, rows, calibration)
-    scored = model.predictions_frame(fitted, rows, calibration=calibration)
+    calibration = estimator.calibrate(walk[0].predictions)
+    served = estimator.forecast(fitted, rows, calibration)
+    scored = estimator.predictions_frame(fitted, rows, calibration=calibration)
     for column in ("predicted_return", "predicted_close", "band_low", "band_high", "p_up"):
         np.testing.assert_array_equal(served[column].to_numpy(), scored[column].to_numpy())
-    raw = model.predict_returns(fitted, rows)
+    raw = estimator.predict_returns(fitted, rows)
     np.testing.assert_allclose(served["predicted_return"], calibration.shrink * raw)
     assert (served["band_low"] < served["predicted_close"]).all() and (
         served["predicted_close"] < served["band_high"]
     ).all()
     assert served["p_up"].between(0, 1).all()
-    uncalibrated = model.forecast(fitted, rows, None)
+    uncalibrated = estimator.forecast(fitted, rows, None)
     np.testing.assert_array_equal(uncalibrated["predicted_return"], raw)
     assert uncalibrated["p_up"].isna().all()
 
 
 def test_walk_forward_with_calibration_scores_band_and_p_up(frame: pd.DataFrame) -> None:
-    result = model.walk_forward(frame, 1, pd.Timedelta(days=21), FAST, horizon=HORIZON, calibration_weeks=1)
+    result = estimator.walk_forward(
+        frame, 1, pd.Timedelta(days=21), FAST, horizon=HORIZON, calibration_weeks=1
+    )
     assert [fold["scored"] for fold in result.folds] == [False, True]
     assert result.predictions["fold"].eq(1).all() and result.metrics["model"]["n"] == 2 * 168
     for scope in [result.metrics, *result.metrics["by_symbol"].values()]:
@@ -271,11 +281,11 @@ def test_walk_forward_with_calibration_scores_band_and_p_up(frame: pd.DataFrame)
         low, high = scope["model"]["directional_low"], scope["model"]["directional_high"]
         assert low < scope["model"]["directional_accuracy"] < high
     with pytest.raises(ValueError, match="calibration_weeks"):
-        model.walk_forward(frame, 1, WINDOW, horizon=HORIZON, calibration_weeks=-1)
+        estimator.walk_forward(frame, 1, WINDOW, horizon=HORIZON, calibration_weeks=-1)
 
 
 def test_two_variants_head_to_head_on_the_same_hours(walk: tuple[WalkForward, list[pd.DataFrame]]) -> None:
-    from hourcast import evaluation
+    from hourcast.model import evaluation
 
     result, _ = walk
     same = evaluation.versus(result, result)

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hourcast import drift, metrics, monitor
+from hourcast.model import drift, metrics
+from hourcast.monitor import scoring
 
 HOUR = pd.Timedelta(hours=1)
 START = pd.Timestamp("2024-03-01", tz="UTC")
@@ -52,11 +53,11 @@ def log_rows(candles: pd.DataFrame, hours: range, model: str = "m:1", answers: i
 
 
 def test_each_prediction_is_scored_exactly_against_its_candle(candles: pd.DataFrame) -> None:
-    predictions = monitor.distinct_predictions(log_rows(candles, range(24, 40)))
+    predictions = scoring.distinct_predictions(log_rows(candles, range(24, 40)))
     assert len(predictions) == 16  # three answers per hour count once
 
-    scores, pending = monitor.score_predictions(predictions, candles)
-    assert pending.empty and (scores["status"] == monitor.SCORED).all()
+    scores, pending = scoring.score_predictions(predictions, candles)
+    assert pending.empty and (scores["status"] == scoring.SCORED).all()
     for row in scores.itertuples():
         realised = close_at(candles, row.as_of + HOUR)
         last = close_at(candles, row.as_of)
@@ -71,10 +72,10 @@ def test_each_prediction_is_scored_exactly_against_its_candle(candles: pd.DataFr
 def test_a_gap_is_unscorable_and_an_unknown_target_waits(candles: pd.DataFrame) -> None:
     gap = START + 30 * HOUR
     stored = candles.loc[(candles["ts"] != gap) & (candles["ts"] <= START + 40 * HOUR)]
-    predictions = monitor.distinct_predictions(log_rows(candles, range(28, 45)))
+    predictions = scoring.distinct_predictions(log_rows(candles, range(28, 45)))
 
-    scores, pending = monitor.score_predictions(predictions, stored)
-    unscorable = scores.loc[scores["status"] == monitor.UNSCORABLE]
+    scores, pending = scoring.score_predictions(predictions, stored)
+    unscorable = scores.loc[scores["status"] == scoring.UNSCORABLE]
     assert unscorable["target_time"].tolist() == [gap]
     assert unscorable[["realised_close", "error", "persistence_error"]].isna().all().all()
     assert unscorable["direction_hit"].isna().all() and unscorable["in_band"].isna().all()
@@ -82,31 +83,31 @@ def test_a_gap_is_unscorable_and_an_unknown_target_waits(candles: pd.DataFrame) 
     assert len(scores) + len(pending) == len(predictions)
 
     # later, the hours are stored: the pending ones are scored, the gap stays a gap
-    later, still = monitor.score_predictions(pending, candles.loc[candles["ts"] != gap])
-    assert still.empty and (later["status"] == monitor.SCORED).all() and len(later) == 5
+    later, still = scoring.score_predictions(pending, candles.loc[candles["ts"] != gap])
+    assert still.empty and (later["status"] == scoring.SCORED).all() and len(later) == 5
 
 
 def test_a_log_without_band_scores_without_coverage(candles: pd.DataFrame) -> None:
     old_layout = log_rows(candles, range(24, 30)).drop(columns=["band_low", "band_high", "stale"])
-    scores, _ = monitor.score_predictions(monitor.distinct_predictions(old_layout), candles)
+    scores, _ = scoring.score_predictions(scoring.distinct_predictions(old_layout), candles)
     assert scores["in_band"].isna().all() and scores["error"].notna().all()
-    board = monitor.scoreboard(scores, START + 30 * HOUR)
+    board = scoring.scoreboard(scores, START + 30 * HOUR)
     assert board.loc[board["window"] == "24h", "coverage"].isna().all()
 
 
 def test_the_scores_dataset_is_idempotent(tmp_path: Path, candles: pd.DataFrame) -> None:
     directory = tmp_path / "scores"
-    first, _ = monitor.score_predictions(
-        monitor.distinct_predictions(log_rows(candles, range(20, 30))), candles
+    first, _ = scoring.score_predictions(
+        scoring.distinct_predictions(log_rows(candles, range(20, 30))), candles
     )
-    assert monitor.write_scores(directory, first) == 10
-    assert monitor.write_scores(directory, first) == 0  # re-running adds nothing
-    more, _ = monitor.score_predictions(
-        monitor.distinct_predictions(log_rows(candles, range(20, 40))), candles
+    assert scoring.write_scores(directory, first) == 10
+    assert scoring.write_scores(directory, first) == 0  # re-running adds nothing
+    more, _ = scoring.score_predictions(
+        scoring.distinct_predictions(log_rows(candles, range(20, 40))), candles
     )
-    assert monitor.write_scores(directory, more) == 10  # only the keys not yet stored
-    stored = monitor.read_scores(directory)
-    assert len(stored) == 20 and not stored.duplicated(monitor.KEY).any()
+    assert scoring.write_scores(directory, more) == 10  # only the keys not yet stored
+    stored = scoring.read_scores(directory)
+    assert len(stored) == 20 and not stored.duplicated(scoring.KEY).any()
     assert sorted(p.parent.name for p in directory.glob("date=*/scores.parquet")) == [
         "date=2024-03-01",
         "date=2024-03-02",
@@ -114,14 +115,14 @@ def test_the_scores_dataset_is_idempotent(tmp_path: Path, candles: pd.DataFrame)
     pd.testing.assert_frame_equal(
         stored.sort_values("as_of").reset_index(drop=True), more.sort_values("as_of").reset_index(drop=True)
     )
-    assert monitor.read_scores(tmp_path / "nothing").empty
+    assert scoring.read_scores(tmp_path / "nothing").empty
 
 
 def test_rolling_metrics_count_each_hour_once_and_match_the_metrics_module(candles: pd.DataFrame) -> None:
     log = pd.concat([log_rows(candles, range(0, 60), answers=5), log_rows(candles, range(50, 60), "m:2", 1)])
-    scores, _ = monitor.score_predictions(monitor.distinct_predictions(log), candles)
+    scores, _ = scoring.score_predictions(scoring.distinct_predictions(log), candles)
     now = START + 60 * HOUR
-    board = monitor.scoreboard(scores, now).set_index(["window", "symbol", "model"])
+    board = scoring.scoreboard(scores, now).set_index(["window", "symbol", "model"])
 
     first = scores.loc[scores["model"] == "m:1"].sort_values("as_of")
     day = first.loc[first["target_time"] > now - pd.Timedelta(hours=24)]
@@ -147,15 +148,15 @@ def test_rolling_metrics_count_each_hour_once_and_match_the_metrics_module(candl
 
 def test_rolling_series_and_model_spans(candles: pd.DataFrame) -> None:
     log = pd.concat([log_rows(candles, range(0, 30)), log_rows(candles, range(30, 60), "m:2")])
-    scores, _ = monitor.score_predictions(monitor.distinct_predictions(log), candles)
-    series = monitor.rolling_series(scores, "BTC/USDT", pd.Timedelta(hours=24))
+    scores, _ = scoring.score_predictions(scoring.distinct_predictions(log), candles)
+    series = scoring.rolling_series(scores, "BTC/USDT", pd.Timedelta(hours=24))
     assert len(series) == 60 and series["hours"].max() == 24
     last_day = scores.sort_values("target_time").tail(24)
     assert series["mae_ratio"].iloc[-1] == pytest.approx(
         last_day["error"].abs().sum() / last_day["persistence_error"].abs().sum()
     )
     assert series["directional_accuracy"].iloc[-1] == pytest.approx(last_day["direction_hit"].dropna().mean())
-    spans = monitor.model_spans(scores, "BTC/USDT")
+    spans = scoring.model_spans(scores, "BTC/USDT")
     assert spans["model"].tolist() == ["m:1", "m:2"]
     assert spans["first"].tolist() == [START, START + 30 * HOUR]
 
@@ -169,10 +170,10 @@ def test_degradation_needs_enough_hours_and_the_cooldown_holds() -> None:
         ]
     )
     no_drift = drift.empty_table()
-    reasons = monitor.degradation(board, no_drift, "m:1", 1.05, 96, 0.5)
+    reasons = scoring.degradation(board, no_drift, "m:1", 1.05, 96, 0.5)
     assert len(reasons) == 1 and reasons[0].startswith("BTC/USDT: 7-day MAE ratio to persistence 1.2000")
-    assert monitor.degradation(board, no_drift, "m:2", 1.05, 96, 0.5) == []
-    assert monitor.degradation(board, no_drift, "m:1", 1.25, 96, 0.5) == []
+    assert scoring.degradation(board, no_drift, "m:2", 1.05, 96, 0.5) == []
+    assert scoring.degradation(board, no_drift, "m:1", 1.25, 96, 0.5) == []
 
     drifted = pd.DataFrame(
         [
@@ -181,24 +182,24 @@ def test_degradation_needs_enough_hours_and_the_cooldown_holds() -> None:
             {"window": "24h", "symbol": "BTC/USDT", "feature": "ret_1h", "psi": 3.0, "hours": 24},
         ]
     )
-    reasons = monitor.degradation(board.iloc[:0], drifted, "m:1", 1.05, 96, 0.5)
+    reasons = scoring.degradation(board.iloc[:0], drifted, "m:1", 1.05, 96, 0.5)
     assert reasons == [
         "ETH/USDT: feature ret_1h drifted, 7-day PSI 0.900 > 0.5 (2 features over the threshold)"
     ]
 
     now = START + 100 * HOUR
     day = pd.Timedelta(hours=24)
-    assert monitor.retrain_due(["x"], None, now, day)
-    assert not monitor.retrain_due([], None, now, day)
-    assert not monitor.retrain_due(["x"], now - 23 * HOUR, now, day)
-    assert monitor.retrain_due(["x"], now - 24 * HOUR, now, day)
+    assert scoring.retrain_due(["x"], None, now, day)
+    assert not scoring.retrain_due([], None, now, day)
+    assert not scoring.retrain_due(["x"], now - 23 * HOUR, now, day)
+    assert scoring.retrain_due(["x"], now - 24 * HOUR, now, day)
 
 
 def test_retrain_requests_are_recorded_and_read_back(tmp_path: Path) -> None:
     path = tmp_path / "monitor" / "retrain_request.json"
-    assert monitor.last_retrain_request(path) is None
-    monitor.record_retrain_request(path, START, "m:1", ["why"])
-    assert monitor.last_retrain_request(path) == START
+    assert scoring.last_retrain_request(path) is None
+    scoring.record_retrain_request(path, START, "m:1", ["why"])
+    assert scoring.last_retrain_request(path) == START
 
 
 def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift() -> None:
@@ -223,17 +224,17 @@ def test_drift_table_per_symbol_and_window_worst_first() -> None:
     reference = drift.feature_reference(train, ["ret_1h", "range_hl"])
     served = train.tail(24 * 7).copy()
     served["range_hl"] = served["range_hl"] + 2.0  # only this one shifts
-    table = drift.drift_table(reference, served, hours[-1], monitor.DRIFT_WINDOWS)
+    table = drift.drift_table(reference, served, hours[-1], scoring.DRIFT_WINDOWS)
     assert table["window"].tolist() == ["24h", "24h", "7d", "7d"]
     week = table.loc[table["window"] == "7d"]
     assert week["feature"].tolist() == ["range_hl", "ret_1h"] and week["hours"].tolist() == [168, 168]
     assert week["psi"].iloc[0] > 1.0 and week["psi"].iloc[1] < 0.2
-    assert drift.drift_table({}, served, hours[-1], monitor.DRIFT_WINDOWS).empty
+    assert drift.drift_table({}, served, hours[-1], scoring.DRIFT_WINDOWS).empty
 
 
 def test_the_log_reader_selects_columns_skips_old_files_and_fills_older_layouts(tmp_path: Path) -> None:
     from hourcast import atomic
-    from hourcast.prediction_log import read_log
+    from hourcast.serving.prediction_log import read_log
 
     def write(written: pd.Timestamp, as_of: pd.Timestamp, band: bool) -> None:
         row = {"requested_at": written, "symbol": "BTC/USDT", "as_of": as_of, "predicted_close": 1.0}
@@ -253,16 +254,16 @@ def test_the_log_reader_selects_columns_skips_old_files_and_fills_older_layouts(
 
 
 def test_a_run_rereads_the_log_from_before_each_symbols_newest_score(candles: pd.DataFrame) -> None:
-    scores, _ = monitor.score_predictions(
-        monitor.distinct_predictions(log_rows(candles, range(0, 10))), candles
+    scores, _ = scoring.score_predictions(
+        scoring.distinct_predictions(log_rows(candles, range(0, 10))), candles
     )
-    assert monitor._log_since(scores, ["BTC/USDT"]) == START + 9 * HOUR - monitor.RESCAN
-    assert monitor._log_since(scores, ["BTC/USDT", "ETH/USDT"]) is None  # ETH never scored: read it all
-    assert monitor._log_since(monitor.empty_scores(), ["BTC/USDT"]) is None
+    assert scoring._log_since(scores, ["BTC/USDT"]) == START + 9 * HOUR - scoring.RESCAN
+    assert scoring._log_since(scores, ["BTC/USDT", "ETH/USDT"]) is None  # ETH never scored: read it all
+    assert scoring._log_since(scoring.empty_scores(), ["BTC/USDT"]) is None
 
 
 def test_the_scoreboard_endpoint_reads_the_scores_dataset(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
-    from hourcast import store
+    from hourcast.data import store
     from hourcast.settings import Settings
     from tests.conftest import as_candle_frame
 
@@ -270,30 +271,30 @@ def test_the_scoreboard_endpoint_reads_the_scores_dataset(tmp_path: Path, btc_re
     rows = btc_recorded.loc[(btc_recorded["ts"] >= START) & (btc_recorded["ts"] < START + 48 * HOUR)]
     store.upsert(settings.candles_dir, store.Series("binance", "BTC/USDT", "1h"), as_candle_frame(rows))
     candles = rows.assign(symbol="BTC/USDT")[["symbol", "ts", "close"]]
-    scores, _ = monitor.score_predictions(
-        monitor.distinct_predictions(log_rows(candles, range(0, 47))), candles
+    scores, _ = scoring.score_predictions(
+        scoring.distinct_predictions(log_rows(candles, range(0, 47))), candles
     )
-    monitor.write_scores(settings.scores_dir, scores)
+    scoring.write_scores(settings.scores_dir, scores)
 
-    answer = monitor.current_scoreboard(settings, "BTC/USDT", "24h")
+    answer = scoring.current_scoreboard(settings, "BTC/USDT", "24h")
     assert answer["newest_hour"] == (START + 47 * HOUR).isoformat() and answer["production"] is None
     assert [(r["window"], r["model"], r["hours"]) for r in answer["rows"]] == [
         ("24h", "all", 24),
         ("24h", "m:1", 24),
     ]
-    assert answer["rows"][0] == monitor.current_scoreboard(settings)["rows"][0]
-    assert monitor.current_scoreboard(settings, "ETH/USDT", "7d")["rows"] == []
+    assert answer["rows"][0] == scoring.current_scoreboard(settings)["rows"][0]
+    assert scoring.current_scoreboard(settings, "ETH/USDT", "7d")["rows"] == []
     with pytest.raises(ValueError, match="unknown window '2d'"):
-        monitor.current_scoreboard(settings, window="2d")
+        scoring.current_scoreboard(settings, window="2d")
 
 
 def test_prometheus_text_parses_and_leaves_undefined_figures_out(candles: pd.DataFrame) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     log = pd.concat([log_rows(candles, range(0, 40)), log_rows(candles, range(39, 40), "old:1", 1)])
-    scores, _ = monitor.score_predictions(monitor.distinct_predictions(log), candles)
-    board = monitor.scoreboard(scores, START + 40 * HOUR)
-    text = monitor.prometheus_text(board, "m:1", {"BTC/USDT": 75.5})
+    scores, _ = scoring.score_predictions(scoring.distinct_predictions(log), candles)
+    board = scoring.scoreboard(scores, START + 40 * HOUR)
+    text = scoring.prometheus_text(board, "m:1", {"BTC/USDT": 75.5})
     families = {family.name: family for family in text_string_to_metric_families(text)}
     ratio = {
         (s.labels["window"], s.labels["model"]): s.value
@@ -304,14 +305,14 @@ def test_prometheus_text_parses_and_leaves_undefined_figures_out(candles: pd.Dat
     assert ("24h", "old:1") not in ratio  # only "all" and the production model
     assert families["hourcast_feature_age_seconds"].samples[0].value == 75.5
     assert families["hourcast_model_info"].samples[0].labels == {"model": "m:1"}
-    one_hour = monitor.scoreboard(scores, START + 40 * HOUR, {"1h": HOUR})  # one hour: no MAE ratio
-    assert "hourcast_forecast_mae_ratio{" not in monitor.prometheus_text(one_hour, "m:1", {})
+    one_hour = scoring.scoreboard(scores, START + 40 * HOUR, {"1h": HOUR})  # one hour: no MAE ratio
+    assert "hourcast_forecast_mae_ratio{" not in scoring.prometheus_text(one_hour, "m:1", {})
 
 
 def test_performance_view_data(candles: pd.DataFrame) -> None:
     log = pd.concat([log_rows(candles, range(0, 30)), log_rows(candles, range(30, 60), "m:2")])
-    scores, _ = monitor.score_predictions(monitor.distinct_predictions(log), candles)
-    view = monitor.performance(scores, "BTC/USDT", START + 60 * HOUR, hours=48)
+    scores, _ = scoring.score_predictions(scoring.distinct_predictions(log), candles)
+    view = scoring.performance(scores, "BTC/USDT", START + 60 * HOUR, hours=48)
     history = view["history"]
     assert len(history) == 48 and history["target_time"].iloc[-1] == START + 60 * HOUR
     assert (history["band_low"] < history["predicted_close"]).all()
@@ -323,18 +324,18 @@ def test_a_write_failing_part_way_loses_nothing_and_the_next_run_adds_the_rest(
     tmp_path: Path, candles: pd.DataFrame
 ) -> None:
     directory = tmp_path / "scores"
-    scores, _ = monitor.score_predictions(
-        monitor.distinct_predictions(log_rows(candles, range(0, 70))), candles
+    scores, _ = scoring.score_predictions(
+        scoring.distinct_predictions(log_rows(candles, range(0, 70))), candles
     )
     blocker = directory / "date=2024-03-02"
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a folder")  # the second day's file cannot be written
     with pytest.raises(OSError):
-        monitor.write_scores(directory, scores)
-    written = monitor.read_scores(directory)
+        scoring.write_scores(directory, scores)
+    written = scoring.read_scores(directory)
     assert len(written) == 23 and written["target_time"].max() == START + 23 * HOUR  # the first day, whole
 
     blocker.unlink()
-    assert monitor.write_scores(directory, scores) == 70 - 23
-    stored = monitor.read_scores(directory).sort_values("as_of").reset_index(drop=True)
+    assert scoring.write_scores(directory, scores) == 70 - 23
+    stored = scoring.read_scores(directory).sort_values("as_of").reset_index(drop=True)
     pd.testing.assert_frame_equal(stored, scores.sort_values("as_of").reset_index(drop=True))

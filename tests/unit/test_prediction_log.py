@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hourcast.features import FEATURE_NAMES
-from hourcast.prediction_log import PredictionLog, read_log
-from hourcast.schema import Band, Prediction
+from hourcast.features.compute import FEATURE_NAMES
+from hourcast.serving.prediction_log import PredictionLog, read_log
+from hourcast.serving.schema import Band, Prediction
 
 
 def prediction(symbol: str = "BTC/USDT", close: float = 61_000.0) -> Prediction:
@@ -87,7 +87,7 @@ def test_the_background_writer_logs_failures_and_catches_up(
     directory = tmp_path / "predictions"
     directory.write_text("blocked")
     log = PredictionLog(directory, flush_seconds=0.05)
-    caplog.set_level(logging.WARNING, logger="hourcast.prediction_log")
+    caplog.set_level(logging.WARNING, logger="hourcast.serving.prediction_log")
     log.start()
     try:
         log.record(datetime.now(UTC), [prediction()] * 4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hourcast.featurestore import describe_online_store, redis_connection_string
+from hourcast.features.featurestore import describe_online_store, redis_connection_string
 from hourcast.redact import redact
 from hourcast.settings import Settings
 

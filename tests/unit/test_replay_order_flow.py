@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hourcast.candles import ORDER_FLOW_COLUMNS
+from hourcast.data.candles import ORDER_FLOW_COLUMNS
 from hourcast.dev.replay import ReplayData, load_candles_file, synthetic_datasets
 from tests.order_flow import with_test_order_flow
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from hourcast import reporting
-from hourcast.candles import Gap
-from hourcast.featurestore import MaterializeSummary
-from hourcast.ingest import SymbolSummary
-from hourcast.retention import RetentionReport
-from hourcast.training import TrainingResult
+from hourcast.data.candles import Gap
+from hourcast.data.ingest import SymbolSummary
+from hourcast.features.featurestore import MaterializeSummary
+from hourcast.model.training import TrainingResult
+from hourcast.ops import reporting
+from hourcast.ops.retention import RetentionReport
 
 T = pd.Timestamp("2024-03-01 05:00", tz="UTC")
 

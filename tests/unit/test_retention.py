@@ -11,9 +11,12 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from hourcast import atomic, feature_table, quarantine, retention, store
+from hourcast import atomic
+from hourcast.data import quarantine, store
+from hourcast.data.store import series_lock
+from hourcast.features import feature_table
+from hourcast.ops import retention
 from hourcast.settings import Settings
-from hourcast.store import series_lock
 from tests.integration.conftest import wait_for
 
 UTC = "UTC"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hourcast import selection
+from hourcast.data import selection
 from hourcast.errors import UserError
 from hourcast.settings import Settings
 

@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 
 from hourcast.dev.scheduler import ReplayScheduler, next_firing
-from hourcast.settings import Settings
-from hourcast.stack import (
+from hourcast.ops.stack import (
     log_tail,
     prefect_server_environment,
     read_prefect_yaml,
     settings_environment,
     work_pools,
 )
+from hourcast.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEDULES = {

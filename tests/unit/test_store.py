@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hourcast import store
-from hourcast.candles import ORDER_FLOW_COLUMNS
+from hourcast.data import store
+from hourcast.data.candles import ORDER_FLOW_COLUMNS
 from tests.conftest import as_candle_frame, kill_writer_when
 
 SERIES = store.Series("binance", "BTC/USDT", "1h")
@@ -109,7 +109,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from hourcast import store
+    from hourcast.data import store
     from tests.conftest import BTC_FILE, as_candle_frame, read_recorded
 
     root = Path(sys.argv[1])

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hourcast.candles import frame_from_ohlcv, timeframe_ms, ts_ms
-from hourcast.validation import (
+from hourcast.data.candles import frame_from_ohlcv, ts_ms
+from hourcast.data.validation import (
     SUITE_NAME,
     CandleValidator,
     ValidationReport,
@@ -22,6 +22,7 @@ from hourcast.validation import (
     render_html,
     write_report,
 )
+from hourcast.timeframe import timeframe_ms
 from tests.conftest import BTC_FILE
 
 DATA = BTC_FILE
@@ -158,7 +159,7 @@ def test_suite_builds_on_its_own() -> None:
 
 
 def test_importing_module_does_not_import_great_expectations() -> None:
-    code = "import sys, hourcast.validation; sys.exit('great_expectations' in sys.modules)"
+    code = "import sys, hourcast.data.validation; sys.exit('great_expectations' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -58,7 +58,8 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pandas as pd
 
-from hourcast.candles import ORDER_FLOW_COLUMNS, timeframe_ms, to_ms
+from hourcast.data.candles import ORDER_FLOW_COLUMNS, to_ms
+from hourcast.timeframe import timeframe_ms
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000

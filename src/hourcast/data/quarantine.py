@@ -1,0 +1,255 @@
+"""The quarantine: candles validation set aside, kept with their report until a user looks at them.
+
+Layout under ``HOURCAST_HOME/quarantine``, one folder per series (named like the candle store's)::
+
+    <series>/<stem>.parquet      the rows set aside, exactly as received (all candle columns)
+    <series>/<stem>.json|.html   the validation report (GX result as JSON, GX's Data Docs page)
+    <series>/<stem>.entry.json   the entry: id, kind, rows, first/last ts, reasons, state
+
+An entry's ``kind`` is ``rows`` (rows failing a row rule; the rest of their batch was stored and the run
+went on) or ``batch`` (a batch rule failed: nothing of the page was stored and the run stopped there, so
+the next run fetches the same range again). Its ``state`` is ``pending`` until a user either releases it
+(re-validated, then merged into the store) or marks it ``reviewed`` (kept aside for good).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from hourcast import atomic
+from hourcast.data import store
+from hourcast.data.candles import CANDLE_COLUMNS, with_order_flow
+from hourcast.timeframe import timeframe_ms
+
+if TYPE_CHECKING:
+    from hourcast.data.validation import ValidationReport
+
+ROWS, BATCH = "rows", "batch"
+PENDING, RELEASED, REVIEWED = "pending", "released", "reviewed"
+ENTRY_SUFFIX = ".entry.json"
+
+
+class QuarantineError(ValueError):
+    """A quarantine entry cannot be found or cannot be released."""
+
+
+def iso(stamp: pd.Timestamp | None) -> str | None:
+    """``2024-01-01T05:00:00Z`` (seconds kept: off-hour candles show as such), or None."""
+    return None if stamp is None or pd.isna(stamp) else stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One quarantined set of rows and what became of it."""
+
+    id: str
+    exchange: str
+    symbol: str
+    timeframe: str
+    kind: str
+    rows: int
+    first: str | None
+    last: str | None
+    reasons: list[str]
+    state: str
+    created: str
+    resolved: str | None = None
+    note: str = ""
+
+    @property
+    def series(self) -> store.Series:
+        """The candle series the rows belong to."""
+        return store.Series(self.exchange, self.symbol, self.timeframe)
+
+    def stem(self, root: Path) -> Path:
+        """Path of the entry's files without their suffixes."""
+        return self.series.directory(root) / self.id
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as plain JSON types."""
+        return asdict(self)
+
+
+def _entry_id(series: store.Series, run_at: pd.Timestamp, first: pd.Timestamp | None) -> str:
+    symbol = series.symbol.replace("/", "-")
+    start = f"{first:%Y%m%dT%H%M}" if first is not None else "unknown"
+    return f"{series.exchange}-{symbol}-{series.timeframe}-{run_at:%Y%m%dT%H%M%SZ}-{start}"
+
+
+def _stamps(rows: pd.DataFrame) -> pd.Series:
+    if "ts" not in rows or not pd.api.types.is_datetime64_any_dtype(rows["ts"]):
+        return pd.Series(dtype="datetime64[ms, UTC]")
+    return rows["ts"].dropna()
+
+
+def _write_entry(root: Path, entry: Entry) -> Entry:
+    path = entry.stem(root).with_name(entry.id + ENTRY_SUFFIX)
+    atomic.write_text(path, json.dumps(entry.as_json(), indent=2))
+    return entry
+
+
+def put(
+    root: Path,
+    series: store.Series,
+    rows: pd.DataFrame,
+    report: ValidationReport,
+    run_at: pd.Timestamp,
+    kind: str,
+) -> Entry:
+    """Set ``rows`` aside with the validation ``report`` as a new pending entry; returns it."""
+    from hourcast.data.validation import write_report
+
+    stamps = _stamps(rows)
+    first = stamps.min() if not stamps.empty else None
+    entry = Entry(
+        id=_entry_id(series, run_at, first),
+        exchange=series.exchange,
+        symbol=series.symbol,
+        timeframe=series.timeframe,
+        kind=kind,
+        rows=len(rows),
+        first=iso(first),
+        last=iso(stamps.max()) if not stamps.empty else None,
+        reasons=list(report.failures),
+        state=PENDING,
+        created=iso(run_at) or "",
+    )
+    stem = entry.stem(root)
+    atomic.write_parquet(rows.reset_index(drop=True), stem.with_suffix(".parquet"))
+    write_report(report, stem.parent, entry.id)
+    return _write_entry(root, entry)
+
+
+def entries(root: Path, series: store.Series | None = None) -> list[Entry]:
+    """Every entry (of one series, if given), oldest first."""
+    base = series.directory(root) if series is not None else root
+    if not base.exists():
+        return []
+    found = [Entry(**json.loads(path.read_text())) for path in base.rglob(f"*{ENTRY_SUFFIX}")]
+    return sorted(found, key=lambda entry: (entry.created, entry.id))
+
+
+def find(root: Path, entry_id: str) -> Entry:
+    """The entry with this id; ``QuarantineError`` if there is none."""
+    for entry in entries(root):
+        if entry.id == entry_id:
+            return entry
+    raise QuarantineError(f"no quarantine entry {entry_id!r} (see `hourcast quarantine list`)")
+
+
+def read_rows(root: Path, entry: Entry) -> pd.DataFrame:
+    """The rows of an entry, as they were received (order flow null in an entry written before hourcast
+    stored it)."""
+    return with_order_flow(pd.read_parquet(entry.stem(root).with_suffix(".parquet")))
+
+
+def read_report(root: Path, entry: Entry) -> dict[str, Any]:
+    """The validation report of an entry (``ValidationReport`` as a JSON dict)."""
+    return json.loads(entry.stem(root).with_suffix(".json").read_text())
+
+
+def examined_until(root: Path, series: store.Series) -> pd.Timestamp | None:
+    """Open time (on the timeframe's grid) of the newest candle a row entry of the series holds, or None.
+
+    Ingestion resumes after it as after the last stored candle: rows set aside were fetched and judged;
+    fetching them again would only quarantine them again.
+    """
+    lasts = [pd.Timestamp(e.last) for e in entries(root, series) if e.kind == ROWS and e.last]
+    if not lasts:
+        return None
+    step = pd.Timedelta(milliseconds=timeframe_ms(series.timeframe))
+    return max(lasts).floor(step)
+
+
+def already_held(root: Path, series: store.Series, rows: pd.DataFrame, kind: str = ROWS) -> pd.Series:
+    """Which of ``rows`` (all candle columns equal) some entry of that kind of the series already holds.
+
+    A page failing a batch rule again (the next run fetches it again) is held once, not once per run.
+    """
+    if kind == BATCH:
+        same = any(
+            read_rows(root, e).equals(rows.reset_index(drop=True))
+            for e in entries(root, series)
+            if e.kind == BATCH and e.state == PENDING
+        )
+        return pd.Series(same, index=rows.index)
+    held = [read_rows(root, e) for e in entries(root, series) if e.kind == ROWS]
+    if not held or rows.empty:
+        return pd.Series(False, index=rows.index)
+    known = set(pd.util.hash_pandas_object(pd.concat(held)[CANDLE_COLUMNS], index=False))
+    hashes = pd.util.hash_pandas_object(rows[CANDLE_COLUMNS], index=False)
+    return pd.Series(hashes.isin(known).to_numpy(), index=rows.index)
+
+
+def supersede(root: Path, latest: Entry) -> list[str]:
+    """Delete the pending batch entries of ``latest``'s series that start where it starts and hold no row it
+    does not hold; returns their ids. A page that stays blocked grows by a candle per hourly run: it is
+    kept once, as its latest copy, not once per run."""
+    if latest.kind != BATCH:
+        return []
+    rows = read_rows(root, latest)
+    hashes = set(pd.util.hash_pandas_object(rows, index=False))
+    removed = []
+    for entry in entries(root, latest.series):
+        same_page = entry.kind == BATCH and entry.state == PENDING and entry.first == latest.first
+        if entry.id == latest.id or not same_page:
+            continue
+        held = pd.util.hash_pandas_object(read_rows(root, entry), index=False)
+        if set(held) <= hashes:
+            delete(root, entry)
+            removed.append(entry.id)
+    return removed
+
+
+def delete(root: Path, entry: Entry) -> int:
+    """Delete an entry's files (rows, report, page; the entry file last, so a half-deleted entry is still
+    listed); returns the bytes freed."""
+    stem = entry.stem(root)
+    freed = 0
+    for path in sorted(stem.parent.glob(f"{stem.name}.*"), key=lambda path: path.name.endswith(ENTRY_SUFFIX)):
+        freed += path.stat().st_size
+        path.unlink()
+    return freed
+
+
+def mark_reviewed(root: Path, entry_id: str, note: str = "") -> Entry:
+    """Keep a pending entry aside for good, recording that a user looked at it."""
+    entry = find(root, entry_id)
+    if entry.state != PENDING:
+        raise QuarantineError(f"quarantine entry {entry_id} is already {entry.state}")
+    resolved = iso(pd.Timestamp.now(tz="UTC"))
+    return _write_entry(root, replace(entry, state=REVIEWED, resolved=resolved, note=note))
+
+
+def release(
+    root: Path,
+    candles_dir: Path,
+    entry_id: str,
+    validate: Callable[[pd.DataFrame], ValidationReport],
+    note: str = "",
+) -> tuple[Entry, store.UpsertResult]:
+    """Re-validate a pending or reviewed entry's rows and, only if every rule passes, merge them.
+
+    The merge is the store's idempotent upsert (a candle already stored stays as it is), so releasing
+    never duplicates a candle. ``QuarantineError`` (with the failures) if the rows still fail.
+    """
+    entry = find(root, entry_id)
+    if entry.state == RELEASED:
+        raise QuarantineError(f"quarantine entry {entry_id} was already released on {entry.resolved}")
+    rows = read_rows(root, entry)
+    report = validate(rows)
+    if not report.success:
+        raise QuarantineError(
+            f"quarantine entry {entry_id} still fails validation, nothing merged: "
+            + "; ".join(report.failures)
+            + " (use --reviewed to keep it aside as reviewed)"
+        )
+    result = store.upsert(candles_dir, entry.series, rows)
+    resolved = iso(pd.Timestamp.now(tz="UTC"))
+    return _write_entry(root, replace(entry, state=RELEASED, resolved=resolved, note=note)), result

@@ -1,0 +1,245 @@
+"""Walk-forward evaluation reports: refit weekly on the trailing window, predict each following hour,
+calibrate each week on the ``gate_weeks`` before it (as training calibrates the model it saves), and compare
+with persistence: MAE ratio, Diebold-Mariano p, directional accuracy with its 95 % interval, band coverage
+and width against persistence's band, Brier score of ``p_up`` against climatology, pooled and per symbol.
+Optionally compares training windows, and extra inputs (cross-asset, order flow), on the same hours.
+Writes ``reports/walk_forward_<time>.json`` and a ``.png`` chart."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hourcast import atomic
+from hourcast.data.candles import ORDER_FLOW_COLUMNS
+from hourcast.features import compute, dataset
+from hourcast.model import estimator, metrics, training
+from hourcast.settings import Settings
+from hourcast.timeframe import timeframe_delta
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """A walk-forward run: its metrics, its folds and where the report files are."""
+
+    weeks: int
+    metrics: dict[str, Any]
+    folds: list[dict[str, Any]]
+    json_path: Path
+    chart_path: Path
+    windows: list[dict[str, Any]]
+    cross_asset: list[dict[str, Any]]
+    order_flow: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` line."""
+        return {
+            "weeks": self.weeks,
+            **self.metrics,
+            "windows": self.windows,
+            "cross_asset": self.cross_asset,
+            "order_flow": self.order_flow,
+            "folds": self.folds,
+            "report": str(self.json_path),
+            "chart": str(self.chart_path),
+        }
+
+
+def versus(result: estimator.WalkForward, reference: estimator.WalkForward) -> dict[str, Any]:
+    """Two variants' forecasts on the same hours, head to head: the MAE ratio of ``result`` to
+    ``reference`` and the Diebold-Mariano test of their errors (p below 0.05: a difference beyond noise)."""
+    keys = ["symbol", "event_timestamp"]
+    paired = result.predictions.merge(
+        reference.predictions[[*keys, "predicted_close"]], on=keys, suffixes=("", "_reference")
+    )
+    if len(paired) != len(result.predictions) or len(paired) != len(reference.predictions):
+        raise ValueError("the variants to compare did not predict the same hours")
+    actual = paired["next_close"].to_numpy(dtype="float64")
+    errors = paired["predicted_close"].to_numpy(dtype="float64") - actual
+    reference_errors = paired["predicted_close_reference"].to_numpy(dtype="float64") - actual
+    statistic, p_value = metrics.diebold_mariano(errors, reference_errors)
+    ratios = [
+        float(np.mean(np.abs(errors[rows])) / np.mean(np.abs(reference_errors[rows])))
+        for rows in paired.groupby("symbol", sort=True).indices.values()
+    ]
+    return {
+        "mae_ratio": float(np.mean(np.abs(errors)) / np.mean(np.abs(reference_errors))),
+        "mae_ratio_by_symbol": dict(zip(sorted(paired["symbol"].astype(str).unique()), ratios, strict=True)),
+        "dm_statistic": statistic,
+        "dm_p_value": p_value,
+    }
+
+
+def window_row(days: int, result: estimator.WalkForward, inputs: str = "base") -> dict[str, Any]:
+    """One line of a comparison: a training window's (and input set's) pooled and per-symbol headline
+    figures."""
+
+    def headline(scored: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "mae_ratio": scored["comparison"]["mae_ratio"],
+            "dm_p_value": scored["comparison"]["dm_p_value"],
+            **{
+                key: scored["model"][key]
+                for key in ("directional_accuracy", "directional_low", "directional_high")
+            },
+            "coverage": scored["band"]["model"]["coverage"],
+            "width_ratio": scored["band"]["width_ratio"],
+            "brier_skill": scored["p_up"]["brier_skill"],
+        }
+
+    return {
+        "train_days": days,
+        "inputs": inputs,
+        "hours": result.metrics["model"]["n"],
+        "first_hour": str(result.predictions["event_timestamp"].min()),
+        "last_hour": str(result.predictions["event_timestamp"].max()),
+        **headline(result.metrics),
+        "fit_seconds": sum(fold["fit_seconds"] for fold in result.folds),
+        "by_symbol": {symbol: headline(scored) for symbol, scored in result.metrics["by_symbol"].items()},
+    }
+
+
+def no_order_flow(settings: Settings) -> str:
+    """Why ``--order-flow`` cannot compare: no stored candle carries order flow; and how to get it."""
+    return (
+        f"no stored candle of {', '.join(settings.symbols)} ({settings.exchange} {settings.timeframe}, "
+        f"{settings.candles_dir}) carries order flow (quote volume, trades, taker-buy volume), so there is "
+        "nothing to compare with and without it. Only Binance's klines have it, and the recorded candles "
+        "bundled with hourcast do not: ingest or backfill from Binance (HOURCAST_EXCHANGE=binance, "
+        "HOURCAST_EXCHANGE_URL unset) into a new HOURCAST_HOME, e.g. `hourcast backfill --since 2025-01-01` "
+        "(candles stored before keep none), then run `hourcast evaluate --order-flow` again"
+    )
+
+
+def run(
+    settings: Settings,
+    weeks: int,
+    windows: list[int] | None = None,
+    cross_asset: bool = False,
+    order_flow: bool = False,
+) -> EvaluationReport:
+    """Walk-forward over the last ``weeks`` weeks, each fold fitted on the trailing ``train_days`` and
+    calibrated on the ``gate_weeks`` folds before it; with ``windows`` (days), the same hours are also
+    predicted with each of those training windows and compared (``window_row``, and ``versus`` the
+    default window: a DM test of the two on the same hours); with ``cross_asset`` (``order_flow``), with
+    and without ``compute.CROSS_FEATURES`` (``compute.ORDER_FLOW_FEATURES``) as extra inputs
+    (``versus_base``: the DM test of the two). Every run then uses only the hours where each compared input
+    exists (the reference row, the order flow), so all compare the same hours. ``TrainingError`` if
+    ``order_flow`` is asked for and no stored candle has any (``no_order_flow``).
+
+    The rows are the pure ``dataset.labelled_rows`` of the whole candle archive, not Feast's table, which
+    keeps only ``feature_retention_days``; a test checks both give the same rows."""
+    results: dict[int, estimator.WalkForward] = {}
+    extras = {
+        label: columns
+        for label, columns, wanted in (
+            ("cross-asset", compute.CROSS_FEATURES, cross_asset),
+            ("order flow", compute.ORDER_FLOW_FEATURES, order_flow),
+        )
+        if wanted
+    }
+    compared_inputs: dict[str, list[dict[str, Any]]] = {label: [] for label in extras}
+    walk = partial(
+        estimator.walk_forward,
+        weeks=weeks,
+        horizon=timeframe_delta(settings.timeframe),
+        calibration_weeks=settings.gate_weeks,
+    )
+    try:
+        candles = dataset.load_candles(settings)
+        if order_flow and not candles[ORDER_FLOW_COLUMNS].notna().any(axis=None):
+            raise training.TrainingError(no_order_flow(settings))
+        frame = dataset.labelled_rows(candles, settings.timeframe)
+        frame = frame.dropna(subset=[column for columns in extras.values() for column in columns])
+        for days in dict.fromkeys([settings.train_days, *(windows or [])]):
+            results[days] = walk(frame, train_window=pd.Timedelta(days=days))
+        base = results[settings.train_days]
+        for label, columns in extras.items():
+            extra = walk(
+                frame,
+                train_window=pd.Timedelta(days=settings.train_days),
+                fit_fn=partial(estimator.fit, inputs=[*estimator.MODEL_INPUTS, *columns]),
+            )
+            compared_inputs[label] = [
+                window_row(settings.train_days, base),
+                window_row(settings.train_days, extra, f"base + {label}")
+                | {"versus_base": versus(extra, base)},
+            ]
+    except training.TrainingError:
+        raise
+    except ValueError as error:
+        raise training.TrainingError(f"cannot evaluate {weeks} weeks: {error}") from error
+    result = results[settings.train_days]
+    crossed, flowed = compared_inputs.get("cross-asset", []), compared_inputs.get("order flow", [])
+    compared = (
+        [
+            window_row(days, results[days]) | {"versus_default": versus(results[days], result)}
+            for days in sorted(results)
+        ]
+        if windows
+        else []
+    )
+    stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
+    folds = [
+        {key: str(value) if isinstance(value, pd.Timestamp) else value for key, value in fold.items()}
+        for fold in result.folds
+    ]
+    document = {
+        "weeks": weeks,
+        "train_days": settings.train_days,
+        "calibration_weeks": settings.gate_weeks,
+        "metrics": result.metrics,
+        "windows": compared,
+        "cross_asset": crossed,
+        "order_flow": flowed,
+        "folds": folds,
+    }
+    json_path = atomic.write_text(
+        settings.reports_dir / f"walk_forward_{stamp}.json", json.dumps(document, indent=2)
+    )
+    chart_path = write_chart(result.predictions, settings.reports_dir / f"walk_forward_{stamp}.png")
+    return EvaluationReport(weeks, result.metrics, folds, json_path, chart_path, compared, crossed, flowed)
+
+
+def write_chart(predictions: pd.DataFrame, path: Path, candles: int = 168) -> Path:
+    """Predicted vs actual close (persistence, and the model's band when calibrated) over the last
+    ``candles`` of each symbol, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    symbols = list(dict.fromkeys(predictions["symbol"]))
+    figure, axes = plt.subplots(len(symbols), 1, figsize=(12, 3.5 * len(symbols)), squeeze=False)
+    for axis, symbol in zip(axes[:, 0], symbols, strict=True):
+        rows = predictions.loc[predictions["symbol"] == symbol].tail(candles)
+        target = rows["event_timestamp"]  # the forecast is for the candle that closes one step later
+        if "band_low" in rows and rows["band_low"].notna().all():
+            axis.fill_between(
+                target, rows["band_low"], rows["band_high"], color="tab:blue", alpha=0.15, label="90 % band"
+            )
+        axis.plot(target, rows["next_close"], color="black", linewidth=1.2, label="actual close")
+        axis.plot(target, rows["predicted_close"], color="tab:blue", linewidth=1, label="model")
+        axis.plot(
+            target,
+            rows["persistence_close"],
+            color="tab:orange",
+            linewidth=0.8,
+            alpha=0.7,
+            label="persistence",
+        )
+        axis.set_title(f"{symbol}: next-candle close, last {len(rows)} walk-forward candles")
+        axis.legend(loc="upper left")
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=90)
+    plt.close(figure)
+    return atomic.write_bytes(path, image.getvalue())

@@ -1,0 +1,151 @@
+"""The durable prediction log: every answered forecast, with its band and features, for later scoring.
+
+Requests only append to an in-memory buffer; a background ``Periodic`` job writes it every
+``flush_seconds`` as one small Parquet file (atomically), and ``close()`` flushes the rest. A write that
+fails is logged and its rows are kept, under the same file name, for the next flush (so a retry after
+a failure that happened after publishing rewrites the same file instead of duplicating it). A crash
+loses at most the last ``flush_seconds`` of predictions.
+
+Columns: ``requested_at``, every field of the API's ``Prediction`` except ``band``, ``band_low`` and
+``band_high`` (the served band), and the feature values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hourcast import atomic
+from hourcast.background import Periodic
+from hourcast.serving.schema import Prediction
+
+_TIME_COLUMNS = ("requested_at", "as_of", "target_time")
+MAX_PENDING_ROWS = 200_000  # kept while writes fail; beyond this the oldest unwritten rows are dropped
+
+logger = logging.getLogger("hourcast.serving.prediction_log")
+
+
+def log_row(requested_at: datetime, prediction: Prediction) -> dict[str, Any]:
+    """One log row: the request time, the answer as served (band as ``band_low``/``band_high``; a missing
+    ``p_up`` as NaN, so the column is a float in every file), features."""
+    body = prediction.model_dump(exclude={"band"})
+    return {
+        "requested_at": requested_at,
+        **body,
+        "p_up": float("nan") if prediction.p_up is None else prediction.p_up,
+        "band_low": prediction.band.low,
+        "band_high": prediction.band.high,
+        **prediction.features,
+    }
+
+
+class PredictionLog:
+    """Buffered, periodically flushed Parquet log of predictions under ``directory/date=YYYY-MM-DD/``."""
+
+    def __init__(self, directory: Path, flush_seconds: float = 2.0) -> None:
+        self.directory = directory
+        self.flush_seconds = flush_seconds
+        self._buffer: list[dict[str, Any]] = []
+        self._pending: list[tuple[Path, list[dict[str, Any]]]] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._sequence = itertools.count()
+        self._writer = Periodic("prediction log flush", flush_seconds, self.flush, logger)
+
+    @property
+    def unwritten(self) -> int:
+        """Rows recorded but not yet on disk."""
+        with self._lock:
+            return len(self._buffer) + sum(len(rows) for _, rows in self._pending)
+
+    @property
+    def last_error(self) -> str | None:
+        """The failure of the last background flush (``None`` if it succeeded)."""
+        return self._writer.last_error
+
+    def record(self, requested_at: datetime, predictions: list[Prediction]) -> None:
+        """Queue answered predictions (cheap: no I/O on the request path)."""
+        rows = [log_row(requested_at, p) for p in predictions]
+        with self._lock:
+            self._buffer.extend(rows)
+
+    def _next_path(self) -> Path:
+        written = datetime.now(UTC)
+        name = f"part-{written:%Y%m%dT%H%M%S%f}-{os.getpid()}-{next(self._sequence)}.parquet"
+        return self.directory / f"date={written:%Y-%m-%d}" / name
+
+    def flush(self) -> Path | None:
+        """Write what is buffered; returns the last file written (None if there was nothing). Raises if a
+        write fails: the rows stay queued for the next flush."""
+        with self._flush_lock:
+            with self._lock:
+                rows, self._buffer = self._buffer, []
+                if rows:
+                    self._pending.append((self._next_path(), rows))
+                self._drop_beyond_limit()
+                pending = list(self._pending)
+            written = None
+            for path, batch in pending:
+                frame = pd.DataFrame(batch)
+                for column in _TIME_COLUMNS:
+                    frame[column] = pd.to_datetime(frame[column], utc=True)
+                written = atomic.write_parquet(frame, path)
+                with self._lock:
+                    self._pending.pop(0)  # only flush (under _flush_lock) changes _pending
+            return written
+
+    def _drop_beyond_limit(self) -> None:
+        while sum(len(rows) for _, rows in self._pending) > MAX_PENDING_ROWS and len(self._pending) > 1:
+            path, rows = self._pending.pop(0)
+            logger.error(
+                "prediction log: dropped %d unwritten rows (%s) after repeated write failures",
+                len(rows),
+                path.name,
+            )
+
+    def start(self) -> None:
+        """Flush every ``flush_seconds`` in the background until ``close()``."""
+        self._writer.start()
+
+    def close(self) -> None:
+        """Stop the writer and flush what is left (a failure is logged; the rows are then lost)."""
+        self._writer.stop()
+        if not self._writer.run_once():
+            logger.error("prediction log: %d rows could not be written at shutdown", self.unwritten)
+
+
+def read_log(
+    directory: Path, columns: list[str] | None = None, since: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Every logged prediction, oldest request first (empty frame if none).
+
+    ``columns``: read only these (plus ``requested_at``); a column no file has is left out, and rows
+    from files written before a column existed hold nulls in it (the newest file's layout is used).
+    ``since``: only predictions with ``as_of >= since``. Files written before ``since`` (by their name) are
+    not opened: an answer is logged after the hour it forecasts from, so they hold only earlier hours.
+    """
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    files = sorted(str(path) for path in directory.glob("date=*/part-*.parquet"))
+    if since is not None:
+        first = f"part-{since.tz_convert('UTC'):%Y%m%dT%H%M%S%f}"
+        files = [name for name in files if Path(name).name >= first]
+    if not files:
+        return pd.DataFrame(
+            columns=columns or ["requested_at", "symbol", "as_of", "target_time", "predicted_close"]
+        )
+    schema = pq.read_schema(files[-1])
+    wanted = None if columns is None else ["requested_at", *columns]
+    selected = [name for name in schema.names if wanted is None or name in wanted]
+    condition = None if since is None else pads.field("as_of") >= since.to_pydatetime()
+    table = pads.dataset(files, schema=schema, format="parquet").to_table(columns=selected, filter=condition)
+    frame = table.to_pandas()
+    return frame.sort_values("requested_at", kind="stable").reset_index(drop=True)
