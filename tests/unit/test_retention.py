@@ -94,7 +94,7 @@ def test_days_and_feature_rows_expire_strictly_before_the_cutoff() -> None:
     table = pd.DataFrame(
         {"event_timestamp": pd.date_range("2024-03-02 11:00", periods=3, freq="h", tz=UTC), "x": [1, 2, 3]}
     )
-    assert retention.trim_features(table, cutoff)["x"].tolist() == [3]
+    assert feature_table.rows_after(table, cutoff)["x"].tolist() == [3]
 
 
 def test_retention_removes_old_months_feature_rows_and_log_days(settings: Settings) -> None:

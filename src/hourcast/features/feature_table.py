@@ -60,7 +60,6 @@ from hourcast.features.compute import (
     ROW_COLUMNS,
     feature_rows,
 )
-from hourcast.ops import retention
 from hourcast.settings import Settings
 from hourcast.timeframe import timeframe_delta
 
@@ -628,6 +627,11 @@ def _newest_event(path: Path) -> pd.Timestamp | None:
     return None
 
 
+def rows_after(table: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The feature rows with ``event_timestamp > cutoff``, in their original order."""
+    return table.loc[table["event_timestamp"] > cutoff].reset_index(drop=True)
+
+
 def trim(settings: Settings, cutoff: pd.Timestamp) -> tuple[int, int, int]:
     """Drop the rows with ``event_timestamp <= cutoff`` (whole day files, and the rows of the day holding
     ``cutoff``); returns ``(rows removed, rows kept, bytes freed)``."""
@@ -641,7 +645,7 @@ def trim(settings: Settings, cutoff: pd.Timestamp) -> tuple[int, int, int]:
                 break
             size = file.stat().st_size
             table = pd.read_parquet(file)
-            kept = retention.trim_features(table, cutoff)
+            kept = rows_after(table, cutoff)
             if len(kept) < len(table):
                 removed += len(table) - len(kept)
                 if _replace_file(path, key, kept) == 0 and state is not None:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from hourcast.data import ledger, quarantine, store
 from hourcast.data.store import series_lock
+from hourcast.features import feature_table
 from hourcast.settings import Settings
 
 MONTH_PREFIX = "month="
@@ -89,11 +90,6 @@ def expired_months(months: list[str], cutoff: pd.Timestamp) -> list[str]:
 def expired_days(days: list[str], cutoff: pd.Timestamp) -> list[str]:
     """The ``YYYY-MM-DD`` days that end on or before ``cutoff``, oldest first."""
     return [day for day in sorted(days) if pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1) <= cutoff]
-
-
-def trim_features(table: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """The feature rows with ``event_timestamp > cutoff``, in their original order."""
-    return table.loc[table["event_timestamp"] > cutoff].reset_index(drop=True)
 
 
 def apply_retention(settings: Settings, now: pd.Timestamp | None = None) -> RetentionReport:
@@ -188,8 +184,6 @@ def _prune_candles(root: Path, cutoff: pd.Timestamp) -> tuple[list[str], int]:
 
 def _trim_feature_table(settings: Settings, cutoff: pd.Timestamp) -> tuple[int, int, int]:
     """Drop expired feature rows; returns ``(rows removed, rows kept, bytes freed)``."""
-    from hourcast.features import feature_table
-
     return feature_table.trim(settings, cutoff)
 
 
