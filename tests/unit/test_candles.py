@@ -1,4 +1,3 @@
-import pandas as pd
 import pytest
 from pydantic import ValidationError
 
@@ -45,15 +44,6 @@ def test_closed_only_uses_the_exchange_clock() -> None:
     assert len(candles.closed_only(frame, "1h", 1704074400000)) == 2
     assert len(candles.closed_only(frame, "1h", 1704074399999)) == 1
     assert candles.last_closed_open_ms("1h", 1704074399999) == 1704067200000
-
-
-def test_find_gaps_reports_runs_of_missing_candles() -> None:
-    stamps = pd.to_datetime(["2024-01-01 00:00", "2024-01-01 01:00", "2024-01-01 04:00"], utc=True)
-    gaps = candles.find_gaps(stamps, "1h", previous=pd.Timestamp("2023-12-31 22:00", tz="UTC"))
-    assert gaps == [
-        candles.Gap(pd.Timestamp("2023-12-31 23:00", tz="UTC"), 1),
-        candles.Gap(pd.Timestamp("2024-01-01 02:00", tz="UTC"), 2),
-    ]
 
 
 def test_supported_timeframes_and_their_ingest_schedules() -> None:

@@ -36,6 +36,11 @@ def test_the_state_file_round_trips_and_parquet_readers_skip_it(tmp_path: Path) 
 
 def test_runs_and_ledger_ranges() -> None:
     assert completeness.runs([4 * HOUR, HOUR, 2 * HOUR], HOUR) == [(HOUR, 2 * HOUR), (4 * HOUR, 4 * HOUR)]
+    # the hours ingestion found missing become its gaps: one run per stretch of consecutive hours
+    assert completeness.runs([3 * HOUR, 6 * HOUR, 7 * HOUR], HOUR) == [
+        (3 * HOUR, 3 * HOUR),
+        (6 * HOUR, 7 * HOUR),
+    ]
     [(start, count)] = completeness.parse_ranges("2024-01-10T05:00:00Z+8")
     assert (start.isoformat(), count) == ("2024-01-10T05:00:00+00:00", 8)
 

@@ -1,9 +1,8 @@
 """The ingestion ledger's folder: a file per run (its own rows only), atomic writes, day partitions that
-retention deletes whole, and an older version's single-file ledger read as its oldest part."""
+retention deletes whole."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -89,23 +88,12 @@ def test_the_latest_rows_are_read_from_the_newest_files_only(tmp_path: Path) -> 
     assert not oldest.exists() and len(aside.read_bytes()) == 50
 
 
-def older_version_ledger(folder: Path, entries: list[ledger.LedgerEntry]) -> Path:
-    """The single file an older version kept: every entry, rewritten whole by each run."""
-    path = folder / ledger.LEGACY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame([dataclasses.asdict(e) for e in entries])
-    for column in ("run_at", "first", "last"):
-        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ms, UTC]")
-    frame.to_parquet(path, index=False)
-    return path
-
-
-def test_an_older_versions_single_file_ledger_is_read_and_expires_with_retention(tmp_path: Path) -> None:
+def test_the_ledger_reads_in_run_order_and_its_day_folders_expire_with_retention(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, ledger_retention_days=30, _env_file=None)
-    old_runs = [
-        entry(RUN - pd.Timedelta(days=day), symbol) for day in (40, 39) for symbol in ("A/USDT", "B/USDT")
-    ]
-    legacy = older_version_ledger(settings.ledger_dir, old_runs)
+    for day in (40, 39):
+        ledger.record_many(
+            settings.ledger_dir, [entry(RUN - pd.Timedelta(days=day), s) for s in ("A/USDT", "B/USDT")]
+        )
     hourly_runs(settings.ledger_dir, RUN - pd.Timedelta(days=10), 2, ["BTC/USDT"])
 
     frame = ledger.read(settings.ledger_dir)
@@ -117,25 +105,15 @@ def test_an_older_versions_single_file_ledger_is_read_and_expires_with_retention
     shown = CliRunner().invoke(app, ["ledger", "--json"], env={"HOURCAST_HOME": str(tmp_path)})
     assert [row["symbol"] for row in json.loads(shown.output)] == frame["symbol"].tolist()
 
-    # retention: the old file goes once its newest run has expired, with the day folders
+    # retention: a day folder goes once its whole day has expired
     kept = retention.apply_retention(settings, now=RUN - pd.Timedelta(days=10))
-    assert kept.ledger_files_removed == 0 and legacy.exists()
+    assert kept.ledger_files_removed == 0 and len(ledger.parts(settings.ledger_dir)) == 4
     report = retention.apply_retention(settings, now=RUN - pd.Timedelta(days=5))
-    assert report.ledger_files_removed == 1 and not legacy.exists()
+    assert report.ledger_files_removed == 2
     assert len(ledger.read(settings.ledger_dir)) == 2
     report = retention.apply_retention(settings, now=RUN + pd.Timedelta(days=21))
     assert report.ledger_files_removed == 2 and ledger.parts(settings.ledger_dir) == []
     assert not list(settings.ledger_dir.glob("date=*"))
-
-
-def test_a_damaged_older_version_ledger_is_set_aside_and_the_rest_read(tmp_path: Path) -> None:
-    legacy = older_version_ledger(tmp_path, [entry(RUN - pd.Timedelta(days=1))])
-    legacy.write_bytes(legacy.read_bytes()[:100])
-    ledger.record_many(tmp_path, [entry()])
-    [row] = ledger.read(tmp_path).to_dict("records")
-    assert row["run_at"] == RUN
-    [aside] = tmp_path.glob("ingestion.parquet.damaged-*")
-    assert len(aside.read_bytes()) == 100
 
 
 WRITER = textwrap.dedent(

@@ -71,12 +71,12 @@ def test_only_the_months_asked_for_are_looked_into(tmp_path: Path, btc_recorded:
     )
 
 
-def test_order_flow_is_stored_and_a_file_without_it_reads_as_null(
+def test_order_flow_is_stored_and_candles_without_it_store_it_null(
     tmp_path: Path, btc_recorded: pd.DataFrame
 ) -> None:
-    """Test values for the order flow (derived from the candles) round-trip; a month file written before
-    hourcast stored order flow (no such columns) reads with them NaN and takes new candles with order flow;
-    a candle already stored keeps what it was stored with (re-ingesting never rewrites history)."""
+    """Test values for the order flow (derived from the candles) round-trip; candles without order-flow
+    columns are stored with them NaN, and a candle already stored keeps what it was stored with
+    (re-ingesting never rewrites history)."""
     candles = as_candle_frame(btc_recorded.iloc[:30])
     flow = candles.assign(
         quote_volume=candles["volume"] * candles["close"],
@@ -84,9 +84,8 @@ def test_order_flow_is_stored_and_a_file_without_it_reads_as_null(
         taker_buy_base=candles["volume"] * 0.4,
         taker_buy_quote=candles["volume"] * 0.4 * candles["close"],
     )
-    old = SERIES.directory(tmp_path) / "month=2024-01" / "data.parquet"
-    old.parent.mkdir(parents=True)
-    candles.loc[:19, ["ts", "open", "high", "low", "close", "volume"]].to_parquet(old)  # the old layout
+    without = candles.loc[:19, ["symbol", "ts", "open", "high", "low", "close", "volume"]]
+    assert store.upsert(tmp_path, SERIES, without) == store.UpsertResult(new=20, duplicates=0)
     assert store.load_candles(tmp_path, SERIES)[ORDER_FLOW_COLUMNS].isna().all(axis=None)
 
     assert store.upsert(tmp_path, SERIES, flow) == store.UpsertResult(new=10, duplicates=20)

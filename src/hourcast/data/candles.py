@@ -11,7 +11,7 @@ does I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -163,17 +163,3 @@ class Gap:
 
     start: pd.Timestamp
     missing: int
-
-
-def find_gaps(
-    stamps: Iterable[pd.Timestamp], timeframe: str, previous: pd.Timestamp | None = None
-) -> list[Gap]:
-    """Missing periods in a sorted sequence of open times (optionally continuing from ``previous``)."""
-    step = pd.Timedelta(milliseconds=timeframe_ms(timeframe))
-    gaps: list[Gap] = []
-    last = previous
-    for stamp in stamps:
-        if last is not None and stamp - last > step:
-            gaps.append(Gap(start=last + step, missing=int((stamp - last) / step) - 1))
-        last = stamp
-    return gaps

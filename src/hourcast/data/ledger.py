@@ -7,9 +7,6 @@ file's previous version or its new one, never a partial file a reader sees. A ru
 entries first and replaces that same file with its outcome at the end; shards of one run (several
 processes, e.g. Dask workers) hold different symbols, hence different files, and never lose each other's
 entries. Retention deletes whole day folders (``retention``).
-
-A ledger written by an older version (one ``ingestion.parquet`` in the folder) is read as it is, as the
-oldest part of the ledger, and deleted by retention once all its runs have expired.
 """
 
 from __future__ import annotations
@@ -30,8 +27,6 @@ from hourcast import atomic
 logger = logging.getLogger(__name__)
 STARTED_MESSAGE = "started; no outcome recorded yet (still running, or killed)"
 DAY_PREFIX = "date="
-LEGACY_FILE = "ingestion.parquet"
-"""The single-file ledger of older versions, kept in the ledger folder and read as its oldest part."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +100,8 @@ def record_many(folder: Path, entries: list[LedgerEntry]) -> None:
 
 
 def parts(folder: Path) -> list[Path]:
-    """The ledger's files, oldest run first: an older version's single file, then one file per run
-    (temporary files of an unfinished write are never among them)."""
+    """The ledger's files, one per run, oldest run first (temporary files of an unfinished write are never
+    among them)."""
     return list(_newest_first(folder))[::-1]
 
 
@@ -117,9 +112,6 @@ def _newest_first(folder: Path) -> Iterator[Path]:
         for day in days:
             names = sorted((name for name in os.listdir(day) if _is_run_file(name)), reverse=True)
             yield from (day / name for name in names)
-    legacy = folder / LEGACY_FILE
-    if legacy.is_file():
-        yield legacy
 
 
 def _is_run_file(name: str) -> bool:
@@ -138,7 +130,7 @@ def read(folder: Path, last: int | None = None) -> pd.DataFrame:
     for path in _newest_first(folder):
         if last is not None and rows >= last:
             break
-        part = read_part(path)
+        part = _read_part(path)
         if part is not None:
             tables.append(part)
             rows += part.num_rows
@@ -146,7 +138,7 @@ def read(folder: Path, last: int | None = None) -> pd.DataFrame:
     return frame.tail(last).reset_index(drop=True) if last is not None else frame
 
 
-def read_part(path: Path) -> pa.Table | None:
+def _read_part(path: Path) -> pa.Table | None:
     """One ledger file as read, or None if it is gone or was damaged (then set aside, see ``read``)."""
     try:
         return pq.read_table(path)

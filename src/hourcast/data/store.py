@@ -68,10 +68,9 @@ def _month_file(directory: Path, month: str) -> Path:
 
 
 def _read_file(path: Path) -> pd.DataFrame:
-    """A month file (order flow NaN if it has none); ``DamagedFile`` (naming it and the repair command) if
-    it cannot be read."""
+    """A month file; ``DamagedFile`` (naming it and the repair command) if it cannot be read."""
     try:
-        frame = with_order_flow(pd.read_parquet(path))[FILE_COLUMNS]
+        frame = pd.read_parquet(path, columns=FILE_COLUMNS)
     except pa.ArrowException as error:
         raise DamagedFile(
             f"candle file {path} is damaged ({str(error)[:120]}); it was left as it is: run "

@@ -15,8 +15,7 @@ world ages like a live one; the wall clock only when no candle is stored):
 * quarantine: entries (rows, report, entry file) whose newest candle opened on or before
   ``now - quarantine_retention_days`` are deleted, whatever their state.
 * ingestion ledger: ``date=YYYY-MM-DD`` folders of runs whose whole day ends on or before
-  ``now - ledger_retention_days`` are deleted (an older version's single ledger file once its newest run
-  has).
+  ``now - ledger_retention_days`` are deleted.
 
 Training (and its gate, which runs inside the training window) needs ``train_days`` of labelled
 features: ``Settings`` refuses a ``feature_retention_days`` below ``train_days + 1`` and a
@@ -33,7 +32,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 
-from hourcast.data import ledger, quarantine, store
+from hourcast.data import quarantine, store
 from hourcast.data.store import series_lock
 from hourcast.features import feature_table
 from hourcast.settings import Settings
@@ -114,7 +113,7 @@ def apply_retention(settings: Settings, now: pd.Timestamp | None = None) -> Rete
     quarantine_cutoff = now - pd.Timedelta(days=settings.quarantine_retention_days)
     entries, quarantine_bytes = _prune_quarantine(settings.quarantine_dir, quarantine_cutoff)
     ledger_cutoff = now - pd.Timedelta(days=settings.ledger_retention_days)
-    ledger_files, ledger_bytes = _prune_ledger(settings.ledger_dir, ledger_cutoff)
+    ledger_files, ledger_bytes = _prune_days(settings.ledger_dir, ledger_cutoff)
     return RetentionReport(
         now=now,
         candle_cutoff=candle_cutoff,
@@ -201,20 +200,6 @@ def _prune_days(directory: Path, cutoff: pd.Timestamp) -> tuple[int, int]:
         files += len(contents)
         freed += sum(item.stat().st_size for item in contents)
         shutil.rmtree(folders[day])
-    return files, freed
-
-
-def _prune_ledger(folder: Path, cutoff: pd.Timestamp) -> tuple[int, int]:
-    """Delete the ledger's expired day folders, and an older version's single file once its newest run
-    is; returns ``(files removed, bytes freed)``."""
-    files, freed = _prune_days(folder, cutoff)
-    legacy = folder / ledger.LEGACY_FILE
-    if legacy.is_file():
-        table = ledger.read_part(legacy)  # None: it was damaged, and set aside
-        if table is not None and (table.num_rows == 0 or table["run_at"].to_pandas().max() <= cutoff):
-            freed += legacy.stat().st_size
-            legacy.unlink()
-            files += 1
     return files, freed
 
 
