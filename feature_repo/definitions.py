@@ -1,8 +1,9 @@
 """Feast definitions for hourcast: one entity, one Parquet source, one feature view, two services.
 
-The feature table is in the default HOURCAST_HOME beside this folder (../data), written as an absolute path:
-`hourcast materialize` applies these same objects with the absolute path its settings name, which in the
-default layout is this one, so applying with either after the other changes nothing.
+The feature table is the one in the default HOURCAST_HOME beside this folder (../data), as an absolute path
+(`hourcast.settings.feature_table_in`, the one definition of where it lives): `hourcast materialize` applies
+these same objects with the table under its own HOURCAST_HOME, which in the default layout is this one, so
+applying with either after the other changes nothing.
 """
 
 from datetime import timedelta
@@ -11,7 +12,8 @@ from pathlib import Path
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, UnixTimestamp
 
-from hourcast.features.compute import CROSS_FEATURES, FEATURE_NAMES, ORDER_FLOW_FEATURES
+from hourcast.features.compute import FEATURE_COLUMNS
+from hourcast.settings import feature_table_in
 
 # A traded pair such as "BTC/USDT": every feature row describes one symbol at one hour.
 symbol = Entity(
@@ -25,7 +27,7 @@ symbol = Entity(
 # a folder of one Parquet file per day, appended hour by hour.
 next_hour_source = FileSource(
     name="next_hour_source",
-    path=str(Path(__file__).resolve().parent.parent / "data" / "features" / "next_hour.parquet"),
+    path=str(feature_table_in(Path(__file__).resolve().parent.parent / "data")),
     timestamp_field="event_timestamp",
 )
 
@@ -39,9 +41,7 @@ next_hour_fv = FeatureView(
     entities=[symbol],
     ttl=timedelta(days=2),
     schema=[
-        *(Field(name=name, dtype=Float64) for name in FEATURE_NAMES),
-        *(Field(name=name, dtype=Float64) for name in ORDER_FLOW_FEATURES),
-        *(Field(name=name, dtype=Float64) for name in CROSS_FEATURES),
+        *(Field(name=name, dtype=Float64) for name in FEATURE_COLUMNS),
         Field(name="last_close", dtype=Float64, description="Close of the last candle used"),
         Field(name="as_of", dtype=UnixTimestamp, description="Open time of the last candle used"),
     ],
@@ -51,9 +51,7 @@ next_hour_fv = FeatureView(
 
 # What the next-hour model may consume (training sets are built from this service): its own features, the
 # order-flow and the cross-asset ones (model.MODEL_INPUTS picks its inputs among them).
-next_hour_v1 = FeatureService(
-    name="next_hour_v1", features=[next_hour_fv[[*FEATURE_NAMES, *ORDER_FLOW_FEATURES, *CROSS_FEATURES]]]
-)
+next_hour_v1 = FeatureService(name="next_hour_v1", features=[next_hour_fv[FEATURE_COLUMNS]])
 
 # What the prediction API reads online: the model inputs plus last_close and as_of.
 next_hour_serving_v1 = FeatureService(name="next_hour_serving_v1", features=[next_hour_fv])

@@ -11,6 +11,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from hourcast.timeframe import check_timeframe, timeframe_ms
 
 
+def feature_table_in(home: Path) -> Path:
+    """The Parquet feature table Feast's offline store reads, under the data root ``home`` (absolute: Feast
+    resolves a source's path as is). ``feature_repo/definitions.py`` names it under the default home."""
+    return (home / "features" / "next_hour.parquet").resolve()
+
+
 class Settings(BaseSettings):
     """hourcast configuration, read from ``HOURCAST_*`` environment variables and ``.env``."""
 
@@ -237,8 +243,8 @@ class Settings(BaseSettings):
 
     @property
     def feature_table_path(self) -> Path:
-        """The Parquet feature table Feast's offline store reads (absolute: Feast resolves it as is)."""
-        return (self.home / "features" / "next_hour.parquet").resolve()
+        """The Parquet feature table Feast's offline store reads (``feature_table_in`` the home)."""
+        return feature_table_in(self.home)
 
     @property
     def feast_dir(self) -> Path:

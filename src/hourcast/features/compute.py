@@ -73,6 +73,9 @@ REFERENCE_OF_REFERENCE = "ETH/USDT"
 REFERENCE_INPUTS = ["ret_1h", "ret_3h", "ret_6h", "ret_12h", "ret_24h", "volatility_12h", "volatility_24h"]
 CROSS_FEATURES = [f"ref_{name}" for name in REFERENCE_INPUTS]
 ORDER_FLOW_FEATURES = ["taker_buy_share_1h", "taker_buy_share_12h", "trades_per_volume_12h"]
+FEATURE_COLUMNS: list[str] = [*FEATURE_NAMES, *ORDER_FLOW_FEATURES, *CROSS_FEATURES]
+"""Every feature column, in table order: the feature table's, the Feast schema's and the training service's
+(the model picks its inputs among them: ``model.estimator.MODEL_INPUTS``)."""
 
 
 def reference_of(symbol: str) -> str:

@@ -52,18 +52,11 @@ from hourcast import atomic
 from hourcast.data import store
 from hourcast.data.candles import ORDER_FLOW_COLUMNS, VALUE_COLUMNS, ts_ms
 from hourcast.features import compute, dataset
-from hourcast.features.compute import (
-    CROSS_FEATURES,
-    FEATURE_NAMES,
-    LOOKBACK,
-    ORDER_FLOW_FEATURES,
-    ROW_COLUMNS,
-    feature_rows,
-)
+from hourcast.features.compute import FEATURE_COLUMNS, LOOKBACK, ROW_COLUMNS, feature_rows
 from hourcast.settings import Settings
 from hourcast.timeframe import timeframe_delta
 
-TABLE_COLUMNS = [*ROW_COLUMNS, *FEATURE_NAMES, *ORDER_FLOW_FEATURES, *CROSS_FEATURES]
+TABLE_COLUMNS = [*ROW_COLUMNS, *FEATURE_COLUMNS]
 DAY_MS = 86_400_000
 _STATE_KEY = b"hourcast.features.feature_table"
 _LAYOUT = 3
