@@ -4,9 +4,9 @@ filed for the time a live API would have written it), real recorded candles in t
 model with its drift reference in a temporary BentoML store.
 
 Measures, in one warm process (imports done):
-- ``scoring.run`` scoring the whole log into an empty scores dataset (1,440 distinct predictions), with the
-  rolling scoreboard and drift;
-- the steady state: one more hour of answers, then ``scoring.run`` (adds 2 scores);
+- ``monitor_run.run`` scoring the whole log into an empty scores dataset (1,440 distinct predictions),
+  with the rolling scoreboard and drift;
+- the steady state: one more hour of answers, then ``monitor_run.run`` (adds 2 scores);
 - the bare pandas work on the same rows: read the log's scoring columns and the candles with
   ``pandas.read_parquet``, drop duplicate answers, join on (symbol, target time) and take the errors.
 
@@ -33,7 +33,7 @@ from hourcast.dev.replay import load_candles_file
 from hourcast.dev.samples import sample_files
 from hourcast.features.compute import FEATURE_NAMES, compute_features, next_hour_targets
 from hourcast.model import drift, estimator, registry
-from hourcast.monitor import scoring
+from hourcast.monitor import run as monitor_run
 from hourcast.serving.prediction_log import PredictionLog
 from hourcast.serving.schema import Band, Prediction
 from hourcast.settings import Settings
@@ -155,7 +155,7 @@ def main() -> None:
         full = []
         for _ in range(RUNS):
             shutil.rmtree(settings.scores_dir, ignore_errors=True)
-            seconds, report = timed(lambda: scoring.run(settings))
+            seconds, report = timed(lambda: monitor_run.run(settings))
             full.append(seconds)
         assert report.added == 2 * len(hours) - 2 and report.pending == 2, (report.added, report.pending)
         bare = [timed(lambda: bare_join(settings))[0] for _ in range(RUNS)]
@@ -167,7 +167,7 @@ def main() -> None:
             as_of = hours[-1] + (step + 1) * HOUR
             store_until(settings, candles, as_of)  # the hour closes (an ingest) and is answered
             log_hour(log, features, as_of, tag)
-            seconds, report = timed(lambda: scoring.run(settings))
+            seconds, report = timed(lambda: monitor_run.run(settings))
             assert report.added == 2, report.added
             hourly.append(seconds)
 

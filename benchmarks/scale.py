@@ -10,7 +10,7 @@ flows call:
   split into validation (the GX run), storage (the wall time during which any month-file upsert ran) and
   fetch (the rest: the exchange requests, paced by the rate limit);
 * features + materialize (``featurestore.materialize``: the feature helper's incremental table, Feast);
-* monitor (``scoring.run``).
+* monitor (``monitor_run.run``).
 
 Beside them, in the same process, the bare calls doing the ingest's work: ccxt's ``fetch_ohlcv`` for each
 symbol one after the other with ccxt's own rate limiter, one GX validation of the same batch, and a pandas
@@ -276,7 +276,7 @@ def hourly_cycle(settings: Any, timer: StageTimer) -> tuple[Callable[[], dict[st
     and the home's exchange source."""
     from hourcast.data.ingest import Ingestor, make_ingestor
     from hourcast.features import featurestore
-    from hourcast.monitor import scoring
+    from hourcast.monitor import run as monitor_run
 
     source = make_ingestor(settings).source
     ingestor = Ingestor(settings, source, timer.validator)
@@ -288,7 +288,7 @@ def hourly_cycle(settings: Any, timer: StageTimer) -> tuple[Callable[[], dict[st
         storage_s = wall(timer.storing)
         assert all(s.status == "ok" and s.new == 1 for s in summaries), [s.as_json() for s in summaries][:3]
         materialize_s, _ = timed(lambda: featurestore.materialize(settings))
-        monitor_s, _ = timed(lambda: scoring.run(settings))
+        monitor_s, _ = timed(lambda: monitor_run.run(settings))
         stages = {
             "fetch": ingest_s - timer.validation - storage_s,
             "validation": timer.validation,

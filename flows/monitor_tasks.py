@@ -13,8 +13,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.events import emit_event
 
-from hourcast.monitor import scoring
-from hourcast.monitor.scoring import MonitorReport
+from hourcast.monitor import run as monitor_run
+from hourcast.monitor.run import MonitorReport
 from hourcast.ops import reporting
 from hourcast.settings import Settings
 
@@ -26,7 +26,7 @@ deployment trigger in ``prefect.yaml`` expects it."""
 @task(name="score-predictions", cache_policy=NONE, persist_result=False)
 def score_predictions(settings: Settings) -> MonitorReport:
     """Score the newly answerable predictions; rolling metrics, drift and the verdict."""
-    report = scoring.run(settings)
+    report = monitor_run.run(settings)
     get_run_logger().info(
         "%d newly scored, %d pending, production %s, degraded: %s",
         report.added,
@@ -78,4 +78,4 @@ def request_retrain(settings: Settings, report: MonitorReport) -> bool:
             raise RuntimeError(f"Prefect did not emit {DEGRADED_EVENT}: events are off for this client")
         get_run_logger().warning("%s: %s", DEGRADED_EVENT, "; ".join(report.degraded))
 
-    return scoring.request_retrain_if_due(settings, report, emit)
+    return monitor_run.request_retrain_if_due(settings, report, emit)

@@ -22,6 +22,7 @@ import pytest
 from hourcast.data import store
 from hourcast.features.compute import compute_features, next_hour_targets
 from hourcast.model import drift, estimator, registry
+from hourcast.monitor import run as monitor_run
 from hourcast.monitor import scoring
 from hourcast.serving import predictor
 from hourcast.serving.prediction_log import PredictionLog, read_log
@@ -166,10 +167,10 @@ def test_predictions_are_scored_exactly_once_across_runs_and_restarts(
         now = START + step * HOUR
         store_hours(settings, recorded_files, now, now)
         answered[now] = answer(settings, loaded, log, now)
-    first = scoring.run(settings)
+    first = monitor_run.run(settings)
     assert first.added == 2 * 20 and first.pending == 2  # each symbol's last answer waits for its candle
     assert first.now == START + 20 * HOUR and first.production == tag
-    again = scoring.run(settings)
+    again = monitor_run.run(settings)
     assert again.added == 0 and again.pending == 2  # re-running adds nothing
     pd.testing.assert_frame_equal(again.scores, scoring.read_scores(settings.scores_dir))
 
@@ -226,10 +227,10 @@ def test_predictions_are_scored_exactly_once_across_runs_and_restarts(
 
     # the next candle arrives: the two waiting predictions are scored, nothing else changes
     store_hours(settings, recorded_files, START + STEPS * HOUR, START + STEPS * HOUR)
-    last = scoring.run(settings)
+    last = monitor_run.run(settings)
     assert last.added == 2 and last.pending == 0
     assert_exact(scoring.read_scores(settings.scores_dir), recorded_files, logged)
-    assert scoring.run(settings).added == 0
+    assert monitor_run.run(settings).added == 0
 
 
 def sabotaged_fit(frame: pd.DataFrame, params: dict | None = None) -> Any:

@@ -35,7 +35,8 @@ from hourcast.dev.replay import ReplayExchange, ReplayServer
 from hourcast.features import featurestore
 from hourcast.features.compute import FEATURE_NAMES
 from hourcast.model import estimator, registry, training
-from hourcast.monitor import scoring
+from hourcast.monitor import run as monitor_run
+from hourcast.monitor import scoreboard, scoring
 from hourcast.serving import predictor, schema
 from hourcast.serving.prediction_log import read_log
 from hourcast.serving.schema import ErrorBody, Performance, Prediction, Readiness, Scoreboard
@@ -211,13 +212,13 @@ def test_the_scoreboard_has_the_numbers_of_hourcast_monitor(world: World, scored
     response = httpx.get(world.url + "/scoreboard", params={"symbol": "ETH/USDT", "window": "7d"}, timeout=10)
     assert response.status_code == 200, response.text
     body = Scoreboard.model_validate(response.json())
-    assert response.json() == scoring.current_scoreboard(world.settings, "ETH/USDT", "7d")
+    assert response.json() == scoreboard.current_scoreboard(world.settings, "ETH/USDT", "7d")
     with bentoml_home(world.settings.home.parent / "bentoml"):
-        report = scoring.run(world.settings)  # what `hourcast monitor` computes and prints
+        report = monitor_run.run(world.settings)  # what `hourcast monitor` computes and prints
     board = report.scoreboard.loc[
         (report.scoreboard["window"] == "7d") & (report.scoreboard["symbol"] == "ETH/USDT")
     ]
-    expected = {row["model"]: row for row in scoring.json_records(board)}
+    expected = {row["model"]: row for row in scoreboard.json_records(board)}
     assert {row.model: row.model_dump() for row in body.rows} == expected
     assert set(expected) == {"all", scored["previous"], scored["production"]}
     assert body.newest_hour == "2024-02-29T23:00:00+00:00" and expected["all"]["hours"] == SCORED_HOURS
@@ -266,7 +267,7 @@ def test_prometheus_metrics_carry_the_rolling_figures_feature_age_and_model(
         (s.labels["symbol"], s.labels["window"], s.labels["model"]): s.value
         for s in families["hourcast_forecast_mae_ratio"].samples
     }
-    board = scoring.current_scoreboard(world.settings, "BTC/USDT", "7d")["rows"]
+    board = scoreboard.current_scoreboard(world.settings, "BTC/USDT", "7d")["rows"]
     expected = next(row for row in board if row["model"] == scored["production"])
     assert ratio[("BTC/USDT", "7d", scored["production"])] == pytest.approx(expected["mae_ratio"])
     assert ("BTC/USDT", "7d", scored["previous"]) not in ratio  # only what was served and production

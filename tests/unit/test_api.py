@@ -77,10 +77,10 @@ def test_feature_ages_count_from_the_newest_answer_by_the_given_clock() -> None:
 def test_the_api_accepts_exactly_the_monitors_windows() -> None:
     from typing import get_args
 
-    from hourcast.monitor import scoring
+    from hourcast.monitor import scoreboard
     from hourcast.serving import schema
 
-    assert list(get_args(schema.Window)) == list(scoring.WINDOWS)
+    assert list(get_args(schema.Window)) == list(scoreboard.WINDOWS)
 
 
 def readiness(ready: bool) -> Readiness:

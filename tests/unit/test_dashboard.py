@@ -30,7 +30,7 @@ from hourcast.dashboard.layout import (
     refresh_performance,
     summary_markdown,
 )
-from hourcast.monitor import scoring
+from hourcast.monitor import scoreboard, scoring
 from hourcast.serving.schema import Performance, Scoreboard
 from hourcast.settings import Settings
 
@@ -437,10 +437,10 @@ def scored_payloads(btc_recorded: pd.DataFrame) -> tuple[dict, dict]:
         )
     scores, _ = scoring.score_predictions(scoring.distinct_predictions(pd.DataFrame(rows)), candles)
     now = start + 60 * HOUR
-    view = scoring.performance(scores, "BTC/USDT", now, 48)
+    view = scoreboard.performance(scores, "BTC/USDT", now, 48)
 
     def iso(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-        return scoring.json_records(
+        return scoreboard.json_records(
             frame.assign(**{c: frame[c].dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c in columns})
         )
 
@@ -455,7 +455,7 @@ def scored_payloads(btc_recorded: pd.DataFrame) -> tuple[dict, dict]:
     board = {
         "newest_hour": now.isoformat(),
         "production": "m:2",
-        "rows": scoring.json_records(scoring.scoreboard(scores, now)),
+        "rows": scoreboard.json_records(scoreboard.scoreboard(scores, now)),
     }
     return performance, board
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from hourcast.model import drift, metrics
-from hourcast.monitor import scoring
+from hourcast.monitor import prometheus, scoreboard, scoring, verdict
 
 HOUR = pd.Timedelta(hours=1)
 START = pd.Timestamp("2024-03-01", tz="UTC")
@@ -91,7 +91,7 @@ def test_a_log_without_band_scores_without_coverage(candles: pd.DataFrame) -> No
     old_layout = log_rows(candles, range(24, 30)).drop(columns=["band_low", "band_high", "stale"])
     scores, _ = scoring.score_predictions(scoring.distinct_predictions(old_layout), candles)
     assert scores["in_band"].isna().all() and scores["error"].notna().all()
-    board = scoring.scoreboard(scores, START + 30 * HOUR)
+    board = scoreboard.scoreboard(scores, START + 30 * HOUR)
     assert board.loc[board["window"] == "24h", "coverage"].isna().all()
 
 
@@ -122,7 +122,7 @@ def test_rolling_metrics_count_each_hour_once_and_match_the_metrics_module(candl
     log = pd.concat([log_rows(candles, range(0, 60), answers=5), log_rows(candles, range(50, 60), "m:2", 1)])
     scores, _ = scoring.score_predictions(scoring.distinct_predictions(log), candles)
     now = START + 60 * HOUR
-    board = scoring.scoreboard(scores, now).set_index(["window", "symbol", "model"])
+    board = scoreboard.scoreboard(scores, now).set_index(["window", "symbol", "model"])
 
     first = scores.loc[scores["model"] == "m:1"].sort_values("as_of")
     day = first.loc[first["target_time"] > now - pd.Timedelta(hours=24)]
@@ -149,14 +149,14 @@ def test_rolling_metrics_count_each_hour_once_and_match_the_metrics_module(candl
 def test_rolling_series_and_model_spans(candles: pd.DataFrame) -> None:
     log = pd.concat([log_rows(candles, range(0, 30)), log_rows(candles, range(30, 60), "m:2")])
     scores, _ = scoring.score_predictions(scoring.distinct_predictions(log), candles)
-    series = scoring.rolling_series(scores, "BTC/USDT", pd.Timedelta(hours=24))
+    series = scoreboard.rolling_series(scores, "BTC/USDT", pd.Timedelta(hours=24))
     assert len(series) == 60 and series["hours"].max() == 24
     last_day = scores.sort_values("target_time").tail(24)
     assert series["mae_ratio"].iloc[-1] == pytest.approx(
         last_day["error"].abs().sum() / last_day["persistence_error"].abs().sum()
     )
     assert series["directional_accuracy"].iloc[-1] == pytest.approx(last_day["direction_hit"].dropna().mean())
-    spans = scoring.model_spans(scores, "BTC/USDT")
+    spans = scoreboard.model_spans(scores, "BTC/USDT")
     assert spans["model"].tolist() == ["m:1", "m:2"]
     assert spans["first"].tolist() == [START, START + 30 * HOUR]
 
@@ -170,10 +170,10 @@ def test_degradation_needs_enough_hours_and_the_cooldown_holds() -> None:
         ]
     )
     no_drift = drift.empty_table()
-    reasons = scoring.degradation(board, no_drift, "m:1", 1.05, 96, 0.5)
+    reasons = verdict.degradation(board, no_drift, "m:1", 1.05, 96, 0.5)
     assert len(reasons) == 1 and reasons[0].startswith("BTC/USDT: 7-day MAE ratio to persistence 1.2000")
-    assert scoring.degradation(board, no_drift, "m:2", 1.05, 96, 0.5) == []
-    assert scoring.degradation(board, no_drift, "m:1", 1.25, 96, 0.5) == []
+    assert verdict.degradation(board, no_drift, "m:2", 1.05, 96, 0.5) == []
+    assert verdict.degradation(board, no_drift, "m:1", 1.25, 96, 0.5) == []
 
     drifted = pd.DataFrame(
         [
@@ -182,24 +182,24 @@ def test_degradation_needs_enough_hours_and_the_cooldown_holds() -> None:
             {"window": "24h", "symbol": "BTC/USDT", "feature": "ret_1h", "psi": 3.0, "hours": 24},
         ]
     )
-    reasons = scoring.degradation(board.iloc[:0], drifted, "m:1", 1.05, 96, 0.5)
+    reasons = verdict.degradation(board.iloc[:0], drifted, "m:1", 1.05, 96, 0.5)
     assert reasons == [
         "ETH/USDT: feature ret_1h drifted, 7-day PSI 0.900 > 0.5 (2 features over the threshold)"
     ]
 
     now = START + 100 * HOUR
     day = pd.Timedelta(hours=24)
-    assert scoring.retrain_due(["x"], None, now, day)
-    assert not scoring.retrain_due([], None, now, day)
-    assert not scoring.retrain_due(["x"], now - 23 * HOUR, now, day)
-    assert scoring.retrain_due(["x"], now - 24 * HOUR, now, day)
+    assert verdict.retrain_due(["x"], None, now, day)
+    assert not verdict.retrain_due([], None, now, day)
+    assert not verdict.retrain_due(["x"], now - 23 * HOUR, now, day)
+    assert verdict.retrain_due(["x"], now - 24 * HOUR, now, day)
 
 
 def test_retrain_requests_are_recorded_and_read_back(tmp_path: Path) -> None:
     path = tmp_path / "monitor" / "retrain_request.json"
-    assert scoring.last_retrain_request(path) is None
-    scoring.record_retrain_request(path, START, "m:1", ["why"])
-    assert scoring.last_retrain_request(path) == START
+    assert verdict.last_retrain_request(path) is None
+    verdict.record_retrain_request(path, START, "m:1", ["why"])
+    assert verdict.last_retrain_request(path) == START
 
 
 def test_psi_is_small_for_the_same_distribution_and_large_for_a_shift() -> None:
@@ -224,12 +224,12 @@ def test_drift_table_per_symbol_and_window_worst_first() -> None:
     reference = drift.feature_reference(train, ["ret_1h", "range_hl"])
     served = train.tail(24 * 7).copy()
     served["range_hl"] = served["range_hl"] + 2.0  # only this one shifts
-    table = drift.drift_table(reference, served, hours[-1], scoring.DRIFT_WINDOWS)
+    table = drift.drift_table(reference, served, hours[-1], verdict.DRIFT_WINDOWS)
     assert table["window"].tolist() == ["24h", "24h", "7d", "7d"]
     week = table.loc[table["window"] == "7d"]
     assert week["feature"].tolist() == ["range_hl", "ret_1h"] and week["hours"].tolist() == [168, 168]
     assert week["psi"].iloc[0] > 1.0 and week["psi"].iloc[1] < 0.2
-    assert drift.drift_table({}, served, hours[-1], scoring.DRIFT_WINDOWS).empty
+    assert drift.drift_table({}, served, hours[-1], verdict.DRIFT_WINDOWS).empty
 
 
 def test_the_log_reader_selects_columns_skips_old_files_and_fills_older_layouts(tmp_path: Path) -> None:
@@ -257,9 +257,9 @@ def test_a_run_rereads_the_log_from_before_each_symbols_newest_score(candles: pd
     scores, _ = scoring.score_predictions(
         scoring.distinct_predictions(log_rows(candles, range(0, 10))), candles
     )
-    assert scoring._log_since(scores, ["BTC/USDT"]) == START + 9 * HOUR - scoring.RESCAN
-    assert scoring._log_since(scores, ["BTC/USDT", "ETH/USDT"]) is None  # ETH never scored: read it all
-    assert scoring._log_since(scoring.empty_scores(), ["BTC/USDT"]) is None
+    assert scoring.log_since(scores, ["BTC/USDT"]) == START + 9 * HOUR - scoring.RESCAN
+    assert scoring.log_since(scores, ["BTC/USDT", "ETH/USDT"]) is None  # ETH never scored: read it all
+    assert scoring.log_since(scoring.empty_scores(), ["BTC/USDT"]) is None
 
 
 def test_the_scoreboard_endpoint_reads_the_scores_dataset(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
@@ -276,16 +276,16 @@ def test_the_scoreboard_endpoint_reads_the_scores_dataset(tmp_path: Path, btc_re
     )
     scoring.write_scores(settings.scores_dir, scores)
 
-    answer = scoring.current_scoreboard(settings, "BTC/USDT", "24h")
+    answer = scoreboard.current_scoreboard(settings, "BTC/USDT", "24h")
     assert answer["newest_hour"] == (START + 47 * HOUR).isoformat() and answer["production"] is None
     assert [(r["window"], r["model"], r["hours"]) for r in answer["rows"]] == [
         ("24h", "all", 24),
         ("24h", "m:1", 24),
     ]
-    assert answer["rows"][0] == scoring.current_scoreboard(settings)["rows"][0]
-    assert scoring.current_scoreboard(settings, "ETH/USDT", "7d")["rows"] == []
+    assert answer["rows"][0] == scoreboard.current_scoreboard(settings)["rows"][0]
+    assert scoreboard.current_scoreboard(settings, "ETH/USDT", "7d")["rows"] == []
     with pytest.raises(ValueError, match="unknown window '2d'"):
-        scoring.current_scoreboard(settings, window="2d")
+        scoreboard.current_scoreboard(settings, window="2d")
 
 
 def test_prometheus_text_parses_and_leaves_undefined_figures_out(candles: pd.DataFrame) -> None:
@@ -293,8 +293,8 @@ def test_prometheus_text_parses_and_leaves_undefined_figures_out(candles: pd.Dat
 
     log = pd.concat([log_rows(candles, range(0, 40)), log_rows(candles, range(39, 40), "old:1", 1)])
     scores, _ = scoring.score_predictions(scoring.distinct_predictions(log), candles)
-    board = scoring.scoreboard(scores, START + 40 * HOUR)
-    text = scoring.prometheus_text(board, "m:1", {"BTC/USDT": 75.5})
+    board = scoreboard.scoreboard(scores, START + 40 * HOUR)
+    text = prometheus.prometheus_text(board, "m:1", {"BTC/USDT": 75.5})
     families = {family.name: family for family in text_string_to_metric_families(text)}
     ratio = {
         (s.labels["window"], s.labels["model"]): s.value
@@ -305,14 +305,14 @@ def test_prometheus_text_parses_and_leaves_undefined_figures_out(candles: pd.Dat
     assert ("24h", "old:1") not in ratio  # only "all" and the production model
     assert families["hourcast_feature_age_seconds"].samples[0].value == 75.5
     assert families["hourcast_model_info"].samples[0].labels == {"model": "m:1"}
-    one_hour = scoring.scoreboard(scores, START + 40 * HOUR, {"1h": HOUR})  # one hour: no MAE ratio
-    assert "hourcast_forecast_mae_ratio{" not in scoring.prometheus_text(one_hour, "m:1", {})
+    one_hour = scoreboard.scoreboard(scores, START + 40 * HOUR, {"1h": HOUR})  # one hour: no MAE ratio
+    assert "hourcast_forecast_mae_ratio{" not in prometheus.prometheus_text(one_hour, "m:1", {})
 
 
 def test_performance_view_data(candles: pd.DataFrame) -> None:
     log = pd.concat([log_rows(candles, range(0, 30)), log_rows(candles, range(30, 60), "m:2")])
     scores, _ = scoring.score_predictions(scoring.distinct_predictions(log), candles)
-    view = scoring.performance(scores, "BTC/USDT", START + 60 * HOUR, hours=48)
+    view = scoreboard.performance(scores, "BTC/USDT", START + 60 * HOUR, hours=48)
     history = view["history"]
     assert len(history) == 48 and history["target_time"].iloc[-1] == START + 60 * HOUR
     assert (history["band_low"] < history["predicted_close"]).all()

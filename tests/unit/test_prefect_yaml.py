@@ -94,7 +94,7 @@ def received(event: str, resource: dict[str, str], related: list[dict[str, str]]
 
 def test_retrain_is_triggered_by_the_monitors_degraded_event_and_debounced() -> None:
     from flows.monitor_tasks import DEGRADED_EVENT, degraded_event
-    from hourcast.monitor.scoring import MonitorReport
+    from hourcast.monitor.run import MonitorReport
     from hourcast.settings import Settings
 
     (trigger,) = triggers("retrain")

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from hourcast import __version__
-from hourcast.monitor import scoring
+from hourcast.monitor import prometheus, scoreboard, scoring
 from hourcast.redact import redact
 from hourcast.serving.predictor import Unavailable, UnknownSymbol
 from hourcast.serving.schema import ErrorBody, Performance, Prediction, Readiness, Scoreboard
@@ -164,22 +164,23 @@ def _iso(value: Any) -> str:
 
 def _rows(frame: pd.DataFrame, times: list[str]) -> list[dict[str, Any]]:
     """Records of ``frame`` with ``times`` as ISO strings and NaN as None."""
-    return scoring.json_records(frame.assign(**{column: frame[column].map(_iso) for column in times}))
+    return scoreboard.json_records(frame.assign(**{column: frame[column].map(_iso) for column in times}))
 
 
 def scoreboard_body(settings: Settings, symbol: str | None, window: str | None) -> Scoreboard:
-    """``GET /scoreboard``: ``scoring.current_scoreboard``, the numbers ``hourcast monitor`` prints."""
-    return Scoreboard.model_validate(scoring.current_scoreboard(settings, symbol, window))
+    """``GET /scoreboard``: ``scoreboard.current_scoreboard``, the numbers ``hourcast monitor`` prints."""
+    return Scoreboard.model_validate(scoreboard.current_scoreboard(settings, symbol, window))
 
 
 def performance_body(settings: Settings, symbol: str, hours: int, production: str | None) -> Performance:
-    """``GET /performance``: ``scoring.performance`` of ``symbol`` over the ``hours`` up to the data clock."""
-    now = scoring.newest_hour(settings, [symbol])
+    """``GET /performance``: ``scoreboard.performance`` of ``symbol`` over the ``hours`` up to the data
+    clock."""
+    now = scoreboard.newest_hour(settings, [symbol])
     if now is None:
         return Performance(
             symbol=symbol, newest_hour=None, production=production, history=[], rolling=[], models=[]
         )
-    view = scoring.performance(scoring.read_scores(settings.scores_dir), symbol, now, hours)
+    view = scoreboard.performance(scoring.read_scores(settings.scores_dir), symbol, now, hours)
     return Performance(
         symbol=symbol,
         newest_hour=_iso(now),
@@ -192,14 +193,14 @@ def performance_body(settings: Settings, symbol: str, hours: int, production: st
 
 def prometheus_body(settings: Settings, production: str | None, ages: dict[str, float]) -> str:
     """``GET /monitor/metrics``: the rolling scoreboard, feature ages and production tag as gauges."""
-    now = scoring.newest_hour(settings, settings.symbols)
+    now = scoreboard.newest_hour(settings, settings.symbols)
     scores = scoring.read_scores(settings.scores_dir)
     board = (
-        scoring.scoreboard(scores, now)
+        scoreboard.scoreboard(scores, now)
         if now is not None
-        else scores.iloc[0:0].reindex(columns=scoring.BOARD_COLUMNS)
+        else scores.iloc[0:0].reindex(columns=scoreboard.BOARD_COLUMNS)
     )
-    return scoring.prometheus_text(board, production, ages)
+    return prometheus.prometheus_text(board, production, ages)
 
 
 class FeatureAges:

@@ -19,7 +19,7 @@ from hourcast.errors import UserError
 from hourcast.settings import Settings
 
 if TYPE_CHECKING:
-    from hourcast.monitor.scoring import MonitorReport
+    from hourcast.monitor.run import MonitorReport
 
 
 def settings_error_line(error: ValidationError) -> str:
@@ -538,9 +538,9 @@ def _print_metrics_table(metrics: dict) -> None:
 @app.command()
 def monitor(as_json: Annotated[bool, _json_option("the report as one JSON object")] = False) -> None:
     """Score logged predictions against the closed candles; rolling metrics vs persistence and drift."""
-    from hourcast.monitor import scoring as monitoring
+    from hourcast.monitor import run as monitor_run
 
-    report = monitoring.run(_resolved_settings())
+    report = monitor_run.run(_resolved_settings())
     if as_json:
         print(json.dumps(report.as_json(), default=str))
         return

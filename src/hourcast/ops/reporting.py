@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from hourcast.data.ingest import SymbolSummary
     from hourcast.features.featurestore import MaterializeSummary
     from hourcast.model.training import TrainingResult
-    from hourcast.monitor.scoring import MonitorReport
+    from hourcast.monitor.run import MonitorReport
     from hourcast.ops.retention import RetentionReport
 
 METRIC_COLUMNS = (("MAE", "mae"), ("RMSE", "rmse"), ("MAPE %", "mape"), ("direction", "directional_accuracy"))
