@@ -1,6 +1,7 @@
 """Serve hourcast's flows with the schedules of ``prefect.yaml`` in one process, without a work pool or
 worker (Prefect's ``serve``): a lighter way to run the schedules in development. ``hourcast up`` runs
-the deployments on the work pool with a worker, as production does.
+the deployments on the work pool with a worker, as production does. Like ``hourcast up``, it runs ingest on
+the cron of the configured timeframe (``hourcast.ops.schedules``), whatever ``prefect.yaml`` writes.
 
 Run from the project folder: ``python -m flows.serve`` (Ctrl-C stops it).
 """
@@ -14,6 +15,9 @@ from typing import Any
 import yaml
 from prefect import Flow, serve
 
+from hourcast.ops.schedules import deployment_crons
+from hourcast.settings import Settings
+
 PREFECT_YAML = Path(__file__).resolve().parents[1] / "prefect.yaml"
 
 
@@ -23,16 +27,16 @@ def load_flow(entrypoint: str) -> Flow:
     return getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
 
 
-def deployments(config: dict[str, Any]) -> list[Any]:
-    """A served deployment per ``prefect.yaml`` deployment, with its cron schedules, event triggers (the
-    ``monitor`` after each ``ingest``, ``retrain`` when the model degrades) and parameters."""
+def deployments(config: dict[str, Any], timeframe: str) -> list[Any]:
+    """A served deployment per ``prefect.yaml`` deployment, with its cron schedules for ``timeframe``, event
+    triggers (the ``monitor`` after each ``ingest``, ``retrain`` when the model degrades) and parameters."""
     from prefect.events import DeploymentTriggerTypes
     from pydantic import TypeAdapter
 
     trigger = TypeAdapter(DeploymentTriggerTypes)
     served = []
     for spec in config["deployments"]:
-        crons = [schedule["cron"] for schedule in spec.get("schedules") or []]
+        crons = deployment_crons(spec, timeframe)
         served.append(
             load_flow(spec["entrypoint"]).to_deployment(
                 name=spec["name"],
@@ -48,7 +52,7 @@ def deployments(config: dict[str, Any]) -> list[Any]:
 
 def main() -> None:
     """Serve every deployment until interrupted."""
-    serve(*deployments(yaml.safe_load(PREFECT_YAML.read_text())))
+    serve(*deployments(yaml.safe_load(PREFECT_YAML.read_text()), Settings().timeframe))
 
 
 if __name__ == "__main__":

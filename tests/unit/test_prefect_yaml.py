@@ -1,5 +1,6 @@
 """prefect.yaml: every deployment names a real flow, a valid UTC cron, the process pool and parameters the
-flow accepts (no server needed)."""
+flow accepts (no server needed); the ingest cron is the default timeframe's, and hourcast deploys the
+configured timeframe's."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ from prefect import Flow
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.flows import load_flow_from_entrypoint
 
+from hourcast.ops.schedules import deployment_crons
+from hourcast.settings import Settings
+from hourcast.timeframe import SUPPORTED_TIMEFRAMES, cron_for
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG: dict[str, Any] = yaml.safe_load((REPO / "prefect.yaml").read_text())
 DEPLOYMENTS = {deployment["name"]: deployment for deployment in CONFIG["deployments"]}
+DEFAULT_TIMEFRAME = Settings.model_fields["timeframe"].default
 EXPECTED_CRONS = {
-    "ingest": "5 * * * *",
+    "ingest": cron_for(DEFAULT_TIMEFRAME),
     "retention": "0 3 * * 1",
     "retrain": "30 3 * * 1",
     "backfill": None,
@@ -57,6 +63,24 @@ def test_entrypoint_schedule_and_parameters(name: str) -> None:
     assert set(given) <= set(schema.properties), f"{name}: {set(given) - set(schema.properties)} unknown"
     assert set(schema.required) <= set(given), f"{name}: required {schema.required} not all given"
     flow.validate_parameters(given)
+
+
+def test_ingest_runs_on_the_configured_timeframes_cron_and_the_others_as_written() -> None:
+    """prefect.yaml writes the default timeframe's ingest cron (the stock `prefect deploy` needs no setup);
+    `hourcast up` and `python -m flows.serve` deploy the configured timeframe's, e.g. every 15 minutes for
+    HOURCAST_TIMEFRAME=15m, where the API refuses features older than 30 minutes."""
+    from flows.serve import deployments
+
+    assert DEFAULT_TIMEFRAME == "1h" and EXPECTED_CRONS["ingest"] == "5 * * * *"
+    for timeframe in SUPPORTED_TIMEFRAMES:
+        assert deployment_crons(DEPLOYMENTS["ingest"], timeframe) == [cron_for(timeframe)]
+        for name in ("retention", "retrain", "monitor", "backfill"):
+            assert deployment_crons(DEPLOYMENTS[name], timeframe) == [
+                schedule["cron"] for schedule in DEPLOYMENTS[name]["schedules"]
+            ]
+    served = {deployment.name: deployment for deployment in deployments(CONFIG, "15m")}
+    assert [schedule.schedule.cron for schedule in served["ingest"].schedules] == ["5,20,35,50 * * * *"]
+    assert [schedule.schedule.cron for schedule in served["retrain"].schedules] == ["30 3 * * 1"]
 
 
 def test_backfill_takes_the_documented_parameters() -> None:
@@ -131,7 +155,7 @@ def test_served_deployments_carry_the_triggers_of_prefect_yaml() -> None:
     """`python -m flows.serve` must register the event triggers too: `monitor` has no schedule of its own."""
     from flows.serve import deployments
 
-    served = {deployment.name: deployment for deployment in deployments(CONFIG)}
+    served = {deployment.name: deployment for deployment in deployments(CONFIG, DEFAULT_TIMEFRAME)}
     for spec in CONFIG["deployments"]:
         names = [trigger.name for trigger in served[spec["name"]].triggers]
         assert names == [trigger["name"] for trigger in spec.get("triggers") or []]

@@ -358,9 +358,13 @@ class Stack:
 
     def deployed_schedules(self, config: dict[str, Any], active: bool) -> dict[str, str]:
         """The cron schedule of each deployed ``prefect.yaml`` deployment (``flow/deployment`` -> cron),
-        read back from the server; every schedule is switched on or off (``active``)."""
+        read back from the server; every schedule is switched on or off (``active``), and the ingest
+        deployment's set to the configured timeframe's cron (``schedules.deployment_cron``)."""
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+        from prefect.client.schemas.schedules import CronSchedule
+
+        from hourcast.ops.schedules import deployment_cron
 
         names = [spec["name"] for spec in config["deployments"]]
         schedules: dict[str, str] = {}
@@ -372,10 +376,16 @@ class Stack:
                 flow = client.read_flow(deployment.flow_id)
                 for schedule in deployment.schedules:
                     cron = getattr(schedule.schedule, "cron", None)
-                    if cron is not None:
-                        schedules[f"{flow.name}/{deployment.name}"] = cron
-                    if schedule.active != active:
-                        client.update_deployment_schedule(deployment.id, schedule.id, active=active)
+                    wanted = deployment_cron(deployment.name, cron, self.settings.timeframe) if cron else None
+                    if wanted is not None:
+                        schedules[f"{flow.name}/{deployment.name}"] = wanted
+                    if schedule.active != active or wanted != cron:
+                        client.update_deployment_schedule(
+                            deployment.id,
+                            schedule.id,
+                            active=active,
+                            schedule=CronSchedule(cron=wanted, timezone="UTC") if wanted != cron else None,
+                        )
         return schedules
 
     # -- bootstrap -----------------------------------------------------------------------------------
