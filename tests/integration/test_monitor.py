@@ -97,7 +97,8 @@ def answer(settings: Settings, loaded: predictor.LoadedModel, log: PredictionLog
     rows = pd.concat(rows, ignore_index=True)
     if rows.empty:
         return 0
-    returns, closes = predictor.forecast_rows(loaded, rows)
+    forecast = predictor.forecast_frame(loaded, rows)  # the serving path's forecast of these rows
+    returns, closes = forecast["predicted_return"].to_numpy(), forecast["predicted_close"].to_numpy()
     predictions = []
     for index, row in rows.iterrows():
         close = float(closes[index])

@@ -149,11 +149,6 @@ def read_rows(root: Path, entry: Entry) -> pd.DataFrame:
     return with_order_flow(pd.read_parquet(entry.stem(root).with_suffix(".parquet")))
 
 
-def read_report(root: Path, entry: Entry) -> dict[str, Any]:
-    """The validation report of an entry (``ValidationReport`` as a JSON dict)."""
-    return json.loads(entry.stem(root).with_suffix(".json").read_text())
-
-
 def examined_until(root: Path, series: store.Series) -> pd.Timestamp | None:
     """Open time (on the timeframe's grid) of the newest candle a row entry of the series holds, or None.
 

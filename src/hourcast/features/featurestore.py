@@ -223,8 +223,9 @@ def _utc(value: Any) -> pd.Timestamp:
 
 
 def definitions(settings: Settings) -> list[Any]:
-    """The Feast objects of ``feature_repo/definitions.py``, with the feature table at its settings path
-    (absolute, like the definitions' own, so in the default layout both name the same file)."""
+    """The Feast objects of ``feature_repo/definitions.py``, their feature table moved under the settings'
+    home (``settings.feature_table_in``: the definitions name it under the default home, so in the default
+    layout both name the same file)."""
     from feast import Entity, FeatureService, FeatureView, FileSource
 
     namespace = runpy.run_path(str(settings.feature_repo / "definitions.py"))
