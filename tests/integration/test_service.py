@@ -29,7 +29,7 @@ from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
 from hourcast.cli.main import serve_environment
-from hourcast.dashboard.layout import format_price
+from hourcast.dashboard.figures import format_price
 from hourcast.data import store
 from hourcast.dev.replay import ReplayExchange, ReplayServer
 from hourcast.features import featurestore

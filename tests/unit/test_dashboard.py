@@ -19,17 +19,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from hourcast.dashboard.layout import (
-    ApiClient,
-    DashboardError,
+from hourcast.dashboard.client import ApiClient, DashboardError
+from hourcast.dashboard.figures import (
     as_text,
     candlestick_figure,
     performance_figure,
     performance_markdown,
-    refresh,
-    refresh_performance,
     summary_markdown,
 )
+from hourcast.dashboard.layout import refresh, refresh_performance
 from hourcast.monitor import scoreboard, scoring
 from hourcast.serving.schema import Performance, Scoreboard
 from hourcast.settings import Settings
