@@ -422,27 +422,63 @@ def _rebuild(settings: Settings, path: Path, definition: str) -> Update:
 def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _State] | None:
     """The incremental update of the folder ``path`` from ``state``; None if the window moved back (the
     newest candle is older than before: the caller rebuilds)."""
-    step = int(timeframe_delta(settings.timeframe) / pd.Timedelta(1, "ms"))
-    reach = (LOOKBACK - 1) * step
+    scans = _scan_all(settings, state)
+    start = window_start(
+        pd.Timestamp(max(s.newest_ms for s in scans.values() if s.newest_ms), unit="ms", tz="UTC"), settings
+    )
+    if state.start_ms is not None and _ms(start) < state.start_ms:
+        return None
+    recomputed, needed = _to_recompute(settings, scans, _ms(start))
+    rows = _recompute(settings, scans, recomputed, needed, _ms(start))
+    counts, removed = _write_rows(path, rows, recomputed, state.counts, start, settings)
+    newest_event = _newest_event(path)
+    if newest_event is not None:
+        counts, trimmed = _trim_to_window(path, newest_event, start, settings, counts)
+        removed += trimmed
+        rows = rows.loc[_kept(rows, newest_event, start, settings)]
+        counts = _lay_out(path, newest_event, counts)
+    new_state = _next_state(scans, start, counts)
+    result = Update(
+        rows=_ordered(rows),
+        recomputed={symbol: intervals for symbol, intervals in recomputed.items() if intervals},
+        total_rows=sum(new_state.counts.values()),
+        removed_rows=removed,
+        newest_event=newest_event,
+        rebuilt=False,
+    )
+    return result, new_state
+
+
+def _step_ms(settings: Settings) -> int:
+    return int(timeframe_delta(settings.timeframe) / pd.Timedelta(1, "ms"))
+
+
+def _series(settings: Settings, symbol: str) -> store.Series:
+    return store.Series(settings.exchange, symbol, settings.timeframe)
+
+
+def _scan_all(settings: Settings, state: _State) -> dict[str, _Scan]:
+    """Every configured symbol's candles against ``state`` (``_scan``); ``dataset.NoCandles`` if a symbol
+    has none."""
     old = dict(tuple(state.frame.groupby("symbol")))
-    series = {
-        symbol: store.Series(settings.exchange, symbol, settings.timeframe) for symbol in settings.symbols
-    }
     scans = {
-        symbol: _scan(settings, series[symbol], old.get(symbol, _State.empty().frame), state.start_ms)
+        symbol: _scan(
+            settings, _series(settings, symbol), old.get(symbol, _State.empty().frame), state.start_ms
+        )
         for symbol in settings.symbols
     }
     missing = [symbol for symbol, scan in scans.items() if scan.newest_ms is None]
     if missing:
         raise dataset.no_candles(settings, missing)
-    start = window_start(
-        pd.Timestamp(max(s.newest_ms for s in scans.values() if s.newest_ms), unit="ms", tz="UTC"), settings
-    )
-    start_ms = _ms(start)
-    if state.start_ms is not None and start_ms < state.start_ms:
-        return None
+    return scans
 
-    # rows to recompute: those whose lookback holds a changed candle, and the rows referring to them
+
+def _to_recompute(
+    settings: Settings, scans: dict[str, _Scan], start_ms: int
+) -> tuple[dict[str, list[Interval]], dict[str, list[Interval]]]:
+    """What to recompute, per symbol (``as_of`` ranges): the rows whose lookback holds a changed candle,
+    and the rows referring to them; and the rows needed to compute them (those, and their references')."""
+    reach = (LOOKBACK - 1) * _step_ms(settings)
     affected = {
         symbol: _merge(
             [(max(first, start_ms), last + reach) for first, last in scan.changed if last >= start_ms]
@@ -459,9 +495,25 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
         reference = compute.reference_of(symbol)
         if reference in needed and recomputed[symbol]:
             needed[reference] = _merge(needed[reference] + recomputed[symbol])
+    return recomputed, needed
+
+
+def _recompute(
+    settings: Settings,
+    scans: dict[str, _Scan],
+    recomputed: dict[str, list[Interval]],
+    needed: dict[str, list[Interval]],
+    start_ms: int,
+) -> pd.DataFrame:
+    """The ``recomputed`` rows, computed from the candles of the ``needed`` ones (and their lookback)."""
+    reach = (LOOKBACK - 1) * _step_ms(settings)
     candles = [
         _candles(
-            settings, series[symbol], scans[symbol], max(intervals[0][0] - reach, start_ms), intervals[-1][1]
+            settings,
+            _series(settings, symbol),
+            scans[symbol],
+            max(intervals[0][0] - reach, start_ms),
+            intervals[-1][1],
         )
         for symbol, intervals in needed.items()
         if intervals
@@ -471,9 +523,20 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
         rows = compute.with_reference(own.loc[_in_ranges(own, needed)], how="left")
     else:
         rows = _empty_rows()
-    rows = rows.loc[_in_ranges(rows, recomputed)].assign(symbol=lambda frame: frame["symbol"].astype(str))
+    return rows.loc[_in_ranges(rows, recomputed)].assign(symbol=lambda frame: frame["symbol"].astype(str))
 
-    removed = 0
+
+def _write_rows(
+    path: Path,
+    rows: pd.DataFrame,
+    recomputed: dict[str, list[Interval]],
+    known_counts: dict[str, int],
+    start: pd.Timestamp,
+    settings: Settings,
+) -> tuple[dict[str, int], int]:
+    """Replace the ``recomputed`` rows of the table's files by ``rows``, rewriting only the files they
+    touch; returns the rows of each file and the rows removed."""
+    step = _step_ms(settings)
     existing = dict(files(path))
     compacted = {key for key in existing if len(key) == 7}
     if not existing and not rows.empty:  # a new table: written in its final layout at once (see _lay_out)
@@ -493,9 +556,10 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
         for day in _days(first + step, last + step)
     }
     counts = {  # a file written by a run killed before its state: counted from its footer
-        key: state.counts[key] if key in state.counts else pq.read_metadata(file).num_rows
+        key: known_counts[key] if key in known_counts else pq.read_metadata(file).num_rows
         for key, file in existing.items()
     }
+    removed = 0
     for key in sorted(touched):
         if key not in existing and key not in by_key:
             continue
@@ -504,46 +568,47 @@ def _update(settings: Settings, path: Path, state: _State) -> tuple[Update, _Sta
         fresh = by_key.get(key, _empty_rows())
         removed += int(stale.sum())
         counts[key] = _replace_file(path, key, pd.concat([before.loc[~stale], fresh], ignore_index=True))
+    return counts, removed
 
-    newest_event = _newest_event(path)
-    if newest_event is not None:
-        oldest_kept = max(
-            newest_event - pd.Timedelta(days=settings.feature_retention_days),
-            start + LOOKBACK * pd.Timedelta(step, "ms"),
-        )
-        for key, file in files(path):
-            if key > oldest_kept.strftime("%Y-%m-%d"):
-                break
-            table = pd.read_parquet(file)
-            kept = table.loc[_kept(table, newest_event, start, settings)]
-            if len(kept) < len(table):
-                removed += len(table) - len(kept)
-            counts[key] = _replace_file(path, key, kept) if len(kept) < len(table) else len(table)
-        rows = rows.loc[_kept(rows, newest_event, start, settings)]
-        counts = _lay_out(path, newest_event, counts)
 
+def _trim_to_window(
+    path: Path, newest_event: pd.Timestamp, start: pd.Timestamp, settings: Settings, counts: dict[str, int]
+) -> tuple[dict[str, int], int]:
+    """Drop the rows past the retention (``_kept``) from the oldest files; returns the rows of each file
+    and the rows removed."""
+    counts = dict(counts)
+    removed = 0
+    oldest_kept = max(
+        newest_event - pd.Timedelta(days=settings.feature_retention_days),
+        start + LOOKBACK * timeframe_delta(settings.timeframe),
+    )
+    for key, file in files(path):
+        if key > oldest_kept.strftime("%Y-%m-%d"):
+            break
+        table = pd.read_parquet(file)
+        kept = table.loc[_kept(table, newest_event, start, settings)]
+        if len(kept) < len(table):
+            removed += len(table) - len(kept)
+        counts[key] = _replace_file(path, key, kept) if len(kept) < len(table) else len(table)
+    return counts, removed
+
+
+def _next_state(scans: dict[str, _Scan], start: pd.Timestamp, counts: dict[str, int]) -> _State:
+    """The state after the update: the scans' rows inside the window starting at ``start``, and the rows of
+    each file of the table."""
     frame = pd.concat(
         [part.assign(symbol=symbol) for symbol, scan in scans.items() for part in scan.rows],
         ignore_index=True,
     )
     month_end = frame["month"].map({month: _ms(_month_range(month)[1]) for month in frame["month"].unique()})
     frame = frame.loc[
-        ((frame["day"] == "") & (month_end > start_ms)) | (frame["day"] >= start.strftime("%Y-%m-%d"))
+        ((frame["day"] == "") & (month_end > _ms(start))) | (frame["day"] >= start.strftime("%Y-%m-%d"))
     ]
-    new_state = _State(
+    return _State(
         frame[_State.empty().frame.columns].astype({"n": "int64", "digest": "uint64", "last_ms": "int64"}),
-        start_ms,
+        _ms(start),
         {day: count for day, count in counts.items() if count},
     )
-    result = Update(
-        rows=_ordered(rows),
-        recomputed={symbol: intervals for symbol, intervals in recomputed.items() if intervals},
-        total_rows=sum(new_state.counts.values()),
-        removed_rows=removed,
-        newest_event=newest_event,
-        rebuilt=False,
-    )
-    return result, new_state
 
 
 def _days(first_ms: int, last_ms: int) -> list[str]:
