@@ -129,7 +129,7 @@ def main() -> None:
         figures["cold_cli_ingest_s"] = round(cold_s, 2)
         figures["cold_import_s"] = {
             module: round(import_seconds(module), 2)
-            for module in ("pandas", "ccxt", "great_expectations", "hourcast.cli.main")
+            for module in ("pandas", "ccxt", "great_expectations", "hourcast.cli.app")
         }
     write_results("ingest" if label == "current" else f"ingest_{label}", figures)
 

@@ -483,7 +483,7 @@ def predict_batch_http(
     import httpx
     from _common import free_port, hourcast_serve
 
-    from hourcast.cli.main import serve_environment
+    from hourcast.cli.serve import serve_environment
     from hourcast.ops.stack import settings_environment
 
     port = free_port()

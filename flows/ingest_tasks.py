@@ -26,13 +26,14 @@ from prefect.tasks import exponential_backoff
 
 from flows.tasks import retry_on
 from hourcast.data.ingest import SymbolSummary, make_ingestor
+from hourcast.errors import HourcastError
 from hourcast.features import featurestore
 from hourcast.features.featurestore import MaterializeSummary, OnlineStoreUnavailable
 from hourcast.ops import reporting
 from hourcast.settings import Settings
 
 
-class PullFailed(RuntimeError):
+class PullFailed(HourcastError):
     """The exchange failed for some symbols; carries every symbol's summary of the attempt."""
 
     def __init__(self, summaries: list[SymbolSummary]) -> None:
@@ -46,7 +47,7 @@ class PullFailed(RuntimeError):
         return f"PullFailed({str(self)!r})"
 
 
-class IngestProblems(RuntimeError):
+class IngestProblems(HourcastError):
     """Some symbols failed or were quarantined; raised after what was stored is materialized."""
 
 

@@ -25,6 +25,8 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+from hourcast.errors import HourcastError
+
 WRITER_SLOT_TIMEOUT_SECONDS = 45 * 60.0
 """How long a writer waits for the slot before its run fails (well inside the hourly schedule)."""
 
@@ -62,7 +64,7 @@ def ensure_writer_limit(name: str) -> None:
                 pass
             limit = client.read_global_concurrency_limit_by_name(name)
     if limit.limit != 1 or not limit.active:
-        raise RuntimeError(
+        raise HourcastError(
             f"global concurrency limit {name} has limit={limit.limit}, active={limit.active}: "
             f"writers could overlap; run `prefect gcl update {name} --limit 1` and "
             f"`prefect gcl enable {name}`"

@@ -1,5 +1,5 @@
 """``python -m hourcast``: the command line."""
 
-from hourcast.cli.main import app
+from hourcast.cli.app import app
 
 app()

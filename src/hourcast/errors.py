@@ -1,11 +1,18 @@
-"""Errors a user can fix. The command line prints them as one line (``hourcast: <message>``) and exits
-non-zero; anything else is a bug and keeps its traceback."""
+"""The one root of hourcast's errors. Every error the package raises on purpose derives from
+``HourcastError``; its message says what is wrong and what to do. The command line prints it as one line
+(``hourcast: <what is wrong>; <what to do>``) and exits 1; any other exception is a bug and keeps its
+traceback. Stage-specific errors (``TrainingError``, ``ExchangeFailure``, ...) live in their modules and
+derive from ``HourcastError`` (or a subclass here), never from a builtin such as ``ValueError``."""
 
 from __future__ import annotations
 
 
-class UserError(Exception):
-    """Bad input or a damaged file: the message says what is wrong and what to do about it."""
+class HourcastError(Exception):
+    """A failure the package expected: the message says what is wrong and what to do about it."""
+
+
+class UserError(HourcastError):
+    """Bad input (settings, options, a file): re-running as it is cannot help, the input must change."""
 
 
 class UsageError(UserError):

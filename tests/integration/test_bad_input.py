@@ -14,7 +14,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from hourcast.cli.main import app
+from hourcast.cli.app import app
 from hourcast.data import ledger, store
 from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay import ReplayServer

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from hourcast.cli.main import app
+from hourcast.cli.app import app
 from hourcast.data import completeness, ledger, quarantine, store
 from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay import ReplayExchange, ReplayServer

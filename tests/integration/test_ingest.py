@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from hourcast.cli.main import app
+from hourcast.cli.app import app
 from hourcast.data import ledger, quarantine, store
 from hourcast.data.candles import ORDER_FLOW_COLUMNS, to_ms
 from hourcast.data.exchange import ExchangeFailure

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from hourcast.cli.main import app
+from hourcast.cli.app import app
 from hourcast.data import store
 from hourcast.data.candles import ORDER_FLOW_COLUMNS
 from hourcast.data.ingest import make_ingestor

@@ -20,7 +20,7 @@ import redis
 from feast.infra.online_stores.redis import RedisType
 from redis.cluster import ClusterNode, RedisCluster
 
-from hourcast.cli.main import serve_environment
+from hourcast.cli.serve import serve_environment
 from hourcast.features import featurestore
 from hourcast.features.feast_redis import RedisUrlOnlineStoreConfig
 from hourcast.model import training

@@ -94,15 +94,15 @@ def test_promoting_a_second_retires_the_first_and_rollback_restores_it(registry_
     assert records[second].status == "rejected"
     assert "live error rose" in records[second].reason
     assert registry.load_production(registry_dir, NAME)[0] == first
-    with pytest.raises(LookupError, match=registry.NO_ROLLBACK_TARGET):
+    with pytest.raises(registry.RegistryError, match=registry.NO_ROLLBACK_TARGET):
         registry.rollback(registry_dir, NAME)
 
 
 def test_rollback_without_history_raises(registry_dir: Path) -> None:
-    with pytest.raises(LookupError, match="no earlier production model to roll back to"):
+    with pytest.raises(registry.RegistryError, match="no earlier production model to roll back to"):
         registry.rollback(registry_dir, NAME)
     registry.promote(registry_dir, NAME, save(registry_dir), "only one")
-    with pytest.raises(LookupError, match="no earlier production model to roll back to"):
+    with pytest.raises(registry.RegistryError, match="no earlier production model to roll back to"):
         registry.rollback(registry_dir, NAME)
 
 
@@ -129,14 +129,14 @@ def test_a_rejected_model_is_no_rollback_target_and_production_cannot_be_rejecte
     first, second = save(registry_dir, 1), save(registry_dir, 2)
     registry.promote(registry_dir, NAME, first, "first")
     registry.promote(registry_dir, NAME, second, "second")
-    with pytest.raises(ValueError, match="production model"):
+    with pytest.raises(registry.RegistryError, match="production model"):
         registry.reject(registry_dir, NAME, second, "oops")
     registry.reject(registry_dir, NAME, first, "found a leak in its features")
-    with pytest.raises(LookupError, match=registry.NO_ROLLBACK_TARGET):
+    with pytest.raises(registry.RegistryError, match=registry.NO_ROLLBACK_TARGET):
         registry.rollback(registry_dir, NAME)
 
 
-def test_unknown_tags_raise_lookup_errors_naming_them(registry_dir: Path) -> None:
+def test_unknown_tags_raise_registry_errors_naming_them(registry_dir: Path) -> None:
     import bentoml
 
     real = save(registry_dir)
@@ -144,11 +144,11 @@ def test_unknown_tags_raise_lookup_errors_naming_them(registry_dir: Path) -> Non
     # BentoML resolves a unique version prefix; the registry must not
     assert str(bentoml.models.get(prefix).tag) == real
     for bad in (f"{NAME}:doesnotexist", prefix, f"other:{real.partition(':')[2]}", NAME):
-        with pytest.raises(LookupError, match=bad):
+        with pytest.raises(registry.RegistryError, match=bad):
             registry.promote(registry_dir, NAME, bad, "x")
-        with pytest.raises(LookupError, match=bad):
+        with pytest.raises(registry.RegistryError, match=bad):
             registry.reject(registry_dir, NAME, bad, "x")
-    with pytest.raises(LookupError, match=f"no production model for '{NAME}'"):
+    with pytest.raises(registry.RegistryError, match=f"no production model for '{NAME}'"):
         registry.load_production(registry_dir, NAME)
 
 
@@ -220,7 +220,7 @@ def test_list_models_is_newest_first(registry_dir: Path) -> None:
 
 def test_invalid_model_names_are_refused(registry_dir: Path) -> None:
     for bad in ("Hourcast", "../escape", "a/b", ""):
-        with pytest.raises(ValueError, match="invalid model name"):
+        with pytest.raises(registry.RegistryError, match="invalid model name"):
             registry.production_tag(registry_dir, bad)
 
 
@@ -265,7 +265,7 @@ def test_an_empty_store_says_to_train_first(tmp_path: Path, monkeypatch: pytest.
     """`hourcast models list` and `hourcast serve` before any model: one line saying what to do."""
     from typer.testing import CliRunner
 
-    from hourcast.cli.main import app
+    from hourcast.cli.app import app
 
     monkeypatch.setenv("HOURCAST_HOME", str(tmp_path / "data"))
     monkeypatch.delenv("HOURCAST_MODEL_NAME", raising=False)
@@ -273,5 +273,5 @@ def test_an_empty_store_says_to_train_first(tmp_path: Path, monkeypatch: pytest.
     assert listed.exit_code == 0 and "run `hourcast train`" in listed.output, listed.output
     served = CliRunner().invoke(app, ["serve", "--port", "1"])
     assert served.exit_code == 1 and served.output.strip() == (
-        "error: no model yet: run `hourcast train` (the BentoML store has no hourcast_next_hour)"
+        "hourcast: no model yet (the BentoML store has no hourcast_next_hour); run `hourcast train` first"
     )

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from hourcast.dev.replay import ReplayData, ReplayExchange, ReplayServer, load_candles_file, parse_data_option
+from hourcast.errors import UsageError
 from tests.conftest import BTC_FILE as DATA_FILE
 from tests.integration.conftest import wait_for
 
@@ -385,5 +386,5 @@ def test_invalid_interval_and_symbol_raise_ccxt_errors(client: Callable[..., ccx
 def test_parse_data_option() -> None:
     assert parse_data_option("btc/usdt=data/btc.csv.gz") == ("BTC/USDT", Path("data/btc.csv.gz"))
     for bad in ("BTC/USDT", "BTCUSDT=x.csv", "BTC/USDT="):
-        with pytest.raises(ValueError):
+        with pytest.raises(UsageError, match=r"is not SYMBOL=PATH; write it like BTC/USDT=btc\.csv\.gz"):
             parse_data_option(bad)

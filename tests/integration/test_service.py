@@ -28,7 +28,7 @@ from playwright.sync_api import Page, expect
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 
-from hourcast.cli.main import serve_environment
+from hourcast.cli.serve import serve_environment
 from hourcast.dashboard.figures import format_price
 from hourcast.data import store
 from hourcast.dev.replay import ReplayExchange, ReplayServer

@@ -259,7 +259,7 @@ def test_a_prefect_side_failure_during_the_bootstrap_stops_the_stack_and_nothing
 
 def test_the_bootstrap_stops_at_a_failed_ingest(tmp_path: Path) -> None:
     """An unreachable exchange fails the bootstrap's first step, and the bootstrap stops there with one line
-    naming it (`hourcast up` prints it as `error: ...`), instead of going on to a materialize error."""
+    naming it (`hourcast up` prints it as `hourcast: ...`), instead of going on to a materialize error."""
     settings = Settings(
         home=tmp_path,
         exchange_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there
@@ -267,6 +267,6 @@ def test_the_bootstrap_stops_at_a_failed_ingest(tmp_path: Path) -> None:
         _env_file=None,
     )
     said: list[str] = []
-    with pytest.raises(RuntimeError, match=r"^bootstrap: the ingest failed.*BTC/USDT: .*NetworkError"):
+    with pytest.raises(StartupFailed, match=r"^bootstrap: the ingest failed.*BTC/USDT: .*NetworkError"):
         Stack(settings, REPO, say=said.append).bootstrap()
     assert not [line for line in said if "materializ" in line], said

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from hourcast.cli.main import app
+from hourcast.cli.app import app
 from hourcast.data import selection
 from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay import ReplayExchange, ReplayServer, synthetic_datasets

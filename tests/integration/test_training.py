@@ -11,7 +11,8 @@ import pytest
 from catboost import CatBoostRegressor
 from typer.testing import CliRunner
 
-from hourcast.cli.main import _print_windows_table, app
+from hourcast.cli import render
+from hourcast.cli.app import app
 from hourcast.features import dataset, featurestore
 from hourcast.features.compute import FEATURE_NAMES, compute_features
 from hourcast.model import estimator, evaluation, registry, training
@@ -168,7 +169,7 @@ def test_walk_forward_report_on_the_shared_data(
     capsys.readouterr()
     with pytest.MonkeyPatch.context() as wide:  # a terminal wide enough that rich wraps no cell
         wide.setenv("COLUMNS", "250")
-        _print_windows_table(windows + cross_asset)  # the table `hourcast evaluate` prints
+        render.windows_table(windows + cross_asset)  # the table `hourcast evaluate` prints
     printed = capsys.readouterr().out
     head_to_head = [windows[0]["versus_default"], cross_asset[1]["versus_base"]]
     assert "head to head" in printed and all(

@@ -12,7 +12,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from hourcast.cli.main import _normalise_symbols, _report, app, serve_environment
+from hourcast.cli import render
+from hourcast.cli.app import app
+from hourcast.cli.options import normalise_symbols
+from hourcast.cli.serve import serve_environment
 from hourcast.data import ledger
 from hourcast.data.candles import parse_moment
 from hourcast.errors import UserError
@@ -64,8 +67,8 @@ def test_json_help_says_what_the_command_prints(command: tuple[str, ...]) -> Non
 
 
 def test_symbols_are_normalised_to_upper_case() -> None:
-    assert _normalise_symbols(["btc/usdt", " Eth/Usdt "]) == ["BTC/USDT", "ETH/USDT"]
-    assert _normalise_symbols(None) is None
+    assert normalise_symbols(["btc/usdt", " Eth/Usdt "]) == ["BTC/USDT", "ETH/USDT"]
+    assert normalise_symbols(None) is None
     shown = CliRunner().invoke(app, ["ingest", "--help"], terminal_width=200)
     assert "-s, --symbol SYMBOL" in shown.output
 
@@ -109,7 +112,7 @@ def test_the_run_summary_fits_80_columns(
     monkeypatch.setenv("COLUMNS", "80")
     first, last = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2026-03-31 23:00", tz="UTC")
     summary = SymbolSummary("BTC/USDT", fetched=19656, new=19655, duplicates=1, first=first, last=last)
-    _report([summary], as_json=False)
+    render.run_summaries([summary], as_json=False)
     shown = capsys.readouterr().out
     assert re.search(r"BTC/USDT +19656 +19655 +1 +0 +0 +2024-01-01 00:00 +2026-03-31 23:00 +ok", shown), shown
     assert max(len(line) for line in shown.splitlines()) <= 80 and "…" not in shown

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from hourcast.cli.main import app
+from hourcast.cli.app import app
 from hourcast.data import store
 from hourcast.model import evaluation, training
 from hourcast.settings import Settings

@@ -13,6 +13,7 @@ import httpx
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
+from hourcast.errors import HourcastError
 from hourcast.redact import redact
 from hourcast.serving.schema import Performance, Prediction, Scoreboard
 
@@ -22,7 +23,7 @@ _ERROR_TEXT_LIMIT = 300
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class DashboardError(Exception):
+class DashboardError(HourcastError):
     """A failure to get data from the prediction API, worded for the person looking at the dashboard."""
 
     def __init__(self, message: str) -> None:

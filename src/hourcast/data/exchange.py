@@ -34,7 +34,7 @@ from requests import Session
 
 from hourcast.data.candles import slot_ms
 from hourcast.data.selection import SELECTOR_PREFIX, has_selector, is_selector
-from hourcast.errors import UserError
+from hourcast.errors import HourcastError, UserError
 from hourcast.settings import Settings
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ KLINES_MAX_LIMIT = 1000
 """Binance spot's largest klines page (ccxt's ``fetch_ohlcv`` caps ``limit`` at it too)."""
 
 
-class ExchangeFailure(RuntimeError):
+class ExchangeFailure(HourcastError):
     """An exchange request failed for good (unknown market, rejected request, or retries exhausted)."""
 
 

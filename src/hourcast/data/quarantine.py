@@ -25,6 +25,7 @@ import pandas as pd
 from hourcast import atomic
 from hourcast.data import store
 from hourcast.data.candles import CANDLE_COLUMNS, with_order_flow
+from hourcast.errors import HourcastError
 from hourcast.timeframe import timeframe_ms
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ PENDING, RELEASED, REVIEWED = "pending", "released", "reviewed"
 ENTRY_SUFFIX = ".entry.json"
 
 
-class QuarantineError(ValueError):
+class QuarantineError(HourcastError):
     """A quarantine entry cannot be found or cannot be released."""
 
 

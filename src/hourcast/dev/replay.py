@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from hourcast.data.candles import ORDER_FLOW_COLUMNS, to_ms
+from hourcast.errors import HourcastError, UsageError
 from hourcast.timeframe import timeframe_ms
 
 DEFAULT_LIMIT = 500
@@ -76,7 +77,7 @@ _RATE_LIMITS = [
 _ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT"]
 
 
-class ReplayError(Exception):
+class ReplayError(HourcastError):
     """A request the replay exchange rejects, answered as a Binance-style ``{"code", "msg"}`` body."""
 
     def __init__(self, status: int, code: int, msg: str) -> None:
@@ -893,9 +894,13 @@ def parse_data_option(value: str) -> tuple[str, Path]:
     """Parse ``SYMBOL=PATH`` such as ``BTC/USDT=data/btc.csv.gz`` into ``("BTC/USDT", Path)``."""
     symbol, sep, path = value.partition("=")
     symbol = symbol.strip().upper()
-    if not sep or not path.strip():
-        raise ValueError(f"expected SYMBOL=PATH (e.g. BTC/USDT=btc.csv.gz), got {value!r}")
-    market_id(symbol)
+    try:
+        market_id(symbol)  # a ValueError unless BASE/QUOTE
+        well_formed = bool(sep and path.strip())
+    except ValueError:
+        well_formed = False
+    if not well_formed:
+        raise UsageError(f"--data {value!r} is not SYMBOL=PATH; write it like BTC/USDT=btc.csv.gz")
     return symbol, Path(path.strip())
 
 

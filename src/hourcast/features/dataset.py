@@ -10,12 +10,13 @@ from __future__ import annotations
 import pandas as pd
 
 from hourcast.data import store
+from hourcast.errors import HourcastError
 from hourcast.features.compute import feature_rows, next_hour_targets
 from hourcast.settings import Settings
 from hourcast.timeframe import timeframe_ms
 
 
-class NoCandles(ValueError):
+class NoCandles(HourcastError):
     """A configured symbol has no stored candle."""
 
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from hourcast.errors import HourcastError, UserError
 from hourcast.features import feature_table
 from hourcast.features.compute import CROSS_FEATURES, LOOKBACK, ORDER_FLOW_FEATURES
 from hourcast.redact import redact
@@ -46,8 +47,12 @@ SERVING_SERVICE = "next_hour_serving_v1"
 REDIS_TIMEOUT_SECONDS = 5.0
 
 
-class OnlineStoreUnavailable(RuntimeError):
+class OnlineStoreUnavailable(HourcastError):
     """The online store cannot be reached."""
+
+
+class NoFeatureRows(HourcastError):
+    """The stored candles hold no run long enough to compute a feature row."""
 
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
@@ -141,11 +146,12 @@ def repo_config(
     quiet_known_deprecations()  # again, once Feast is imported: its import puts a filter ahead of them
     # the SQLite path relative to the repo, as feature_store.yaml writes it: Feast names the file alike
     sqlite = os.path.relpath(sqlite_path(settings), settings.feature_repo.resolve())
-    online: dict[str, Any] = (
-        {"type": "redis", **redis_online_store(settings.redis_url, timeout_seconds)}
-        if settings.online_store == "redis"
-        else {"type": "sqlite", "path": sqlite}
-    )
+    online: dict[str, Any] = {"type": "sqlite", "path": sqlite}
+    if settings.online_store == "redis":
+        try:
+            online = {"type": "redis", **redis_online_store(settings.redis_url, timeout_seconds)}
+        except ValueError as error:  # a ValueError there: the parser is also a Feast config validator
+            raise UserError(f"HOURCAST_REDIS_URL: {error}; fix it in the environment or .env") from None
     registry = registry or registry_path(settings)
     registry.parent.mkdir(parents=True, exist_ok=True)
     if settings.online_store == "sqlite":
@@ -310,7 +316,7 @@ def materialize(settings: Settings, feature_store: FeatureStore | None = None) -
     started = time.perf_counter()
     update = refresh_feature_table(settings)
     if update.newest_event is None:
-        raise ValueError(
+        raise NoFeatureRows(
             f"no feature rows: the store holds no run of {LOOKBACK} consecutive candles for "
             f"{', '.join(settings.symbols)} in {settings.candles_dir}; run `hourcast ingest` first"
         )

@@ -172,9 +172,7 @@ def run(
                 window_row(settings.train_days, extra, f"base + {label}")
                 | {"versus_base": versus(extra, base)},
             ]
-    except training.TrainingError:
-        raise
-    except ValueError as error:
+    except (dataset.NoCandles, ValueError) as error:  # ValueError: too few rows for a fold (the estimator)
         raise training.TrainingError(f"cannot evaluate {weeks} weeks: {error}") from error
     result = results[settings.train_days]
     crossed, flowed = compared_inputs.get("cross-asset", []), compared_inputs.get("order flow", [])

@@ -25,17 +25,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hourcast.atomic import file_lock, write_text
+from hourcast.errors import HourcastError
 
 if TYPE_CHECKING:
     import bentoml
     import catboost
 
 CANDIDATE, PRODUCTION, REJECTED, RETIRED = "candidate", "production", "rejected", "retired"
-NO_ROLLBACK_TARGET = "no earlier production model to roll back to"
+NO_ROLLBACK_TARGET = (
+    "no earlier production model to roll back to; promote one by tag: `hourcast models promote TAG`"
+)
 
 # BentoML's tag format (bentoml/_internal/tag.py); names are lowercased by BentoML, so only lowercase is
 # accepted here, keeping the store name and the registry file name the same.
 _NAME = re.compile(r"[a-z0-9]([-._a-z0-9]*[a-z0-9])?")
+
+
+class RegistryError(HourcastError):
+    """The model store cannot do what was asked: no such model, no production model, nothing to roll back
+    to, an invalid model name, or a change the production model forbids."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +132,7 @@ def reject(registry_dir: Path, name: str, tag: str, reason: str) -> None:
     with _locked_state(registry_dir, name) as state:
         _require_stored(name, tag)
         if state["production"] == tag:
-            raise ValueError(f"{tag} is the production model of {name}: roll back or promote another first")
+            raise RegistryError(f"{tag} is the production model of {name}; roll back or promote another one")
         state["history"] = [earlier for earlier in state["history"] if earlier != tag]
         _decide(state, tag, REJECTED, reason)
 
@@ -133,12 +141,12 @@ def rollback(registry_dir: Path, name: str, reason: str = "manual rollback") -> 
     """Restore the most recent earlier production model still in the store; returns its tag.
 
     The model rolled back from is marked rejected, so a second rollback goes further back.
-    Raises ``LookupError`` if there is no such earlier model.
+    Raises ``RegistryError`` if there is no such earlier model.
     """
     with _locked_state(registry_dir, name) as state:
         target = _rollback_target(state, set(_stored(name)))
         if target is None:
-            raise LookupError(NO_ROLLBACK_TARGET)
+            raise RegistryError(NO_ROLLBACK_TARGET)
         current = state["production"]
         if current is not None:
             _decide(state, current, REJECTED, f"rolled back to {target}: {reason}")
@@ -157,7 +165,7 @@ def load_production(registry_dir: Path, name: str) -> tuple[str, catboost.CatBoo
     """The production model of ``name``: its tag, the loaded regressor and its metadata."""
     tag = production_tag(registry_dir, name)
     if tag is None:
-        raise LookupError(f"no production model for {name!r} in {registry_dir}: promote a candidate first")
+        raise RegistryError(f"no production model for {name!r} in {registry_dir}: promote a candidate first")
     return load_model(name, tag)
 
 
@@ -168,7 +176,9 @@ def load_model(name: str, tag: str) -> tuple[str, catboost.CatBoostRegressor, di
 
     stored = _stored(name).get(tag)
     if stored is None:
-        raise LookupError(f"model {tag} of {name!r} is missing from the BentoML store")
+        raise RegistryError(
+            f"model {tag} of {name!r} is missing from the BentoML store; see `hourcast models list`"
+        )
     model = bentoml.catboost.load_model(stored)
     if not isinstance(model, catboost.CatBoostRegressor):
         raise TypeError(f"{tag} is a {type(model).__name__}, not a CatBoostRegressor")
@@ -218,7 +228,7 @@ def prune(registry_dir: Path, name: str, keep: int) -> list[str]:
 
 def _check_name(name: str) -> None:
     if len(name) > 63 or not _NAME.fullmatch(name):
-        raise ValueError(
+        raise RegistryError(
             f"invalid model name {name!r}: use at most 63 lowercase letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit"
         )
@@ -264,7 +274,7 @@ def _stored(name: str) -> dict[str, bentoml.Model]:
 
 def _require_stored(name: str, tag: str) -> None:
     if tag not in _stored(name):
-        raise LookupError(f"no model {tag!r} of {name!r} in the BentoML store")
+        raise RegistryError(f"no model {tag!r} of {name!r} in the BentoML store; see `hourcast models list`")
 
 
 def _rollback_target(state: dict[str, Any], stored: set[str]) -> str | None:

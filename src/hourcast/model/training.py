@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 import hourcast
+from hourcast.errors import HourcastError
 from hourcast.features import dataset, featurestore
 from hourcast.features.compute import FEATURE_NAMES
 from hourcast.model import drift, estimator, registry
@@ -35,7 +36,7 @@ MIN_PRODUCTION_HOURS = 24
 """Fewest unseen hours on which the production model is scored against a candidate."""
 
 
-class TrainingError(ValueError):
+class TrainingError(HourcastError):
     """Training cannot run on the data at hand; the production model is left as it is."""
 
 
@@ -250,7 +251,7 @@ def _versus_production(
     """
     try:
         tag, production, metadata = registry.load_production(settings.registry_dir, settings.model_name)
-    except LookupError:
+    except registry.RegistryError:
         return None
     trained_until = pd.Timestamp(metadata["training_window"]["end"])
     unseen = checked.loc[checked["event_timestamp"] > trained_until].reset_index(drop=True)

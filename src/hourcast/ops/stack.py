@@ -40,6 +40,7 @@ from uuid import UUID
 
 import yaml
 
+from hourcast.errors import HourcastError
 from hourcast.settings import Settings
 
 WORKER_QUERY_SECONDS = "2"
@@ -48,7 +49,7 @@ ACTIVE_STATES = ("PENDING", "RUNNING", "CANCELLING")
 """Flow-run state types that are in progress on the worker."""
 
 
-class StartupFailed(RuntimeError):
+class StartupFailed(HourcastError):
     """A part of the stack did not come up; the message carries the tail of its log."""
 
 
@@ -408,7 +409,7 @@ class Stack:
             )
         failed = "; ".join(f"{s.symbol}: {s.message}" for s in summaries if s.status == "failed")
         if failed:  # nothing after it can work: stop at the first failed step
-            raise RuntimeError(f"bootstrap: the ingest failed, so the stack stops here: {failed}")
+            raise StartupFailed(f"bootstrap: the ingest failed, so the stack stops here: {failed}")
         ingested = selection.resolved(self.settings)  # a selector: the symbols the ingest resolved
         store = featurestore.describe_online_store(ingested)
         self.say(f"bootstrap: materializing features into {store} ...")

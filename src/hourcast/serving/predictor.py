@@ -22,6 +22,7 @@ import pandas as pd
 
 from hourcast.background import Circuit, Periodic
 from hourcast.data import store
+from hourcast.errors import HourcastError
 from hourcast.features import featurestore
 from hourcast.features.compute import CROSS_FEATURES, FEATURE_NAMES, ORDER_FLOW_FEATURES
 from hourcast.model import registry
@@ -45,11 +46,11 @@ ONLINE_THREADS = 4
 logger = logging.getLogger("hourcast.serving.predictor")
 
 
-class UnknownSymbol(LookupError):
+class UnknownSymbol(HourcastError):
     """The symbol is not one the service is configured for."""
 
 
-class Unavailable(RuntimeError):
+class Unavailable(HourcastError):
     """The service cannot answer right now (no model, online store down, stale features)."""
 
 
@@ -132,7 +133,7 @@ def load_model(settings: Settings, tag: str) -> LoadedModel:
     """A stored model and its band of walk-forward return errors (5% and 95% quantiles)."""
     try:
         tag, model, metadata = registry.load_model(settings.model_name, tag)
-    except LookupError as error:
+    except registry.RegistryError as error:
         raise Unavailable(str(error)) from error
     quantiles = metadata.get("return_error_quantiles", {})
     band = (float(quantiles.get(BAND_QUANTILES[0], 0.0)), float(quantiles.get(BAND_QUANTILES[1], 0.0)))
