@@ -1,19 +1,25 @@
-"""The documentation site's generated configuration page: every ``Settings`` field is in it, with its
-``HOURCAST_*`` variable and description, rendered by the same hook ``mkdocs build`` runs."""
+"""The documentation against the code: the site's generated configuration page holds every ``Settings``
+field (its ``HOURCAST_*`` variable and description, rendered by the same hook ``mkdocs build`` runs), and the
+README's command table every ``hourcast`` command."""
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+import typer
 from mkdocs.exceptions import PluginError
 from pydantic import Field
 
 from hourcast.settings import Settings
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
 
 
 def _load_hook() -> ModuleType:
@@ -78,3 +84,22 @@ def test_the_configuration_page_holds_the_marker_the_hook_replaces() -> None:
     assert settings_page.settings_table() in rendered
     with pytest.raises(PluginError, match="exactly once"):
         settings_page.render_configuration(page.replace(settings_page.MARKER, ""))
+
+
+def _commands(command: Any, path: str) -> Iterator[str]:
+    """Every leaf command below ``command`` as it is typed, e.g. ``hourcast models promote``."""
+    subcommands = getattr(command, "commands", {})
+    if not subcommands:
+        yield path
+    for name, subcommand in subcommands.items():
+        yield from _commands(subcommand, f"{path} {name}")
+
+
+def test_the_readme_command_table_lists_every_command() -> None:
+    (script,) = entry_points(group="console_scripts", name="hourcast")
+    commands = list(_commands(typer.main.get_command(script.load()), "hourcast"))
+    readme = (REPO / "README.md").read_text().splitlines()
+    table_rows = [line for line in readme if line.startswith("| `hourcast")]
+    assert len(commands) > 10
+    for command in commands:
+        assert any(row.startswith((f"| `{command} ", f"| `{command}`")) for row in table_rows), command
