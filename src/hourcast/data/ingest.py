@@ -124,9 +124,14 @@ def runs(stamps: list[pd.Timestamp], timeframe: str) -> str:
     return ", ".join(parts)
 
 
+ValidateRound = Callable[[list[pd.DataFrame], int], list["ValidationReport"]]
+"""Validates a round's pages (one per symbol) against the exchange's clock in one GX run."""
+
+
 @dataclass
 class Ingestor:
-    """Runs ingestion for the configured exchange with one source and one validator (reuse it)."""
+    """The ingestion commands (``ingest``, ``backfill``, ``repair``) for the configured exchange, with one
+    source and one validator (reuse it); each runs every symbol at once (``_run``)."""
 
     settings: Settings
     source: CandleSource
@@ -140,7 +145,7 @@ class Ingestor:
 
     def ingest(self, symbols: list[str] | None = None) -> list[SymbolSummary]:
         """Pull every closed candle after the last stored one (a default window into an empty store)."""
-        return self._run_all("ingest", symbols or self.symbols(), None, None)
+        return self._run("ingest", symbols or self.symbols(), None, None)
 
     def backfill(
         self, since: pd.Timestamp, until: pd.Timestamp | None = None, symbols: list[str] | None = None
@@ -160,22 +165,19 @@ class Ingestor:
                 f"--since {_iso(since)} is after the exchange's newest closed candle ({_iso(newest)}): "
                 "nothing to fetch; give an earlier --since"
             )
-        return self._run_all("backfill", symbols or self.symbols(), since, until)
+        return self._run("backfill", symbols or self.symbols(), since, until)
 
     def symbols(self) -> list[str]:
         """The configured symbols, a selector such as ``all-usdt`` resolved through the exchange (and the
         resolution recorded: ``resolve_settings``)."""
         return resolve_settings(self.settings, self.source).symbols
 
-    def _series(self, symbol: str) -> store.Series:
-        return store.Series(self.settings.exchange, symbol, self.settings.timeframe)
-
     def repair(self, symbols: list[str] | None = None) -> list[SymbolSummary]:
         """Set every unreadable month file aside (under ``HOURCAST_HOME/damaged``, bytes untouched) and
         fetch its month again from the exchange; a symbol with no damaged month is left alone."""
         summaries = []
         for symbol in symbols or self.symbols():
-            series = self._series(symbol)
+            series = _series(self.settings, symbol)
             for month, path in store.damaged_months(self.settings.candles_dir, series):
                 aside = store.set_aside(self.settings.candles_dir, path, self.settings.home / "damaged")
                 since = pd.Timestamp(f"{month}-01", tz="UTC")
@@ -186,16 +188,24 @@ class Ingestor:
                 summaries.append(summary)
         return summaries
 
-    def _run_all(
+    def _validate(self, batches: list[pd.DataFrame], now_ms: int) -> list[ValidationReport]:
+        return self.validator.validate_batches(batches, now_ms)
+
+    def _run(
         self, command: str, symbols: list[str], since: pd.Timestamp | None, until: pd.Timestamp | None
     ) -> list[SymbolSummary]:
-        """Run ``command`` for every symbol at once (see ``_rounds``); each symbol's outcome is its own: a
+        """Run ``command`` for every symbol at once (see ``run_rounds``); each symbol's outcome is its own: a
         failing or quarantined symbol never stops or holds up the others. The ledger gets every symbol's
         ``started`` entry first and its outcome at the end (two writes per run, whatever the number of
         symbols); an error that is not the exchange's or the user's is re-raised once all are recorded."""
-        started = time.monotonic()
-        run_at = pd.Timestamp.now(tz="UTC").floor("ms")  # as the ledger stores it
-        runs = [_SymbolRun(self, command, run_at, started, symbol) for symbol in dict.fromkeys(symbols)]
+        context = RunContext(
+            self.settings,
+            self.source,
+            command,
+            run_at=pd.Timestamp.now(tz="UTC").floor("ms"),  # as the ledger stores it
+            started=time.monotonic(),
+        )
+        runs = [SymbolRun(context, symbol) for symbol in dict.fromkeys(symbols)]
         ledger.record_many(self.settings.ledger_dir, [run.entry() for run in runs])
         for run in runs:
             run.summary.status, run.summary.message = "ok", ""
@@ -210,8 +220,10 @@ class Ingestor:
                     _each(
                         pool, [run for run in runs if run.active], lambda run: run.plan(since, until, now_ms)
                     )
-                    self._rounds(pool, [run for run in runs if run.active], now_ms)
-                _each(pool, runs, _SymbolRun.finish)
+                    run_rounds(
+                        pool, [run for run in runs if run.active], now_ms, self._validate, self.progress
+                    )
+                _each(pool, runs, SymbolRun.finish)
         except BaseException as error:
             for run in runs:
                 if run.ended is None:
@@ -224,116 +236,61 @@ class Ingestor:
             raise unexpected[0]
         return [run.summary for run in runs]
 
-    def _rounds(self, pool: ThreadPoolExecutor, runs: list[_SymbolRun], now_ms: int) -> None:
-        """Fetch every symbol's next page concurrently (within the exchange's rate limit), validate all the
-        pages of a round in ONE GX run, then store them concurrently, until every symbol is done.
 
-        A round is validated once every symbol has answered, or once no page has come for
-        ``STRAGGLER_SECONDS``: a slow symbol's page then joins a later round, never holding up the rest.
-        """
-        fetching: dict[Future[pd.DataFrame | None], _SymbolRun] = {
-            pool.submit(run.next_batch, now_ms): run for run in runs
-        }
-        ready: list[tuple[_SymbolRun, pd.DataFrame]] = []
-        while fetching or ready:
-            done: set[Future[pd.DataFrame | None]] = set()
-            if fetching:
-                timeout = STRAGGLER_SECONDS if ready else None
-                done, _ = wait(fetching, timeout=timeout, return_when=FIRST_COMPLETED)
-            for future in done:
-                run = fetching.pop(future)
-                try:
-                    batch = future.result()
-                except Exception as error:
-                    run.fail(error)
-                    continue
-                if batch is not None:
-                    ready.append((run, batch))
-            if not ready or (fetching and done):
+def run_rounds(
+    pool: ThreadPoolExecutor,
+    runs: list[SymbolRun],
+    now_ms: int,
+    validate: ValidateRound,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """Fetch every symbol's next page concurrently (within the exchange's rate limit), validate all the
+    pages of a round at once (``validate``: one GX run), then store them concurrently, until every symbol
+    is done.
+
+    A round is validated once every symbol has answered, or once no page has come for
+    ``STRAGGLER_SECONDS``: a slow symbol's page then joins a later round, never holding up the rest.
+    """
+    fetching: dict[Future[pd.DataFrame | None], SymbolRun] = {
+        pool.submit(run.next_batch, now_ms): run for run in runs
+    }
+    ready: list[tuple[SymbolRun, pd.DataFrame]] = []
+    while fetching or ready:
+        done: set[Future[pd.DataFrame | None]] = set()
+        if fetching:
+            timeout = STRAGGLER_SECONDS if ready else None
+            done, _ = wait(fetching, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            run = fetching.pop(future)
+            try:
+                batch = future.result()
+            except Exception as error:
+                run.fail(error)
                 continue
-            reports = self.validator.validate_batches([batch for _, batch in ready], now_ms)
-            stores = {
-                pool.submit(run.take, batch, report): run
-                for (run, batch), report in zip(ready, reports, strict=True)
-            }
-            ready = []
-            for future in as_completed(stores):
-                run = stores[future]
-                try:
-                    future.result()
-                except Exception as error:
-                    run.fail(error)
-                    continue
-                if self.progress is not None:
-                    self.progress(run.summary.symbol, run.progress_done, run.expected)
-                if run.active:
-                    fetching[pool.submit(run.next_batch, now_ms)] = run
-
-    def _plan(
-        self, series: store.Series, archive: completeness.ArchiveState, since_ms: int | None, until_ms: int
-    ) -> tuple[list[tuple[int, int]], set[int], int]:
-        """The ranges to ask the exchange for, the stored open times inside them, and where the run's span
-        starts. ``ingest``: the holes still re-requested, then everything after the last stored (or
-        quarantined) candle; ``backfill``: only what ``since..until`` is missing (neither stored nor
-        confirmed missing), so a re-run resumes where a killed one stopped; quarantined candles are asked
-        for again (stored if they now come clean, never quarantined twice)."""
-        root, step = self.settings.candles_dir, timeframe_ms(series.timeframe)
-        if since_ms is None:
-            stamps = [
-                store.last_stored(root, series),
-                quarantine.examined_until(self.settings.quarantine_dir, series),
-            ]
-            previous = max((stamp for stamp in stamps if stamp is not None), default=None)
-            default_start = until_ms - (self.settings.default_backfill_days * 86_400_000) + step
-            start = to_ms(previous) + step if previous is not None else default_start
-            horizon = completeness.retry_horizon_ms(self.settings, until_ms)
-            retry = [s for s in archive.to_retry(horizon, self.settings.gap_retries) if s < start]
-            ranges = completeness.runs(retry, step) + ([(start, until_ms)] if start <= until_ms else [])
-            return ranges, set(), start if previous is None else (retry[0] if retry else start)
-        stored = completeness.stored_slots(root, series, since_ms, until_ms + step - 1)
-        wanted = np.setdiff1d(completeness.grid(since_ms, until_ms, step), stored)
-        wanted = [s for s in wanted.tolist() if s not in archive.confirmed]
-        ranges: list[tuple[int, int]] = []
-        for first, last in completeness.runs(wanted, step):  # one page may cover two close ranges
-            if ranges and (last - ranges[-1][0]) // step < self.settings.fetch_limit:
-                ranges[-1] = (ranges[-1][0], last)
-            else:
-                ranges.append((first, last))
-        return ranges, set((stored // step * step).tolist()), since_ms
-
-    def _publish_last_report(self, series: store.Series, report: ValidationReport) -> None:
-        """Keep the series' latest validation result (JSON and GX's HTML page) in the validation folder,
-        rewritten only when its outcome changed."""
-        from hourcast.data.validation import latest_report_stem, publish_latest
-
-        stem = latest_report_stem(series.exchange, series.symbol, series.timeframe)
-        publish_latest(report, self.settings.validation_dir, stem)
-
-    def _quarantine(
-        self,
-        summary: SymbolSummary,
-        series: store.Series,
-        rows: pd.DataFrame,
-        report: ValidationReport,
-        run_at: pd.Timestamp,
-        kind: str,
-    ) -> str:
-        """Set ``rows`` aside with the report, unless an entry of that kind already holds them; returns
-        the new entry's id (or ``already held``)."""
-        root = self.settings.quarantine_dir
-        summary.quarantined += len(rows)
-        summary.quarantined_at += rows["ts"].dropna().tolist()
-        summary.status = "quarantined"
-        fresh = rows.loc[~quarantine.already_held(root, series, rows, kind)]
-        if fresh.empty:
-            return "already held"
-        entry = quarantine.put(root, series, fresh, report, run_at, kind)
-        quarantine.supersede(root, entry)
-        summary.entries.append(entry.id)
-        return entry.id
+            if batch is not None:
+                ready.append((run, batch))
+        if not ready or (fetching and done):
+            continue
+        reports = validate([batch for _, batch in ready], now_ms)
+        stores = {
+            pool.submit(run.take, batch, report): run
+            for (run, batch), report in zip(ready, reports, strict=True)
+        }
+        ready = []
+        for future in as_completed(stores):
+            run = stores[future]
+            try:
+                future.result()
+            except Exception as error:
+                run.fail(error)
+                continue
+            if progress is not None:
+                progress(run.summary.symbol, run.progress_done, run.expected)
+            if run.active:
+                fetching[pool.submit(run.next_batch, now_ms)] = run
 
 
-def _each(pool: ThreadPoolExecutor, runs: list[_SymbolRun], step: Callable[[_SymbolRun], None]) -> None:
+def _each(pool: ThreadPoolExecutor, runs: list[SymbolRun], step: Callable[[SymbolRun], None]) -> None:
     """Apply ``step`` to every run concurrently; a run whose step raises fails alone."""
     futures = {pool.submit(step, run): run for run in runs}
     for future in as_completed(futures):
@@ -343,18 +300,74 @@ def _each(pool: ThreadPoolExecutor, runs: list[_SymbolRun], step: Callable[[_Sym
             futures[future].fail(error)
 
 
-@dataclass(eq=False)
-class _SymbolRun:
-    """One symbol's part of a run: its plan, the page it is reading, what it has examined and its outcome.
+def _series(settings: Settings, symbol: str) -> store.Series:
+    return store.Series(settings.exchange, symbol, settings.timeframe)
 
-    Its steps run on the pool's threads, one at a time: ``plan``, then ``next_batch`` / ``take`` per page,
-    then ``finish``.
-    """
 
-    ingestor: Ingestor
+def plan_ranges(
+    settings: Settings,
+    series: store.Series,
+    archive: completeness.ArchiveState,
+    since_ms: int | None,
+    until_ms: int,
+) -> tuple[list[tuple[int, int]], set[int], int]:
+    """The ranges to ask the exchange for, the stored open times inside them, and where the run's span
+    starts. ``ingest`` (``since_ms`` None): the holes still re-requested, then everything after the last
+    stored (or quarantined) candle; ``backfill``: only what ``since..until`` is missing (neither stored nor
+    confirmed missing), so a re-run resumes where a killed one stopped; quarantined candles are asked for
+    again (stored if they now come clean, never quarantined twice)."""
+    root, step = settings.candles_dir, timeframe_ms(series.timeframe)
+    if since_ms is None:
+        stamps = [store.last_stored(root, series), quarantine.examined_until(settings.quarantine_dir, series)]
+        previous = max((stamp for stamp in stamps if stamp is not None), default=None)
+        default_start = until_ms - (settings.default_backfill_days * 86_400_000) + step
+        start = to_ms(previous) + step if previous is not None else default_start
+        horizon = completeness.retry_horizon_ms(settings, until_ms)
+        retry = [s for s in archive.to_retry(horizon, settings.gap_retries) if s < start]
+        ranges = completeness.runs(retry, step) + ([(start, until_ms)] if start <= until_ms else [])
+        return ranges, set(), start if previous is None else (retry[0] if retry else start)
+    stored = completeness.stored_slots(root, series, since_ms, until_ms + step - 1)
+    wanted = np.setdiff1d(completeness.grid(since_ms, until_ms, step), stored)
+    wanted = [s for s in wanted.tolist() if s not in archive.confirmed]
+    ranges: list[tuple[int, int]] = []
+    for first, last in completeness.runs(wanted, step):  # one page may cover two close ranges
+        if ranges and (last - ranges[-1][0]) // step < settings.fetch_limit:
+            ranges[-1] = (ranges[-1][0], last)
+        else:
+            ranges.append((first, last))
+    return ranges, set((stored // step * step).tolist()), since_ms
+
+
+def publish_last_report(validation_dir: Path, series: store.Series, report: ValidationReport) -> None:
+    """Keep the series' latest validation result (JSON and GX's HTML page) in ``validation_dir``, rewritten
+    only when its outcome changed."""
+    from hourcast.data.validation import latest_report_stem, publish_latest
+
+    stem = latest_report_stem(series.exchange, series.symbol, series.timeframe)
+    publish_latest(report, validation_dir, stem)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every symbol's part of one run shares: the settings, the exchange, the command and when the
+    run started (``run_at`` for the ledger, ``started`` for its durations)."""
+
+    settings: Settings
+    source: CandleSource
     command: str
     run_at: pd.Timestamp
     started: float
+
+
+@dataclass(eq=False)
+class SymbolRun:
+    """One symbol's part of a run: its plan, the page it is reading, what it has examined and its outcome.
+
+    Its steps run on the pool's threads, one at a time: ``plan``, then ``next_batch`` / ``take`` per page,
+    then ``finish``; ``entry`` is its ledger entry as it stands.
+    """
+
+    context: RunContext
     symbol: str
     active: bool = True
     stopped: bool = False  # a batch rule failed: the run stopped before that page
@@ -367,9 +380,9 @@ class _SymbolRun:
 
     def __post_init__(self) -> None:
         self.summary = SymbolSummary(self.symbol, status="started", message=ledger.STARTED_MESSAGE)
-        self.settings = self.ingestor.settings
+        self.settings = self.context.settings
         self.step = timeframe_ms(self.settings.timeframe)
-        self.series = self.ingestor._series(self.symbol)
+        self.series = _series(self.settings, self.symbol)
         self.returned: set[int] = set()
         self.judged: set[int] = set()
         self.examined: list[tuple[int, int]] = []
@@ -393,16 +406,16 @@ class _SymbolRun:
         self.summary.status, self.summary.message = "failed", message
 
     def plan(self, since: pd.Timestamp | None, until: pd.Timestamp | None, now_ms: int) -> None:
-        """Check the symbol and plan the ranges to ask for (``Ingestor._plan``)."""
-        self.ingestor.source.check_symbol(self.symbol)
+        """Check the symbol and plan the ranges to ask for (``plan_ranges``)."""
+        self.context.source.check_symbol(self.symbol)
         step = self.step
         self.last_closed = last_closed_open_ms(self.settings.timeframe, now_ms)
         until_ms = min(self.last_closed, to_ms(until) - 1 if until is not None else self.last_closed)
         self.until_ms = until_ms // step * step
         self.archive = completeness.read_state(self.settings.candles_dir, self.series)
         since_ms = -(-to_ms(since) // step) * step if since is not None else None  # the first period after it
-        self.ranges, self.known, self.span_start = self.ingestor._plan(
-            self.series, self.archive, since_ms, self.until_ms
+        self.ranges, self.known, self.span_start = plan_ranges(
+            self.settings, self.series, self.archive, since_ms, self.until_ms
         )
         self.expected = sum((last - first) // step + 1 for first, last in self.ranges)
         self.planned = True
@@ -421,7 +434,7 @@ class _SymbolRun:
                 self._reached = first - step
                 self.examined.append((first, self._reached))
                 limit = min(self.settings.fetch_limit, (last - first) // step + 2)
-                self._pages = iter(self.ingestor.source.pages(self.symbol, timeframe, first, last, limit))
+                self._pages = iter(self.context.source.pages(self.symbol, timeframe, first, last, limit))
             first, last = self.ranges[self._range]
             page = next(self._pages, None)
             if page is None:
@@ -446,19 +459,19 @@ class _SymbolRun:
         summary, series, step = self.summary, self.series, self.step
         timeframe = self.settings.timeframe
         if report.batch_failed:
-            held = self.ingestor._quarantine(summary, series, unique, report, self.run_at, quarantine.BATCH)
+            held = self._quarantine(unique, report, quarantine.BATCH)
             summary.message = (
                 f"batch of {len(unique)} candles quarantined ({held}) and the run stopped before it "
                 "(the next run fetches it again): " + "; ".join(report.failures)
             )
-            self.ingestor._publish_last_report(series, report)
+            publish_last_report(self.settings.validation_dir, series, report)
             self.active, self.stopped = False, True
             return
         self.report = report
         rejected = unique.iloc[report.rejected_rows]
         valid = unique.drop(index=rejected.index).reset_index(drop=True)
         if not rejected.empty:
-            self.ingestor._quarantine(summary, series, rejected, report, self.run_at, quarantine.ROWS)
+            self._quarantine(rejected, report, quarantine.ROWS)
         result = store.upsert(self.settings.candles_dir, series, valid)
         summary.new += result.new
         summary.duplicates += result.duplicates
@@ -474,6 +487,21 @@ class _SymbolRun:
             summary.last = valid["ts"].max() if summary.last is None else max(summary.last, valid["ts"].max())
         self.progress_done = self.done + (min(self._reached, last) - first) // step + 1
 
+    def _quarantine(self, rows: pd.DataFrame, report: ValidationReport, kind: str) -> str:
+        """Set ``rows`` aside with the report, unless an entry of that kind already holds them; returns
+        the new entry's id (or ``already held``)."""
+        root, summary = self.settings.quarantine_dir, self.summary
+        summary.quarantined += len(rows)
+        summary.quarantined_at += rows["ts"].dropna().tolist()
+        summary.status = "quarantined"
+        fresh = rows.loc[~quarantine.already_held(root, self.series, rows, kind)]
+        if fresh.empty:
+            return "already held"
+        entry = quarantine.put(root, self.series, fresh, report, self.context.run_at, kind)
+        quarantine.supersede(root, entry)
+        summary.entries.append(entry.id)
+        return entry.id
+
     def finish(self) -> None:
         """Record what the exchange answered in the completeness state, publish the latest validation
         report and word the outcome."""
@@ -485,7 +513,7 @@ class _SymbolRun:
         if summary.status == "failed":
             return
         if self.report is not None and not self.stopped:
-            self.ingestor._publish_last_report(self.series, self.report)
+            publish_last_report(self.settings.validation_dir, self.series, self.report)
         if summary.quarantined and summary.status == "quarantined" and not summary.message:
             summary.message = (
                 f"{summary.quarantined} of {summary.fetched} candles quarantined "
@@ -520,10 +548,10 @@ class _SymbolRun:
 
     def entry(self) -> ledger.LedgerEntry:
         """The symbol's ledger entry as it stands."""
-        summary, settings = self.summary, self.settings
+        summary, settings, context = self.summary, self.settings, self.context
         return ledger.LedgerEntry(
-            run_at=self.run_at,
-            command=self.command,
+            run_at=context.run_at,
+            command=context.command,
             exchange=settings.exchange,
             symbol=summary.symbol,
             timeframe=settings.timeframe,
@@ -536,7 +564,7 @@ class _SymbolRun:
             quarantined_ranges=runs(summary.quarantined_at, settings.timeframe),
             first=summary.first,
             last=summary.last,
-            duration_seconds=round((self.ended or time.monotonic()) - self.started, 3),
+            duration_seconds=round((self.ended or time.monotonic()) - context.started, 3),
             status=summary.status,
             message=summary.message,
         )
