@@ -82,8 +82,8 @@ def empty_frame() -> pd.DataFrame:
 
 
 def with_order_flow(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every ``ORDER_FLOW_COLUMNS`` column it lacks added as NaN (float64), e.g. a candle file
-    or a quarantine entry written before hourcast stored order flow; the same object when it has them all."""
+    """``frame`` with every ``ORDER_FLOW_COLUMNS`` column it lacks added as NaN (float64), e.g. candles from
+    a source that gives no order flow; the same object when it has them all."""
     missing = [column for column in ORDER_FLOW_COLUMNS if column not in frame.columns]
     if not missing:
         return frame

@@ -24,7 +24,7 @@ import pandas as pd
 
 from hourcast import atomic
 from hourcast.data import store
-from hourcast.data.candles import CANDLE_COLUMNS, with_order_flow
+from hourcast.data.candles import CANDLE_COLUMNS
 from hourcast.errors import HourcastError
 from hourcast.timeframe import timeframe_ms
 
@@ -145,9 +145,8 @@ def find(root: Path, entry_id: str) -> Entry:
 
 
 def read_rows(root: Path, entry: Entry) -> pd.DataFrame:
-    """The rows of an entry, as they were received (order flow null in an entry written before hourcast
-    stored it)."""
-    return with_order_flow(pd.read_parquet(entry.stem(root).with_suffix(".parquet")))
+    """The rows of an entry, as they were received."""
+    return pd.read_parquet(entry.stem(root).with_suffix(".parquet"))
 
 
 def examined_until(root: Path, series: store.Series) -> pd.Timestamp | None:
