@@ -24,7 +24,7 @@ from hourcast.background import Circuit, Periodic
 from hourcast.data import store
 from hourcast.errors import HourcastError
 from hourcast.features import featurestore
-from hourcast.features.compute import CROSS_FEATURES, FEATURE_NAMES, ORDER_FLOW_FEATURES
+from hourcast.features.compute import FEATURE_COLUMNS, FEATURE_NAMES
 from hourcast.model import registry
 from hourcast.serving.schema import Band, Clock, Prediction, Readiness
 from hourcast.settings import Settings
@@ -149,12 +149,6 @@ def forecast_frame(loaded: LoadedModel, rows: pd.DataFrame) -> pd.DataFrame:
     from hourcast.model import estimator
 
     return estimator.forecast(loaded.model, rows, loaded.calibration)
-
-
-def forecast_rows(loaded: LoadedModel, rows: pd.DataFrame) -> tuple[Any, Any]:
-    """Predicted log returns and closes for ``rows`` (see ``forecast_frame``)."""
-    forecast = forecast_frame(loaded, rows)
-    return forecast["predicted_return"].to_numpy(), forecast["predicted_close"].to_numpy()
 
 
 class Predictor:
@@ -380,7 +374,7 @@ def model_rows(symbols: list[str], values: dict[str, list[Any]]) -> pd.DataFrame
     columns, built as one float block: a column-by-column frame of 60-odd columns costs pandas about as
     much as the online read itself."""
     # null (no reference row, no order flow): NaN
-    numbers = [*FEATURE_NAMES, *ORDER_FLOW_FEATURES, *CROSS_FEATURES, "last_close"]
+    numbers = [*FEATURE_COLUMNS, "last_close"]
     block = np.array([values[name] for name in numbers], dtype="float64").T  # None -> NaN
     rows = pd.DataFrame(block, columns=numbers)
     rows.insert(0, "symbol", symbols)
