@@ -157,3 +157,86 @@ def test_the_replay_loader_names_a_timestamp_it_cannot_read(tmp_path: Path, bad:
     path.write_text(f"timestamp,open,high,low,close,volume\n{bad},1,2,0.5,1.5,10\n")
     with pytest.raises(ValueError, match=f"{path}: timestamps must be ISO-8601 UTC or epoch milliseconds"):
         load_candles_file(path)
+
+
+def stderr_of(args: list[str], stream: str, tmp_path: Path) -> tuple[int, str]:
+    """The exit code and stderr of the installed ``hourcast ARGS`` with stderr a ``pipe``, a ``file`` or a
+    ``terminal`` (a pseudo-terminal, its line ends turned back into ``\\n``)."""
+    env = {**os.environ, "HOME": tempfile.gettempdir(), "HOURCAST_HOME": str(tmp_path / "home")}
+    command = [HOURCAST, *args]
+    if stream == "pipe":
+        run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+        return run.returncode, run.stderr
+    if stream == "file":
+        path = tmp_path / "stderr.txt"
+        with path.open("w") as file:
+            run = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=file, timeout=120)
+        return run.returncode, path.read_text()
+    import pty
+
+    terminal, its_end = pty.openpty()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=its_end)
+    os.close(its_end)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: the command closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    process.communicate(timeout=120)
+    return process.returncode, shown.decode().replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("stream", ["pipe", "file", "terminal"])
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        (
+            ["backfill", "--since", "yesterday"],
+            1,
+            "hourcast: --since='yesterday' is not an ISO date or time; "
+            "use e.g. 2024-01-01 or 2024-01-01T05:00Z",
+        ),
+        (["ingest", "--bogus"], 2, "hourcast: no such option: --bogus; see `hourcast ingest --help`"),
+        (
+            ["evaluate", "--weeks", "x"],
+            2,
+            "hourcast: invalid value for '--weeks': Input should be a valid integer, unable to parse string "
+            "as an integer; see `hourcast evaluate --help`",
+        ),
+    ],
+    ids=["user-error", "unknown-option", "bad-value"],
+)
+def test_an_error_is_one_line_whatever_stderr_is(
+    tmp_path: Path, stream: str, args: list[str], code: int, line: str
+) -> None:
+    """A HourcastError exits 1, a usage error click finds exits 2; both are the same single line on a pipe,
+    in a file and on a terminal (where typer would otherwise draw rich's boxes)."""
+    assert stderr_of(args, stream, tmp_path) == (code, line + "\n")
+
+
+BUGGY_COMMAND = """
+from hourcast.cli.app import app
+
+
+@app.command()
+def divide() -> None:
+    print(1 / 0)
+
+
+app()
+"""
+
+
+def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
+    """An exception that is not a HourcastError is a bug: the command line does not turn it into a line."""
+    env = {**os.environ, "HOME": tempfile.gettempdir(), "HOURCAST_HOME": str(tmp_path)}
+    run = subprocess.run(
+        [sys.executable, "-c", BUGGY_COMMAND, "divide"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 1 and "hourcast:" not in run.stderr, run.stderr
+    assert "Traceback" in run.stderr and "ZeroDivisionError: division by zero" in run.stderr, run.stderr

@@ -45,7 +45,7 @@ def test_ingest_resolves_all_usdt_and_every_entry_point_sees_its_symbols(
         early = cli.invoke(app, ["monitor", "--json"])
         assert (early.exit_code, early.stderr) == (
             1,
-            "hourcast: all-usdt not resolved yet: run `hourcast ingest` first\n",
+            "hourcast: all-usdt not resolved yet; run `hourcast ingest` first\n",
         )
         ingested = cli.invoke(app, ["ingest", "--json"])
         assert ingested.exit_code == 0, ingested.output

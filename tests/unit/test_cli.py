@@ -171,3 +171,23 @@ def test_serve_passes_its_settings_to_bentoml_as_json_overrides_without_a_warnin
 def test_serve_refuses_overrides_that_are_not_a_json_object(given: str) -> None:
     with pytest.raises(UserError, match=r"BENTOML_CONFIG_OVERRIDES=.* is not a JSON object"):
         serve_environment(Settings(_env_file=None), {"BENTOML_CONFIG_OVERRIDES": given})
+
+
+def test_an_error_message_of_several_lines_is_printed_as_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """A message carrying a log's last lines (``StartupFailed``) still makes one line on stderr."""
+    render.error("ui exited (code 3); last lines of ui.log:\n  OSError: address in use\n\n")
+    assert capsys.readouterr() == (
+        "",
+        "hourcast: ui exited (code 3); last lines of ui.log: | OSError: address in use\n",
+    )
+
+
+def test_a_usage_error_names_the_help_to_read() -> None:
+    """click's usage errors come out in the one error shape, exit 2, naming the subcommand's help."""
+    shown = CliRunner().invoke(app, ["quarantine", "show"], prog_name="hourcast")
+    assert (shown.exit_code, shown.stderr) == (
+        2,
+        "hourcast: missing argument 'entry_id'; see `hourcast quarantine show --help`\n",
+    )
+    missing = CliRunner().invoke(app, ["models"], prog_name="hourcast")
+    assert missing.stderr == "hourcast: missing command; see `hourcast models --help`\n"

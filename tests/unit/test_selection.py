@@ -52,7 +52,7 @@ def test_selectors_are_told_from_symbols(entry: str) -> None:
 def test_nothing_resolved_yet_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(UserError) as raised:
         selection.resolved(settings(tmp_path))
-    assert str(raised.value) == "all-usdt not resolved yet: run `hourcast ingest` first"
+    assert str(raised.value) == "all-usdt not resolved yet; run `hourcast ingest` first"
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from hourcast import __version__
+from hourcast.errors import HourcastError
 from hourcast.monitor import prometheus, scoreboard, scoring
 from hourcast.redact import redact
 from hourcast.serving.predictor import Unavailable, UnknownSymbol
@@ -270,8 +271,9 @@ class ErrorShape:
         await self.app(scope, receive, shaped_send)
 
 
-class BodyTooLarge(HTTPException):
-    """The body grew past the limit while it was being received."""
+class BodyTooLarge(HourcastError, HTTPException):
+    """The body grew past the limit while it was being received (an ``HTTPException``: a 413 wherever it
+    escapes to the framework)."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body over {limit} bytes")

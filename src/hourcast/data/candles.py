@@ -44,6 +44,7 @@ def to_utc(moment: object) -> pd.Timestamp:
 
 # An ISO-8601 date, or date and time with an optional offset (UTC when none): what users may give.
 _ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?")
+ISO_EXAMPLE = "use e.g. 2024-01-01 or 2024-01-01T05:00Z"
 
 
 def parse_moment(text: str, name: str) -> pd.Timestamp:
@@ -54,13 +55,11 @@ def parse_moment(text: str, name: str) -> pd.Timestamp:
 
     value = str(text).strip()
     if not _ISO_MOMENT.fullmatch(value):
-        raise UserError(
-            f"{name}={text!r} is not an ISO date or time: use e.g. 2024-01-01 or 2024-01-01T05:00Z"
-        )
+        raise UserError(f"{name}={text!r} is not an ISO date or time; {ISO_EXAMPLE}")
     try:
         return to_utc(value)
     except ValueError as error:  # e.g. 2024-02-30
-        raise UserError(f"{name}={text!r} is not a valid date or time: {error}") from None
+        raise UserError(f"{name}={text!r} is not a valid date or time: {error}; {ISO_EXAMPLE}") from None
 
 
 def from_ms(ms: int) -> pd.Timestamp:

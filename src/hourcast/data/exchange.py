@@ -89,7 +89,7 @@ def make_client(settings: Settings) -> ccxt.Exchange:
     exchange_class = getattr(ccxt, settings.exchange, None)
     if exchange_class is None or settings.exchange not in ccxt.exchanges:
         raise UserError(
-            f"HOURCAST_EXCHANGE={settings.exchange!r} is not an exchange ccxt knows: set it to a ccxt "
+            f"HOURCAST_EXCHANGE={settings.exchange!r} is not an exchange ccxt knows; set it to a ccxt "
             "exchange id such as binance (see ccxt.exchanges)"
         )
     client = exchange_class(
@@ -231,7 +231,7 @@ class CandleSource:
         self.load_markets()
         if symbol not in self._client().markets:
             raise UnknownSymbol(
-                f"the exchange {self.client.id} has no market {symbol!r}: check the symbol "
+                f"the exchange {self.client.id} has no market {symbol!r}; check the symbol "
                 "(HOURCAST_SYMBOLS or --symbol), e.g. BTC/USDT"
             )
 
@@ -304,7 +304,9 @@ def resolve_symbols(settings: Settings, source: CandleSource) -> Settings:
             try:
                 selected = source.select(quote, settings.min_quote_volume)
             except ExchangeFailure as error:
-                raise UserError(f"HOURCAST_SYMBOLS={entry} could not be resolved: {error}") from error
+                raise UserError(
+                    f"HOURCAST_SYMBOLS={entry} could not be resolved: {error}; try again, or name the symbols"
+                ) from error
             if not selected:
                 raise UserError(
                     f"HOURCAST_SYMBOLS={entry} selects no market of {source.client.id}: none quoted in "

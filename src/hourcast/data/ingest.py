@@ -154,7 +154,7 @@ class Ingestor:
         store is missing; ``UsageError`` if the window is empty or starts after the newest closed candle."""
         if until is not None and until <= since:
             raise UsageError(
-                f"--until {_iso(until)} is not after --since {_iso(since)}: give a later --until"
+                f"--until {_iso(until)} is not after --since {_iso(since)}; give a later --until"
             )
         try:
             newest = from_ms(last_closed_open_ms(self.settings.timeframe, self.source.now_ms()))
@@ -580,7 +580,7 @@ def check_home(home: Path) -> None:
         os.unlink(probe)
     except OSError as error:
         raise UserError(
-            f"HOURCAST_HOME={str(home)!r} is not a writable folder ({error.strerror or error}): "
+            f"HOURCAST_HOME={str(home)!r} is not a writable folder ({error.strerror or error}); "
             "point HOURCAST_HOME at a folder you can write to"
         ) from None
 

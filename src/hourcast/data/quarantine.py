@@ -141,7 +141,7 @@ def find(root: Path, entry_id: str) -> Entry:
     for entry in entries(root):
         if entry.id == entry_id:
             return entry
-    raise QuarantineError(f"no quarantine entry {entry_id!r} (see `hourcast quarantine list`)")
+    raise QuarantineError(f"no quarantine entry {entry_id!r}; see `hourcast quarantine list` for the ids")
 
 
 def read_rows(root: Path, entry: Entry) -> pd.DataFrame:
@@ -217,7 +217,7 @@ def mark_reviewed(root: Path, entry_id: str, note: str = "") -> Entry:
     """Keep a pending entry aside for good, recording that a user looked at it."""
     entry = find(root, entry_id)
     if entry.state != PENDING:
-        raise QuarantineError(f"quarantine entry {entry_id} is already {entry.state}")
+        raise QuarantineError(f"quarantine entry {entry_id} is already {entry.state}; nothing to do")
     resolved = iso(pd.Timestamp.now(tz="UTC"))
     return _write_entry(root, replace(entry, state=REVIEWED, resolved=resolved, note=note))
 
@@ -236,14 +236,16 @@ def release(
     """
     entry = find(root, entry_id)
     if entry.state == RELEASED:
-        raise QuarantineError(f"quarantine entry {entry_id} was already released on {entry.resolved}")
+        raise QuarantineError(
+            f"quarantine entry {entry_id} was already released on {entry.resolved}; nothing to do"
+        )
     rows = read_rows(root, entry)
     report = validate(rows)
     if not report.success:
         raise QuarantineError(
             f"quarantine entry {entry_id} still fails validation, nothing merged: "
             + "; ".join(report.failures)
-            + " (use --reviewed to keep it aside as reviewed)"
+            + "; fix its rows, or keep it aside as reviewed with --reviewed"
         )
     result = store.upsert(candles_dir, entry.series, rows)
     resolved = iso(pd.Timestamp.now(tz="UTC"))

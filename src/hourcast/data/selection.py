@@ -74,7 +74,7 @@ def read(path: Path) -> Resolution | None:
         return None
     except (OSError, ValueError, TypeError) as error:
         raise UserError(
-            f"{path} is unreadable ({type(error).__name__}: {str(error)[:120]}): "
+            f"{path} is unreadable ({type(error).__name__}: {str(error)[:120]}); "
             "run `hourcast ingest` to resolve HOURCAST_SYMBOLS again"
         ) from None
 
@@ -88,7 +88,7 @@ def resolved(settings: Settings) -> Settings:
     given = ",".join(settings.symbols)
     stored = read(settings.symbols_path)
     if stored is None:
-        raise UserError(f"{given} not resolved yet: run `hourcast ingest` first")
+        raise UserError(f"{given} not resolved yet; run `hourcast ingest` first")
     if not stored.matches(settings):
         raise UserError(
             f"{given} on {settings.exchange} (HOURCAST_MIN_QUOTE_VOLUME={settings.min_quote_volume:g}) not "

@@ -41,7 +41,7 @@ def load_candles(settings: Settings) -> pd.DataFrame:
 def no_candles(settings: Settings, symbols: list[str]) -> NoCandles:
     """The error for configured ``symbols`` that have no stored candle."""
     return NoCandles(
-        f"no candles stored for {', '.join(symbols)} in {settings.candles_dir}: "
+        f"no candles stored for {', '.join(symbols)} in {settings.candles_dir}; "
         "run `hourcast ingest` (or `hourcast backfill`) first"
     )
 

@@ -413,7 +413,10 @@ def online_store_errors(settings: Settings) -> Iterator[None]:
         redis.exceptions.RedisClusterException,  # no node of a cluster reachable
     ) as error:
         raise OnlineStoreUnavailable(
-            redact(f"online store {describe_online_store(settings)} is unreachable: {error}")
+            redact(
+                f"online store {describe_online_store(settings)} is unreachable: {error}; start it, or "
+                "point HOURCAST_REDIS_URL at one that runs, and try again"
+            )
         ) from error
 
 

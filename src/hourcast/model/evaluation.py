@@ -172,8 +172,13 @@ def run(
                 window_row(settings.train_days, extra, f"base + {label}")
                 | {"versus_base": versus(extra, base)},
             ]
-    except (dataset.NoCandles, ValueError) as error:  # ValueError: too few rows for a fold (the estimator)
+    except dataset.NoCandles as error:
         raise training.TrainingError(f"cannot evaluate {weeks} weeks: {error}") from error
+    except ValueError as error:  # the estimator's: too few rows for a fold
+        raise training.TrainingError(
+            f"cannot evaluate {weeks} weeks: {error}; give fewer --weeks or store more history "
+            "(`hourcast backfill --since DATE`)"
+        ) from error
     result = results[settings.train_days]
     crossed, flowed = compared_inputs.get("cross-asset", []), compared_inputs.get("order flow", [])
     compared = (

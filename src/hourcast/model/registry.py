@@ -165,7 +165,10 @@ def load_production(registry_dir: Path, name: str) -> tuple[str, catboost.CatBoo
     """The production model of ``name``: its tag, the loaded regressor and its metadata."""
     tag = production_tag(registry_dir, name)
     if tag is None:
-        raise RegistryError(f"no production model for {name!r} in {registry_dir}: promote a candidate first")
+        raise RegistryError(
+            f"no production model for {name!r} in {registry_dir}; promote a candidate first "
+            "(`hourcast models promote TAG`)"
+        )
     return load_model(name, tag)
 
 
@@ -229,8 +232,8 @@ def prune(registry_dir: Path, name: str, keep: int) -> list[str]:
 def _check_name(name: str) -> None:
     if len(name) > 63 or not _NAME.fullmatch(name):
         raise RegistryError(
-            f"invalid model name {name!r}: use at most 63 lowercase letters, digits, '-', '_' or '.', "
-            "starting and ending with a letter or digit"
+            f"invalid model name {name!r}; set HOURCAST_MODEL_NAME to at most 63 lowercase letters, digits, "
+            "'-', '_' or '.', starting and ending with a letter or digit"
         )
 
 

@@ -55,7 +55,10 @@ def load_training_frame(
     if start is not None:
         labels = labels.loc[labels["event_timestamp"] > start]
     if labels.empty:
-        raise TrainingError("no labelled hours in the training window")
+        raise TrainingError(
+            "no labelled hours in the training window; store more candles (`hourcast ingest`, or "
+            "`hourcast backfill --since DATE` for older ones) and train again"
+        )
     return featurestore.training_frame(feature_store, labels)
 
 
@@ -173,7 +176,10 @@ def train(
             fit_fn=fit_fn,
         )
     except ValueError as error:
-        raise TrainingError(f"too little data to train and check a model: {error}") from error
+        raise TrainingError(
+            f"too little data to train and check a model: {error}; store more history "
+            "(`hourcast backfill --since DATE`) or lower HOURCAST_TRAIN_DAYS or HOURCAST_GATE_WEEKS"
+        ) from error
     candidate = checked.metrics
     calibration = estimator.calibrate(checked.predictions)
     production = _versus_production(settings, frame, checked.predictions)
