@@ -24,7 +24,7 @@ from _common import REPO, summarize, timed, write_results
 
 from hourcast import atomic
 from hourcast.data import store
-from hourcast.dev.replay import load_candles_file
+from hourcast.dev.replay.data import load_candles_file
 from hourcast.dev.samples import sample_files
 from hourcast.features import dataset, feature_table, featurestore
 from hourcast.settings import Settings

@@ -142,7 +142,9 @@ def ingest_figures(home: Path, runs: int) -> dict:
 
     from flows.ingest import ingest
     from hourcast.data.ingest import make_ingestor
-    from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
+    from hourcast.dev.replay.data import load_candles_file
+    from hourcast.dev.replay.exchange import ReplayExchange
+    from hourcast.dev.replay.server import ReplayServer
     from hourcast.features import featurestore
     from hourcast.settings import Settings
 

@@ -28,7 +28,9 @@ from _common import summarize, timed, write_results
 
 from hourcast.data.candles import to_ms
 from hourcast.data.ingest import make_ingestor
-from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
+from hourcast.dev.replay.data import load_candles_file
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.dev.samples import sample_files
 from hourcast.settings import Settings
 from hourcast.timeframe import timeframe_ms

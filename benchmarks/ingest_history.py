@@ -28,7 +28,9 @@ from scale import NOW, advance, prefill, recorded
 
 from hourcast.data import completeness, ledger, quarantine, store
 from hourcast.data.ingest import make_ingestor
-from hourcast.dev.replay import ReplayExchange, ReplayServer, synthetic_datasets
+from hourcast.dev.replay.data import synthetic_datasets
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.settings import Settings
 
 TIMED_CALLS: list[tuple[ModuleType, list[str]]] = [

@@ -32,7 +32,7 @@ import pandas as pd  # noqa: E402
 from _common import REPO, timed, write_results  # noqa: E402
 
 from hourcast.data import store  # noqa: E402
-from hourcast.dev.replay import load_candles_file  # noqa: E402
+from hourcast.dev.replay.data import load_candles_file  # noqa: E402
 from hourcast.dev.samples import sample_files  # noqa: E402
 from hourcast.features import dataset, featurestore  # noqa: E402
 from hourcast.model import estimator, evaluation, training  # noqa: E402

@@ -29,7 +29,7 @@ import pandas as pd
 from _common import summarize, timed, write_results
 
 from hourcast.data import store
-from hourcast.dev.replay import load_candles_file
+from hourcast.dev.replay.data import load_candles_file
 from hourcast.dev.samples import sample_files
 from hourcast.features.compute import FEATURE_NAMES, compute_features, next_hour_targets
 from hourcast.model import drift, estimator, registry

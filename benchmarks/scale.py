@@ -64,7 +64,9 @@ import pandas as pd
 from _common import REPO, timed, write_results
 
 from hourcast.dev.redis_server import RedisServer
-from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file, synthetic_datasets
+from hourcast.dev.replay.data import load_candles_file, synthetic_datasets
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.dev.samples import sample_files
 
 NOW = pd.Timestamp("2025-03-01T00:00Z")  # 14 months of recordings before it

@@ -37,7 +37,7 @@ from _common import REPO, free_port, hourcast_serve, summarize, write_results
 
 from hourcast.data import store
 from hourcast.dev.redis_server import RedisServer
-from hourcast.dev.replay import load_candles_file
+from hourcast.dev.replay.data import load_candles_file
 from hourcast.dev.samples import sample_files
 from hourcast.features import featurestore
 from hourcast.features.compute import FEATURE_NAMES

@@ -22,7 +22,9 @@ from playwright.sync_api import Browser, Page
 
 from hourcast.atomic import file_lock
 from hourcast.dev.redis_server import RedisServer
-from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
+from hourcast.dev.replay.data import load_candles_file
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.settings import Settings
 from tests.conftest import BTC_FILE, ETH_FILE, PREFECT_SERVER_STATE, shared_dir, terminate
 

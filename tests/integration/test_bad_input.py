@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from hourcast.cli.app import app
 from hourcast.data import ledger, store
 from hourcast.data.ingest import make_ingestor
-from hourcast.dev.replay import ReplayServer
+from hourcast.dev.replay.server import ReplayServer
 from tests.integration.conftest import replay_settings
 
 BTC = store.Series("binance", "BTC/USDT", "1h")
@@ -151,7 +151,7 @@ def test_a_truncated_ledger_never_stops_ingestion(tmp_path: Path, replay: Replay
 
 @pytest.mark.parametrize("bad", ["2024-01-01T00:00:00+05:00x", "yesterday"])
 def test_the_replay_loader_names_a_timestamp_it_cannot_read(tmp_path: Path, bad: str) -> None:
-    from hourcast.dev.replay import load_candles_file
+    from hourcast.dev.replay.data import load_candles_file
 
     path = tmp_path / "bad.csv"
     path.write_text(f"timestamp,open,high,low,close,volume\n{bad},1,2,0.5,1.5,10\n")

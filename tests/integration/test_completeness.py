@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from hourcast.cli.app import app
 from hourcast.data import completeness, ledger, quarantine, store
 from hourcast.data.ingest import make_ingestor
-from hourcast.dev.replay import ReplayExchange, ReplayServer
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from tests.integration.conftest import replay_settings, wait_for
 
 BTC = store.Series("binance", "BTC/USDT", "1h")

@@ -17,7 +17,9 @@ from prefect.client.schemas.objects import State
 from flows.backfill import backfill
 from flows.ingest import ingest
 from hourcast.data import ledger, store
-from hourcast.dev.replay import ReplayExchange, ReplayServer, synthetic_datasets
+from hourcast.dev.replay.data import synthetic_datasets
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

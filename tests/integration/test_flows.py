@@ -34,7 +34,7 @@ from flows.ingest import ingest
 from flows.retention import retention
 from flows.retrain import retrain
 from hourcast.data import store
-from hourcast.dev.replay import ReplayServer
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import featurestore
 from hourcast.model import registry
 from hourcast.settings import Settings

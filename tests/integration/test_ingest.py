@@ -19,7 +19,8 @@ from hourcast.data.candles import ORDER_FLOW_COLUMNS, to_ms
 from hourcast.data.exchange import ExchangeFailure
 from hourcast.data.ingest import Ingestor, make_ingestor
 from hourcast.data.validation import CandleValidator
-from hourcast.dev.replay import ReplayExchange, ReplayServer
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.features.compute import LOOKBACK, compute_features
 from tests.integration.conftest import replay_settings
 

@@ -25,7 +25,8 @@ import pytest
 
 from hourcast.data import completeness, ledger, store
 from hourcast.data.ingest import make_ingestor
-from hourcast.dev.replay import ReplayExchange, ReplayServer
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import featurestore
 from hourcast.model import estimator, training
 from hourcast.monitor import scoring

@@ -19,7 +19,9 @@ from hourcast.data import store
 from hourcast.data.candles import ORDER_FLOW_COLUMNS
 from hourcast.data.ingest import make_ingestor
 from hourcast.data.validation import latest_report_stem
-from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
+from hourcast.dev.replay.data import load_candles_file
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import feature_table, featurestore
 from hourcast.features.compute import ORDER_FLOW_FEATURES
 from tests.integration.conftest import replay_settings

@@ -16,7 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hourcast.dev.replay import ReplayData, ReplayExchange, ReplayServer, load_candles_file, parse_data_option
+from hourcast.dev.replay.data import load_candles_file, parse_data_option
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.series import ReplayData
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.errors import UsageError
 from tests.conftest import BTC_FILE as DATA_FILE
 from tests.integration.conftest import wait_for

@@ -23,7 +23,9 @@ from hourcast.data import ledger, quarantine, store
 from hourcast.data.exchange import rebase_urls, resolve_symbols
 from hourcast.data.ingest import Ingestor, SymbolSummary, make_ingestor
 from hourcast.data.validation import CandleValidator
-from hourcast.dev.replay import ReplayExchange, ReplayServer, synthetic_datasets
+from hourcast.dev.replay.data import synthetic_datasets
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.errors import UserError
 from hourcast.settings import Settings
 from tests.integration.conftest import replay_settings

@@ -31,7 +31,8 @@ from schemathesis.config import SchemathesisConfig
 from hourcast.cli.serve import serve_environment
 from hourcast.dashboard.figures import format_price
 from hourcast.data import store
-from hourcast.dev.replay import ReplayExchange, ReplayServer
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import featurestore
 from hourcast.features.compute import FEATURE_NAMES
 from hourcast.model import estimator, registry, training

@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 from hourcast.cli.app import app
 from hourcast.data import selection
 from hourcast.data.ingest import make_ingestor
-from hourcast.dev.replay import ReplayExchange, ReplayServer, synthetic_datasets
+from hourcast.dev.replay.data import synthetic_datasets
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import dataset
 from hourcast.serving import predictor
 from hourcast.settings import Settings

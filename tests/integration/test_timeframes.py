@@ -13,7 +13,9 @@ from catboost import CatBoostRegressor
 
 from hourcast.data import store
 from hourcast.data.ingest import make_ingestor
-from hourcast.dev.replay import FILE_COLUMNS, ReplayExchange, ReplayServer, load_candles_file
+from hourcast.dev.replay.data import FILE_COLUMNS, load_candles_file
+from hourcast.dev.replay.exchange import ReplayExchange
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import dataset, featurestore
 from hourcast.model import estimator, training
 from hourcast.timeframe import timeframe_delta

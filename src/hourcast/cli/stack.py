@@ -45,7 +45,7 @@ def up(
 
 def _replay_files(data: list[str] | None) -> dict[str, Path]:
     """The recorded files of ``--data SYMBOL=PATH`` options, or the bundled ones; fails on a missing file."""
-    from hourcast.dev.replay import parse_data_option
+    from hourcast.dev.replay.data import parse_data_option
     from hourcast.dev.samples import sample_files
 
     files = dict(parse_data_option(item) for item in data) if data else sample_files()
@@ -75,6 +75,6 @@ def replay_exchange(
     ] = 0,
 ) -> None:
     """Serve recorded candles over Binance's public REST API, for offline runs and tests."""
-    from hourcast.dev.replay import serve_forever
+    from hourcast.dev.replay.server import serve_forever
 
     serve_forever(_replay_files(data), host, port, now, speed, synthetic)

@@ -282,7 +282,9 @@ class Stack:
         """Start the replay exchange in this process and point the settings at it."""
         import pandas as pd
 
-        from hourcast.dev.replay import ReplayExchange, ReplayServer, load_candles_file
+        from hourcast.dev.replay.data import load_candles_file
+        from hourcast.dev.replay.exchange import ReplayExchange
+        from hourcast.dev.replay.server import ReplayServer
 
         assert self.replay_data, "replay needs recorded candle files"
         datasets = {symbol: load_candles_file(path) for symbol, path in self.replay_data.items()}
