@@ -152,15 +152,14 @@ def test_paginated_backfill_matches_file(client: Callable[..., ccxt.binance], ca
     np.testing.assert_allclose(got[:, 1:], want, rtol=1e-12, atol=1e-8)
 
 
-def test_full_backfill_is_fast(client: Callable[..., ccxt.binance], candles: pd.DataFrame) -> None:
+def test_full_backfill_returns_every_candle(
+    client: Callable[..., ccxt.binance], candles: pd.DataFrame
+) -> None:
+    # its wall time, against reading the file in-process, is measured by benchmarks/replay.py
     ex = client()
-    started = time.perf_counter()
     ex.load_markets()
     rows = backfill(ex, ms("2024-01-01"))
-    elapsed = time.perf_counter() - started
-    print(f"\nfull backfill: {len(rows)} candles in {elapsed:.2f} s ({len(rows) // 1000 + 1} klines pages)")
     assert len(rows) == len(candles) == 19_704
-    assert elapsed < 10
 
 
 def test_in_progress_candle_is_partial_and_future_hidden(
