@@ -1,115 +1,73 @@
-"""Shared fixtures: the recorded candles bundled with hourcast (``hourcast.dev.samples``) and small real
-frames built from them."""
+"""Hooks for the whole run (the run's shared folder, the number of xdist workers, slowest files first) and
+the fixtures every test may use. Helpers live in ``tests/support``."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
+from collections import defaultdict
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from hourcast.dev.samples import sample_files
+from tests.support.data import BTC_FILE, read_recorded
+from tests.support.prefect import SHARED_DIR, make_shared_dir, remove_shared_dir, shared_dir
 
-# The longest test files, longest first (measured on 2 cores with 3 workers). pytest-xdist hands whole
-# files (--dist loadfile) to whichever worker is free, in collection order (--no-loadscope-reorder): a long
-# file left for the end would run alone while the other workers idle.
-SLOWEST_FILES = [
-    "test_flows.py",
-    "test_stack.py",
-    "test_training.py",
-    "test_ingest.py",
-    "test_service.py",
-    "test_monitor_http.py",
-    "test_monitor.py",
-    "test_dask_runner.py",
-    "test_feature_table.py",
-    "test_completeness.py",
-    "test_featurestore.py",
-    "test_scale_ingest.py",
-    "test_redis_cluster.py",
-    "test_validation.py",
-    "test_dashboard_browser.py",
-    "test_bento.py",
-    "test_dashboard.py",
-    "test_timeframes.py",
-    "test_bad_input.py",
-    "test_order_flow.py",
-    "test_model.py",
-]
+FILE_SECONDS = "hourcast/file_seconds"
+"""In pytest's cache (``.pytest_cache``): the seconds each test file took in the runs before, by path."""
 
 
-SHARED_DIR = pytest.StashKey[Path]()
-"""The run's folder shared by the controller and every xdist worker (the Prefect server's files)."""
+class SlowestFilesFirst:
+    """Order test files by the seconds they took last time (pytest's cache), slowest first, and record this
+    run's. pytest-xdist hands whole files (``--dist loadfile``) to whichever worker is free, in collection
+    order (``--no-loadscope-reorder``): a long file left for the end would run alone while the other
+    workers idle. Files the cache does not know (all of them on a fresh clone) come first, in collection
+    order."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Sort ``items`` by their file's recorded seconds, unknown files first; a file's tests keep their
+        order."""
+        recorded: dict[str, float] = self.config.cache.get(FILE_SECONDS, {})
+        items.sort(key=lambda item: -recorded.get(file_of(item.nodeid), float("inf")))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Add a test phase's seconds to its file's (on the controller: every worker's reports)."""
+        self.seconds[file_of(report.nodeid)] += report.duration
+
+    def pytest_sessionfinish(self) -> None:
+        """On the controller (or without xdist): store this run's seconds of the files it ran."""
+        if not hasattr(self.config, "workerinput") and self.seconds:
+            ran = {name: round(seconds, 2) for name, seconds in self.seconds.items()}
+            self.config.cache.set(FILE_SECONDS, self.config.cache.get(FILE_SECONDS, {}) | ran)
+
+
+def file_of(nodeid: str) -> str:
+    """The file part of a test's node id."""
+    return nodeid.split("::")[0]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The controller (or the only process, without xdist) makes the run's shared folder."""
+    """Order files by recorded durations; the controller (or the only process) makes the shared folder."""
+    config.pluginmanager.register(SlowestFilesFirst(config), "hourcast-slowest-files-first")
     if not hasattr(config, "workerinput"):
-        config.stash[SHARED_DIR] = Path(tempfile.mkdtemp(prefix="hourcast-tests-"))
+        make_shared_dir(config)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """Tell each xdist worker where the shared folder is."""
-    node.workerinput["hourcast_shared_dir"] = str(node.config.stash[SHARED_DIR])
+    node.workerinput["hourcast_shared_dir"] = str(shared_dir(node.config))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Once every worker is done: stop the shared Prefect server, if one was started; remove the folder."""
-    if hasattr(config, "workerinput") or SHARED_DIR not in config.stash:
-        return
-    folder = config.stash[SHARED_DIR]
-    state = folder / PREFECT_SERVER_STATE
-    if state.exists():
-        stop_process_tree(json.loads(state.read_text())["pid"])
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def shared_dir(config: pytest.Config) -> Path:
-    """The run's shared folder, seen from the controller or a worker."""
-    workerinput = getattr(config, "workerinput", None)
-    return Path(workerinput["hourcast_shared_dir"]) if workerinput else config.stash[SHARED_DIR]
-
-
-PREFECT_SERVER_STATE = "prefect-server.json"
-"""In the shared folder: the API URL and process id of the run's Prefect server, once started."""
-
-
-def stop_process_tree(pid: int) -> None:
-    """Stop the process ``pid`` and every process it started (``terminate``)."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        terminate([root, *root.children(recursive=True)])
-    except psutil.NoSuchProcess:
-        return
-
-
-def terminate(processes: list[Any]) -> list[Any]:
-    """SIGTERM each of the ``psutil`` ``processes``, SIGKILL those alive after 15 s; those still alive 5 s
-    after that."""
-    import psutil
-
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(processes, timeout=15)
-    for process in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-    _, alive = psutil.wait_procs(alive, timeout=5)
-    return alive
+    if not hasattr(config, "workerinput") and SHARED_DIR in config.stash:
+        remove_shared_dir(config.stash[SHARED_DIR])
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -119,53 +77,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return (os.cpu_count() or 1) + 1
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the slowest files first (``SLOWEST_FILES``); the rest keep their order."""
-    rank = {name: position for position, name in enumerate(SLOWEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
-
-BTC_FILE = sample_files()["BTC/USDT"]
-ETH_FILE = sample_files()["ETH/USDT"]
-
-
-def read_recorded(path: Path) -> pd.DataFrame:
-    """A recorded file as ``ts, open, high, low, close, volume`` (ts tz-aware UTC)."""
-    frame = pd.read_csv(path)
-    frame["ts"] = pd.to_datetime(frame.pop("timestamp"), utc=True).astype("datetime64[ms, UTC]")
-    return frame[["ts", "open", "high", "low", "close", "volume"]]
-
-
 @pytest.fixture(scope="session")
 def btc_recorded() -> pd.DataFrame:
     """All 19,704 recorded BTC/USDT hourly candles."""
     return read_recorded(BTC_FILE)
-
-
-def as_candle_frame(recorded: pd.DataFrame, symbol: str = "BTC/USDT") -> pd.DataFrame:
-    """Recorded rows as a candle frame of the binance 1h series."""
-    frame = recorded.copy()
-    for column, value in (("timeframe", "1h"), ("symbol", symbol), ("exchange", "binance")):
-        frame.insert(0, column, pd.Series([value] * len(frame), dtype="string"))
-    return frame.reset_index(drop=True)
-
-
-def kill_writer_when(script: str, folder: Path, written: Callable[[], bool], what: str) -> None:
-    """Run the Python ``script`` (given ``folder``; it prints ``ready`` before it starts writing) in a child
-    process and SIGKILL it as soon as ``written()`` holds: a writer killed mid-way."""
-    from tests.integration.conftest import wait_for
-
-    repo = Path(__file__).resolve().parents[1]
-    writer = subprocess.Popen(
-        [sys.executable, "-c", script, str(folder)],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(repo)},
-    )
-    try:
-        assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
-        wait_for(written, 60, what)
-    finally:
-        writer.send_signal(signal.SIGKILL)
-        writer.wait()

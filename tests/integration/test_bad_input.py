@@ -18,7 +18,7 @@ from hourcast.cli.app import app
 from hourcast.data import ledger, store
 from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay.server import ReplayServer
-from tests.integration.conftest import replay_settings
+from tests.support.data import replay_settings
 
 BTC = store.Series("binance", "BTC/USDT", "1h")
 HOURCAST = str(Path(sys.executable).with_name("hourcast"))

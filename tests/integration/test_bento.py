@@ -14,10 +14,12 @@ import httpx
 import pandas as pd
 import pytest
 
+from hourcast.dev.ports import free_port
 from hourcast.features import featurestore
 from hourcast.model import estimator, training
 from hourcast.settings import Settings
-from tests.integration.conftest import bentoml_home, bentoml_serve, free_port, store_recorded
+from tests.support.bento import bentoml_home, bentoml_serve
+from tests.support.data import store_recorded
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

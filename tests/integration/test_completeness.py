@@ -20,7 +20,8 @@ from hourcast.data import completeness, ledger, quarantine, store
 from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay.exchange import ReplayExchange
 from hourcast.dev.replay.server import ReplayServer
-from tests.integration.conftest import replay_settings, wait_for
+from tests.support.data import replay_settings
+from tests.support.processes import wait_for
 
 BTC = store.Series("binance", "BTC/USDT", "1h")
 HOUR = pd.Timedelta(hours=1)

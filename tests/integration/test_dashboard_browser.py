@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from hourcast.dashboard.layout import _gradio, build_app
+from hourcast.dev.ports import free_port
 from hourcast.settings import Settings
-from tests.integration.conftest import free_port
 from tests.unit.test_dashboard import candles_payload, make_prediction, serve_fake_api
 
 WAIT_MS = 20_000

@@ -17,7 +17,7 @@ from hourcast.data import store
 from hourcast.features import dataset, feature_table
 from hourcast.features.compute import CROSS_FEATURES, LOOKBACK
 from hourcast.settings import Settings
-from tests.conftest import as_candle_frame
+from tests.support.data import as_candle_frame
 
 HOUR = pd.Timedelta(hours=1)
 CHECKED = {5, 11, 12, 13, 20, 21, 30, 31, 35, 36, 37, 40, 41, 47, *range(0, 48, 5)}

@@ -18,7 +18,7 @@ import redis
 from hourcast.features import dataset, feature_table, featurestore
 from hourcast.features.compute import FEATURE_NAMES, LOOKBACK
 from hourcast.settings import Settings
-from tests.integration.conftest import store_recorded
+from tests.support.data import store_recorded
 
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]

@@ -38,7 +38,7 @@ from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import featurestore
 from hourcast.model import registry
 from hourcast.settings import Settings
-from tests.integration.conftest import wait_for
+from tests.support.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]

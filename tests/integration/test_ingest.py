@@ -22,7 +22,7 @@ from hourcast.data.validation import CandleValidator
 from hourcast.dev.replay.exchange import ReplayExchange
 from hourcast.dev.replay.server import ReplayServer
 from hourcast.features.compute import LOOKBACK, compute_features
-from tests.integration.conftest import replay_settings
+from tests.support.data import replay_settings
 
 JAN, MAR = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-03-01", tz="UTC")
 BTC = store.Series("binance", "BTC/USDT", "1h")

@@ -28,8 +28,8 @@ from hourcast.serving import predictor
 from hourcast.serving.prediction_log import PredictionLog, read_log
 from hourcast.serving.schema import Band, Prediction
 from hourcast.settings import Settings
-from tests.conftest import as_candle_frame
-from tests.integration.conftest import wait_for
+from tests.support.data import as_candle_frame
+from tests.support.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -285,7 +285,7 @@ def test_a_sabotaged_model_is_detected_the_event_triggers_retrain_and_the_gate_r
     from flows.retrain import retrain
     from hourcast.features import featurestore
     from hourcast.model import training
-    from tests.integration.conftest import store_recorded
+    from tests.support.data import store_recorded
 
     variables = {
         "HOME": tmp_path / "home",

@@ -25,6 +25,7 @@ import pytest
 
 from hourcast.data import completeness, ledger, store
 from hourcast.data.ingest import make_ingestor
+from hourcast.dev.ports import free_port
 from hourcast.dev.replay.exchange import ReplayExchange
 from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import featurestore
@@ -32,7 +33,8 @@ from hourcast.model import estimator, training
 from hourcast.monitor import scoring
 from hourcast.serving.prediction_log import read_log
 from hourcast.settings import Settings
-from tests.integration.conftest import free_port, replay_settings, service_processes, wait_for
+from tests.support.data import replay_settings
+from tests.support.processes import process_tree, running_server, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 HOURCAST = str(Path(sys.executable).with_name("hourcast"))
@@ -52,7 +54,7 @@ def fast_fit(frame: pd.DataFrame, params: dict | None = None) -> Any:
 def stop_service(server: subprocess.Popen, sig: int = signal.SIGINT) -> list[psutil.Process]:
     """Send ``sig`` to the service's session (Ctrl-C in its terminal) and wait until every process of it
     is gone; returns those still alive after 30 s (killed)."""
-    processes = service_processes(server)
+    processes = process_tree(server.pid)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(server.pid, sig)
     _, alive = psutil.wait_procs(processes, timeout=30)
@@ -66,7 +68,7 @@ def stop_service(server: subprocess.Popen, sig: int = signal.SIGINT) -> list[psu
 
 @contextlib.contextmanager
 def serving(settings: Settings, port: int, log_path: Path) -> Iterator[subprocess.Popen]:
-    """`hourcast serve` (one worker) in a session of its own, once it is ready; killed with every process
+    """`hourcast serve` (one worker) in a session of its own, once it is ready; stopped with every process
     it started on the way out unless the test stopped it."""
     env = {
         **os.environ,
@@ -82,28 +84,9 @@ def serving(settings: Settings, port: int, log_path: Path) -> Iterator[subproces
         "HOURCAST_MODEL_REFRESH_SECONDS": "0.2",
         "HOURCAST_PREDICTION_FLUSH_SECONDS": "0.2",
     }
-    with log_path.open("ab") as log:
-        server = subprocess.Popen(
-            [HOURCAST, "serve", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def ready() -> bool:
-        assert server.poll() is None, f"hourcast serve exited:\n{log_path.read_text()[-3000:]}"
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(ready, 180, "hourcast serve to become ready")
+    command, ready_url = [HOURCAST, "serve", "--port", str(port)], f"http://127.0.0.1:{port}/readyz"
+    with running_server(command, ready_url, env=env, cwd=REPO, log_path=log_path, timeout=180) as server:
         yield server
-    finally:
-        stop_service(server, signal.SIGKILL)  # nothing left once the test stopped it
 
 
 def start_monitor(settings: Settings) -> subprocess.Popen:

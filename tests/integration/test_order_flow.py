@@ -24,8 +24,8 @@ from hourcast.dev.replay.exchange import ReplayExchange
 from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import feature_table, featurestore
 from hourcast.features.compute import ORDER_FLOW_FEATURES
-from tests.integration.conftest import replay_settings
-from tests.order_flow import with_test_order_flow
+from tests.support.data import replay_settings
+from tests.support.order_flow import with_test_order_flow
 
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]

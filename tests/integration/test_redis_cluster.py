@@ -21,12 +21,15 @@ from feast.infra.online_stores.redis import RedisType
 from redis.cluster import ClusterNode, RedisCluster
 
 from hourcast.cli.serve import serve_environment
+from hourcast.dev.ports import free_port
 from hourcast.features import featurestore
 from hourcast.features.feast_redis import RedisUrlOnlineStoreConfig
 from hourcast.model import training
 from hourcast.settings import Settings
-from tests.integration.conftest import bentoml_home, bentoml_serve, free_port, store_recorded, wait_for
 from tests.integration.test_service import fast_fit
+from tests.support.bento import bentoml_home, bentoml_serve
+from tests.support.data import store_recorded
+from tests.support.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]

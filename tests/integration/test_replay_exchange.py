@@ -21,8 +21,8 @@ from hourcast.dev.replay.exchange import ReplayExchange
 from hourcast.dev.replay.series import ReplayData
 from hourcast.dev.replay.server import ReplayServer
 from hourcast.errors import UsageError
-from tests.conftest import BTC_FILE as DATA_FILE
-from tests.integration.conftest import wait_for
+from tests.support.data import BTC_FILE as DATA_FILE
+from tests.support.processes import wait_for
 
 HOUR_MS = 3_600_000
 SYMBOL = "BTC/USDT"

@@ -28,7 +28,7 @@ from hourcast.dev.replay.exchange import ReplayExchange
 from hourcast.dev.replay.server import ReplayServer
 from hourcast.errors import UserError
 from hourcast.settings import Settings
-from tests.integration.conftest import replay_settings
+from tests.support.data import replay_settings
 
 SYMBOLS = 50
 

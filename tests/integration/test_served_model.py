@@ -15,7 +15,7 @@ from hourcast.model import estimator, registry, training
 from hourcast.model.served_model import ProductionModel
 from hourcast.serving import predictor
 from hourcast.settings import Settings
-from tests.integration.conftest import store_recorded
+from tests.support.data import store_recorded
 
 NAME = "hourcast_next_hour"
 REPO = Path(__file__).resolve().parents[2]

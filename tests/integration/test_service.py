@@ -31,6 +31,8 @@ from schemathesis.config import SchemathesisConfig
 from hourcast.cli.serve import serve_environment
 from hourcast.dashboard.figures import format_price
 from hourcast.data import store
+from hourcast.dev.ports import free_port
+from hourcast.dev.redis_server import RedisServer
 from hourcast.dev.replay.exchange import ReplayExchange
 from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import featurestore
@@ -42,16 +44,10 @@ from hourcast.serving import predictor, schema
 from hourcast.serving.prediction_log import read_log
 from hourcast.serving.schema import ErrorBody, Performance, Prediction, Readiness, Scoreboard
 from hourcast.settings import Settings
-from tests.integration.conftest import (
-    RedisServer,
-    bentoml_home,
-    bentoml_serve,
-    free_port,
-    service_processes,
-    store_recorded,
-    wait_for,
-)
 from tests.integration.test_dashboard_browser import open_dashboard, running_dashboard, select_symbol
+from tests.support.bento import bentoml_home, bentoml_serve
+from tests.support.data import store_recorded
+from tests.support.processes import process_tree, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CLOCK = "2024-03-01T00:10:00Z"  # ten minutes after the last stored candle closed
@@ -695,7 +691,7 @@ def test_a_clean_shutdown_flushes_the_prediction_log(world: World) -> None:
     with httpx.Client(base_url=world.url, timeout=10) as client:
         answers = [client.post("/predict", json={"symbol": "BTC/USDT"}) for _ in range(40)]
     assert {a.status_code for a in answers} == {200}
-    processes = service_processes(world.server)
+    processes = process_tree(world.server.pid)
     assert len(processes) >= 2  # the server and its worker
     os.killpg(world.server.pid, signal.SIGTERM)  # right away: these answers are still in the buffer
     world.server.wait(timeout=30)

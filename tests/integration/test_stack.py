@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 
 from hourcast.data import store
+from hourcast.dev.ports import free_port
 from hourcast.ops.stack import Child, Stack, StartupFailed, read_prefect_yaml, wait_until, work_pools
 from hourcast.settings import Settings
-from tests.integration.conftest import free_port, wait_for
+from tests.support.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]

@@ -19,7 +19,7 @@ from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import dataset
 from hourcast.serving import predictor
 from hourcast.settings import Settings
-from tests.integration.conftest import replay_settings
+from tests.support.data import replay_settings
 
 
 def test_ingest_resolves_all_usdt_and_every_entry_point_sees_its_symbols(

@@ -19,7 +19,7 @@ from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import dataset, featurestore
 from hourcast.model import estimator, training
 from hourcast.timeframe import timeframe_delta
-from tests.integration.conftest import replay_settings
+from tests.support.data import replay_settings
 
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]

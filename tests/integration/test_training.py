@@ -18,7 +18,7 @@ from hourcast.features.compute import FEATURE_NAMES, compute_features
 from hourcast.model import estimator, evaluation, registry, training
 from hourcast.serving import predictor
 from hourcast.settings import Settings
-from tests.integration.conftest import store_recorded
+from tests.support.data import store_recorded
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {"iterations": 60}

@@ -13,7 +13,7 @@ from hourcast.cli.app import app
 from hourcast.data import store
 from hourcast.model import evaluation, training
 from hourcast.settings import Settings
-from tests.conftest import as_candle_frame
+from tests.support.data import as_candle_frame
 
 
 def test_evaluate_order_flow_says_no_stored_candle_carries_it(

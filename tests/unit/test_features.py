@@ -10,8 +10,8 @@ from hourcast.features.compute import (
     compute_features,
     next_hour_targets,
 )
-from tests.conftest import ETH_FILE, read_recorded
-from tests.order_flow import with_test_order_flow
+from tests.support.data import ETH_FILE, read_recorded
+from tests.support.order_flow import with_test_order_flow
 
 HOUR = pd.Timedelta(hours=1)
 

@@ -14,7 +14,7 @@ from hourcast.cli.app import app
 from hourcast.data import ledger
 from hourcast.ops import retention
 from hourcast.settings import Settings
-from tests.conftest import kill_writer_when
+from tests.support.processes import kill_writer_when
 
 RUN = pd.Timestamp("2024-03-01 00:05", tz="UTC")
 

@@ -9,7 +9,7 @@ import pytest
 from hourcast.features.compute import LOOKBACK, compute_features, next_hour_targets
 from hourcast.model import estimator
 from hourcast.model.estimator import MIN_ROWS, WalkForward
-from tests.conftest import ETH_FILE, read_recorded
+from tests.support.data import ETH_FILE, read_recorded
 
 FAST = {"iterations": 100}
 WINDOW = pd.Timedelta(days=30)

@@ -265,7 +265,7 @@ def test_a_run_rereads_the_log_from_before_each_symbols_newest_score(candles: pd
 def test_the_scoreboard_endpoint_reads_the_scores_dataset(tmp_path: Path, btc_recorded: pd.DataFrame) -> None:
     from hourcast.data import store
     from hourcast.settings import Settings
-    from tests.conftest import as_candle_frame
+    from tests.support.data import as_candle_frame
 
     settings = Settings(home=tmp_path)
     rows = btc_recorded.loc[(btc_recorded["ts"] >= START) & (btc_recorded["ts"] < START + 48 * HOUR)]

@@ -13,7 +13,7 @@ import pytest
 from hourcast.data.candles import ORDER_FLOW_COLUMNS
 from hourcast.dev.replay.data import load_candles_file, synthetic_datasets
 from hourcast.dev.replay.series import ReplayData
-from tests.order_flow import with_test_order_flow
+from tests.support.order_flow import with_test_order_flow
 
 HOUR_MS = 3_600_000
 

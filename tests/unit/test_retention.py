@@ -17,7 +17,7 @@ from hourcast.data.store import series_lock
 from hourcast.features import feature_table
 from hourcast.ops import retention
 from hourcast.settings import Settings
-from tests.integration.conftest import wait_for
+from tests.support.processes import wait_for
 
 UTC = "UTC"
 

@@ -5,7 +5,8 @@ import pandas as pd
 
 from hourcast.data import store
 from hourcast.data.candles import ORDER_FLOW_COLUMNS
-from tests.conftest import as_candle_frame, kill_writer_when
+from tests.support.data import as_candle_frame
+from tests.support.processes import kill_writer_when
 
 SERIES = store.Series("binance", "BTC/USDT", "1h")
 
@@ -109,7 +110,7 @@ WRITER = textwrap.dedent(
     import sys
     from pathlib import Path
     from hourcast.data import store
-    from tests.conftest import BTC_FILE, as_candle_frame, read_recorded
+    from tests.support.data import BTC_FILE, as_candle_frame, read_recorded
 
     root = Path(sys.argv[1])
     recorded = read_recorded(BTC_FILE)

@@ -23,7 +23,7 @@ from hourcast.data.validation import (
     write_report,
 )
 from hourcast.timeframe import timeframe_ms
-from tests.conftest import BTC_FILE
+from tests.support.data import BTC_FILE
 
 DATA = BTC_FILE
 ROWS = 1000
