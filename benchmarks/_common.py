@@ -1,11 +1,12 @@
-"""Helpers shared by the benchmark scripts: timing, percentiles and the JSON result file."""
+"""Helpers shared by the benchmark scripts: the command line, timing, percentiles, the JSON result file and
+``hourcast serve``. Process helpers come from ``tests.support`` (the repository root is put on ``sys.path``:
+the scripts run as ``uv run python benchmarks/<name>.py``, which puts only ``benchmarks/`` there)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
-import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -16,6 +17,21 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def argument_parser(doc: str, name: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: its docstring as the help text and ``--output`` (default
+    ``benchmarks/results/<name>.json``)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=RESULTS / f"{name}.json",
+        help="where the JSON figures are written (default: %(default)s)",
+    )
+    return parser
 
 
 def timed(function: Callable[[], Any]) -> tuple[float, Any]:
@@ -36,62 +52,24 @@ def summarize(samples: list[float]) -> dict[str, float]:
     }
 
 
-def write_results(name: str, figures: dict[str, Any]) -> Path:
-    """Print the figures and write them to ``benchmarks/results/<name>.json``."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def write_results(path: Path, figures: dict[str, Any]) -> Path:
+    """Print the figures and write them to ``path`` (``--output``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(figures, indent=2, default=str))
     print(json.dumps(figures, indent=2, default=str))
     print(f"written to {path}")
     return path
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def hourcast_serve(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen]:
     """``hourcast serve`` (it execs ``bentoml serve``) on ``port`` with ``env``, output to ``log``, once its
-    ``/readyz`` says 200; on the way out a SIGTERM (BentoML's graceful shutdown), then every process of its
-    tree still alive after 30 s is killed."""
-    import httpx
-    import psutil
+    ``/readyz`` says 200; on the way out it and every process it started are stopped (SIGTERM, SIGKILL
+    after 30 s). ``tests.support`` is imported here, so that pytest stays out of the processes the other
+    benchmarks measure."""
+    from tests.support.processes import console_script, running_server
 
-    hourcast = str(Path(sys.executable).with_name("hourcast"))
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [hourcast, "serve", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"hourcast serve did not become ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    command = [console_script("hourcast"), "serve", "--port", str(port)]
+    ready_url = f"http://127.0.0.1:{port}/readyz"
+    with running_server(command, ready_url, env=env, cwd=REPO, log_path=log, timeout=300, grace=30) as server:
         yield server
-    finally:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            root = psutil.Process(server.pid)
-            processes = [root, *root.children(recursive=True)]  # bentoml serve and its workers
-            os.killpg(server.pid, signal.SIGTERM)
-            _, alive = psutil.wait_procs(processes, timeout=30)
-            for process in alive:
-                process.kill()
-            psutil.wait_procs(alive, timeout=10)
-        server.wait(timeout=10)

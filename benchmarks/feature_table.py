@@ -15,12 +15,11 @@ benchmarks/results/feature_table.json. Retention is the default (367 days), so 1
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-from _common import REPO, summarize, timed, write_results
+from _common import REPO, argument_parser, summarize, timed, write_results
 
 from hourcast import atomic
 from hourcast.data import store
@@ -78,14 +77,14 @@ def measure(months: int, hours: int, candles: dict[str, pd.DataFrame]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__, "feature_table")
     parser.add_argument("--hours", type=int, default=6, help="hourly cycles timed per history length")
     args = parser.parse_args()
     candles = {symbol: load_candles_file(path) for symbol, path in sample_files().items()}
     results = [measure(months, args.hours, candles) for months in (1, 12)]
     one, twelve = results
     write_results(
-        "feature_table",
+        args.output,
         {
             "symbols": len(candles),
             "by_history": results,

@@ -20,7 +20,6 @@ Run: uv run python benchmarks/flows.py [--runs N]   (needs the redis-server bina
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -31,13 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-from _common import REPO, free_port, summarize, timed, write_results
+from _common import REPO, argument_parser, summarize, timed, write_results
 
+from hourcast.dev.ports import free_port
 from hourcast.dev.samples import sample_files
 from hourcast.ops.stack import prefect_server_environment
+from tests.support.processes import start_server, wait_for
 
-sys.path.insert(0, str(REPO))  # the project's flows/ package, as `python -m flows.…` from the repo sees it
 RUNS = 6
 STEPS = ("pickup_s", "process_start_s", "tasks_s", "other_s")
 
@@ -47,21 +46,6 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
         return subprocess.Popen(
             command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
-
-
-def wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not within {seconds} s")
-        time.sleep(0.2)
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def flow_import_seconds(module: str) -> float:
@@ -130,10 +114,13 @@ def ingest_figures(home: Path, runs: int) -> dict:
     server_env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     processes = [
         start(redis_command, dict(os.environ), home / "redis.log"),
-        start(
+        start_server(
             [sys.executable, "-m", "prefect", "server", "start", "--port", str(prefect_port)],
-            server_env,
-            home / "server.log",
+            f"{api_url}/health",
+            env=server_env,
+            cwd=REPO,
+            log_path=home / "server.log",
+            timeout=120,
         ),
     ]
     from prefect.client.orchestration import get_client
@@ -152,7 +139,6 @@ def ingest_figures(home: Path, runs: int) -> dict:
         {s: load_candles_file(p) for s, p in sample_files().items()}, now="2024-03-01T00:05:00Z"
     )
     try:
-        wait_for(lambda: answers(f"{api_url}/health"), 120, "the Prefect server")
         with ReplayServer(exchange) as replay:
             os.environ["HOURCAST_EXCHANGE_URL"] = replay.url
             with get_client(sync_client=True) as client:
@@ -218,10 +204,13 @@ def ingest_figures(home: Path, runs: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=RUNS, help="timed runs of each kind")
+    parser = argument_parser(__doc__, "flows")
+    parser.add_argument(
+        "--runs", type=int, default=RUNS, help="timed runs of each kind (default: %(default)s)"
+    )
+    args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="hourcast-bench-flows-"))
-    write_results("flows", {"hourly_ingest": ingest_figures(home, parser.parse_args().runs)})
+    write_results(args.output, {"hourly_ingest": ingest_figures(home, args.runs)})
 
 
 if __name__ == "__main__":

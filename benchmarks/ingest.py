@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
-from _common import summarize, timed, write_results
+from _common import RESULTS, argument_parser, summarize, timed, write_results
 
 from hourcast.data.candles import to_ms
 from hourcast.data.ingest import make_ingestor
@@ -92,7 +92,13 @@ def warm_hourly(exchange: ReplayExchange, home: str, url: str) -> dict:
 
 
 def main() -> None:
-    label = sys.argv[sys.argv.index("--label") + 1] if "--label" in sys.argv else "current"
+    parser = argument_parser(__doc__, "ingest")
+    parser.add_argument(
+        "--label", default="current", help="the code measured, in the figures (default: %(default)s)"
+    )
+    parser.set_defaults(output=None)  # results/ingest.json, or results/ingest_<label>.json with --label
+    args = parser.parse_args()
+    label = args.label
     files = sample_files()
     recorded = load_candles_file(files["BTC/USDT"])
     eth = load_candles_file(files["ETH/USDT"])
@@ -133,7 +139,8 @@ def main() -> None:
             module: round(import_seconds(module), 2)
             for module in ("pandas", "ccxt", "great_expectations", "hourcast.cli.app")
         }
-    write_results("ingest" if label == "current" else f"ingest_{label}", figures)
+    name = "ingest" if label == "current" else f"ingest_{label}"
+    write_results(args.output or RESULTS / f"{name}.json", figures)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ benchmarks/results/ingest_history.json.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import tempfile
 import threading
@@ -23,7 +22,7 @@ from statistics import median
 from types import ModuleType
 from typing import Any
 
-from _common import REPO, write_results
+from _common import REPO, argument_parser, write_results
 from scale import NOW, advance, prefill, recorded
 
 from hourcast.data import completeness, ledger, quarantine, store
@@ -95,9 +94,11 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=100)
-    parser.add_argument("--runs", type=int, default=3)
+    parser = argument_parser(__doc__, "ingest_history")
+    parser.add_argument("--symbols", type=int, default=100, help="synthetic symbols (default: %(default)s)")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="timed runs per history length (default: %(default)s)"
+    )
     args = parser.parse_args()
     frames = synthetic_datasets(args.symbols, recorded())
     totals: Counter[str] = Counter()
@@ -111,7 +112,7 @@ def main() -> None:
         "ingest_12_over_1_month": round(twelve["median_s"] / one["median_s"], 3),
         "target_within": 0.1,
     }
-    write_results("ingest_history", figures)
+    write_results(args.output, figures)
     for result in results:
         print(f"{result['months']:>2} months: ingest {result['ingest_s']} s (median {result['median_s']} s)")
         for calls in result["calls_summed_over_threads_s"]:

@@ -29,7 +29,7 @@ os.environ["BENTOML_HOME"] = BENTOML_HOME
 
 import catboost  # noqa: E402
 import pandas as pd  # noqa: E402
-from _common import REPO, timed, write_results  # noqa: E402
+from _common import REPO, argument_parser, timed, write_results  # noqa: E402
 
 from hourcast.data import store  # noqa: E402
 from hourcast.dev.replay.data import load_candles_file  # noqa: E402
@@ -55,6 +55,11 @@ def bare_fit(rows: pd.DataFrame) -> float:
 
 
 def main() -> None:
+    parser = argument_parser(__doc__, "model")
+    parser.add_argument(
+        "--weeks", type=int, default=WEEKS, help="weeks of the walk-forward evaluation (default: %(default)s)"
+    )
+    args = parser.parse_args()
     import feast  # noqa: F401 - imported up front: the figures are "after import"
 
     figures: dict = {}
@@ -106,7 +111,7 @@ def main() -> None:
             "mae_ratio": result.metrics["mae_ratio"],
         }
 
-        project_s, report = timed(lambda: evaluation.run(settings, weeks=WEEKS))
+        project_s, report = timed(lambda: evaluation.run(settings, weeks=args.weeks))
         rows = dataset.labelled_rows(dataset.load_candles(settings), settings.timeframe)
         stamps = rows["event_timestamp"]
         bare_fits = []
@@ -116,7 +121,7 @@ def main() -> None:
             assert len(same_rows) == fold["train_rows"], fold
             bare_fits.append(bare_fit(same_rows))
         train_rows = [fold["train_rows"] for fold in report.folds]
-        figures[f"walk_forward_{WEEKS}_weeks_{settings.train_days}_days"] = {
+        figures[f"walk_forward_{args.weeks}_weeks_{settings.train_days}_days"] = {
             "fits": len(report.folds),
             "train_rows_per_fit": [min(train_rows), max(train_rows)],
             "scored_hours": report.metrics["model"]["n"],
@@ -155,7 +160,7 @@ def main() -> None:
             }
             for scope, values in [("all", report.metrics), *report.metrics["by_symbol"].items()]
         }
-    write_results("model", figures)
+    write_results(args.output, figures)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="hourcast-bench-bentoml-")
 
 import numpy as np
 import pandas as pd
-from _common import summarize, timed, write_results
+from _common import argument_parser, summarize, timed, write_results
 
 from hourcast.data import store
 from hourcast.dev.replay.data import load_candles_file
@@ -140,6 +140,11 @@ def bare_join(settings: Settings) -> pd.DataFrame:
 
 
 def main() -> None:
+    parser = argument_parser(__doc__, "monitor")
+    parser.add_argument(
+        "--runs", type=int, default=RUNS, help="timed monitor runs of each kind (default: %(default)s)"
+    )
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home), symbols=list(sample_files()))
         candles, features = prepare(settings)
@@ -153,17 +158,17 @@ def main() -> None:
         log_files = len(list(settings.predictions_dir.rglob("*.parquet")))
 
         full = []
-        for _ in range(RUNS):
+        for _ in range(args.runs):
             shutil.rmtree(settings.scores_dir, ignore_errors=True)
             seconds, report = timed(lambda: monitor_run.run(settings))
             full.append(seconds)
         assert report.added == 2 * len(hours) - 2 and report.pending == 2, (report.added, report.pending)
-        bare = [timed(lambda: bare_join(settings))[0] for _ in range(RUNS)]
+        bare = [timed(lambda: bare_join(settings))[0] for _ in range(args.runs)]
         joined = bare_join(settings)
         assert len(joined) == report.added, (len(joined), report.added)
 
         hourly = []
-        for step in range(RUNS):
+        for step in range(args.runs):
             as_of = hours[-1] + (step + 1) * HOUR
             store_until(settings, candles, as_of)  # the hour closes (an ingest) and is answered
             log_hour(log, features, as_of, tag)
@@ -183,7 +188,7 @@ def main() -> None:
             "ratio_hourly_vs_bare": round(float(np.median(hourly) / np.median(bare)), 2),
             "scoreboard_30d": board.loc[board["window"] == "30d"].to_dict("records"),
         }
-        write_results("monitor", figures)
+        write_results(args.output, figures)
 
 
 if __name__ == "__main__":

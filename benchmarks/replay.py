@@ -13,12 +13,11 @@ Run: ``uv run python benchmarks/replay.py [--repeats 5]``; prints and writes ben
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import ccxt
 import pandas as pd
-from _common import summarize, timed, write_results
+from _common import argument_parser, summarize, timed, write_results
 
 from hourcast.data.exchange import rebase_urls
 from hourcast.dev.replay.data import load_candles_file
@@ -65,7 +64,7 @@ def start_stop(exchange: ReplayExchange) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__doc__, "replay")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each measurement")
     args = parser.parse_args()
     path = sample_files()[SYMBOL]
@@ -90,7 +89,7 @@ def main() -> None:
     figures = {name: summarize(values) for name, values in samples.items()}
     http_ms = figures["http_ccxt"]["median_ms"]
     write_results(
-        "replay",
+        args.output,
         {
             "candles": counts["http_ccxt"],
             "pages": counts["http_ccxt"] // PAGE + 1,

@@ -47,6 +47,7 @@ Run: uv run python benchmarks/scale.py [--sizes 10,100,500] [--history-symbols 1
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -61,7 +62,7 @@ from statistics import median
 from typing import Any
 
 import pandas as pd
-from _common import REPO, timed, write_results
+from _common import REPO, argument_parser, timed, write_results
 
 from hourcast.dev.redis_server import RedisServer
 from hourcast.dev.replay.data import load_candles_file, synthetic_datasets
@@ -596,15 +597,34 @@ def table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    argv = sys.argv
+def parse_arguments() -> argparse.Namespace:
+    """The command line; ``--child`` and ``--paired`` are this script's own runs of one measurement."""
+    parser = argument_parser(__doc__, "scale")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[10, 100, 500],
+        help="symbol counts of the cycle runs, comma-separated (default: 10,100,500)",
+    )
+    parser.add_argument(
+        "--history-symbols",
+        type=int,
+        default=100,
+        help="symbols of the paired history run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--history-cycles",
+        type=int,
+        default=HISTORY_CYCLES,
+        help="timed hours of the paired history run (default: %(default)s)",
+    )
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--paired", nargs=6, help=argparse.SUPPRESS)
+    return parser.parse_args()
 
-    def option(name: str, default: str) -> str:
-        return argv[argv.index(name) + 1] if name in argv else default
 
-    sizes = [int(n) for n in option("--sizes", "10,100,500").split(",")]
-    history = int(option("--history-symbols", "100"))
-    hours = int(option("--history-cycles", str(HISTORY_CYCLES)))
+def main(args: argparse.Namespace) -> None:
+    sizes, history, hours = args.sizes, args.history_symbols, args.history_cycles
     exchange = ReplayExchange(synthetic_datasets(max(*sizes, history), recorded()), now=NOW)
     redis = RedisServer().start()
     figures: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_start": os.getloadavg(), "runs": []}
@@ -631,20 +651,19 @@ def main() -> None:
     figures["load_average_end"] = os.getloadavg()
     figures["targets"] = TARGETS
     figures["table"] = table(figures)
-    write_results("scale", figures)
+    write_results(args.output, figures)
     print(figures["table"])
 
 
 if __name__ == "__main__":
-    if "--child" in sys.argv:
-        at = sys.argv.index("--child")
-        count, months, url, redis_url, extras, home = sys.argv[at + 1 : at + 7]
+    arguments = parse_arguments()
+    if arguments.child:
+        count, months, url, redis_url, extras, home = arguments.child
         out = child(int(count), int(months), url, redis_url, Path(home), extras == "True")
         print(json.dumps(out, default=str))
-    elif "--paired" in sys.argv:
-        at = sys.argv.index("--paired")
-        count, hours, url, redis_one, redis_twelve, home = sys.argv[at + 1 : at + 7]
+    elif arguments.paired:
+        count, hours, url, redis_one, redis_twelve, home = arguments.paired
         out = paired_history(int(count), int(hours), url, [redis_one, redis_twelve], Path(home))
         print(json.dumps(out, default=str))
     else:
-        main()
+        main(arguments)

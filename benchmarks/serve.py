@@ -33,9 +33,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import psutil
-from _common import REPO, free_port, hourcast_serve, summarize, write_results
+from _common import REPO, argument_parser, hourcast_serve, summarize, write_results
 
 from hourcast.data import store
+from hourcast.dev.ports import free_port
 from hourcast.dev.redis_server import RedisServer
 from hourcast.dev.replay.data import load_candles_file
 from hourcast.dev.samples import sample_files
@@ -44,7 +45,6 @@ from hourcast.features.compute import FEATURE_NAMES
 from hourcast.model import registry, training
 from hourcast.settings import Settings
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
 FAULT_SECONDS = 5
 PREDICT_LUA = """wrk.method = "POST"
 wrk.body = '{"symbol": "BTC/USDT", "allow_stale": true}'
@@ -135,7 +135,9 @@ def bare(settings: Settings, runs: int = 3000) -> dict:
     return figures
 
 
-def under_batch_load(base: str, script: Path, server: list[psutil.Process], clients: int = 4) -> dict:
+def under_batch_load(
+    base: str, script: Path, server: list[psutil.Process], seconds: int, clients: int = 4
+) -> dict:
     """Single /predict at concurrency 1 while ``clients`` threads send 50-symbol batches back to back."""
     stop = threading.Event()
     batches: list[int] = []
@@ -152,7 +154,7 @@ def under_batch_load(base: str, script: Path, server: list[psutil.Process], clie
     for worker in workers:
         worker.start()
     try:
-        figures = wrk(f"{base}/predict", 1, SECONDS, script, server)
+        figures = wrk(f"{base}/predict", 1, seconds, script, server)
     finally:
         stop.set()
         for worker in workers:
@@ -221,6 +223,11 @@ def store_fault(
 
 
 def main() -> None:
+    parser = argument_parser(__doc__, "serve")
+    parser.add_argument(
+        "--seconds", type=int, default=15, help="seconds of each healthy wrk run (default: %(default)s)"
+    )
+    args = parser.parse_args()
     assert shutil.which("wrk"), "install wrk: apt-get install wrk"
     home = Path(tempfile.mkdtemp(prefix="hourcast-bench-serve-"))
     os.environ.update({"BENTOML_HOME": str(home / "bentoml"), "BENTOML_DO_NOT_TRACK": "True"})
@@ -246,9 +253,9 @@ def main() -> None:
             script.write_text(PREDICT_LUA)
             wrk(f"{base}/predict", 4, 3, script, processes)  # warm-up
             figures: dict = {
-                "service_c1": wrk(f"{base}/predict", 1, SECONDS, script, processes),
-                "service_c16": wrk(f"{base}/predict", 16, SECONDS, script, processes),
-                "service_c1_under_4_batch_clients": under_batch_load(base, script, processes),
+                "service_c1": wrk(f"{base}/predict", 1, args.seconds, script, processes),
+                "service_c16": wrk(f"{base}/predict", 16, args.seconds, script, processes),
+                "service_c1_under_4_batch_clients": under_batch_load(base, script, processes, args.seconds),
                 "redis_frozen": store_fault(base, own_redis, script, "frozen", processes),
                 "redis_stopped": store_fault(base, own_redis, script, "stopped", processes),
             }
@@ -280,7 +287,7 @@ def main() -> None:
     finally:
         own_redis.stop()
         shutil.rmtree(home, ignore_errors=True)
-    write_results("serve", figures)
+    write_results(args.output, figures)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import REPO, free_port, write_results
+from _common import REPO, argument_parser, write_results
+
+from hourcast.dev.ports import free_port
 
 
 def first_completed_deployment_run(api_url: str) -> dict | None:
@@ -127,8 +129,9 @@ def up_replay_figures(home: Path) -> dict:
 
 
 def main() -> None:
+    args = argument_parser(__doc__, "stack").parse_args()
     home = Path(tempfile.mkdtemp(prefix="hourcast-bench-stack-"))
-    write_results("stack", {"up_replay": up_replay_figures(home)})
+    write_results(args.output, {"up_replay": up_replay_figures(home)})
 
 
 if __name__ == "__main__":
