@@ -23,20 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
-BENTOML_HOME = tempfile.mkdtemp(prefix="hourcast-bench-bentoml-")
-os.environ["BENTOML_HOME"] = BENTOML_HOME
+import catboost
+import pandas as pd
+from _common import REPO, argument_parser, timed, write_results
 
-import catboost  # noqa: E402
-import pandas as pd  # noqa: E402
-from _common import REPO, argument_parser, timed, write_results  # noqa: E402
-
-from hourcast.data import store  # noqa: E402
-from hourcast.dev.replay.data import load_candles_file  # noqa: E402
-from hourcast.dev.samples import sample_files  # noqa: E402
-from hourcast.features import dataset, featurestore  # noqa: E402
-from hourcast.model import estimator, evaluation, training  # noqa: E402
-from hourcast.settings import Settings  # noqa: E402
+from hourcast.data import store
+from hourcast.dev.replay.data import load_candles_file
+from hourcast.dev.samples import sample_files
+from hourcast.features import dataset, featurestore
+from hourcast.model import estimator, evaluation, training
+from hourcast.settings import Settings
 
 WEEKS = 52
 
@@ -60,6 +56,8 @@ def main() -> None:
         "--weeks", type=int, default=WEEKS, help="weeks of the walk-forward evaluation (default: %(default)s)"
     )
     args = parser.parse_args()
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="hourcast-bench-bentoml-")  # before bentoml's import
     import feast  # noqa: F401 - imported up front: the figures are "after import"
 
     figures: dict = {}

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from hourcast.compat.typeguard import skip_feast_instrumentation
 from tests.support.data import BTC_FILE, read_recorded
 from tests.support.prefect import SHARED_DIR, make_shared_dir, remove_shared_dir, shared_dir
 
@@ -26,13 +27,14 @@ class SlowestFilesFirst:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.cache: pytest.Cache | None = getattr(config, "cache", None)  # None with -p no:cacheprovider
         self.seconds: dict[str, float] = defaultdict(float)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Sort ``items`` by their file's recorded seconds, unknown files first; a file's tests keep their
         order."""
-        recorded: dict[str, float] = self.config.cache.get(FILE_SECONDS, {})
+        recorded: dict[str, float] = self.cache.get(FILE_SECONDS, {}) if self.cache else {}
         items.sort(key=lambda item: -recorded.get(file_of(item.nodeid), float("inf")))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -41,9 +43,9 @@ class SlowestFilesFirst:
 
     def pytest_sessionfinish(self) -> None:
         """On the controller (or without xdist): store this run's seconds of the files it ran."""
-        if not hasattr(self.config, "workerinput") and self.seconds:
+        if not hasattr(self.config, "workerinput") and self.seconds and self.cache:
             ran = {name: round(seconds, 2) for name, seconds in self.seconds.items()}
-            self.config.cache.set(FILE_SECONDS, self.config.cache.get(FILE_SECONDS, {}) | ran)
+            self.cache.set(FILE_SECONDS, self.cache.get(FILE_SECONDS, {}) | ran)
 
 
 def file_of(nodeid: str) -> str:
@@ -52,7 +54,9 @@ def file_of(nodeid: str) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Order files by recorded durations; the controller (or the only process) makes the shared folder."""
+    """Have Feast skip typeguard (as the entry points do) before any test imports it; order files by
+    recorded durations; the controller (or the only process) makes the shared folder."""
+    skip_feast_instrumentation()
     config.pluginmanager.register(SlowestFilesFirst(config), "hourcast-slowest-files-first")
     if not hasattr(config, "workerinput"):
         make_shared_dir(config)
