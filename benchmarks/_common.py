@@ -15,10 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from hourcast.compat.typeguard import skip_feast_instrumentation
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+skip_feast_instrumentation()  # every script imports this first: Feast as the entry points import it
 
 
 def argument_parser(doc: str, name: str) -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ from fastapi import Query
 from fastapi.responses import PlainTextResponse
 
 from hourcast.api import asgi
+from hourcast.compat.typeguard import skip_feast_instrumentation
 from hourcast.data.selection import resolved
 from hourcast.model.served_model import ProductionModel
 from hourcast.serving import predictor, schema
@@ -24,6 +25,7 @@ from hourcast.settings import Settings
 from hourcast.warning_filters import quiet_known_deprecations
 
 quiet_known_deprecations()  # a warnings filter: before Feast and BentoML warn in this process
+skip_feast_instrumentation()  # before the service imports Feast (hourcast.compat.typeguard)
 app = asgi.build_app("hourcast")
 
 

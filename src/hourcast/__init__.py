@@ -1,7 +1,7 @@
-"""hourcast: next-hour close forecasts for crypto pairs."""
+"""hourcast: next-hour close forecasts for crypto pairs.
 
-from hourcast.compat import skip_feast_instrumentation
+Importing it runs nothing: the entry points (the ``hourcast`` command, ``flows``, the Bento service) apply
+what a process needs before Feast is imported (``hourcast.compat.typeguard``).
+"""
 
 __version__ = "0.1.0"
-
-skip_feast_instrumentation()  # before anything imports Feast (see hourcast.compat)

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from hourcast.cli import data, features, model, render, serve, stack
+from hourcast.compat.typeguard import skip_feast_instrumentation
 from hourcast.errors import HourcastError
 from hourcast.settings import Settings
 
@@ -79,7 +80,8 @@ class HourcastGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         """typer's ``main``, with click's usage errors printed as one line (typer would print click's or
-        rich's block, depending on the terminal)."""
+        rich's block, depending on the terminal); Feast, once a command imports it, skips typeguard."""
+        skip_feast_instrumentation()
         run = super().main
         if not standalone_mode:
             return run(args, prog_name, complete_var, False, windows_expand_args, **extra)

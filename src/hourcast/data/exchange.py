@@ -20,7 +20,6 @@ no order flow.
 
 from __future__ import annotations
 
-import copy
 import random
 import threading
 import time
@@ -30,8 +29,8 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import ccxt
-from requests import Session
 
+from hourcast.compat.ccxt import replace_throttle, thread_copy
 from hourcast.data.candles import slot_ms
 from hourcast.data.selection import SELECTOR_PREFIX, has_selector, is_selector
 from hourcast.errors import HourcastError, UserError
@@ -158,7 +157,7 @@ class CandleSource:
         self._local = threading.local()
         self._local.client = self.client
         if self.client.enableRateLimit:
-            self.client.throttle = RateLimiter(self.client.rateLimit).throttle  # copied to every thread's
+            replace_throttle(self.client, RateLimiter(self.client.rateLimit).throttle)  # shared by the copies
 
     def _client(self) -> ccxt.Exchange:
         """This thread's copy of the client: markets, options and rate limiter shared, its own HTTP session
@@ -166,9 +165,7 @@ class CandleSource:
         client = getattr(self._local, "client", None)
         if client is None:
             with self._lock:
-                client = copy.copy(self.client)
-            client.session = Session()
-            client.session.trust_env = self.client.requests_trust_env
+                client = thread_copy(self.client)
             self._local.client = client
         return client
 

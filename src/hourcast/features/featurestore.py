@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from hourcast.compat.feast import apply_plan, plans_apply, redis_client
 from hourcast.errors import HourcastError, UserError
 from hourcast.features import feature_table
 from hourcast.features.compute import CROSS_FEATURES, LOOKBACK, ORDER_FLOW_FEATURES
@@ -201,15 +202,14 @@ def fail_fast(feature_store: FeatureStore) -> None:
 
     redis-py retries three times with exponential backoff of up to ten seconds by default, which turned a
     stopped Redis into 5-8 s per request. Feast 0.67 builds its client from the connection string, which
-    cannot carry a retry policy, so the policy is set on the client Feast built (``_get_client``).
+    cannot carry a retry policy, so the policy is set on the client Feast built (``compat.feast``).
     """
     if feature_store.config.online_store.type != "redis":
         return
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    online_store = feature_store._get_provider().online_store
-    online_store._get_client(feature_store.config.online_store).set_retry(Retry(NoBackoff(), 0))
+    redis_client(feature_store).set_retry(Retry(NoBackoff(), 0))
 
 
 def online_as_of(feature_store: FeatureStore, symbols: list[str]) -> dict[str, pd.Timestamp | None]:
@@ -250,7 +250,7 @@ def apply_definitions(feature_store: FeatureStore, objects: list[Any]) -> None:
     from feast import Entity, FeatureService, FeatureView, FileSource, Project
     from feast.repo_contents import RepoContents
 
-    if not feature_store._should_use_plan():
+    if not plans_apply(feature_store):
         feature_store.apply(objects)
         return
 
@@ -268,8 +268,7 @@ def apply_definitions(feature_store: FeatureStore, objects: list[Any]) -> None:
         feature_services=of(FeatureService),
         permissions=[],
     )
-    registry_diff, infra_diff, new_infra = feature_store.plan(desired)
-    feature_store._apply_diffs(registry_diff, infra_diff, new_infra)
+    apply_plan(feature_store, desired)
 
 
 def refresh_feature_table(settings: Settings) -> feature_table.Update:

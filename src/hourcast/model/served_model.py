@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from _bentoml_sdk.models import Model  # the base of bentoml.models.BentoModel / HuggingFaceModel
 from bentoml.exceptions import NotFound
 from bentoml.models import BentoModel
 
+from hourcast.compat.bentoml import ModelReference
 from hourcast.model import registry
 from hourcast.settings import Settings
 
 
-class ProductionModel(Model[Any]):
+class ProductionModel(ModelReference[Any]):
     """A BentoML model reference that resolves to the production model at resolution time."""
 
     def reference(self) -> BentoModel:

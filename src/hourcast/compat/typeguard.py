@@ -8,9 +8,14 @@ worker, each ``hourcast`` command. What it buys is a run-time check of the argum
 constructors. hourcast builds its definitions from ``feature_repo/definitions.py`` only, which the stock
 ``feast`` CLI (left as it is) checks on ``feast apply``.
 
-So, before anything imports Feast, hourcast makes ``typeguard.typechecked`` leave the functions and classes of
-the ``feast`` package as they are (what typeguard itself does under ``python -O``) and instrument everything
-else as before. A process that imported Feast before hourcast keeps Feast's checks.
+So each entry point, before anything imports Feast, calls ``skip_feast_instrumentation``: it makes
+``typeguard.typechecked`` leave the functions and classes of the ``feast`` package as they are (what typeguard
+itself does under ``python -O``) and instrument everything else as before. A process that imported Feast
+before the call keeps Feast's checks. ``import hourcast`` patches nothing.
+
+Why not a public API: typeguard has no switch per package (only ``python -O``, for everything), and Feast
+applies the decorator unconditionally; this relies on Feast reading ``typeguard.typechecked`` when its
+modules are imported and on the decorator's call shape (``typechecked(target=None, **options)``).
 """
 
 from __future__ import annotations
@@ -18,11 +23,17 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+DISTRIBUTION = "typeguard"
+CHECKED_VERSIONS = ">=4.6.0,<4.7"
+"""Checked against typeguard 4.6.0, with Feast 0.67.0 applying its decorator."""
+
 FEAST_PACKAGE = "feast"
 
 
 def skip_feast_instrumentation() -> None:
-    """Make ``typeguard.typechecked`` a no-op for anything defined in the ``feast`` package (idempotent)."""
+    """Make ``typeguard.typechecked`` a no-op for anything defined in the ``feast`` package (idempotent).
+
+    Call it at an entry point, before anything imports Feast (see the module docstring)."""
     import typeguard
 
     instrument = typeguard.typechecked
