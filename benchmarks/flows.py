@@ -34,7 +34,7 @@ from _common import REPO, argument_parser, summarize, timed, write_results
 
 from hourcast.dev.ports import free_port
 from hourcast.dev.samples import sample_files
-from hourcast.ops.stack import prefect_server_environment
+from hourcast.ops.prefect_admin import prefect_server_environment
 from tests.support.processes import start_server, wait_for
 
 RUNS = 6

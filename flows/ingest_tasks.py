@@ -1,4 +1,5 @@
-"""The Prefect tasks of the ``ingest`` and ``backfill`` flows: each is one short call into the package.
+"""The Prefect tasks of the ``ingest`` and ``backfill`` flows, each one short call into the package, and
+``run_cycle``, which wires them as the steps of the one ingest cycle (``hourcast.ops.ingest_cycle``).
 
 Retries live in one layer per kind of I/O. The exchange pull does not retry as a task: the exchange
 client (``hourcast.data.exchange.CandleSource``) already retries each transient request with backoff that
@@ -14,6 +15,7 @@ the pull validates and the features materialize): no model or training code.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,41 +26,18 @@ from prefect.cache_policies import NONE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from flows.tasks import retry_on
-from hourcast.data.ingest import SymbolSummary, make_ingestor
-from hourcast.errors import HourcastError
+from flows.tasks import retry_on, writer_slot
+from hourcast.data.ingest import SymbolSummary
 from hourcast.features import featurestore
 from hourcast.features.featurestore import MaterializeSummary, OnlineStoreUnavailable
-from hourcast.ops import reporting
+from hourcast.ops import ingest_cycle, reporting
+from hourcast.ops.ingest_cycle import CycleSteps, PullFailed, raise_for_problems, run_ingest_cycle
 from hourcast.settings import Settings
 
 
-class PullFailed(HourcastError):
-    """The exchange failed for some symbols; carries every symbol's summary of the attempt."""
-
-    def __init__(self, summaries: list[SymbolSummary]) -> None:
-        super().__init__(summaries)  # the only argument, so the exception pickles
-        self.summaries = summaries
-
-    def __str__(self) -> str:
-        return reporting.problems(self.summaries) or "exchange pull failed"
-
-    def __repr__(self) -> str:
-        return f"PullFailed({str(self)!r})"
-
-
-class IngestProblems(HourcastError):
-    """Some symbols failed or were quarantined; raised after what was stored is materialized."""
-
-
-def _checked(summaries: list[SymbolSummary]) -> list[SymbolSummary]:
-    """Log each symbol's outcome; raise ``PullFailed`` (not retried) if the exchange failed for any."""
-    logger = get_run_logger()
-    for summary in summaries:
-        logger.info("%s", summary.as_json())
-    if any(summary.status == "failed" for summary in summaries):
-        raise PullFailed(summaries)
-    return summaries
+def _log(summary: SymbolSummary) -> None:
+    """Log a symbol's outcome on the task run's logger."""
+    get_run_logger().info("%s", summary.as_json())
 
 
 EXCHANGE_PULL: dict[str, Any] = {"retries": 0, "cache_policy": NONE, "persist_result": False}
@@ -68,7 +47,7 @@ EXCHANGE_PULL: dict[str, Any] = {"retries": 0, "cache_policy": NONE, "persist_re
 @task(name="pull-candles", **EXCHANGE_PULL)
 def pull_candles(settings: Settings, symbols: list[str] | None) -> list[SymbolSummary]:
     """Pull, validate and store every closed candle after the last stored one."""
-    return _checked(make_ingestor(settings).ingest(symbols))
+    return ingest_cycle.pull_new(settings, symbols, _log)
 
 
 @task(name="pull-history", **EXCHANGE_PULL)
@@ -76,7 +55,7 @@ def pull_history(
     settings: Settings, since: pd.Timestamp, until: pd.Timestamp | None, symbols: list[str] | None
 ) -> list[SymbolSummary]:
     """Pull, validate and store every closed candle with ``since <= open time < until``."""
-    return _checked(make_ingestor(settings).backfill(since, until, symbols))
+    return ingest_cycle.pull_range(settings, since, until, symbols, _log)
 
 
 def task_runner(settings: Settings) -> TaskRunner:
@@ -156,8 +135,20 @@ def publish_online_features(summary: MaterializeSummary) -> None:
     )
 
 
-def raise_for_problems(summaries: list[SymbolSummary]) -> None:
-    """Fail the run (after everything else was done) if any symbol failed or was quarantined."""
-    message = reporting.problems(summaries)
-    if message is not None:
-        raise IngestProblems(message)
+def run_cycle(
+    kind: str, pull: Task[..., list[SymbolSummary]], symbols: list[str] | None, **window: Any
+) -> list[dict[str, Any]]:
+    """One ingest cycle (``hourcast.ops.ingest_cycle``) with these tasks as its steps (``pull`` fanned out by
+    ``pull_symbols``, the ``<kind>`` reports, the materialization) inside the writer slot
+    (HOURCAST_WRITER_LIMIT); then publish the online features and fail the run if any symbol failed or was
+    quarantined. Returns each symbol's summary."""
+    settings = Settings()
+    steps = CycleSteps(
+        pull=partial(pull_symbols, pull=pull, **window),
+        report=partial(publish_ingest_report, kind=kind),
+        materialize=materialize_features,
+    )
+    outcome = run_ingest_cycle(settings, steps, symbols, writer_slot(settings.writer_limit))
+    publish_online_features(outcome.online)
+    raise_for_problems(outcome.summaries)
+    return [summary.as_json() for summary in outcome.summaries]

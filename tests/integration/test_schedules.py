@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from flows.serve import deployments
-from hourcast.ops.stack import Stack, read_prefect_yaml
+from hourcast.ops.prefect_admin import PrefectAdmin, read_prefect_yaml
+from hourcast.ops.supervise import Supervisor
 from hourcast.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,9 +26,9 @@ def test_up_sets_the_timeframes_cron_on_the_deployed_ingest_schedule(
         [schedule] = client.read_deployment(deployment_id).schedules
     assert schedule.schedule.cron == "5 * * * *"
 
-    stack = Stack(Settings(home=tmp_path, timeframe="15m", _env_file=None), REPO, say=lambda _: None)
-    stack.prefect_api_url = prefect_server
-    assert stack.deployed_schedules(ingest_only, active=False) == {"ingest/ingest": "5,20,35,50 * * * *"}
+    admin = PrefectAdmin(Settings(home=tmp_path, timeframe="15m", _env_file=None), REPO, Supervisor(REPO))
+    admin.api_url = prefect_server
+    assert admin.deployed_schedules(ingest_only, active=False) == {"ingest/ingest": "5,20,35,50 * * * *"}
     with get_client(sync_client=True) as client:
         [schedule] = client.read_deployment(deployment_id).schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (
@@ -36,9 +37,9 @@ def test_up_sets_the_timeframes_cron_on_the_deployed_ingest_schedule(
         False,
     )
     # the default timeframe leaves prefect.yaml's cron as it is, and switches the schedule back on
-    stack = Stack(Settings(home=tmp_path, _env_file=None), REPO, say=lambda _: None)
-    stack.prefect_api_url = prefect_server
-    assert stack.deployed_schedules(ingest_only, active=True) == {"ingest/ingest": "5 * * * *"}
+    admin = PrefectAdmin(Settings(home=tmp_path, _env_file=None), REPO, Supervisor(REPO))
+    admin.api_url = prefect_server
+    assert admin.deployed_schedules(ingest_only, active=True) == {"ingest/ingest": "5 * * * *"}
     with get_client(sync_client=True) as client:
         [schedule] = client.read_deployment(deployment_id).schedules
     assert (schedule.schedule.cron, schedule.active) == ("5 * * * *", True)

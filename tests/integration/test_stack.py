@@ -18,7 +18,10 @@ import pytest
 
 from hourcast.data import store
 from hourcast.dev.ports import free_port
-from hourcast.ops.stack import Child, Stack, StartupFailed, read_prefect_yaml, wait_until, work_pools
+from hourcast.ops.bootstrap import bootstrap
+from hourcast.ops.prefect_admin import read_prefect_yaml, work_pools
+from hourcast.ops.stack import Stack
+from hourcast.ops.supervise import Child, StartupFailed, Supervisor
 from hourcast.settings import Settings
 from tests.support.processes import wait_for
 
@@ -208,10 +211,10 @@ def test_up_uses_a_running_prefect_server_and_leaves_it_running(tmp_path: Path) 
     theirs = str(get_current_settings().api.url)
     said: list[str] = []
     stack = Stack(Settings(home=tmp_path, _env_file=None), REPO, say=said.append)
-    stack.start_prefect_server()
-    assert stack.server is None and stack.children == []
+    stack.prefect.start_server()
+    assert stack.prefect.server is None and stack.supervisor.parts() == []
     assert said == [f"Prefect: using the server at {theirs} (PREFECT_API_URL)"]
-    stack.create_work_pools(read_prefect_yaml(REPO))
+    stack.prefect.create_work_pools(read_prefect_yaml(REPO))
     stack.stop(timeout=5)
     assert httpx.get(f"{theirs}/health", timeout=5).status_code == 200  # theirs: left running
     pools = {pool["name"] for pool in prefect(theirs, "work_pools/filter", {})}
@@ -219,20 +222,21 @@ def test_up_uses_a_running_prefect_server_and_leaves_it_running(tmp_path: Path) 
 
 
 def test_a_part_that_dies_while_starting_stops_the_stack_with_its_log_tail(tmp_path: Path) -> None:
-    stack = Stack(Settings(home=tmp_path, _env_file=None), REPO, say=lambda _: None)
+    supervisor = Supervisor(REPO)
     grandchild = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
     dying = "print('OSError: [Errno 98] address already in use', flush=True); raise SystemExit(3)"
-    running = Child("api", [sys.executable, "-c", grandchild], tmp_path / "api.log").start(
-        dict(os.environ), REPO
+    running = supervisor.start(
+        Child("api", [sys.executable, "-c", grandchild], tmp_path / "api.log"), dict(os.environ)
     )
-    failed = Child("ui", [sys.executable, "-c", dying], tmp_path / "ui.log").start(dict(os.environ), REPO)
-    stack.children += [running, failed]
+    failed = supervisor.start(
+        Child("ui", [sys.executable, "-c", dying], tmp_path / "ui.log"), dict(os.environ)
+    )
     with pytest.raises(
         StartupFailed, match=r"(?s)ui exited \(code 3\); last lines of .*address already in use"
     ):
-        wait_until(lambda: False, 60, "dashboard", stack.children, stack.stop_event)
+        supervisor.wait(lambda: False, 60, "dashboard")
     assert running.group_alive()  # with the child it started in its group
-    stack.stop(timeout=5)
+    supervisor.stop(timeout=5)
     assert not running.group_alive() and not failed.group_alive()
 
 
@@ -242,9 +246,11 @@ def test_a_prefect_side_failure_during_the_bootstrap_stops_the_stack_and_nothing
     """The Prefect side runs in a thread while the bootstrap runs: a server that dies there is raised in the
     main thread with its log tail; once stopping has begun no part starts, so none is left behind."""
     stack = Stack(Settings(home=tmp_path, _env_file=None), REPO, say=lambda _: None)
-    stack.prefect_api_url = f"http://127.0.0.1:{free_port()}/api"  # nothing answers there
+    stack.prefect.api_url = f"http://127.0.0.1:{free_port()}/api"  # nothing answers there
     dying = "print('database is locked', flush=True); raise SystemExit(1)"
-    stack._start_child(Child("prefect-server", [sys.executable, "-c", dying], tmp_path / "server.log"), {})
+    stack.supervisor.start(
+        Child("prefect-server", [sys.executable, "-c", dying], tmp_path / "server.log"), {}
+    )
     side = threading.Thread(target=stack._run_prefect_side, args=(dict(os.environ),))
     side.start()
     side.join(timeout=60)
@@ -254,8 +260,8 @@ def test_a_prefect_side_failure_during_the_bootstrap_stops_the_stack_and_nothing
     stack.stop(timeout=5)
     late = Child("api", [sys.executable, "-c", "import time; time.sleep(300)"], tmp_path / "api.log")
     with pytest.raises(KeyboardInterrupt):
-        stack._start_child(late, dict(os.environ))
-    assert late.process is None and late not in stack.children
+        stack.supervisor.start(late, dict(os.environ))
+    assert late.process is None and late not in stack.supervisor.parts()
 
 
 def test_the_bootstrap_stops_at_a_failed_ingest(tmp_path: Path) -> None:
@@ -269,5 +275,5 @@ def test_the_bootstrap_stops_at_a_failed_ingest(tmp_path: Path) -> None:
     )
     said: list[str] = []
     with pytest.raises(StartupFailed, match=r"^bootstrap: the ingest failed.*BTC/USDT: .*NetworkError"):
-        Stack(settings, REPO, say=said.append).bootstrap()
+        bootstrap(settings, said.append)
     assert not [line for line in said if "materializ" in line], said

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from hourcast.dev.ports import free_port
-from hourcast.ops.stack import prefect_server_environment, python_module
+from hourcast.ops.prefect_admin import prefect_server_environment
+from hourcast.ops.supervise import python_module
 from tests.support.processes import start_server, stop_process_tree
 
 SHARED_DIR = pytest.StashKey[Path]()

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hourcast.ops.stack import answers
+from hourcast.ops.supervise import answers
 
 
 def wait_for(

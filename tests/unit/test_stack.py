@@ -6,13 +6,9 @@ import pandas as pd
 import pytest
 
 from hourcast.dev.scheduler import ReplayScheduler, next_firing
-from hourcast.ops.stack import (
-    log_tail,
-    prefect_server_environment,
-    read_prefect_yaml,
-    settings_environment,
-    work_pools,
-)
+from hourcast.ops.prefect_admin import prefect_server_environment, read_prefect_yaml, work_pools
+from hourcast.ops.stack import settings_environment
+from hourcast.ops.supervise import log_tail
 from hourcast.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
