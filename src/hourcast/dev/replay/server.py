@@ -219,7 +219,8 @@ class ReplayServer:
             replay_app(exchange),
             lifespan="off",
             ws="none",
-            log_config=None,
+            log_config=None,  # the process's logging stays as the caller set it
+            log_level="warning",  # quiet like http.server was: no start/stop lines, errors still shown
             access_log=False,
             server_header=False,
             headers=[("Server", SERVER_HEADER)],
