@@ -12,8 +12,9 @@ import gc
 from datetime import UTC, datetime
 
 import bentoml
-from fastapi import Query
+from fastapi import Query, Response
 from fastapi.responses import PlainTextResponse
+from pydantic import TypeAdapter
 
 from hourcast.api import asgi
 from hourcast.compat.typeguard import skip_feast_instrumentation
@@ -36,6 +37,7 @@ async def current_service() -> NextHour:
 
 
 app.dependency_overrides[bentoml.get_current_service] = current_service
+PREDICTIONS_JSON = TypeAdapter(list[schema.Prediction])
 SYMBOL_QUERY = {"pattern": schema.SYMBOL_PATTERN, "description": "Unified symbol, e.g. BTC/USDT"}
 
 
@@ -73,19 +75,26 @@ class NextHour:
         requested_at = datetime.now(UTC)
         predictions = await self.predictor.predict_async(symbols, allow_stale)
         self.log.record(requested_at, predictions)
-        self.feature_ages.remember(predictions)
         return predictions
 
-    @app.post("/predict", tags=[asgi.FORECASTS], responses=asgi.POST_ERRORS)
-    async def predict(self, request: schema.PredictRequest) -> schema.Prediction:
+    # the answers are serialized by pydantic directly (the declared response_model is their schema):
+    # FastAPI would otherwise validate each answer it was just handed, then encode it again
+    @app.post("/predict", tags=[asgi.FORECASTS], responses=asgi.POST_ERRORS, response_model=schema.Prediction)
+    async def predict(self, request: schema.PredictRequest) -> Response:
         """Forecast the close of the next hour for one symbol (503 with the reason when it cannot)."""
         [prediction] = await self._answer([request.symbol], request.allow_stale)
-        return prediction
+        return Response(prediction.model_dump_json(), media_type="application/json")
 
-    @app.post("/predict_batch", tags=[asgi.FORECASTS], responses=asgi.POST_ERRORS)
-    async def predict_batch(self, request: schema.PredictBatchRequest) -> list[schema.Prediction]:
+    @app.post(
+        "/predict_batch",
+        tags=[asgi.FORECASTS],
+        responses=asgi.POST_ERRORS,
+        response_model=list[schema.Prediction],
+    )
+    async def predict_batch(self, request: schema.PredictBatchRequest) -> Response:
         """Forecasts for up to 100 symbols in one call, one per distinct symbol in request order."""
-        return await self._answer(request.symbols, request.allow_stale)
+        predictions = await self._answer(request.symbols, request.allow_stale)
+        return Response(PREDICTIONS_JSON.dump_json(predictions), media_type="application/json")
 
     @app.get("/history", tags=[asgi.FORECASTS], responses=asgi.GET_ERRORS)
     def history(

@@ -1,6 +1,7 @@
 """The durable prediction log: every answered forecast, with its band and features, for later scoring.
 
-Requests only append to an in-memory buffer; a background ``Periodic`` job writes it every
+Requests only append their answers to an in-memory buffer (the rows are built by the flush, off the request
+path); a background ``Periodic`` job writes it every
 ``flush_seconds`` as one small Parquet file (atomically), and ``close()`` flushes the rest. A write that
 fails is logged and its rows are kept, under the same file name, for the next flush (so a retry after
 a failure that happened after publishing rewrites the same file instead of duplicating it). A crash
@@ -52,7 +53,7 @@ class PredictionLog:
     def __init__(self, directory: Path, flush_seconds: float = 2.0) -> None:
         self.directory = directory
         self.flush_seconds = flush_seconds
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[tuple[datetime, Prediction]] = []
         self._pending: list[tuple[Path, list[dict[str, Any]]]] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -71,10 +72,9 @@ class PredictionLog:
         return self._writer.last_error
 
     def record(self, requested_at: datetime, predictions: list[Prediction]) -> None:
-        """Queue answered predictions (cheap: no I/O on the request path)."""
-        rows = [log_row(requested_at, p) for p in predictions]
+        """Queue answered predictions (cheap: no I/O, no row built on the request path)."""
         with self._lock:
-            self._buffer.extend(rows)
+            self._buffer.extend((requested_at, prediction) for prediction in predictions)
 
     def _next_path(self) -> Path:
         written = datetime.now(UTC)
@@ -86,9 +86,12 @@ class PredictionLog:
         write fails: the rows stay queued for the next flush."""
         with self._flush_lock:
             with self._lock:
-                rows, self._buffer = self._buffer, []
-                if rows:
+                answers, self._buffer = self._buffer, []
+            if answers:
+                rows = [log_row(requested_at, prediction) for requested_at, prediction in answers]
+                with self._lock:
                     self._pending.append((self._next_path(), rows))
+            with self._lock:
                 self._drop_beyond_limit()
                 pending = list(self._pending)
             written = None

@@ -1,10 +1,14 @@
 """The prediction core behind the API: production model, online features, staleness, hot reload.
 
-``Predictor`` is built once per server process. Requests never wait on the online store for long: its
-reads run in a small thread pool with a tight socket timeout and no retries, and a circuit remembers that
-the store is down, so while it is down every request is refused at once (503) and only a background
-probe touches the store until it answers again. Background jobs (model reload, exchange clock sync,
-store probe) are ``Periodic`` loops that log every failure; ``readiness()`` reports what is unusable.
+``Predictor`` is built once per server process. Each symbol's forecast is computed once per new hour of
+online features or new model (``check_forecasts``, every ``FORECAST_CHECK_SECONDS``: one small read of
+the online ``as_of``) and kept in memory (``forecasts``); requests answer from it, ageing it by the clock.
+Only a symbol without a cached forecast reads the online store on the request path: its reads run in a
+small thread pool with a tight socket timeout and no retries, and a circuit remembers that the store is
+down, so while it is down such requests (and stale cached ones) are refused at once (503) and only
+background jobs touch the store until it answers again. Background jobs (model reload, exchange clock
+sync, store probe, forecast check) are ``Periodic`` loops that log every failure; ``readiness()`` reports
+what is unusable.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from hourcast.errors import HourcastError
 from hourcast.features import featurestore
 from hourcast.features.compute import FEATURE_COLUMNS, FEATURE_NAMES
 from hourcast.model import registry
+from hourcast.serving.forecasts import CachedForecast, ForecastCache, is_stale
 from hourcast.serving.schema import Band, Clock, Prediction, Readiness
 from hourcast.settings import Settings
 from hourcast.timeframe import timeframe_ms
@@ -40,6 +45,7 @@ BAND_QUANTILES = ("0.05", "0.95")
 ONLINE_READ_SECONDS = 0.15  # Redis connect/reply bound for the API: a slower store is answered 503
 REQUEST_DEADLINE_SECONDS = 1.0  # backstop for a request's whole off-loop work (read + model)
 PROBE_SECONDS = 0.25  # how often the online store is probed (recovery is seen within this)
+FORECAST_CHECK_SECONDS = 2.0  # how often a worker looks for a newer hour online (served within this)
 CLOCK_TIMEOUT_MS = 2000  # one exchange clock request
 ONLINE_THREADS = 4
 
@@ -172,6 +178,7 @@ class Predictor:
         self.clock = clock or exchange_clock(settings)
         self.circuit = Circuit(logger, f"online store {featurestore.describe_online_store(settings)}")
         self._loaded: LoadedModel | None = None
+        self.forecasts = ForecastCache()
         self._step = pd.Timedelta(milliseconds=timeframe_ms(settings.timeframe))
         self._executor = ThreadPoolExecutor(ONLINE_THREADS, thread_name_prefix="hourcast-online")
         period = settings.model_refresh_seconds
@@ -184,10 +191,12 @@ class Predictor:
                 logger,
             ),
             Periodic("online store probe", PROBE_SECONDS, self.probe, logger),
+            Periodic("forecast check", FORECAST_CHECK_SECONDS, self.check_forecasts, logger),
         ]
-        self._reload, self._clock_sync, _ = self._jobs
+        self._reload, self._clock_sync, _, self._forecast_check = self._jobs
         self._clock_sync.run_once()
         self._reload.run_once()
+        self._forecast_check.run_once()
 
     @property
     def model_tag(self) -> str | None:
@@ -214,7 +223,7 @@ class Predictor:
         self.circuit.close()
 
     def start(self) -> None:
-        """Start the background jobs (reload, clock sync, store probe) until ``stop()``."""
+        """Start the background jobs (reload, clock sync, store probe, forecast check) until ``stop()``."""
         for job in self._jobs:
             job.start()
 
@@ -261,21 +270,92 @@ class Predictor:
             raise Unavailable(self.readiness().problems[0])
         return loaded
 
-    def _online(self, symbols: list[str]) -> dict[str, list[Any]]:
+    def _online(self, symbols: list[str], features: Any = None) -> dict[str, list[Any]]:
+        """One bounded online read of ``features`` (default: the serving service) for ``symbols``; opens
+        the circuit and raises ``Unavailable`` if the store does not answer."""
         try:
             with featurestore.online_store_errors(self.settings):
                 rows = self.feature_store.get_online_features(
-                    features=self._service, entity_rows=[{"symbol": s} for s in symbols]
+                    features=features or self._service, entity_rows=[{"symbol": s} for s in symbols]
                 )
                 return rows.to_dict()
         except featurestore.OnlineStoreUnavailable as error:
             self.circuit.open(str(error))
             raise Unavailable(str(error)) from error
 
+    def check_forecasts(self) -> None:
+        """The version check behind the cached forecasts: one small bounded read of every symbol's online
+        ``as_of``; a symbol whose features are newer (or whose forecast is another model's) is computed
+        again, one whose online row is gone is forgotten (answered as missing)."""
+        loaded = self._loaded
+        if loaded is None:
+            return
+        symbols = list(self.settings.symbols)
+        stamps = self._online(symbols, [f"{featurestore.FEATURE_VIEW}:as_of"])["as_of"]
+        self.circuit.close()
+        self.forecasts.forget(symbol for symbol, stamp in zip(symbols, stamps, strict=True) if stamp is None)
+        due = [
+            symbol
+            for symbol, stamp in zip(symbols, stamps, strict=True)
+            if stamp is not None and not self.forecasts.is_current(symbol, pd.Timestamp(stamp), loaded.tag)
+        ]
+        if due:
+            self.forecasts.put(forecast for forecast in self._compute(loaded, due).values() if forecast)
+
+    def _compute(self, loaded: LoadedModel, symbols: list[str]) -> dict[str, CachedForecast | None]:
+        """The forecasts of ``symbols`` from their online features (None: no online row), through the
+        one predict path."""
+        values = self._online(symbols)
+        present = [index for index, stamp in enumerate(values["as_of"]) if stamp is not None]
+        forecasts: dict[str, CachedForecast | None] = dict.fromkeys(symbols)
+        if not present:
+            return forecasts
+        names = [symbols[index] for index in present]
+        values = {name: [column[index] for index in present] for name, column in values.items()}
+        frame = forecast_frame(loaded, model_rows(names, values))
+        forecast = {name: frame[name].to_numpy() for name in frame.columns}  # scalars read cheaply below
+        low, high = loaded.band
+        calibrated = loaded.calibration is not None
+        for index, symbol in enumerate(names):
+            as_of, last_close = pd.Timestamp(values["as_of"][index]), float(values["last_close"][index])
+            predicted_close = float(forecast["predicted_close"][index])
+            predicted_return = float(forecast["predicted_return"][index])
+            prediction = Prediction(
+                symbol=symbol,
+                as_of=_iso(as_of),
+                target_time=_iso(as_of + self._step),
+                last_close=last_close,
+                predicted_close=predicted_close,
+                predicted_return=predicted_return,
+                direction="up" if predicted_return >= 0 else "down",
+                persistence_close=last_close,
+                model=loaded.tag,
+                features_age_seconds=0.0,  # per answer (CachedForecast.answer)
+                stale=False,
+                band=Band(
+                    low=float(forecast["band_low"][index])
+                    if calibrated
+                    else float(forecast_band(predicted_close, low)),
+                    high=float(forecast["band_high"][index])
+                    if calibrated
+                    else float(forecast_band(predicted_close, high)),
+                    quantiles=[float(q) for q in BAND_QUANTILES],
+                ),
+                p_up=float(forecast["p_up"][index]) if calibrated else None,
+                clock="system",
+            ).with_features({name: values[name][index] for name in FEATURE_NAMES})
+            target = (as_of + self._step).timestamp()
+            forecasts[symbol] = CachedForecast(prediction, as_of, target)
+        return forecasts
+
     async def predict_async(self, symbols: list[str], allow_stale: bool = False) -> list[Prediction]:
-        """``predict`` off the event loop, bounded in time; refused at once while the store is down."""
-        self._require_model()
+        """``predict``: from memory when every symbol's forecast is cached, else off the event loop,
+        bounded in time and refused at once while the store is down."""
+        loaded = self._require_model()
         symbols = self.check_symbols(symbols)
+        cached = self.forecasts.lookup(symbols, loaded.tag)
+        if len(cached) == len(symbols):
+            return self._answers(symbols, cached, allow_stale)
         if self.circuit.reason:
             raise Unavailable(self.circuit.reason)
         loop = asyncio.get_running_loop()
@@ -291,73 +371,55 @@ class Predictor:
             raise Unavailable(reason) from None
 
     def predict(self, symbols: list[str], allow_stale: bool = False) -> list[Prediction]:
-        """Forecasts for the distinct ``symbols``; ``Unavailable`` if any cannot be answered."""
+        """Forecasts for the distinct ``symbols``, from the cached forecasts; a symbol without one is
+        computed (and cached) from the online store now. ``Unavailable`` if any cannot be answered."""
         loaded = self._require_model()
         symbols = self.check_symbols(symbols)
-        if self.circuit.reason:
-            raise Unavailable(self.circuit.reason)
-        values = self._online(symbols)
+        cached = self.forecasts.lookup(symbols, loaded.tag)
+        missing = [symbol for symbol in symbols if symbol not in cached]
+        if missing:
+            if self.circuit.reason:
+                raise Unavailable(self.circuit.reason)
+            for symbol, forecast in self._compute(loaded, missing).items():
+                if forecast is None:
+                    raise Unavailable(
+                        f"no online features for {symbol}: the online store has no row for it (restarted "
+                        "empty or flushed?); the next `hourcast ingest` or `hourcast materialize` rewrites it"
+                    )
+                cached[symbol] = forecast
+            self.forecasts.put(cached[symbol] for symbol in missing)
+        return self._answers(symbols, cached, allow_stale)
+
+    def _answers(
+        self, symbols: list[str], forecasts: dict[str, CachedForecast], allow_stale: bool
+    ) -> list[Prediction]:
+        """The answers now: each forecast aged by the clock. A stale one is refused unless allowed, and
+        refused while the store is down (a newer hour may be there, unseen)."""
         now, clock = self.clock.now(), self.clock.source
-        limit = self.settings.feature_age_limit_seconds
-        ages = []
-        for index, symbol in enumerate(symbols):
-            as_of = values["as_of"][index]
-            if as_of is None:
-                raise Unavailable(
-                    f"no online features for {symbol}: the online store has no row for it (restarted "
-                    "empty or flushed?); the next `hourcast ingest` or `hourcast materialize` rewrites it"
-                )
-            age = (now - (as_of + self._step)).total_seconds()
-            if is_stale(age, limit, self._step) and not allow_stale:
-                by_clock = f"by the {clock.replace('_', ' ')} clock"
-                why = (
-                    f"over the {limit / 3600:.1f} h limit; ingestion may have stopped"
-                    if age > limit
-                    else f"so the hour it forecasts ({_iso(as_of + self._step)}) has already closed "
-                    f"{by_clock}; the next candle is not in the online store yet"
-                )
-                raise Unavailable(
-                    f"features for {symbol} are {age / 3600:.1f} h old (as of {_iso(as_of)}, {by_clock}), "
-                    f"{why} (send allow_stale=true to get an answer flagged stale)"
-                )
-            ages.append(age)
-        frame = forecast_frame(loaded, model_rows(symbols, values))
-        forecast = {name: frame[name].to_numpy() for name in frame.columns}  # scalars read cheaply below
-        low, high = loaded.band
-        predictions = []
-        for index, symbol in enumerate(symbols):
-            as_of, last_close = values["as_of"][index], float(values["last_close"][index])
-            predicted_close = float(forecast["predicted_close"][index])
-            predicted_return = float(forecast["predicted_return"][index])
-            calibrated = loaded.calibration is not None
-            prediction = Prediction(
-                symbol=symbol,
-                as_of=_iso(as_of),
-                target_time=_iso(as_of + self._step),
-                last_close=last_close,
-                predicted_close=predicted_close,
-                predicted_return=predicted_return,
-                direction="up" if predicted_return >= 0 else "down",
-                persistence_close=last_close,
-                model=loaded.tag,
-                features_age_seconds=round(ages[index], 3),
-                stale=is_stale(ages[index], limit, self._step),
-                band=Band(
-                    low=float(forecast["band_low"][index])
-                    if calibrated
-                    else float(forecast_band(predicted_close, low)),
-                    high=float(forecast["band_high"][index])
-                    if calibrated
-                    else float(forecast_band(predicted_close, high)),
-                    quantiles=[float(q) for q in BAND_QUANTILES],
-                ),
-                p_up=float(forecast["p_up"][index]) if calibrated else None,
-                clock=clock,
-            )
-            predictions.append(
-                prediction.with_features({name: values[name][index] for name in FEATURE_NAMES})
-            )
-        return predictions
+        now_seconds, limit = now.timestamp(), self.settings.feature_age_limit_seconds
+        answers = []
+        for symbol in symbols:
+            forecast = forecasts[symbol]
+            age = forecast.age_seconds(now_seconds)
+            stale = is_stale(age, limit, self._step)
+            if stale and (self.circuit.reason or not allow_stale):
+                raise Unavailable(self.circuit.reason or self._stale_reason(forecast, age, clock))
+            answers.append(forecast.answer(age, stale, clock))
+        return answers
+
+    def _stale_reason(self, forecast: CachedForecast, age: float, clock: Clock) -> str:
+        as_of, limit = forecast.as_of, self.settings.feature_age_limit_seconds
+        by_clock = f"by the {clock.replace('_', ' ')} clock"
+        why = (
+            f"over the {limit / 3600:.1f} h limit; ingestion may have stopped"
+            if age > limit
+            else f"so the hour it forecasts ({_iso(as_of + self._step)}) has already closed "
+            f"{by_clock}; the next candle is not in the online store yet"
+        )
+        return (
+            f"features for {forecast.prediction.symbol} are {age / 3600:.1f} h old (as of {_iso(as_of)}, "
+            f"{by_clock}), {why} (send allow_stale=true to get an answer flagged stale)"
+        )
 
     def history(self, symbol: str, hours: int) -> pd.DataFrame:
         """The last ``hours`` stored candles of a symbol (what the dashboard draws)."""
@@ -379,12 +441,6 @@ def model_rows(symbols: list[str], values: dict[str, list[Any]]) -> pd.DataFrame
     rows = pd.DataFrame(block, columns=numbers)
     rows.insert(0, "symbol", symbols)
     return rows
-
-
-def is_stale(age_seconds: float, limit_seconds: float, step: pd.Timedelta) -> bool:
-    """Whether a forecast from features ``age_seconds`` old (counted from the close of their last candle)
-    is stale: over the age limit, or its target candle (the next one) has already closed."""
-    return age_seconds > limit_seconds or age_seconds >= step.total_seconds()
 
 
 def forecast_band(predicted_close: float, return_error: float) -> float:
