@@ -10,18 +10,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
-from hourcast.data.ingest import SymbolSummary
-from hourcast.ops.ingest_cycle import CycleSteps, PullFailed, pull_new, run_ingest_cycle
 from hourcast.ops.supervise import StartupFailed
 from hourcast.settings import Settings
+
+if TYPE_CHECKING:
+    from hourcast.data.ingest import SymbolSummary
 
 
 def bootstrap(settings: Settings, say: Callable[[str], None] = print) -> str:
     """Data, online features and a first model, each step told through ``say``; returns a one-line status.
-    ``StartupFailed`` naming the symbols if the pull failed for any."""
+    ``StartupFailed`` naming the symbols if the pull failed for any. Imports the pipeline when called, so
+    `hourcast up` starts the Prefect server first."""
     from hourcast.features import featurestore
     from hourcast.model import registry, training
+    from hourcast.ops.ingest_cycle import CycleSteps, PullFailed, pull_new, run_ingest_cycle
 
     def tell(summary: SymbolSummary) -> None:
         say(

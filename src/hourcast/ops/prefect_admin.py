@@ -117,7 +117,7 @@ class PrefectAdmin:
         start, then read the deployed schedules back (switched on or off: ``schedules_active``); returns
         them (``flow/deployment`` -> cron). ``StartupFailed`` if the deploy fails or a part dies."""
         config = read_prefect_yaml(self.project_dir)
-        self.supervisor.wait(lambda: answers(f"{self.api_url}/health"), 120, self.api_url)
+        self.supervisor.wait(self.answers, 120, self.api_url)
         self.create_work_pools(config)
         deploy_command = python_module("prefect", "--no-prompt", "deploy", "--all")
         deploy = Child("prefect deploy", deploy_command, self.logs_dir / "deploy.log")
