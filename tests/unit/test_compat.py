@@ -15,9 +15,11 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import bentoml
 import ccxt
+import pandas as pd
 import pytest
 import redis
 import typeguard
@@ -27,10 +29,14 @@ from requests import Session
 import hourcast.compat
 from hourcast.compat.bentoml import ModelReference
 from hourcast.compat.feast import plans_apply, redis_client
+from hourcast.compat.great_expectations import hide_progress_bars, validation_page_html
 from hourcast.compat.typeguard import skip_feast_instrumentation
 from hourcast.features import featurestore
 from hourcast.model.served_model import ProductionModel
 from hourcast.settings import Settings
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuiteValidationResult
 
 REPO = Path(__file__).resolve().parents[2]
 COMPAT_MODULES = [
@@ -53,7 +59,7 @@ def test_the_installed_library_is_within_the_versions_the_module_was_checked_aga
 
 def test_every_library_the_compat_modules_reach_into_is_named_once() -> None:
     distributions = [module.DISTRIBUTION for module in COMPAT_MODULES]
-    assert sorted(distributions) == ["bentoml", "ccxt", "feast", "typeguard"]
+    assert sorted(distributions) == ["bentoml", "ccxt", "feast", "great-expectations", "typeguard"]
 
 
 # typeguard (hourcast.compat.typeguard)
@@ -201,6 +207,40 @@ def test_model_reference_is_the_base_bentoml_declares_models_by() -> None:
         model_ref = declared
 
     assert bentoml.service(Declares).models == [declared]
+
+
+# Great Expectations (hourcast.compat.great_expectations)
+
+
+def validate_one_column(hide: bool) -> ExpectationSuiteValidationResult:
+    """A GX validation of a tiny frame on an ephemeral context, its progress bars hidden or not."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    if hide:
+        hide_progress_bars(context)
+    asset = context.data_sources.add_pandas("compat").add_dataframe_asset("frame")
+    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
+        batch_parameters={"dataframe": pd.DataFrame({"close": [1.0, None]})}
+    )
+    suite = gx.ExpectationSuite(
+        "compat", expectations=[gx.expectations.ExpectColumnValuesToNotBeNull(column="close")]
+    )
+    return batch.validate(suite)
+
+
+def test_gx_draws_progress_bars_unless_hidden(capfd: pytest.CaptureFixture[str]) -> None:
+    validate_one_column(hide=False)
+    assert "Calculating Metrics" in capfd.readouterr().err
+    validate_one_column(hide=True)
+    assert "Calculating Metrics" not in capfd.readouterr().err
+
+
+def test_gx_renders_the_data_docs_page_of_a_validation_result() -> None:
+    result = validate_one_column(hide=True)
+    page = validation_page_html(result.to_json_dict())
+    assert page.startswith("<!DOCTYPE html>")
+    assert "values must never be null." in page and "50% not null" in page  # the expectation and its outcome
 
 
 # ccxt (hourcast.compat.ccxt; the requests themselves: tests/integration/test_compat.py)

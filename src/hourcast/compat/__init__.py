@@ -1,9 +1,10 @@
-"""The private APIs of third-party libraries that hourcast relies on, one module per library, so that a
-library upgrade has one place to re-check:
+"""The private (or not public) APIs of third-party libraries that hourcast relies on, one module per
+library, so that a library upgrade has one place to re-check:
 
 * ``compat.feast``: the Redis client under Feast's online store; ``feast apply``'s plan-and-diff path;
 * ``compat.bentoml``: the base class of BentoML's model references (``ModelReference``);
 * ``compat.ccxt``: a ccxt client's request spacing (``throttle``) and HTTP session (``session``);
+* ``compat.great_expectations``: the progress-bar setting's type; one Data Docs page rendered in memory;
 * ``compat.typeguard``: typeguard's decorator made to skip Feast (``skip_feast_instrumentation``), applied by
   the entry points (the ``hourcast`` command, ``flows``, the Bento service, the benchmarks, the test suite),
   never by ``import hourcast``.

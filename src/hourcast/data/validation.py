@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from hourcast import atomic
+from hourcast.compat.great_expectations import hide_progress_bars, validation_page_html
 from hourcast.data.candles import (
     CANDLE_COLUMNS,
     KEY_COLUMNS,
@@ -191,12 +192,11 @@ class CandleValidator:
 
     def __init__(self, timeframe: str) -> None:
         import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.timeframe = timeframe
         self._step = timeframe_ms(timeframe)
         context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        hide_progress_bars(context)
         asset = context.data_sources.add_pandas(SUITE_NAME).add_dataframe_asset(SUITE_NAME)
         self._batch_definition = asset.add_batch_definition_whole_dataframe(SUITE_NAME)
         self._suite = context.suites.add(build_candle_suite(timeframe))
@@ -446,14 +446,7 @@ def _ts_label(stamps: pd.Series, index: int) -> str:
 
 def render_html(report: ValidationReport) -> str:
     """GX's Data Docs rendering (validation results page) of the report's result, as an HTML string."""
-    from great_expectations.core.expectation_validation_result import (
-        expectationSuiteValidationResultSchema,
-    )
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
-
-    result = expectationSuiteValidationResultSchema.load(report.result)
-    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+    return validation_page_html(report.result)
 
 
 def latest_report_stem(exchange: str, symbol: str, timeframe: str) -> str:
