@@ -537,9 +537,10 @@ def test_stale_features_are_refused_unless_allowed(world: World) -> None:
 
 
 def assert_refused_at_once(world: World) -> None:
-    """/predict answers 503 naming the store, health endpoints answer, /readyz says not ready and why."""
-    for _ in range(10):
-        down = world.post("/predict", {"symbol": "BTC/USDT"}, timeout=HANG_GUARD)
+    """/predict of a stale cached forecast answers 503 naming the store (even with allow_stale), health
+    endpoints answer, /readyz says not ready and why."""
+    for allow_stale in (False, True) * 5:
+        down = world.post("/predict", {"symbol": "BTC/USDT", "allow_stale": allow_stale}, timeout=HANG_GUARD)
         assert_error(down, 503)
         assert f"127.0.0.1:{world.redis.port}" in down.text
         for probe in ("/livez", "/healthz"):
@@ -550,25 +551,48 @@ def assert_refused_at_once(world: World) -> None:
     assert f"127.0.0.1:{world.redis.port}" in readiness.problems[0]
 
 
-def refused_while_down(world: World, fault: Callable[[], None], repair: Callable[[], None]) -> None:
-    """Inject ``fault``: /readyz turns not ready and requests are refused at once; after ``repair``
-    /readyz is ready again within 2 s."""
+def answered_until_stale_while_down(
+    world: World, fault: Callable[[], None], repair: Callable[[], None]
+) -> None:
+    """Inject ``fault``: /readyz turns not ready; the cached forecasts are answered unchanged while fresh,
+    and refused at once once their hour has closed; after ``repair`` /readyz is ready again within 2 s."""
+    before = world.post("/predict", {"symbol": "BTC/USDT"}).json()
     fault()
     try:
         wait_for(lambda: not world.readiness().ready, 5, "/readyz to report the store down")
+        cached = world.post("/predict", {"symbol": "BTC/USDT"}, timeout=HANG_GUARD)
+        assert cached.status_code == 200, cached.text
+        per_request = {"features_age_seconds", "stale", "clock"}
+        assert {k: v for k, v in cached.json().items() if k not in per_request} == {
+            k: v for k, v in before.items() if k not in per_request
+        }
+        assert cached.json()["stale"] is False
+        world.replay.advance(3 * 3600)  # the exchange's clock moves on: the cached hour closes
+        wait_for(
+            lambda: world.post("/predict", {"symbol": "BTC/USDT"}, timeout=HANG_GUARD).status_code == 503,
+            10,
+            "the cached forecast to go stale",
+        )
         assert_refused_at_once(world)
     finally:
+        world.replay.set_now(CLOCK)
         repair()
     wait_for(lambda: world.readiness().ready, 2, "/readyz ready again within 2 s")
 
 
-def test_a_frozen_redis_is_refused_at_once_and_recovery_is_seen(world: World) -> None:
-    refused_while_down(world, world.redis.freeze, world.redis.thaw)
-    assert world.post("/predict", {"symbol": "BTC/USDT"}).status_code == 200
+def test_a_frozen_redis_is_answered_from_memory_until_stale_and_recovery_is_seen(world: World) -> None:
+    answered_until_stale_while_down(world, world.redis.freeze, world.redis.thaw)
+    wait_for(lambda: world.post("/predict", {"symbol": "BTC/USDT"}).status_code == 200, 10, "fresh again")
 
 
 def test_a_stopped_redis_that_restarts_empty_heals_with_one_materialize(world: World) -> None:
-    refused_while_down(world, world.redis.stop, world.redis.start)  # it restarts empty, on the same port
+    # it restarts empty, on the same port: the forecast check sees the row gone
+    answered_until_stale_while_down(world, world.redis.stop, world.redis.start)
+    wait_for(
+        lambda: world.post("/predict", {"symbol": "BTC/USDT"}).status_code == 503,
+        predictor.FORECAST_CHECK_SECONDS + 3,
+        "the lost online row to be seen",
+    )
     empty = world.post("/predict", {"symbol": "BTC/USDT"})
     assert_error(empty, 503)
     assert "no online features" in empty.text and "rewrites it" in empty.text
