@@ -1,8 +1,8 @@
 """The durable prediction log: every answered forecast, with its band and features, for later scoring.
 
-Requests only append their answers to an in-memory buffer (the rows are built by the flush, off the request
-path); a background ``Periodic`` job writes it every
-``flush_seconds`` as one small Parquet file (atomically), and ``close()`` flushes the rest. A write that
+Requests only append their answers to an in-memory buffer; a background ``Periodic`` job turns it into one
+frame (column by column: a few microseconds per answer) and writes it every ``flush_seconds`` as one small
+Parquet file (atomically), and ``close()`` flushes the rest. A write that
 fails is logged and its rows are kept, under the same file name, for the next flush (so a retry after
 a failure that happened after publishing rewrites the same file instead of duplicating it). A crash
 loses at most the last ``flush_seconds`` of predictions.
@@ -33,18 +33,28 @@ MAX_PENDING_ROWS = 200_000  # kept while writes fail; beyond this the oldest unw
 logger = logging.getLogger("hourcast.serving.prediction_log")
 
 
-def log_row(requested_at: datetime, prediction: Prediction) -> dict[str, Any]:
-    """One log row: the request time, the answer as served (band as ``band_low``/``band_high``; a missing
-    ``p_up`` as NaN, so the column is a float in every file), features."""
-    body = prediction.model_dump(exclude={"band"})
-    return {
-        "requested_at": requested_at,
-        **body,
-        "p_up": float("nan") if prediction.p_up is None else prediction.p_up,
-        "band_low": prediction.band.low,
-        "band_high": prediction.band.high,
-        **prediction.features,
-    }
+_ANSWER_FIELDS = [name for name in Prediction.model_fields if name != "band"]
+
+
+def log_frame(answers: list[tuple[datetime, Prediction]]) -> pd.DataFrame:
+    """The log rows of ``(requested_at, answer)`` pairs: the request time, the answer as served (band as
+    ``band_low``/``band_high``; a missing ``p_up`` as NaN, so the column is a float in every file), the
+    features. Built by column, not from a dict per row (which costs pandas about five times as much)."""
+    predictions = [prediction for _, prediction in answers]
+    columns: dict[str, list[Any]] = {"requested_at": [requested_at for requested_at, _ in answers]}
+    for name in _ANSWER_FIELDS:
+        columns[name] = [getattr(prediction, name) for prediction in predictions]
+    columns["p_up"] = [float("nan") if value is None else value for value in columns["p_up"]]
+    columns["band_low"] = [prediction.band.low for prediction in predictions]
+    columns["band_high"] = [prediction.band.high for prediction in predictions]
+    features = [prediction.features for prediction in predictions]
+    distinct = {id(values): values for values in features}.values()  # answers of one forecast share theirs
+    for name in dict.fromkeys(name for values in distinct for name in values):
+        columns[name] = [values.get(name) for values in features]
+    frame = pd.DataFrame(columns)
+    for column in _TIME_COLUMNS:
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
 
 
 class PredictionLog:
@@ -54,7 +64,7 @@ class PredictionLog:
         self.directory = directory
         self.flush_seconds = flush_seconds
         self._buffer: list[tuple[datetime, Prediction]] = []
-        self._pending: list[tuple[Path, list[dict[str, Any]]]] = []
+        self._pending: list[tuple[Path, pd.DataFrame]] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._sequence = itertools.count()
@@ -64,7 +74,7 @@ class PredictionLog:
     def unwritten(self) -> int:
         """Rows recorded but not yet on disk."""
         with self._lock:
-            return len(self._buffer) + sum(len(rows) for _, rows in self._pending)
+            return len(self._buffer) + sum(len(frame) for _, frame in self._pending)
 
     @property
     def last_error(self) -> str | None:
@@ -88,28 +98,25 @@ class PredictionLog:
             with self._lock:
                 answers, self._buffer = self._buffer, []
             if answers:
-                rows = [log_row(requested_at, prediction) for requested_at, prediction in answers]
+                frame = log_frame(answers)
                 with self._lock:
-                    self._pending.append((self._next_path(), rows))
+                    self._pending.append((self._next_path(), frame))
             with self._lock:
                 self._drop_beyond_limit()
                 pending = list(self._pending)
             written = None
-            for path, batch in pending:
-                frame = pd.DataFrame(batch)
-                for column in _TIME_COLUMNS:
-                    frame[column] = pd.to_datetime(frame[column], utc=True)
+            for path, frame in pending:
                 written = atomic.write_parquet(frame, path)
                 with self._lock:
                     self._pending.pop(0)  # only flush (under _flush_lock) changes _pending
             return written
 
     def _drop_beyond_limit(self) -> None:
-        while sum(len(rows) for _, rows in self._pending) > MAX_PENDING_ROWS and len(self._pending) > 1:
-            path, rows = self._pending.pop(0)
+        while sum(len(frame) for _, frame in self._pending) > MAX_PENDING_ROWS and len(self._pending) > 1:
+            path, frame = self._pending.pop(0)
             logger.error(
                 "prediction log: dropped %d unwritten rows (%s) after repeated write failures",
-                len(rows),
+                len(frame),
                 path.name,
             )
 
