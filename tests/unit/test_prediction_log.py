@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from hourcast.features.compute import FEATURE_NAMES
-from hourcast.serving.prediction_log import PredictionLog, read_log
+from hourcast.serving.prediction_log import PredictionLog, log_frame, read_log
 from hourcast.serving.schema import Band, Prediction
 
 
@@ -59,6 +59,31 @@ def test_round_trip_keeps_the_answer_its_band_and_features(tmp_path: Path) -> No
     assert list(frame["band_high"]) == pytest.approx([61_000.0 * 1.01, 3_400.0 * 1.01])
     assert frame["clock"].iloc[0] == "exchange" and frame["direction"].iloc[0] == "up"
     assert list(frame[FEATURE_NAMES[:3]].iloc[0]) == [0.0, 1.0, 2.0]
+
+
+def test_the_log_frame_is_one_row_per_answer_as_served(tmp_path: Path) -> None:
+    """Built column by column, it holds what a row per answer holds: the request time, every field but the
+    band, the band's edges, a missing ``p_up`` as NaN, the features (a feature an answer lacks as NaN)."""
+    first = datetime(2024, 3, 1, 0, 10, tzinfo=UTC)
+    calibrated = prediction().model_copy(update={"p_up": 0.53})
+    partial = prediction("ETH/USDT", 3_400.0).with_features({FEATURE_NAMES[0]: 7.0})
+    answers = [(first, calibrated), (first, prediction()), (datetime.now(UTC), partial)]
+    expected = pd.DataFrame(
+        [
+            {
+                "requested_at": requested_at,
+                **answer.model_dump(exclude={"band"}),
+                "p_up": float("nan") if answer.p_up is None else answer.p_up,
+                "band_low": answer.band.low,
+                "band_high": answer.band.high,
+                **answer.features,
+            }
+            for requested_at, answer in answers
+        ]
+    )
+    for column in ("requested_at", "as_of", "target_time"):
+        expected[column] = pd.to_datetime(expected[column], utc=True)
+    pd.testing.assert_frame_equal(log_frame(answers), expected)
 
 
 def test_a_failing_write_keeps_its_rows_for_the_next_flush(tmp_path: Path) -> None:
