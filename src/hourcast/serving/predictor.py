@@ -3,10 +3,11 @@
 ``Predictor`` is built once per server process. Each symbol's forecast is computed once per new hour of
 online features or new model (``check_forecasts``, every ``FORECAST_CHECK_SECONDS``: one small read of
 the online ``as_of``) and kept in memory (``forecasts``); requests answer from it, ageing it by the clock.
-Only a symbol without a cached forecast reads the online store on the request path: its reads run in a
-small thread pool with a tight socket timeout and no retries, and a circuit remembers that the store is
-down, so while it is down such requests (and stale cached ones) are refused at once (503) and only
-background jobs touch the store until it answers again. Background jobs (model reload, exchange clock
+Only a symbol without a cached forecast, or whose cached one is stale (a newer hour may have landed
+since the last check), reads the online store on the request path: its reads run in a small thread
+pool with a tight socket timeout and no retries, and a circuit remembers that the store is down, so
+while it is down such requests are refused at once (503) and only background jobs touch the store until
+it answers again. Background jobs (model reload, exchange clock
 sync, store probe, forecast check) are ``Periodic`` loops that log every failure; ``readiness()`` reports
 what is unusable.
 """
@@ -354,7 +355,7 @@ class Predictor:
         loaded = self._require_model()
         symbols = self.check_symbols(symbols)
         cached = self.forecasts.lookup(symbols, loaded.tag)
-        if len(cached) == len(symbols):
+        if not self._due(symbols, cached):
             return self._answers(symbols, cached, allow_stale)
         if self.circuit.reason:
             raise Unavailable(self.circuit.reason)
@@ -371,12 +372,13 @@ class Predictor:
             raise Unavailable(reason) from None
 
     def predict(self, symbols: list[str], allow_stale: bool = False) -> list[Prediction]:
-        """Forecasts for the distinct ``symbols``, from the cached forecasts; a symbol without one is
-        computed (and cached) from the online store now. ``Unavailable`` if any cannot be answered."""
+        """Forecasts for the distinct ``symbols``, from the cached forecasts; a symbol without one (or
+        whose cached one is stale) is computed (and cached) from the online store now. ``Unavailable``
+        if any cannot be answered."""
         loaded = self._require_model()
         symbols = self.check_symbols(symbols)
         cached = self.forecasts.lookup(symbols, loaded.tag)
-        missing = [symbol for symbol in symbols if symbol not in cached]
+        missing = self._due(symbols, cached)
         if missing:
             if self.circuit.reason:
                 raise Unavailable(self.circuit.reason)
@@ -389,6 +391,16 @@ class Predictor:
                 cached[symbol] = forecast
             self.forecasts.put(cached[symbol] for symbol in missing)
         return self._answers(symbols, cached, allow_stale)
+
+    def _due(self, symbols: list[str], cached: dict[str, CachedForecast]) -> list[str]:
+        """The symbols to compute from the online store now: those without a cached forecast, and those
+        whose cached one is stale (a newer hour may have landed since the last forecast check)."""
+        now_seconds, limit = self.clock.now().timestamp(), self.settings.feature_age_limit_seconds
+        return [
+            symbol
+            for symbol in symbols
+            if symbol not in cached or is_stale(cached[symbol].age_seconds(now_seconds), limit, self._step)
+        ]
 
     def _answers(
         self, symbols: list[str], forecasts: dict[str, CachedForecast], allow_stale: bool
