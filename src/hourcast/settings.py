@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         365,
         ge=2,
         description="Training window: the last N days of labelled hours (365: the best window of the "
-        "52-week walk-forward, README; the product brief's 30 is HOURCAST_TRAIN_DAYS=30).",
+        "52-week walk-forward, docs/model.md; the product brief's 30 is HOURCAST_TRAIN_DAYS=30).",
     )
     gate_weeks: int = Field(
         1, ge=1, description="Weeks of walk-forward (inside the training window) the promotion gate scores."
