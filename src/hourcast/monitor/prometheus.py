@@ -22,6 +22,19 @@ GAUGES = {
     "coverage": "Rolling share of realised closes inside the served band.",
     "hours": "Hours scored in the window.",
 }
+FEATURE_AGE = "hourcast_feature_age_seconds"
+MODEL_INFO = "hourcast_model_info"
+
+
+def forecast_gauge(column: str) -> str:
+    """The metric name of the scoreboard column ``column`` (a key of ``GAUGES``)."""
+    return f"hourcast_forecast_{column}"
+
+
+def metric_names() -> list[str]:
+    """Every metric name the exposition carries: the forecast-quality gauges (one per ``GAUGES`` column),
+    the feature age and the production tag (what a dashboard may query)."""
+    return [*(forecast_gauge(column) for column in GAUGES), FEATURE_AGE, MODEL_INFO]
 
 
 def prometheus_text(
@@ -33,7 +46,7 @@ def prometheus_text(
     lines = []
     rows = board.loc[board["model"].isin([ALL_MODELS, production])]
     for column, help_text in GAUGES.items():
-        name = f"hourcast_forecast_{column}"
+        name = forecast_gauge(column)
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
         for row in rows.itertuples():
             value = getattr(row, column)
@@ -42,17 +55,14 @@ def prometheus_text(
             labels = f'symbol="{_label(row.symbol)}",window="{row.window}",model="{_label(row.model)}"'
             lines.append(f"{name}{{{labels}}} {float(value):.17g}")
     lines += [
-        "# HELP hourcast_feature_age_seconds Age of the online features the API answers from.",
-        "# TYPE hourcast_feature_age_seconds gauge",
+        f"# HELP {FEATURE_AGE} Age of the online features the API answers from.",
+        f"# TYPE {FEATURE_AGE} gauge",
     ]
     lines += [
-        f'hourcast_feature_age_seconds{{symbol="{_label(symbol)}"}} {float(age):.17g}'
+        f'{FEATURE_AGE}{{symbol="{_label(symbol)}"}} {float(age):.17g}'
         for symbol, age in sorted(feature_age_seconds.items())
     ]
-    lines += [
-        "# HELP hourcast_model_info The production model (value 1).",
-        "# TYPE hourcast_model_info gauge",
-    ]
+    lines += [f"# HELP {MODEL_INFO} The production model (value 1).", f"# TYPE {MODEL_INFO} gauge"]
     if production is not None:
-        lines.append(f'hourcast_model_info{{model="{_label(production)}"}} 1')
+        lines.append(f'{MODEL_INFO}{{model="{_label(production)}"}} 1')
     return "\n".join(lines) + "\n"
