@@ -1,4 +1,5 @@
-"""Forecast accuracy metrics and the Diebold-Mariano test (pure numpy/pandas, no I/O).
+"""Forecast accuracy metrics, the Diebold-Mariano and McNemar tests and proper scores of the band (pure
+numpy, no I/O).
 
 Conventions:
 
@@ -14,6 +15,11 @@ Conventions:
 * The Diebold-Mariano test compares absolute errors, uses the Harvey-Leybourne-Newbold small-sample
   correction and a Student t with ``n - 1`` degrees of freedom, computed here from the regularized
   incomplete beta function (no scipy at run time).
+* McNemar's test (``mcnemar``, ``direction_versus_reversal``) compares two direction calls on the same
+  hours through the hours where exactly one of them was right: exact binomial by default (the same beta
+  function), or chi-square with continuity correction.
+* Proper scores of the band: ``pinball_loss`` at each of its quantiles and the ``interval_score``
+  (Winkler); lower is better, and a forecaster cannot improve either by reporting other than its belief.
 """
 
 from __future__ import annotations
@@ -222,3 +228,107 @@ def brier_score(probability: ArrayLike, outcome: ArrayLike) -> float:
     if not np.isin(happened, (0.0, 1.0)).all():
         raise ValueError("outcomes must be 0 or 1")
     return float(np.mean((p - happened) ** 2))
+
+
+def binomial_two_sided_p(successes: int, trials: int) -> float:
+    """Two-sided p-value of ``successes`` in ``trials`` fair coin flips: twice the smaller tail, at most 1
+    (the exact McNemar test of the discordant pairs)."""
+    if trials < 0 or not 0 <= successes <= trials:
+        raise ValueError(f"need 0 <= successes <= trials, got {successes}/{trials}")
+    smaller = min(successes, trials - successes)
+    if 2 * smaller == trials:  # trials == 0 included: nothing to tell the two apart
+        return 1.0
+    # P(X <= k) of a Binomial(n, 1/2) is the regularized incomplete beta I_{1/2}(n - k, k + 1)
+    return min(1.0, 2.0 * _regularized_beta(trials - smaller, smaller + 1.0, 0.5, 0.5))
+
+
+def mcnemar(first_hits: ArrayLike, second_hits: ArrayLike, exact: bool = True) -> dict[str, float]:
+    """McNemar's test of two forecasters' hits (0/1, or booleans) on the same trials.
+
+    Only the discordant trials count: ``first_only`` (the first right, the second wrong) and ``second_only``.
+    ``exact``: the two-sided binomial test of ``first_only`` among them with probability 1/2 (valid at any
+    count); otherwise the chi-square statistic with continuity correction ``(|b - c| - 1)^2 / (b + c)`` and
+    its p-value on one degree of freedom. ``statistic`` is ``min(b, c)`` for the exact test (as statsmodels
+    reports it). No discordant trial: ``p_value`` 1."""
+    first, second = (np.asarray(values).reshape(-1) for values in (first_hits, second_hits))
+    if len(first) != len(second):
+        raise ValueError(f"inputs must have equal lengths, got {len(first)} and {len(second)}")
+    for name, hits in (("first_hits", first), ("second_hits", second)):
+        if not np.isin(hits, (0, 1)).all():
+            raise ValueError(f"{name} must hold 0/1 or booleans only")
+    first, second = first.astype(bool), second.astype(bool)
+    first_only, second_only = int(np.sum(first & ~second)), int(np.sum(~first & second))
+    discordant = first_only + second_only
+    if exact:
+        statistic = float(min(first_only, second_only))
+        p_value = binomial_two_sided_p(first_only, discordant)
+    else:
+        statistic = (max(abs(first_only - second_only) - 1, 0) ** 2 / discordant) if discordant else 0.0
+        p_value = math.erfc(math.sqrt(statistic / 2.0))  # chi-square(1) survival function
+    return {
+        "first_only": first_only,
+        "second_only": second_only,
+        "statistic": statistic,
+        "p_value": p_value,
+    }
+
+
+def direction_versus_reversal(
+    actual_close: ArrayLike, predicted_close: ArrayLike, last_close: ArrayLike, previous_close: ArrayLike
+) -> dict[str, float]:
+    """The forecast's direction against the naive call "the last move reverses",
+    ``-sign(last_close - previous_close)``, on the same hours (those where the close moved; a flat last move
+    calls no direction, a miss): both directional accuracies, the reversal's Wilson 95 % interval, and the
+    exact McNemar test of the two on those hours (``model_only``: hours only the forecast called right,
+    ``reversal_only``: hours only the reversal did; ``mcnemar_p_value`` below 0.05: a difference beyond
+    noise)."""
+    actual, predicted, last, previous = _vectors(
+        actual_close=actual_close,
+        predicted_close=predicted_close,
+        last_close=last_close,
+        previous_close=previous_close,
+    )
+    moved = actual != last
+    if not moved.any():
+        raise ValueError("directional accuracy needs at least one hour where the actual close moved")
+    truth = np.sign(actual[moved] - last[moved])
+    model_hits = np.sign(predicted[moved] - last[moved]) == truth
+    reversal_hits = -np.sign(last[moved] - previous[moved]) == truth
+    hours = int(moved.sum())
+    low, high = wilson_interval(int(reversal_hits.sum()), hours)
+    test = mcnemar(model_hits, reversal_hits)
+    return {
+        "hours": hours,
+        "model_accuracy": float(np.mean(model_hits)),
+        "reversal_accuracy": float(np.mean(reversal_hits)),
+        "reversal_low": low,
+        "reversal_high": high,
+        "model_only": test["first_only"],
+        "reversal_only": test["second_only"],
+        "mcnemar_p_value": test["p_value"],
+    }
+
+
+def pinball_loss(actual: ArrayLike, quantile_forecast: ArrayLike, level: float) -> float:
+    """Mean pinball (quantile) loss of a forecast of the ``level`` quantile: ``level * (y - q)`` when the
+    outcome ``y`` is above ``q``, ``(1 - level) * (q - y)`` otherwise. Lower is better; proper for that
+    quantile."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    outcome, forecast = _vectors(actual=actual, quantile_forecast=quantile_forecast)
+    miss = outcome - forecast
+    return float(np.mean(np.maximum(level * miss, (level - 1.0) * miss)))
+
+
+def interval_score(actual: ArrayLike, low: ArrayLike, high: ArrayLike, alpha: float) -> float:
+    """Mean interval (Winkler) score of central ``1 - alpha`` intervals ``[low, high]`` (Gneiting and Raftery
+    2007): the width, plus ``2 / alpha`` times the distance by which the outcome falls outside. Lower is
+    better; proper for the ``alpha / 2`` and ``1 - alpha / 2`` quantiles (it is ``2 / alpha`` times the sum of
+    their pinball losses)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    outcome, lows, highs = _vectors(actual=actual, low=low, high=high)
+    if (highs < lows).any():
+        raise ValueError("interval has high < low")
+    below, above = np.maximum(lows - outcome, 0.0), np.maximum(outcome - highs, 0.0)
+    return float(np.mean(highs - lows + 2.0 / alpha * (below + above)))
