@@ -247,6 +247,15 @@ def forecast(
     return calibrated(raw, frame["last_close"].to_numpy(dtype="float64"), scale(frame), calibration)
 
 
+def span_text(span: pd.Timedelta) -> str:
+    """A duration as people write it: ``365 days``, ``1 day``, ``12.5 days``, ``6 hours``."""
+    days = span / pd.Timedelta(days=1)
+    if days < 1:
+        hours = span / pd.Timedelta(hours=1)
+        return f"{hours:g} hour" if hours == 1 else f"{hours:.3g} hours"
+    return "1 day" if days == 1 else f"{days:.1f} days".replace(".0 days", " days")
+
+
 @dataclass(frozen=True)
 class WalkForward:
     """Walk-forward results: one prediction per test row, one record per fold, pooled metrics."""
@@ -256,11 +265,27 @@ class WalkForward:
     metrics: dict
 
 
+def band_scores(
+    actual_close: np.ndarray, low: pd.Series, high: pd.Series, last_close: np.ndarray
+) -> dict[str, float]:
+    """Proper scores of a ``BAND_LEVELS`` band, in percent of the last close (so that pairs of different
+    prices pool): the pinball loss at its low and high quantile and the interval (Winkler) score."""
+    percent = 100.0 / last_close
+    actual = actual_close * percent
+    lows, highs = low.to_numpy(dtype="float64") * percent, high.to_numpy(dtype="float64") * percent
+    return {
+        "pinball_low": metrics.pinball_loss(actual, lows, BAND_LEVELS[0]),
+        "pinball_high": metrics.pinball_loss(actual, highs, BAND_LEVELS[1]),
+        "interval_score": metrics.interval_score(actual, lows, highs, BAND_LEVELS[0] + 1.0 - BAND_LEVELS[1]),
+    }
+
+
 def evaluate(predictions: pd.DataFrame) -> dict:
     """Model and persistence metrics and their comparison for a predictions frame (columns as in
-    ``WalkForward.predictions``); calibrated predictions also get ``band`` (the model's band, its coverage
-    and width, and persistence's band of the same nominal coverage) and ``p_up`` (Brier scores of ``p_up``
-    and of the climatological rate)."""
+    ``WalkForward.predictions``), and ``direction``: the model's direction against "the last move reverses"
+    on the same hours (McNemar); calibrated predictions also get ``band`` (the model's band, its coverage,
+    width and proper scores, and those of persistence's band of the same nominal coverage) and ``p_up``
+    (Brier scores of ``p_up`` and of the climatological rate)."""
     actual = predictions["next_close"].to_numpy(dtype="float64")
     predicted = predictions["predicted_close"].to_numpy(dtype="float64")
     persistence = predictions["persistence_close"].to_numpy(dtype="float64")
@@ -273,6 +298,9 @@ def evaluate(predictions: pd.DataFrame) -> dict:
         "model": model_metrics,
         "persistence": baseline_metrics,
         "comparison": metrics.comparison(model_metrics, baseline_metrics, dm),
+        "direction": metrics.direction_versus_reversal(
+            actual, predicted, persistence, predictions["previous_close"].to_numpy(dtype="float64")
+        ),
     }
     if "p_up" not in predictions or predictions["p_up"].isna().any():
         return scored
@@ -282,14 +310,20 @@ def evaluate(predictions: pd.DataFrame) -> dict:
     baseline_band = metrics.interval_metrics(
         actual, predictions["persistence_low"], predictions["persistence_high"], persistence
     )
+    model_band |= band_scores(actual, predictions["band_low"], predictions["band_high"], persistence)
+    baseline_band |= band_scores(
+        actual, predictions["persistence_low"], predictions["persistence_high"], persistence
+    )
     up = (actual > persistence).astype("float64")
     brier = metrics.brier_score(predictions["p_up"], up)
     climatology = metrics.brier_score(predictions["p_up_climatology"], up)
     scored["band"] = {
         "nominal": BAND_LEVELS[1] - BAND_LEVELS[0],
+        "levels": list(BAND_LEVELS),
         "model": model_band,
         "persistence": baseline_band,
         "width_ratio": model_band["width_pct"] / baseline_band["width_pct"],
+        "interval_score_ratio": model_band["interval_score"] / baseline_band["interval_score"],
     }
     scored["p_up"] = {
         "brier": brier,
@@ -404,7 +438,8 @@ def walk_forward(
         if len(train) < MIN_ROWS:
             raise ValueError(
                 f"fold {fold} ({start} .. {end}) has {len(train)} training rows in the trailing "
-                f"{train_window}, need at least {MIN_ROWS}; use fewer weeks or provide more history"
+                f"{span_text(train_window)}, need at least {MIN_ROWS}; use fewer weeks or provide more "
+                "history"
             )
         began = time.perf_counter()
         model = fit_fn(train, params)
