@@ -38,8 +38,8 @@ from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import featurestore
 from hourcast.features.compute import FEATURE_NAMES
 from hourcast.model import estimator, registry, training
+from hourcast.monitor import prometheus, scoreboard, scoring
 from hourcast.monitor import run as monitor_run
-from hourcast.monitor import scoreboard, scoring
 from hourcast.serving import predictor, schema
 from hourcast.serving.prediction_log import read_log
 from hourcast.serving.schema import ErrorBody, Performance, Prediction, Readiness, Scoreboard
@@ -48,6 +48,7 @@ from tests.integration.test_dashboard_browser import open_dashboard, running_das
 from tests.support.bento import bentoml_home, bentoml_serve
 from tests.support.data import store_recorded
 from tests.support.processes import process_tree, wait_for
+from tests.support.prometheus import running_prometheus
 
 REPO = Path(__file__).resolve().parents[2]
 CLOCK = "2024-03-01T00:10:00Z"  # ten minutes after the last stored candle closed
@@ -294,6 +295,48 @@ def test_metrics_answer_at_once_with_the_last_known_feature_age_while_the_store_
     finally:
         world.redis.thaw()
     wait_for(lambda: world.readiness().ready, 2, "/readyz ready again")
+
+
+def series(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """A series' own labels, without those Prometheus adds on scraping (name, job, instance)."""
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in {"__name__", "job", "instance"}))
+
+
+def test_a_real_prometheus_scrapes_the_forecast_quality_gauges(
+    world: World, scored: dict[str, str], tmp_path: Path
+) -> None:
+    """Debian's prometheus scrapes /monitor/metrics every second; its query API then answers every
+    forecast-quality gauge (names from ``hourcast.monitor.prometheus``) with what the endpoint exports."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    gauges = [prometheus.forecast_gauge(column) for column in prometheus.GAUGES]
+    text = httpx.get(world.url + "/monitor/metrics", timeout=10).text
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    exported = {name: {series(s.labels): s.value for s in families[name].samples} for name in gauges}
+    assert all(exported.values()), exported  # every gauge has series to compare
+
+    with running_prometheus(f"127.0.0.1:{world.port}", "/monitor/metrics", tmp_path / "prometheus") as server:
+
+        def scraped() -> dict[str, dict[tuple, float]]:
+            return {
+                name: {series(s["metric"]): float(s["value"][1]) for s in server.query(name)}
+                for name in gauges
+            }
+
+        wait_for(server.target_up, 30, "Prometheus's first successful scrape of /monitor/metrics")
+        wait_for(lambda: all(scraped().values()), 10, "every forecast-quality gauge in Prometheus")
+        assert scraped() == exported
+        production = scored["production"]
+        ratio = server.query(
+            f'{prometheus.forecast_gauge("mae_ratio")}{{symbol="BTC/USDT",window="7d",model="{production}"}}'
+        )
+        row = next(
+            row
+            for row in scoreboard.current_scoreboard(world.settings, "BTC/USDT", "7d")["rows"]
+            if row["model"] == production
+        )
+        assert [float(s["value"][1]) for s in ratio] == [pytest.approx(row["mae_ratio"])]
+        assert [s["metric"]["model"] for s in server.query(prometheus.MODEL_INFO)] == [production]
 
 
 def test_the_openapi_document_names_the_service_and_groups_its_routes(world: World) -> None:
