@@ -323,14 +323,29 @@ def monitor_report(report: MonitorReport, as_json: bool) -> None:
 
 
 def models(records: list[ModelRecord], model_name: str, as_json: bool) -> None:
-    """The stored models, newest first: one JSON line each, or one text line each."""
+    """The stored models, newest first: one JSON line each, or one text line each and, under it, the
+    training window and how the model compared with persistence on its promotion gate (``model.card``)."""
+    from hourcast.model import card
+
     if as_json:
         for record in records:
             comparison = record.metadata.get("walk_forward", {}).get("comparison", {})
             row = {"tag": record.tag, "created": record.created.isoformat(), "status": record.status}
-            print(json.dumps({**row, "reason": record.reason, "mae_ratio": comparison.get("mae_ratio")}))
+            gate = card.gate(record.metadata)
+            print(
+                json.dumps(
+                    {
+                        **row,
+                        "reason": record.reason,
+                        "mae_ratio": comparison.get("mae_ratio"),
+                        "training_days": card.training_days(record.metadata),
+                        "gate": gate.as_json() if gate is not None else None,
+                    }
+                )
+            )
         return
     if not records:
         print(f"no models of {model_name} in the BentoML store yet: run `hourcast train`")
     for record in records:
         print(f"{record.tag}  {record.created:%Y-%m-%d %H:%M}  {record.status:<10}  {record.reason}")
+        print(f"    {card.summary(record.metadata)}")

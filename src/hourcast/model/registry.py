@@ -177,11 +177,7 @@ def load_model(name: str, tag: str) -> tuple[str, catboost.CatBoostRegressor, di
     import bentoml
     import catboost
 
-    stored = _stored(name).get(tag)
-    if stored is None:
-        raise RegistryError(
-            f"model {tag} of {name!r} is missing from the BentoML store; see `hourcast models list`"
-        )
+    stored = _stored_model(name, tag)
     model = bentoml.catboost.load_model(stored)
     if not isinstance(model, catboost.CatBoostRegressor):
         raise TypeError(f"{tag} is a {type(model).__name__}, not a CatBoostRegressor")
@@ -273,6 +269,20 @@ def _stored(name: str) -> dict[str, bentoml.Model]:
         return {str(model.tag): model for model in bentoml.models.list(name)}
     except NotFound:
         return {}
+
+
+def model_metadata(name: str, tag: str) -> dict[str, Any]:
+    """The metadata of a stored model of ``name`` by exact tag, without loading the model."""
+    return dict(_stored_model(name, tag).info.metadata)
+
+
+def _stored_model(name: str, tag: str) -> bentoml.Model:
+    stored = _stored(name).get(tag)
+    if stored is None:
+        raise RegistryError(
+            f"model {tag} of {name!r} is missing from the BentoML store; see `hourcast models list`"
+        )
+    return stored
 
 
 def _require_stored(name: str, tag: str) -> None:

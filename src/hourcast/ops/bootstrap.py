@@ -1,15 +1,16 @@
 """`hourcast up`'s bootstrap, so the API has something to serve: one ingest cycle
-(``hourcast.ops.ingest_cycle``: the new candles, or the default backfill into an empty store, then the
-online features) and, when there is no production model yet, a first training.
+(``hourcast.ops.ingest_cycle``: the new candles, or into an empty store the history a first model trains on,
+``first_history_days``, then the online features) and, when there is no production model yet, a first
+training on the configured window (``HOURCAST_TRAIN_DAYS``).
 
 A failed pull stops it at once (nothing after it can work) with ``StartupFailed``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING
 
 from hourcast.ops.supervise import StartupFailed
@@ -18,13 +19,25 @@ from hourcast.settings import Settings
 if TYPE_CHECKING:
     from hourcast.data.ingest import SymbolSummary
 
+DAY_MS = 86_400_000
+
+
+def first_history_days(settings: Settings) -> int:
+    """Days of candles the bootstrap pulls into an empty store: the training window, the lookback of its
+    first feature row and its label's candle, in whole days (at least ``default_backfill_days``)."""
+    from hourcast.features.compute import LOOKBACK
+    from hourcast.timeframe import timeframe_ms
+
+    reach_ms = settings.train_days * DAY_MS + (LOOKBACK + 1) * timeframe_ms(settings.timeframe)
+    return max(settings.default_backfill_days, math.ceil(reach_ms / DAY_MS))
+
 
 def bootstrap(settings: Settings, say: Callable[[str], None] = print) -> str:
     """Data, online features and a first model, each step told through ``say``; returns a one-line status.
     ``StartupFailed`` naming the symbols if the pull failed for any. Imports the pipeline when called, so
     `hourcast up` starts the Prefect server first."""
     from hourcast.features import featurestore
-    from hourcast.model import registry, training
+    from hourcast.model import card, registry, training
     from hourcast.ops.ingest_cycle import CycleSteps, PullFailed, pull_new, run_ingest_cycle
 
     def tell(summary: SymbolSummary) -> None:
@@ -37,9 +50,17 @@ def bootstrap(settings: Settings, say: Callable[[str], None] = print) -> str:
         say(f"bootstrap: materializing features into {featurestore.describe_online_store(resolved)} ...")
         return featurestore.materialize(resolved)
 
+    history = first_history_days(settings)
+
+    def pull(resolved: Settings, symbols: list[str]) -> list[SymbolSummary]:
+        return pull_new(resolved.model_copy(update={"default_backfill_days": history}), symbols, tell)
+
     began = time.monotonic()
-    say("bootstrap: ingesting candles (validated with Great Expectations) ...")
-    steps = CycleSteps(pull=partial(pull_new, tell=tell), materialize=materialize)
+    say(
+        "bootstrap: ingesting candles (validated with Great Expectations; "
+        f"{history} days into an empty store) ..."
+    )
+    steps = CycleSteps(pull=pull, materialize=materialize)
     try:
         outcome = run_ingest_cycle(settings, steps, materialize_after_failed_pull=False)
     except PullFailed as failure:
@@ -48,10 +69,11 @@ def bootstrap(settings: Settings, say: Callable[[str], None] = print) -> str:
     ingested = outcome.settings
     model = registry.production_tag(ingested.registry_dir, ingested.model_name)
     if model is None:
-        say("bootstrap: training a first model ...")
+        say(f"bootstrap: training a first model on the last {card.days_text(ingested.train_days)} ...")
         result = training.train(ingested)
         verdict = "promoted" if result.promoted else "NOT promoted"
         say(f"  {result.tag} {verdict}: {result.reason}")
+        say(f"  {card.summary(registry.model_metadata(ingested.model_name, result.tag))}")
         model = f"{result.tag} (new, {verdict})"
     new = sum(summary.new for summary in outcome.summaries)
     problems = [f"{s.symbol} {s.status}" for s in outcome.summaries if s.status != "ok"]

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hourcast.errors import UserError
+from hourcast.ops.bootstrap import first_history_days
 from hourcast.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,9 +27,28 @@ RunDeployment = Callable[[str, Callable[[], "pd.Timestamp"]], None]
 """Runs deployment ``flow/deployment`` (with the replay clock to read), returning once the run is over."""
 
 
+def first_clock(datasets: dict[str, pd.DataFrame], history_days: int) -> pd.Timestamp:
+    """Where the replay clock starts by default: ``history_days`` after the first recorded candle, so an
+    empty store's bootstrap gets that much history (``bootstrap.first_history_days``). ``UserError`` when
+    the recordings end before it (nothing would be left to replay)."""
+    import pandas as pd
+
+    first = min(frame["ts"].iloc[0] for frame in datasets.values())
+    last = max(frame["ts"].iloc[-1] for frame in datasets.values())
+    clock = first + pd.Timedelta(days=history_days)
+    if clock >= last:
+        raise UserError(
+            f"the recorded candles span {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}, but the bootstrap "
+            f"needs {history_days} days before the replay clock (HOURCAST_TRAIN_DAYS plus the features' "
+            "lookback); record a longer span, lower HOURCAST_TRAIN_DAYS or set the clock with --now"
+        )
+    return clock
+
+
 class ReplayWorld:
     """The replay exchange of ``data`` (symbol -> recorded candle file), its clock starting at ``now``
-    (default: 45 days into the recordings) and, once running, at ``speed`` x real time."""
+    (default: ``first_clock``, late enough that the bootstrap trains on the configured window) and, once
+    running, at ``speed`` x real time."""
 
     def __init__(
         self,
@@ -46,14 +67,12 @@ class ReplayWorld:
 
     def start(self, settings: Settings) -> Settings:
         """Start the replay exchange in this process (its clock still); returns ``settings`` pointed at it."""
-        import pandas as pd
-
         from hourcast.dev.replay.data import load_candles_file
         from hourcast.dev.replay.exchange import ReplayExchange
         from hourcast.dev.replay.server import ReplayServer
 
         datasets = {symbol: load_candles_file(path) for symbol, path in self.data.items()}
-        now = self.now or str(min(f["ts"].iloc[0] for f in datasets.values()) + pd.Timedelta(days=45))
+        now = self.now or str(first_clock(datasets, first_history_days(settings)))
         self.server = ReplayServer(ReplayExchange(datasets, now=now, speed=0.0)).start()
         self.say(
             f"replay exchange: {self.server.url} (clock {now}, {self.speed:g}x real time "
