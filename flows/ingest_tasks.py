@@ -1,23 +1,25 @@
 """The Prefect tasks of the ``ingest`` and ``backfill`` flows, each one short call into the package, and
-``run_cycle``, which wires them as the steps of the one ingest cycle (``hourcast.ops.ingest_cycle``).
+``run_cycle``, which wires them as the steps of the one ingest cycle (``hourcast.ops.ingest_cycle``), the
+last of which, ``record-forecasts``, logs the hour's forecast of record (``hourcast.serving.record``).
 
 Retries live in one layer per kind of I/O. The exchange pull does not retry as a task: the exchange
 client (``hourcast.data.exchange.CandleSource``) already retries each transient request with backoff that
 honours ``Retry-After``, which a task-level retry cannot see, and a permanent error (an unknown market,
 rejected credentials) must fail at once rather than be repeated; when the client's retries run out the
 run fails with what it stored, and the next scheduled run resumes. The online-store materialization
-retries as a task (2 retries, only while the store is unreachable), the one layer it has. Reporting never
-retries.
+retries as a task (2 retries, only while the store is unreachable), the one layer it has, and so does the
+forecast of record's online read. Reporting never retries.
 
 Imports are those of the ingestion path only (the exchange client; Great Expectations and Feast load when
-the pull validates and the features materialize): no model or training code.
+the pull validates and the features materialize); the production model and its predict path load only
+when the forecast of record is made. No training code.
 """
 
 from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from prefect import Task, get_run_logger, task, unmapped
@@ -33,6 +35,9 @@ from hourcast.features.featurestore import MaterializeSummary, OnlineStoreUnavai
 from hourcast.ops import ingest_cycle, reporting
 from hourcast.ops.ingest_cycle import CycleSteps, PullFailed, raise_for_problems, run_ingest_cycle
 from hourcast.settings import Settings
+
+if TYPE_CHECKING:
+    from hourcast.serving.record import RecordSummary
 
 
 def _log(summary: SymbolSummary) -> None:
@@ -106,6 +111,28 @@ def materialize_features(settings: Settings) -> MaterializeSummary:
     return summary
 
 
+@task(
+    name="record-forecasts",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_on(OnlineStoreUnavailable),
+    cache_policy=NONE,
+    persist_result=False,
+)
+def record_forecasts(settings: Settings) -> RecordSummary:
+    """Log the production model's forecast of every symbol from the online features just materialized as
+    the hour's forecast of record (once per hour, whatever the traffic)."""
+    from hourcast.serving import record
+
+    summary = record.record_forecasts(settings)
+    if summary.model is None:
+        get_run_logger().warning("no forecast of record: no production model yet (`hourcast train`)")
+    else:
+        get_run_logger().info("%s", summary.as_json())
+    return summary
+
+
 @task(name="publish-ingest-report", cache_policy=NONE, persist_result=False)
 def publish_ingest_report(settings: Settings, summaries: list[SymbolSummary], kind: str) -> None:
     """Artifacts ``<kind>-counts`` (table) and ``<kind>-validation`` (Markdown, with report paths)."""
@@ -140,13 +167,14 @@ def run_cycle(
 ) -> list[dict[str, Any]]:
     """One ingest cycle (``hourcast.ops.ingest_cycle``) with these tasks as its steps (``pull`` fanned out by
     ``pull_symbols``, the ``<kind>`` reports, the materialization) inside the writer slot
-    (HOURCAST_WRITER_LIMIT); then publish the online features and fail the run if any symbol failed or was
-    quarantined. Returns each symbol's summary."""
+    (HOURCAST_WRITER_LIMIT), then the forecast of record; then publish the online features and fail the run
+    if any symbol failed or was quarantined. Returns each symbol's summary."""
     settings = Settings()
     steps = CycleSteps(
         pull=partial(pull_symbols, pull=pull, **window),
         report=partial(publish_ingest_report, kind=kind),
         materialize=materialize_features,
+        record=record_forecasts,
     )
     outcome = run_ingest_cycle(settings, steps, symbols, writer_slot(settings.writer_limit))
     publish_online_features(outcome.online)

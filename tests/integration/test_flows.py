@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pandas as pd
 import pytest
@@ -23,10 +23,9 @@ from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     FlowRunFilter,
-    FlowRunFilterId,
     FlowRunFilterParentFlowRunId,
 )
-from prefect.client.schemas.objects import State, TaskRun
+from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
 
 from flows.backfill import backfill
@@ -38,34 +37,13 @@ from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import featurestore
 from hourcast.model import registry
 from hourcast.settings import Settings
-from tests.support.processes import wait_for
+from tests.support.prefect import finished_task_runs, run_id
+from tests.support.prefect import flow_settings as configure
 
-REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 START = pd.Timestamp("2024-03-01", tz="UTC")  # the replay clock of the `replay` fixture
 HOUR = pd.Timedelta(hours=1)
 INGEST_KEYS = {"ingest-counts", "ingest-validation", "online-features"}
-
-
-def configure(
-    monkeypatch: pytest.MonkeyPatch, home: Path, server: ReplayServer, redis_url: str, **extra: object
-) -> Settings:
-    """Point the flows' ``Settings()`` at a test home, the replay exchange and the test Redis."""
-    variables = {
-        "HOME": home,
-        "EXCHANGE_URL": server.url,
-        "SYMBOLS": ",".join(SYMBOLS),
-        "ONLINE_STORE": "redis",
-        "REDIS_URL": redis_url,
-        "FEATURE_REPO": REPO / "feature_repo",
-        "RETRY_BASE_SECONDS": 0.01,
-        "RETRY_MAX_SECONDS": 0.05,
-        "WRITER_LIMIT": f"hourcast-ingest-{uuid4().hex[:12]}",  # the test's own: the server is shared
-        **{name.upper(): value for name, value in extra.items()},
-    }
-    for name, value in variables.items():
-        monkeypatch.setenv(f"HOURCAST_{name}", str(value))
-    return Settings()
 
 
 def stored(settings: Settings, symbol: str) -> pd.DataFrame:
@@ -116,12 +94,6 @@ def subflow_ids(parent: UUID) -> list[UUID]:
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent]))
         )
     return [child.id for child in children]
-
-
-def run_id(state: State) -> UUID:
-    flow_run_id = state.state_details.flow_run_id
-    assert flow_run_id is not None
-    return flow_run_id
 
 
 @pytest.mark.usefixtures("prefect_server", "bentoml_store")
@@ -261,23 +233,6 @@ def test_two_ingest_runs_started_together_never_overlap(
     new = {symbol: sum(row["new"] for row in rows if row["symbol"] == symbol) for symbol in SYMBOLS}
     assert new == dict.fromkeys(SYMBOLS, 3)  # one run stored the three hours, the other found nothing new
     assert_exact_candles(settings, replay, recorded_files, START - 2 * 24 * HOUR)
-
-
-def finished_task_runs(flow_run_id: UUID, names: tuple[str, ...]) -> dict[str, TaskRun]:
-    """The finished task runs of a flow run by task name (waits for the server to record them: task-run
-    states arrive as events)."""
-    done: dict[str, TaskRun] = {}
-
-    def recorded() -> bool:
-        with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-            )
-        done.update({r.name.rsplit("-", 1)[0]: r for r in runs if r.state is not None and r.state.is_final()})
-        return set(names) <= set(done)
-
-    wait_for(recorded, 15, f"the finished task runs {names}", poll=0.2)
-    return done
 
 
 def guarded_span(flow_run_id: UUID) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:

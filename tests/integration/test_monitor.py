@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from hourcast.data import store
-from hourcast.features.compute import compute_features, next_hour_targets
+from hourcast.features.compute import compute_features
 from hourcast.model import drift, estimator, registry
 from hourcast.monitor import run as monitor_run
 from hourcast.monitor import scoring
@@ -29,6 +29,7 @@ from hourcast.serving.prediction_log import PredictionLog, read_log
 from hourcast.serving.schema import Band, Prediction
 from hourcast.settings import Settings
 from tests.support.data import as_candle_frame
+from tests.support.models import promote_a_model
 from tests.support.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,35 +56,6 @@ def store_hours(
             rows = rows.loc[rows["ts"] != GAP]
         series = store.Series(settings.exchange, symbol, settings.timeframe)
         store.upsert(settings.candles_dir, series, as_candle_frame(rows, symbol))
-
-
-def promote_a_model(settings: Settings, recorded: dict[str, pd.DataFrame]) -> str:
-    """Fit on the 20 days before START, save with the metadata training writes, promote."""
-    candles = pd.concat(
-        [
-            recorded[s]
-            .loc[(recorded[s]["ts"] >= START - pd.Timedelta(days=21)) & (recorded[s]["ts"] < START)]
-            .assign(symbol=s)
-            for s in SYMBOLS
-        ],
-        ignore_index=True,
-    )
-    frame = compute_features(candles).merge(next_hour_targets(candles), on=["symbol", "event_timestamp"])
-    fitted = estimator.fit(frame, {"iterations": 40})
-    errors = np.log(
-        frame["next_close"]
-        / estimator.to_close(frame["last_close"], estimator.predict_returns(fitted, frame))
-    )
-    metadata = {
-        "return_error_quantiles": {q: float(np.quantile(errors, float(q))) for q in predictor.BAND_QUANTILES},
-        "feature_reference": drift.feature_reference(frame),
-        "training_window": {"start": str(frame["event_timestamp"].min()), "end": str(START)},
-    }
-    tag = registry.save_candidate(
-        fitted, settings.model_name, settings.registry_dir, labels={}, metadata=metadata
-    )
-    registry.promote(settings.registry_dir, settings.model_name, tag, "test")
-    return tag
 
 
 def answer(settings: Settings, loaded: predictor.LoadedModel, log: PredictionLog, now: pd.Timestamp) -> int:
@@ -159,7 +131,7 @@ def test_predictions_are_scored_exactly_once_across_runs_and_restarts(
 ) -> None:
     settings = Settings(home=tmp_path / "home", symbols=SYMBOLS)
     store_hours(settings, recorded_files, START - pd.Timedelta(days=3), START)
-    tag = promote_a_model(settings, recorded_files)
+    tag = promote_a_model(settings, recorded_files, SYMBOLS, START)
     loaded = predictor.load_model(settings, tag)
 
     log = PredictionLog(settings.predictions_dir)

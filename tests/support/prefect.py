@@ -9,13 +9,21 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import State, TaskRun
 
 from hourcast.dev.ports import free_port
+from hourcast.dev.replay.server import ReplayServer
 from hourcast.ops.prefect_admin import prefect_server_environment
 from hourcast.ops.supervise import python_module
-from tests.support.processes import start_server, stop_process_tree
+from hourcast.settings import Settings
+from tests.support.processes import start_server, stop_process_tree, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
 
 SHARED_DIR = pytest.StashKey[Path]()
 """The run's folder shared by the controller and every xdist worker (the Prefect server's files)."""
@@ -61,3 +69,54 @@ def start_prefect_server(home: Path) -> dict[str, Any]:
         command, f"{url}/health", env=env, cwd=Path.cwd(), log_path=home / "server.log", timeout=180
     )
     return {"url": url, "pid": server.pid}
+
+
+def flow_settings(
+    monkeypatch: pytest.MonkeyPatch,
+    home: Path,
+    server: ReplayServer,
+    redis_url: str,
+    symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT"),
+    **extra: object,
+) -> Settings:
+    """Point the flows' ``Settings()`` at a test home, the replay exchange and the test Redis, with a
+    writer limit of the test's own (the Prefect server is shared); ``extra``: more ``HOURCAST_*`` values."""
+    variables = {
+        "HOME": home,
+        "EXCHANGE_URL": server.url,
+        "SYMBOLS": ",".join(symbols),
+        "ONLINE_STORE": "redis",
+        "REDIS_URL": redis_url,
+        "FEATURE_REPO": REPO / "feature_repo",
+        "RETRY_BASE_SECONDS": 0.01,
+        "RETRY_MAX_SECONDS": 0.05,
+        "WRITER_LIMIT": f"hourcast-ingest-{uuid4().hex[:12]}",
+        **{name.upper(): value for name, value in extra.items()},
+    }
+    for name, value in variables.items():
+        monkeypatch.setenv(f"HOURCAST_{name}", str(value))
+    return Settings()
+
+
+def run_id(state: State) -> UUID:
+    """The flow run a final state belongs to."""
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    return flow_run_id
+
+
+def finished_task_runs(flow_run_id: UUID, names: tuple[str, ...]) -> dict[str, TaskRun]:
+    """The finished task runs of a flow run by task name (waits for the server to record them: task-run
+    states arrive as events)."""
+    done: dict[str, TaskRun] = {}
+
+    def recorded() -> bool:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        done.update({r.name.rsplit("-", 1)[0]: r for r in runs if r.state is not None and r.state.is_final()})
+        return set(names) <= set(done)
+
+    wait_for(recorded, 15, f"the finished task runs {names}", poll=0.2)
+    return done

@@ -62,8 +62,9 @@ def test_round_trip_keeps_the_answer_its_band_and_features(tmp_path: Path) -> No
 
 
 def test_the_log_frame_is_one_row_per_answer_as_served(tmp_path: Path) -> None:
-    """Built column by column, it holds what a row per answer holds: the request time, every field but the
-    band, the band's edges, a missing ``p_up`` as NaN, the features (a feature an answer lacks as NaN)."""
+    """Built column by column, it holds what a row per answer holds: the request time, its source, every
+    field but the band, the band's edges, a missing ``p_up`` as NaN, the features (a feature an answer lacks
+    as NaN)."""
     first = datetime(2024, 3, 1, 0, 10, tzinfo=UTC)
     calibrated = prediction().model_copy(update={"p_up": 0.53})
     partial = prediction("ETH/USDT", 3_400.0).with_features({FEATURE_NAMES[0]: 7.0})
@@ -72,6 +73,7 @@ def test_the_log_frame_is_one_row_per_answer_as_served(tmp_path: Path) -> None:
         [
             {
                 "requested_at": requested_at,
+                "source": "request",
                 **answer.model_dump(exclude={"band"}),
                 "p_up": float("nan") if answer.p_up is None else answer.p_up,
                 "band_low": answer.band.low,

@@ -79,7 +79,7 @@ def run(settings: Settings) -> MonitorReport:
     board = scoreboard(scores, now) if now is not None else pd.DataFrame(columns=BOARD_COLUMNS)
     drifted = drift.empty_table()
     if now is not None and reference:
-        columns = [*scoring.KEY, "target_time", *drift.DRIFT_FEATURES]
+        columns = [*scoring.KEY, "target_time", "source", *drift.DRIFT_FEATURES]
         recent = now - max(verdict.DRIFT_WINDOWS.values())
         answered = scoring.distinct_predictions(
             read_log(settings.predictions_dir, columns=columns, since=recent)

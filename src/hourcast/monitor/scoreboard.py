@@ -4,7 +4,8 @@ Performance view.
 * **Clock.** Windows end at the data clock (``newest_hour``), the newest stored hour (a 24 h window holds
   the 24 target hours up to it), so a replayed world is judged by its own time.
 * **Rolling windows** (24 h, 7 d, 30 d by target time) per symbol and model tag, plus ``model="all"``
-  (what was served, one answer per hour whatever the model): MAE, RMSE, directional accuracy, persistence's
+  (what was served, one answer per hour whatever the model: the hour's forecast of record when there is
+  one): MAE, RMSE, directional accuracy, persistence's
   MAE, the MAE ratio (< 1 favours the model), the Diebold-Mariano p-value on absolute errors
   (``hourcast.model.metrics``), band coverage and the hours scored.
 """
@@ -21,7 +22,7 @@ import pandas as pd
 
 from hourcast.data import store
 from hourcast.model import metrics
-from hourcast.monitor.scoring import SCORED, UNSCORABLE, read_scores
+from hourcast.monitor.scoring import SCORED, UNSCORABLE, read_scores, records_first
 from hourcast.settings import Settings
 
 ALL_MODELS = "all"
@@ -80,8 +81,9 @@ def window_metrics(scores: pd.DataFrame) -> dict[str, Any]:
 
 
 def served(scores: pd.DataFrame) -> pd.DataFrame:
-    """One score per ``(symbol, as_of)`` whatever the model: the first answered, in target-time order."""
-    first = scores.sort_values("requested_at", kind="stable").drop_duplicates(["symbol", "as_of"])
+    """One score per ``(symbol, as_of)`` whatever the model: the hour's forecast of record, else the first
+    answered, in target-time order."""
+    first = records_first(scores).drop_duplicates(["symbol", "as_of"])
     return first.sort_values(["symbol", "target_time"], kind="stable").reset_index(drop=True)
 
 
@@ -190,15 +192,18 @@ def current_scoreboard(
 def performance(scores: pd.DataFrame, symbol: str, now: pd.Timestamp, hours: int) -> dict[str, pd.DataFrame]:
     """What the dashboard's Performance view draws for ``symbol`` over the ``hours`` up to ``now``:
 
-    * ``history``: ``target_time, predicted_close, realised_close, band_low, band_high, model, status`` per
-      served hour;
+    * ``history``: ``target_time, predicted_close, realised_close, band_low, band_high, model, source,
+      status`` per served hour (the forecast of record when there is one);
     * ``rolling``: the trailing 24-hour MAE ratio and directional accuracy at each of those hours;
     * ``models``: when each model served (``model, first, last``), to mark promotions.
     """
     start = now - pd.Timedelta(hours=hours)
     mine = scores.loc[scores["symbol"] == symbol]
     recent = served(mine.loc[(mine["target_time"] > start) & (mine["target_time"] <= now)])
-    columns = ["target_time", "predicted_close", "realised_close", "band_low", "band_high", "model", "status"]
+    columns = [
+        *("target_time", "predicted_close", "realised_close", "band_low", "band_high"),
+        *("model", "source", "status"),
+    ]
     rolling = rolling_series(mine.loc[mine["target_time"] <= now], symbol)
     return {
         "history": recent[columns].reset_index(drop=True),

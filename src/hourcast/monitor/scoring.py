@@ -8,7 +8,9 @@
   the prediction is recorded as ``unscorable``, never guessed. A target not stored yet is left for a
   later run.
 * **Duplicates.** The API may answer the same hour thousands of times: predictions are keyed by
-  ``(symbol, as_of, model)`` and the first answer of a key is the one scored, once.
+  ``(symbol, as_of, model)`` and the first answer of a key is the one scored, once; the hour's forecast of
+  record (``source="record"``, logged by the hourly ingest whatever the traffic) comes before any client's
+  answer of its key (the same forecast, from the same features and model).
 * **The scores dataset** ``HOURCAST_HOME/scores/date=YYYY-MM-DD/scores.parquet`` (by the target's day)
   holds one row per key; a run adds only keys it does not hold yet, rewriting each touched day file
   atomically under a lock, so re-running adds nothing and a run killed part-way loses nothing (what it
@@ -21,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from hourcast import atomic
 from hourcast.data import store
@@ -29,8 +33,11 @@ from hourcast.settings import Settings
 
 KEY = ["symbol", "as_of", "model"]
 SCORED, UNSCORABLE = "scored", "unscorable"
+RECORD, REQUEST = "record", "request"
+"""The ``source`` of a logged forecast (``hourcast.serving.schema.Source``)."""
 LOG_COLUMNS = [
     "requested_at",
+    "source",
     "symbol",
     "as_of",
     "target_time",
@@ -48,6 +55,7 @@ SCORE_COLUMNS = [
     "model",
     "target_time",
     "requested_at",
+    "source",
     "status",
     "last_close",
     "predicted_close",
@@ -72,16 +80,31 @@ def _times(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame.astype({column: _TIME for column in columns if column in frame.columns})
 
 
+def with_source(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its ``source`` column filled in: ``request`` for rows logged before it existed."""
+    if "source" not in frame.columns:
+        return frame.assign(source=REQUEST)
+    return frame.assign(source=frame["source"].astype(object).where(frame["source"].notna(), REQUEST))
+
+
+def records_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the forecasts of record first, then the rest, each in request order."""
+    rank = (with_source(frame)["source"] != RECORD).to_numpy()
+    order = np.lexsort((frame["requested_at"].to_numpy(), rank))  # the last key sorts first
+    return frame.iloc[order]
+
+
 def distinct_predictions(log: pd.DataFrame) -> pd.DataFrame:
-    """One row per ``(symbol, as_of, model)``: the earliest answer of each key (log in request order)."""
-    frame = log.sort_values("requested_at", kind="stable").drop_duplicates(KEY, keep="first")
+    """One row per ``(symbol, as_of, model)``: the forecast of record of each key, else its earliest answer
+    (log in request order)."""
+    frame = records_first(with_source(log)).drop_duplicates(KEY, keep="first")
     return _times(frame.reset_index(drop=True), ["as_of", "target_time"])
 
 
 def empty_scores() -> pd.DataFrame:
     """A scores frame with no rows and the dataset's columns."""
     frame = pd.DataFrame({column: pd.Series(dtype="float64") for column in SCORE_COLUMNS})
-    frame = frame.astype({"symbol": object, "model": object, "status": object})
+    frame = frame.astype({"symbol": object, "model": object, "source": object, "status": object})
     frame = frame.astype({"direction_hit": "boolean", "in_band": "boolean", "stale": "boolean"})
     return _times(frame.astype({"requested_at": _TIME}), ["as_of", "target_time"])
 
@@ -108,7 +131,7 @@ def score_predictions(predictions: pd.DataFrame, candles: pd.DataFrame) -> tuple
     found = frame["realised_close"].notna().to_numpy()
     gap = ~found & (frame["target_time"] < frame["newest"]).fillna(False).to_numpy(dtype=bool)
     pending = predictions.loc[~(found | gap)].reset_index(drop=True)
-    done = frame.loc[found | gap].reset_index(drop=True)
+    done = with_source(frame.loc[found | gap].reset_index(drop=True))
     for column in ("band_low", "band_high"):
         if column not in done.columns:
             done[column] = np.nan
@@ -141,7 +164,9 @@ def read_scores(directory: Path) -> pd.DataFrame:
     files = sorted(str(path) for path in directory.glob(f"date=*/{SCORES_FILE}"))
     if not files:
         return empty_scores()
-    frame = pads.dataset(files, format="parquet").to_table().to_pandas()
+    schemas = [pq.read_schema(name) for name in files]  # days scored before a column existed lack it
+    schema = pa.unify_schemas(schemas, promote_options="permissive")
+    frame = with_source(pads.dataset(files, schema=schema, format="parquet").to_table().to_pandas())
     frame = frame.astype({"direction_hit": "boolean", "in_band": "boolean", "stale": "boolean"})
     frame = _times(frame.astype({"requested_at": _TIME}), ["as_of", "target_time"])
     return frame.drop_duplicates(KEY, keep="first").reset_index(drop=True)[SCORE_COLUMNS]

@@ -39,6 +39,7 @@ def bootstrap(settings: Settings, say: Callable[[str], None] = print) -> str:
     from hourcast.features import featurestore
     from hourcast.model import card, registry, training
     from hourcast.ops.ingest_cycle import CycleSteps, PullFailed, pull_new, run_ingest_cycle
+    from hourcast.serving import record
 
     def tell(summary: SymbolSummary) -> None:
         say(
@@ -75,6 +76,8 @@ def bootstrap(settings: Settings, say: Callable[[str], None] = print) -> str:
         say(f"  {result.tag} {verdict}: {result.reason}")
         say(f"  {card.summary(registry.model_metadata(ingested.model_name, result.tag))}")
         model = f"{result.tag} (new, {verdict})"
+    recorded = record.record_forecasts(ingested)  # after the first training: the first hour has its record
+    say(f"bootstrap: forecast of record: {recorded.as_json()}")
     new = sum(summary.new for summary in outcome.summaries)
     problems = [f"{s.symbol} {s.status}" for s in outcome.summaries if s.status != "ok"]
     return (

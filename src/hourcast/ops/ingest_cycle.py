@@ -1,10 +1,11 @@
 """One ingest cycle, defined once: resolve the configured symbols, pull their new closed candles (validated
-with Great Expectations and stored), report them, then materialize the online features from what was stored.
+with Great Expectations and stored), report them, materialize the online features from what was stored, then
+log the hour's forecast of record (``hourcast.serving.record``).
 
 ``run_ingest_cycle`` fixes the order of the steps and what a failed pull does; the steps are handed in. The
 ``ingest`` and ``backfill`` flows hand in Prefect tasks that are short calls to the functions here
-(``pull_new``, ``pull_range``, ``featurestore.materialize``); `hourcast up`'s bootstrap
-(``hourcast.ops.bootstrap``) hands in the same functions, called directly.
+(``pull_new``, ``pull_range``, ``featurestore.materialize``, ``record.record_forecasts``); `hourcast up`'s
+bootstrap (``hourcast.ops.bootstrap``) hands in the same functions, called directly.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from hourcast.features.featurestore import MaterializeSummary
+    from hourcast.serving.record import RecordSummary
 
 SymbolCallback = Callable[[SymbolSummary], None]
 """Told each symbol's outcome as a pull finishes (a run logger, or a line on the console)."""
@@ -87,20 +89,24 @@ def raise_for_problems(summaries: list[SymbolSummary]) -> None:
 @dataclass(frozen=True)
 class CycleSteps:
     """The steps of one ingest cycle: ``pull`` (resolved settings, symbols; ``PullFailed`` carrying every
-    summary when the exchange failed for some), ``report`` of the summaries (optional) and ``materialize``."""
+    summary when the exchange failed for some), ``report`` of the summaries (optional), ``materialize``
+    and ``record``, the hour's forecast of record from what was materialized (optional)."""
 
     pull: Callable[[Settings, list[str]], list[SymbolSummary]]
     materialize: Callable[[Settings], MaterializeSummary]
     report: Callable[[Settings, list[SymbolSummary]], None] | None = None
+    record: Callable[[Settings], RecordSummary] | None = None
 
 
 @dataclass(frozen=True)
 class CycleOutcome:
-    """What one ingest cycle did, with the settings it ran on (symbol selectors resolved)."""
+    """What one ingest cycle did, with the settings it ran on (symbol selectors resolved); ``record`` is
+    None when the cycle had no record step."""
 
     settings: Settings
     summaries: list[SymbolSummary]
     online: MaterializeSummary
+    record: RecordSummary | None = None
 
 
 def run_ingest_cycle(
@@ -111,8 +117,9 @@ def run_ingest_cycle(
     materialize_after_failed_pull: bool = True,
 ) -> CycleOutcome:
     """Resolve the symbol selectors (``resolve_settings``), then inside ``writer_slot`` (if any) pull
-    ``symbols`` (default: the configured ones), report, and materialize. After a failed pull what was stored
-    is still reported and materialized, unless ``materialize_after_failed_pull`` is false: then the
+    ``symbols`` (default: the configured ones), report, and materialize; then, outside the slot (it only
+    reads the store and appends to the prediction log), record. After a failed pull what was stored is
+    still reported, materialized and recorded, unless ``materialize_after_failed_pull`` is false: then the
     ``PullFailed`` propagates and nothing after the pull runs."""
     settings = resolve_settings(settings)  # a selector such as all-usdt: the markets it picks now
     with writer_slot or nullcontext():
@@ -125,4 +132,5 @@ def run_ingest_cycle(
         if steps.report is not None:
             steps.report(settings, summaries)
         online = steps.materialize(settings)
-    return CycleOutcome(settings, summaries, online)
+    record = steps.record(settings) if steps.record is not None else None
+    return CycleOutcome(settings, summaries, online, record)

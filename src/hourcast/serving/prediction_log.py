@@ -7,8 +7,13 @@ fails is logged and its rows are kept, under the same file name, for the next fl
 a failure that happened after publishing rewrites the same file instead of duplicating it). A crash
 loses at most the last ``flush_seconds`` of predictions.
 
-Columns: ``requested_at``, every field of the API's ``Prediction`` except ``band``, ``band_low`` and
-``band_high`` (the served band), and the feature values.
+The hour's forecast of record (``hourcast.serving.record``) is logged here too, by ``write_records``: one
+file per forecast hour, ``date=<as_of day>/part-<as_of>-record.parquet``, written atomically and only with
+symbols it does not hold yet, so making the record of an hour twice logs it once.
+
+Columns: ``requested_at``, ``source`` (``record`` or ``request``: ``hourcast.serving.schema.Source``), every
+field of the API's ``Prediction`` except ``band``, ``band_low`` and ``band_high`` (the served band), and the
+feature values.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import pandas as pd
 
 from hourcast import atomic
 from hourcast.background import Periodic
-from hourcast.serving.schema import Prediction
+from hourcast.serving.schema import Prediction, Source
 
 _TIME_COLUMNS = ("requested_at", "as_of", "target_time")
 MAX_PENDING_ROWS = 200_000  # kept while writes fail; beyond this the oldest unwritten rows are dropped
@@ -36,12 +41,15 @@ logger = logging.getLogger("hourcast.serving.prediction_log")
 _ANSWER_FIELDS = [name for name in Prediction.model_fields if name != "band"]
 
 
-def log_frame(answers: list[tuple[datetime, Prediction]]) -> pd.DataFrame:
-    """The log rows of ``(requested_at, answer)`` pairs: the request time, the answer as served (band as
-    ``band_low``/``band_high``; a missing ``p_up`` as NaN, so the column is a float in every file), the
-    features. Built by column, not from a dict per row (which costs pandas about five times as much)."""
+def log_frame(answers: list[tuple[datetime, Prediction]], source: Source = "request") -> pd.DataFrame:
+    """The log rows of ``(requested_at, answer)`` pairs: the request time, ``source``, the answer as served
+    (band as ``band_low``/``band_high``; a missing ``p_up`` as NaN, so the column is a float in every file),
+    the features. Built by column, not from a dict per row (which costs pandas about five times as much)."""
     predictions = [prediction for _, prediction in answers]
-    columns: dict[str, list[Any]] = {"requested_at": [requested_at for requested_at, _ in answers]}
+    columns: dict[str, list[Any]] = {
+        "requested_at": [requested_at for requested_at, _ in answers],
+        "source": [source] * len(answers),
+    }
     for name in _ANSWER_FIELDS:
         columns[name] = [getattr(prediction, name) for prediction in predictions]
     columns["p_up"] = [float("nan") if value is None else value for value in columns["p_up"]]
@@ -129,6 +137,36 @@ class PredictionLog:
         self._writer.stop()
         if not self._writer.run_once():
             logger.error("prediction log: %d rows could not be written at shutdown", self.unwritten)
+
+
+def record_path(directory: Path, as_of: pd.Timestamp) -> Path:
+    """Where the forecasts of record of the hour ``as_of`` are logged (named by it, so ``read_log``'s
+    ``since`` holds for them too)."""
+    as_of = as_of.tz_convert("UTC")
+    return directory / f"date={as_of:%Y-%m-%d}" / f"part-{as_of:%Y%m%dT%H%M%S%f}-record.parquet"
+
+
+def write_records(directory: Path, made_at: datetime, predictions: list[Prediction]) -> list[Path]:
+    """Log ``predictions`` made at ``made_at`` as forecasts of record, one file per ``as_of`` hour
+    (``record_path``): a symbol the hour's file already holds keeps its first record, the others are added
+    (the file replaced atomically, under the log's record lock). Returns the files written (none when every
+    record was already logged)."""
+    written = []
+    hours: dict[str, list[Prediction]] = {}
+    for prediction in predictions:
+        hours.setdefault(prediction.as_of, []).append(prediction)
+    with atomic.file_lock(directory / ".record.lock"):
+        for as_of, made in sorted(hours.items()):
+            path = record_path(directory, pd.Timestamp(as_of))
+            frame = log_frame([(made_at, prediction) for prediction in made], source="record")
+            if path.exists():
+                logged = pd.read_parquet(path)
+                frame = frame.loc[~frame["symbol"].isin(logged["symbol"])]
+                if frame.empty:
+                    continue
+                frame = pd.concat([logged, frame], ignore_index=True)
+            written.append(atomic.write_parquet(frame, path))
+    return written
 
 
 def read_log(

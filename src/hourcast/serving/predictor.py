@@ -305,49 +305,8 @@ class Predictor:
 
     def _compute(self, loaded: LoadedModel, symbols: list[str]) -> dict[str, CachedForecast | None]:
         """The forecasts of ``symbols`` from their online features (None: no online row), through the
-        one predict path."""
-        values = self._online(symbols)
-        present = [index for index, stamp in enumerate(values["as_of"]) if stamp is not None]
-        forecasts: dict[str, CachedForecast | None] = dict.fromkeys(symbols)
-        if not present:
-            return forecasts
-        names = [symbols[index] for index in present]
-        values = {name: [column[index] for index in present] for name, column in values.items()}
-        frame = forecast_frame(loaded, model_rows(names, values))
-        forecast = {name: frame[name].to_numpy() for name in frame.columns}  # scalars read cheaply below
-        low, high = loaded.band
-        calibrated = loaded.calibration is not None
-        for index, symbol in enumerate(names):
-            as_of, last_close = pd.Timestamp(values["as_of"][index]), float(values["last_close"][index])
-            predicted_close = float(forecast["predicted_close"][index])
-            predicted_return = float(forecast["predicted_return"][index])
-            prediction = Prediction(
-                symbol=symbol,
-                as_of=_iso(as_of),
-                target_time=_iso(as_of + self._step),
-                last_close=last_close,
-                predicted_close=predicted_close,
-                predicted_return=predicted_return,
-                direction="up" if predicted_return >= 0 else "down",
-                persistence_close=last_close,
-                model=loaded.tag,
-                features_age_seconds=0.0,  # per answer (CachedForecast.answer)
-                stale=False,
-                band=Band(
-                    low=float(forecast["band_low"][index])
-                    if calibrated
-                    else float(forecast_band(predicted_close, low)),
-                    high=float(forecast["band_high"][index])
-                    if calibrated
-                    else float(forecast_band(predicted_close, high)),
-                    quantiles=[float(q) for q in BAND_QUANTILES],
-                ),
-                p_up=float(forecast["p_up"][index]) if calibrated else None,
-                clock="system",
-            ).with_features({name: values[name][index] for name in FEATURE_NAMES})
-            target = (as_of + self._step).timestamp()
-            forecasts[symbol] = CachedForecast(prediction, as_of, target)
-        return forecasts
+        one predict path (``online_forecasts``)."""
+        return online_forecasts(loaded, symbols, self._online(symbols), self._step)
 
     async def predict_async(self, symbols: list[str], allow_stale: bool = False) -> list[Prediction]:
         """``predict``: from memory when every symbol's forecast is cached, else off the event loop,
@@ -441,6 +400,56 @@ class Predictor:
         if newest is None:
             return store.load_candles(self.settings.candles_dir, series)
         return store.load_candles(self.settings.candles_dir, series, start=newest - self._step * (hours - 1))
+
+
+def online_forecasts(
+    loaded: LoadedModel, symbols: list[str], values: dict[str, list[Any]], step: pd.Timedelta
+) -> dict[str, CachedForecast | None]:
+    """The forecasts of ``symbols`` from ``values``, their online read's columns (the serving feature
+    service; None where a symbol has no online row), through the one predict path (``forecast_frame``):
+    each ``loaded``'s answer for the hour after its ``as_of`` (``step`` later), carrying its features.
+    Shared by the API (``Predictor``) and the hourly forecast of record (``hourcast.serving.record``)."""
+    present = [index for index, stamp in enumerate(values["as_of"]) if stamp is not None]
+    forecasts: dict[str, CachedForecast | None] = dict.fromkeys(symbols)
+    if not present:
+        return forecasts
+    names = [symbols[index] for index in present]
+    values = {name: [column[index] for index in present] for name, column in values.items()}
+    frame = forecast_frame(loaded, model_rows(names, values))
+    forecast = {name: frame[name].to_numpy() for name in frame.columns}  # scalars read cheaply below
+    low, high = loaded.band
+    calibrated = loaded.calibration is not None
+    for index, symbol in enumerate(names):
+        as_of, last_close = pd.Timestamp(values["as_of"][index]), float(values["last_close"][index])
+        predicted_close = float(forecast["predicted_close"][index])
+        predicted_return = float(forecast["predicted_return"][index])
+        prediction = Prediction(
+            symbol=symbol,
+            as_of=_iso(as_of),
+            target_time=_iso(as_of + step),
+            last_close=last_close,
+            predicted_close=predicted_close,
+            predicted_return=predicted_return,
+            direction="up" if predicted_return >= 0 else "down",
+            persistence_close=last_close,
+            model=loaded.tag,
+            features_age_seconds=0.0,  # per answer (CachedForecast.answer)
+            stale=False,
+            band=Band(
+                low=float(forecast["band_low"][index])
+                if calibrated
+                else float(forecast_band(predicted_close, low)),
+                high=float(forecast["band_high"][index])
+                if calibrated
+                else float(forecast_band(predicted_close, high)),
+                quantiles=[float(q) for q in BAND_QUANTILES],
+            ),
+            p_up=float(forecast["p_up"][index]) if calibrated else None,
+            clock="system",
+        ).with_features({name: values[name][index] for name in FEATURE_NAMES})
+        target = (as_of + step).timestamp()
+        forecasts[symbol] = CachedForecast(prediction, as_of, target)
+    return forecasts
 
 
 def model_rows(symbols: list[str], values: dict[str, list[Any]]) -> pd.DataFrame:

@@ -17,6 +17,9 @@ Symbol = Annotated[
     str, Field(pattern=SYMBOL_PATTERN, description="Unified symbol, e.g. BTC/USDT", examples=["BTC/USDT"])
 ]
 Clock = Literal["exchange", "last_known_exchange", "system"]
+Source = Literal["record", "request"]
+"""Where a logged forecast came from: ``record``, the hour's forecast of record (made by the hourly ingest
+after each materialize, whatever the traffic), or ``request``, an answer to a client."""
 
 
 class PredictRequest(BaseModel):
@@ -149,7 +152,8 @@ class Scoreboard(BaseModel):
 
 
 class ScoredHour(BaseModel):
-    """One served hour of the Performance view: what was predicted and what then closed."""
+    """One hour of the Performance view: its forecast of record (else the first answer served) and what then
+    closed."""
 
     target_time: str = Field(description="Open time of the predicted candle (UTC).")
     predicted_close: float
@@ -157,6 +161,9 @@ class ScoredHour(BaseModel):
     band_low: float | None
     band_high: float | None
     model: str
+    source: Source = Field(
+        "request", description="'record': the hour's forecast of record; 'request': a client's answer."
+    )
 
 
 class RollingPoint(BaseModel):
