@@ -119,7 +119,7 @@ def test_bad_training_input_fails_clearly_and_leaves_production(tmp_path: Path, 
 def test_walk_forward_report_on_the_shared_data(
     tmp_path: Path, recorded_files: dict, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = make_settings(tmp_path, recorded_files, end="2024-03-01", days=40)
+    settings = make_settings(tmp_path, recorded_files, end="2024-03-01", days=46)  # 3 folds, 21 days each
     report = evaluation.run(settings, weeks=2)
     comparison = report.metrics["comparison"]
     assert np.isfinite(comparison["mae_ratio"]) and 0 <= comparison["dm_p_value"] <= 1

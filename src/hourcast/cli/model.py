@@ -48,7 +48,11 @@ def evaluate(
     ] = False,
     as_json: Annotated[bool, json_option("the report as one JSON object")] = False,
 ) -> None:
-    """Walk-forward evaluation against persistence; writes a JSON report and a PNG chart under reports/."""
+    """Walk-forward evaluation against persistence (direction: McNemar against "the last move reverses";
+    band: coverage, pinball and interval scores). Writes under HOURCAST_HOME/reports/ the report
+    walk_forward_<time>.json (the document --json prints), a PNG chart and
+    walk_forward_<time>_forecasts.parquet, the per-hour forecasts of every variant. Refuses --weeks whose
+    first folds would train on less history than HOURCAST_TRAIN_DAYS (or --windows) asks for."""
     from hourcast.model import evaluation
 
     days = _training_days(windows)

@@ -179,7 +179,11 @@ def evaluation_report(report: EvaluationReport, as_json: bool) -> None:
     for compared in (report.windows, report.cross_asset, report.order_flow):
         if compared:
             windows_table(compared)
-    print(f"report: {report.json_path}\nchart:  {report.chart_path}")
+    spans = [fold["train_days"] for fold in report.folds]
+    shortest, longest = min(spans), max(spans)
+    span = f"{shortest:g}" if shortest == longest else f"{shortest:g} to {longest:g}"
+    print(f"{len(spans)} weekly refits, each on {span} days of history")
+    print(f"report: {report.json_path}\nchart:  {report.chart_path}\nforecasts: {report.forecasts_path}")
 
 
 def _direction(figures: dict) -> str:
@@ -211,24 +215,31 @@ def metrics_table(metrics: dict) -> None:
 
 
 def calibration_table(metrics: dict) -> None:
-    """Direction, band coverage and width, and the Brier scores, overall and per symbol."""
+    """Direction (against "the last move reverses": McNemar), band coverage, width and interval score
+    against persistence's band, and the Brier scores, overall and per symbol."""
     table = _table(
         "scope",
         "direction [95 % CI]",
+        "reversal",
+        "McNemar p",
         "band coverage",
         "band width %",
         "vs persistence band",
+        "interval score % (persistence)",
         "Brier p_up",
         "Brier climatology",
     )
     for scope, values in [("all", metrics), *metrics.get("by_symbol", {}).items()]:
-        model, band, p_up = values["model"], values["band"], values["p_up"]
+        model, band, p_up, direction = values["model"], values["band"], values["p_up"], values["direction"]
         table.add_row(
             scope,
             _direction(model),
+            f"{direction['reversal_accuracy']:.3f}",
+            f"{direction['mcnemar_p_value']:.4f}",
             f"{band['model']['coverage']:.3f} (nominal {band['nominal']:.2f})",
             f"{band['model']['width_pct']:.3f}",
             f"{band['width_ratio']:.3f}",
+            f"{band['model']['interval_score']:.4f} ({band['persistence']['interval_score']:.4f})",
             f"{p_up['brier']:.5f}",
             f"{p_up['brier_climatology']:.5f}",
         )

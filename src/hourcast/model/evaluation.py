@@ -1,9 +1,14 @@
 """Walk-forward evaluation reports: refit weekly on the trailing window, predict each following hour,
 calibrate each week on the ``gate_weeks`` before it (as training calibrates the model it saves), and compare
-with persistence: MAE ratio, Diebold-Mariano p, directional accuracy with its 95 % interval, band coverage
-and width against persistence's band, Brier score of ``p_up`` against climatology, pooled and per symbol.
-Optionally compares training windows, and extra inputs (cross-asset, order flow), on the same hours.
-Writes ``reports/walk_forward_<time>.json`` and a ``.png`` chart."""
+with persistence: MAE ratio, Diebold-Mariano p, directional accuracy with its 95 % interval and McNemar's
+test against "the last move reverses", band coverage, width and proper scores (pinball, interval score)
+against persistence's band, Brier score of ``p_up`` against climatology, pooled and per symbol. Optionally
+compares training windows, and extra inputs (cross-asset, order flow), on the same hours. Refuses a run
+whose first folds would train on less history than the window asks for.
+
+Writes ``reports/walk_forward_<time>.json`` (the document ``--json`` prints), a ``.png`` chart and
+``walk_forward_<time>_forecasts.parquet``: every variant's per-hour forecasts, from which any figure of the
+report can be recomputed without refitting (``estimator.summarise`` of one variant's rows)."""
 
 from __future__ import annotations
 
@@ -19,10 +24,39 @@ import pandas as pd
 
 from hourcast import atomic
 from hourcast.data.candles import ORDER_FLOW_COLUMNS
+from hourcast.errors import UsageError
 from hourcast.features import compute, dataset
 from hourcast.model import estimator, metrics, training
 from hourcast.settings import Settings
 from hourcast.timeframe import timeframe_delta
+
+SHORT_WINDOW_SLACK = pd.Timedelta(days=1)
+"""How much less history than its window a fold may train on (a missing first day) before ``run`` refuses."""
+FORECAST_COLUMNS = [
+    "train_days",
+    "inputs",
+    "symbol",
+    "event_timestamp",
+    "as_of",
+    "fold",
+    "last_close",
+    "previous_close",
+    "next_close",
+    "raw_return",
+    "spread",
+    "predicted_return",
+    "predicted_close",
+    "band_low",
+    "band_high",
+    "p_up",
+    "persistence_close",
+    "persistence_low",
+    "persistence_high",
+    "p_up_climatology",
+]
+"""The per-hour forecasts file: the variant (training window, inputs), the hour (``event_timestamp``, the
+close time of candle ``as_of``), the closes (``next_close`` is the realised one), the model's forecast, band
+and ``p_up``, and persistence's forecast, band and climatological ``p_up``."""
 
 
 @dataclass(frozen=True)
@@ -30,25 +64,31 @@ class EvaluationReport:
     """A walk-forward run: its metrics, its folds and where the report files are."""
 
     weeks: int
+    train_days: int
+    calibration_weeks: int
     metrics: dict[str, Any]
     folds: list[dict[str, Any]]
     json_path: Path
     chart_path: Path
+    forecasts_path: Path
     windows: list[dict[str, Any]]
     cross_asset: list[dict[str, Any]]
     order_flow: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
-        """The ``--json`` line."""
+        """The report: the ``--json`` line and the saved ``walk_forward_<time>.json`` alike."""
         return {
             "weeks": self.weeks,
-            **self.metrics,
+            "train_days": self.train_days,
+            "calibration_weeks": self.calibration_weeks,
+            "metrics": self.metrics,
             "windows": self.windows,
             "cross_asset": self.cross_asset,
             "order_flow": self.order_flow,
             "folds": self.folds,
             "report": str(self.json_path),
             "chart": str(self.chart_path),
+            "forecasts": str(self.forecasts_path),
         }
 
 
@@ -89,8 +129,11 @@ def window_row(days: int, result: estimator.WalkForward, inputs: str = "base") -
                 key: scored["model"][key]
                 for key in ("directional_accuracy", "directional_low", "directional_high")
             },
+            "reversal_accuracy": scored["direction"]["reversal_accuracy"],
+            "mcnemar_p_value": scored["direction"]["mcnemar_p_value"],
             "coverage": scored["band"]["model"]["coverage"],
             "width_ratio": scored["band"]["width_ratio"],
+            "interval_score_ratio": scored["band"]["interval_score_ratio"],
             "brier_skill": scored["p_up"]["brier_skill"],
         }
 
@@ -104,6 +147,50 @@ def window_row(days: int, result: estimator.WalkForward, inputs: str = "base") -
         "fit_seconds": sum(fold["fit_seconds"] for fold in result.folds),
         "by_symbol": {symbol: headline(scored) for symbol, scored in result.metrics["by_symbol"].items()},
     }
+
+
+def check_history(
+    frame: pd.DataFrame,
+    windows: list[int],
+    weeks: int,
+    calibration_weeks: int,
+    warm_up: pd.Timedelta,
+    step: pd.Timedelta = pd.Timedelta(days=7),
+) -> None:
+    """``UsageError`` if the first of the ``calibration_weeks + weeks`` weekly folds ending at the newest row
+    of ``frame`` would train on less history than the longest of ``windows`` (days) asks for, by more than
+    ``SHORT_WINDOW_SLACK``: the error says how many days it would get and what to do (fewer weeks, a
+    shorter window, older candles: ``warm_up`` is how much candle history precedes the first row).
+    Later folds start later, so the first one is the shortest."""
+    stamps = frame["event_timestamp"]
+    first, last = stamps.min(), stamps.max()
+    folds = weeks + calibration_weeks
+    start = last - folds * step
+    window = pd.Timedelta(days=max(windows))
+    if first <= start - window + SHORT_WINDOW_SLACK:
+        return
+    fitting = int((last - first - window + SHORT_WINDOW_SLACK) // step) - calibration_weeks
+    raise UsageError(
+        f"the first of {folds} weekly folds ({weeks} --weeks after {calibration_weeks} calibration "
+        f"week(s)), from {start:%Y-%m-%d %H:%M}, would train on "
+        f"{estimator.span_text(max(start - first, pd.Timedelta(0)))} of history, not the "
+        f"{estimator.span_text(window)} HOURCAST_TRAIN_DAYS (or --windows) asks for: the rows start "
+        f"{first:%Y-%m-%d %H:%M}; "
+        + (f"give --weeks {fitting} or fewer, " if fitting >= 1 else "no --weeks fits; give ")
+        + "a shorter window, or store older candles "
+        f"(`hourcast backfill --since {start - window - warm_up:%Y-%m-%d}`)"
+    )
+
+
+def forecasts_table(variants: list[tuple[int, str, estimator.WalkForward]]) -> pd.DataFrame:
+    """Every variant's per-hour forecasts in one frame (``FORECAST_COLUMNS``)."""
+    return pd.concat(
+        [
+            result.predictions.assign(train_days=days, inputs=inputs)[FORECAST_COLUMNS]
+            for days, inputs, result in variants
+        ],
+        ignore_index=True,
+    )
 
 
 def no_order_flow(settings: Settings) -> str:
@@ -132,11 +219,13 @@ def run(
     and without ``compute.CROSS_FEATURES`` (``compute.ORDER_FLOW_FEATURES``) as extra inputs
     (``versus_base``: the DM test of the two). Every run then uses only the hours where each compared input
     exists (the reference row, the order flow), so all compare the same hours. ``TrainingError`` if
-    ``order_flow`` is asked for and no stored candle has any (``no_order_flow``).
+    ``order_flow`` is asked for and no stored candle has any (``no_order_flow``); ``UsageError`` before any
+    fit if a fold would train on less history than its window (``check_history``).
 
     The rows are the pure ``dataset.labelled_rows`` of the whole candle archive, not Feast's table, which
     keeps only ``feature_retention_days``; a test checks both give the same rows."""
     results: dict[int, estimator.WalkForward] = {}
+    variants: list[tuple[int, str, estimator.WalkForward]] = []
     extras = {
         label: columns
         for label, columns, wanted in (
@@ -158,8 +247,17 @@ def run(
             raise training.TrainingError(no_order_flow(settings))
         frame = dataset.labelled_rows(candles, settings.timeframe)
         frame = frame.dropna(subset=[column for columns in extras.values() for column in columns])
+        if not frame.empty:
+            check_history(
+                frame,
+                [settings.train_days, *(windows or [])],
+                weeks,
+                settings.gate_weeks,
+                warm_up=frame["event_timestamp"].min() - candles["ts"].min(),
+            )
         for days in dict.fromkeys([settings.train_days, *(windows or [])]):
             results[days] = walk(frame, train_window=pd.Timedelta(days=days))
+            variants.append((days, "base", results[days]))
         base = results[settings.train_days]
         for label, columns in extras.items():
             extra = walk(
@@ -167,6 +265,7 @@ def run(
                 train_window=pd.Timedelta(days=settings.train_days),
                 fit_fn=partial(estimator.fit, inputs=[*estimator.MODEL_INPUTS, *columns]),
             )
+            variants.append((settings.train_days, f"base + {label}", extra))
             compared_inputs[label] = [
                 window_row(settings.train_days, base),
                 window_row(settings.train_days, extra, f"base + {label}")
@@ -190,25 +289,32 @@ def run(
         else []
     )
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
+    horizon = timeframe_delta(settings.timeframe)
     folds = [
         {key: str(value) if isinstance(value, pd.Timestamp) else value for key, value in fold.items()}
+        # the span of labels it trained on: the whole window unless the history is shorter
+        | {"train_days": round((fold["start"] - fold["train_first"] + horizon) / pd.Timedelta(days=1), 2)}
         for fold in result.folds
     ]
-    document = {
-        "weeks": weeks,
-        "train_days": settings.train_days,
-        "calibration_weeks": settings.gate_weeks,
-        "metrics": result.metrics,
-        "windows": compared,
-        "cross_asset": crossed,
-        "order_flow": flowed,
-        "folds": folds,
-    }
-    json_path = atomic.write_text(
-        settings.reports_dir / f"walk_forward_{stamp}.json", json.dumps(document, indent=2)
+    name = f"walk_forward_{stamp}"
+    forecasts_path = atomic.write_parquet(
+        forecasts_table(variants), settings.reports_dir / f"{name}_forecasts.parquet"
     )
-    chart_path = write_chart(result.predictions, settings.reports_dir / f"walk_forward_{stamp}.png")
-    return EvaluationReport(weeks, result.metrics, folds, json_path, chart_path, compared, crossed, flowed)
+    report = EvaluationReport(
+        weeks=weeks,
+        train_days=settings.train_days,
+        calibration_weeks=settings.gate_weeks,
+        metrics=result.metrics,
+        folds=folds,
+        json_path=settings.reports_dir / f"{name}.json",
+        chart_path=write_chart(result.predictions, settings.reports_dir / f"{name}.png"),
+        forecasts_path=forecasts_path,
+        windows=compared,
+        cross_asset=crossed,
+        order_flow=flowed,
+    )
+    atomic.write_text(report.json_path, json.dumps(report.as_json(), indent=2))
+    return report
 
 
 def write_chart(predictions: pd.DataFrame, path: Path, candles: int = 168) -> Path:
