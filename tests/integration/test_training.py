@@ -71,6 +71,13 @@ def test_train_saves_promotes_rejects_and_rolls_back(tmp_path: Path, recorded_fi
     ):
         assert key in metadata, key
     assert metadata["walk_forward"]["persistence"]["mae"] == first.baseline["mae"]
+    # the gate's direction against "the last move reverses" on the same hours, pooled and per symbol
+    for scored in [metadata["walk_forward"], *metadata["walk_forward"]["by_symbol"].values()]:
+        direction = scored["direction"]
+        assert direction["model_accuracy"] == scored["model"]["directional_accuracy"]
+        assert direction["hours"] == scored["model"]["directional_n"]
+        assert 0 <= direction["mcnemar_p_value"] <= 1
+    assert first.metrics["mcnemar_p_value"] == metadata["walk_forward"]["direction"]["mcnemar_p_value"]
     # calibrated on the gate's walk-forward hours (one week of both symbols), never on the training rows
     calibration = estimator.Calibration.from_metadata(metadata["calibration"])
     assert calibration.hours == metadata["walk_forward"]["model"]["n"] == 2 * 7 * 24

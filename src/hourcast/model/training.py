@@ -226,6 +226,7 @@ def train(
         rows=len(frame),
         metrics=candidate["model"]
         | {key: candidate["comparison"][key] for key in ("mae_ratio", "dm_p_value")}
+        | _versus_reversal(candidate)
         | {"shrink": calibration.shrink, "by_symbol": _per_symbol(candidate)},
         baseline=candidate["persistence"],
         production=production,
@@ -233,8 +234,14 @@ def train(
     )
 
 
+def _versus_reversal(scored: dict[str, Any]) -> dict[str, float]:
+    """The direction of "the last move reverses" on the same hours and McNemar's p against it."""
+    return {key: scored["direction"][key] for key in ("reversal_accuracy", "mcnemar_p_value")}
+
+
 def _per_symbol(scored: dict[str, Any]) -> dict[str, Any]:
-    """Per symbol: MAE ratio, DM p and directional accuracy with its 95 % interval."""
+    """Per symbol: MAE ratio, DM p, directional accuracy with its 95 % interval and McNemar's p against
+    "the last move reverses"."""
     return {
         symbol: {
             **{key: values["comparison"][key] for key in ("mae_ratio", "dm_p_value")},
@@ -242,6 +249,7 @@ def _per_symbol(scored: dict[str, Any]) -> dict[str, Any]:
                 key: values["model"][key]
                 for key in ("directional_accuracy", "directional_low", "directional_high")
             },
+            **_versus_reversal(values),
         }
         for symbol, values in scored["by_symbol"].items()
     }
