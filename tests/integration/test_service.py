@@ -4,6 +4,7 @@ and the replay exchange as the clock (unreachable when the service starts, reach
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -306,7 +307,8 @@ def test_a_real_prometheus_scrapes_the_forecast_quality_gauges(
     world: World, scored: dict[str, str], tmp_path: Path
 ) -> None:
     """Debian's prometheus scrapes /monitor/metrics every second; its query API then answers every
-    forecast-quality gauge (names from ``hourcast.monitor.prometheus``) with what the endpoint exports."""
+    forecast-quality gauge (names from ``hourcast.monitor.prometheus``) with what the endpoint exports, and
+    every query of the shipped Grafana dashboard draws series."""
     from prometheus_client.parser import text_string_to_metric_families
 
     gauges = [prometheus.forecast_gauge(column) for column in prometheus.GAUGES]
@@ -337,6 +339,11 @@ def test_a_real_prometheus_scrapes_the_forecast_quality_gauges(
         )
         assert [float(s["value"][1]) for s in ratio] == [pytest.approx(row["mae_ratio"])]
         assert [s["metric"]["model"] for s in server.query(prometheus.MODEL_INFO)] == [production]
+        dashboard = json.loads((REPO / "deploy" / "grafana" / "hourcast.json").read_text())
+        for panel in dashboard["panels"]:  # every panel's query, its variables at "All", draws series
+            for target in panel["targets"]:
+                expr = re.sub(r"\$(symbol|window|model)\b", ".*", target["expr"])
+                assert server.query(expr), f"the panel {panel['title']!r} draws nothing: {expr}"
 
 
 def test_the_openapi_document_names_the_service_and_groups_its_routes(world: World) -> None:
