@@ -7,13 +7,18 @@ Temporary files start with a dot, which Parquet dataset readers ignore.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+
+logger = logging.getLogger(__name__)
+DAMAGED_INFIX = ".damaged-"
 
 
 def _temporary_path(path: Path) -> Path:
@@ -65,6 +70,21 @@ def remove_stale_temporaries(directory: Path) -> int:
         leftover.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def set_aside_damaged(path: Path, error: BaseException | str, outcome: str) -> Path:
+    """Rename a file (or folder) that cannot be read to ``<name>.damaged-<time>`` beside it, bytes untouched,
+    and log one warning line naming both, the reader's whole error and ``outcome`` (what the reader does
+    instead: "rebuilt from ...", "skipped"); returns where it went. Readers of side files call it so a
+    damaged one never blocks the archive."""
+    aside = path.with_name(f"{path.name}{DAMAGED_INFIX}{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:  # another reader set it aside first
+        return aside
+    reason = " ".join(str(error).split()) or type(error).__name__
+    logger.warning("%s cannot be read (%s): set aside as %s; %s", path, reason, aside, outcome)
+    return aside
 
 
 @contextmanager

@@ -216,9 +216,11 @@ class Settings(BaseSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
-        """Accept ``BTC/USDT,ETH/USDT`` from the environment."""
+        """Accept ``BTC/USDT,ETH/USDT`` from the environment; at least one symbol."""
         if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list) and not value:
+            raise ValueError("names no symbol: give at least one, e.g. BTC/USDT,ETH/USDT or all-usdt")
         return value
 
     @property

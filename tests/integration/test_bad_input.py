@@ -4,6 +4,7 @@ subprocess, with the bad environment, option or file injected for real."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from hourcast.cli.app import app
 from hourcast.data import ledger, store
 from hourcast.data.ingest import make_ingestor
 from hourcast.dev.replay.server import ReplayServer
+from hourcast.errors import UserError
 from tests.support.data import replay_settings
 
 BTC = store.Series("binance", "BTC/USDT", "1h")
@@ -155,7 +157,7 @@ def test_the_replay_loader_names_a_timestamp_it_cannot_read(tmp_path: Path, bad:
 
     path = tmp_path / "bad.csv"
     path.write_text(f"timestamp,open,high,low,close,volume\n{bad},1,2,0.5,1.5,10\n")
-    with pytest.raises(ValueError, match=f"{path}: timestamps must be ISO-8601 UTC or epoch milliseconds"):
+    with pytest.raises(UserError, match=f"{path}, line 2: timestamp '{re.escape(bad)}' is not an ISO-8601"):
         load_candles_file(path)
 
 

@@ -175,13 +175,14 @@ def test_an_hour_holding_only_an_off_hour_candle_is_quarantined_in_the_ledger_an
     # the exchange answered for 20:00 (with an off-hour candle, set aside): quarantined, not a gap;
     # 10:00 it left out: a gap, asked for again
     assert (first.missing_candles, first.quarantined, first.status) == (1, 1, "quarantined")
-    assert (hourly.missing_candles, hourly.quarantined) == (1, 0)  # 10:00 asked again, 20:00 not
+    assert (hourly.missing_candles, hourly.quarantined) == (1, 1)  # 10:00 and 20:00 asked again
+    assert hourly.entries == []  # 20:00's answer is the off-hour candle again: already held
     assert (backfill.fetched, backfill.missing_candles, backfill.quarantined) == (1, 0, 1)  # asked again
     assert backfill.entries == []  # already held: not held twice
     assert [entry.last for entry in quarantine.entries(settings.quarantine_dir)] == ["2024-02-29T20:30:00Z"]
     runs = ledger.read(settings.ledger_dir)
     assert runs["gap_ranges"].tolist() == ["2024-02-29T10:00:00Z+1", "2024-02-29T10:00:00Z+1", ""]
-    assert runs["quarantined_ranges"].tolist() == ["2024-02-29T20:30:00Z+1", "", "2024-02-29T20:30:00Z+1"]
+    assert runs["quarantined_ranges"].tolist() == ["2024-02-29T20:30:00Z+1"] * 3
     listed = gaps_cli(tmp_path)
     assert [(g["start"], g["candles"], g["state"]) for g in listed] == [
         ("2024-02-29T10:00:00Z", 1, "re-requested"),

@@ -352,10 +352,14 @@ def test_hourly_runs_quarantine_an_off_hour_candle_published_in_the_last_hour(
         for _ in range(2):
             exchange.advance(3600)
             runs.append(ingestor.ingest()[0])
-    assert [(run.quarantined, run.new) for run in runs] == [(1, 48 - 1), (1, 0), (1, 0)]
+    # each run judges its new hour's off-hour candle, and asks again for the earlier ones (bounded
+    # retries of quarantined hours): they come back off-hour, held once
+    assert [(run.quarantined, run.new) for run in runs] == [(1, 48 - 1), (2, 0), (3, 0)]
     held = quarantine.entries(tmp_path / "quarantine")
     rows = pd.concat([quarantine.read_rows(tmp_path / "quarantine", entry) for entry in held])
-    assert rows["ts"].tolist() == off_hour["ts"].iloc[33:36].tolist()
+    # each was served still in progress the first time (the replay serves an off-hour candle whose
+    # 60 minutes have not passed as partial), so its final values are held again when asked again
+    assert sorted(set(rows["ts"])) == off_hour["ts"].iloc[33:36].tolist()
 
 
 def test_a_page_blocked_hour_after_hour_is_kept_once(tmp_path: Path, replay: ReplayServer) -> None:

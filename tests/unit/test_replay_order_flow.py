@@ -13,6 +13,7 @@ import pytest
 from hourcast.data.candles import ORDER_FLOW_COLUMNS
 from hourcast.dev.replay.data import load_candles_file, synthetic_datasets
 from hourcast.dev.replay.series import ReplayData
+from hourcast.errors import UserError
 from tests.support.order_flow import with_test_order_flow
 
 HOUR_MS = 3_600_000
@@ -56,7 +57,7 @@ def test_order_flow_is_served_from_the_file_and_null_without_it(hourly: pd.DataF
 
     half = hourly.rename(columns={"ts": "timestamp"}).drop(columns=["trades"])
     half.to_csv(path, index=False)
-    with pytest.raises(ValueError, match="all four or none"):
+    with pytest.raises(UserError, match="all four or none"):
         load_candles_file(path)
 
 

@@ -78,23 +78,37 @@ def ingest(symbol: SymbolOption = None, as_json: JsonOption = False) -> None:
 
 
 def show_ledger(
-    last: Annotated[int, typer.Option(help="How many of the latest runs to show.")] = 20,
+    last: Annotated[int, typer.Option(min=1, help="How many of the latest runs to show.")] = 20,
     as_json: Annotated[bool, json_option("the rows as one JSON array")] = False,
 ) -> None:
     """Show the ingestion ledger: one row per run and symbol. ``open_gaps``: how many of the run's gaps
     the store still misses now (later runs re-request them); ``started``: a run that never recorded its
-    outcome (still running, or killed)."""
+    outcome (still running, or killed); left blank when a candle file it needs is damaged (one line says
+    which: `hourcast repair` mends it)."""
+    import pandas as pd
+
     from hourcast.data import completeness, ledger, store
+    from hourcast.errors import DamagedFile
 
     settings = Settings()
     frame = ledger.read(settings.ledger_dir, last)
-    frame["open_gaps"] = [
-        completeness.still_missing(
-            settings, store.Series(row.exchange, row.symbol, row.timeframe), row.gap_ranges
-        )
+    damaged: list[str] = []
+
+    def open_gaps(series: store.Series, gap_ranges: str) -> int | None:
+        try:
+            return completeness.still_missing(settings, series, gap_ranges)
+        except DamagedFile as error:
+            damaged.append(str(error))
+            return None
+
+    counts = [
+        open_gaps(store.Series(row.exchange, row.symbol, row.timeframe), row.gap_ranges)
         for row in frame.itertuples()
     ]
+    frame["open_gaps"] = pd.Series(counts, index=frame.index, dtype=object)  # ints, None where unknown
     render.ledger(frame, as_json)
+    for message in dict.fromkeys(damaged):
+        render.error(message)
 
 
 def gaps(
@@ -122,7 +136,7 @@ def repair(symbol: SymbolOption = None, as_json: JsonOption = False) -> None:
 
     summaries = make_ingestor(Settings()).repair(symbol)
     if not summaries:
-        print("no damaged candle files")
+        print("no damaged candle files or stray month folders")
         return
     for summary in summaries:
         print(summary.message, file=sys.stderr)

@@ -2,16 +2,20 @@
 
 Each series keeps a small state file beside its months (``_completeness.json``; Parquet readers skip
 ``_`` files): the span the archive is meant to cover (``start``: the earliest candle ever asked for;
-``end``: the newest closed candle examined) and, per missing candle, how many answers of the exchange left
-it out. Writers change it only through ``update_state``: a read-modify-write under the series' lock (the
-lock the candle store's writers take), so two runs at once (a backfill beside the hourly ingest, in two
-processes) never lose each other's answers. Everything else is read from the store itself. A missing
-candle is
+``end``: the newest closed candle examined), per missing candle how many answers of the exchange left it
+out, and per quarantined candle how many answers were set aside. Writers change it only through
+``update_state``: a read-modify-write under the series' lock (the lock the candle store's writers take),
+so two runs at once (a backfill beside the hourly ingest, in two processes) never lose each other's
+answers. Everything else is read from the store itself. The state is derivable from the candles and the
+ledger: a state file that cannot be read is set aside (``_completeness.json.damaged-<time>``, with a
+warning) and rebuilt from them (``derive_state``). A missing candle is
 
 * ``quarantined``: the exchange answered for its period, validation set the answer aside
   (``hourcast quarantine list``): a candle failing a row rule, or an off-hour candle (10:30 for the 10:00
-  hour) standing alone in its period. Nothing asks for it again (the answer would be set aside again) and
-  the ledger counts it as quarantined, not as a gap;
+  hour) standing alone in its period. Like a re-requested candle, every ``ingest`` asks for it again
+  while it was set aside fewer than ``gap_retries`` times and is within ``gap_retry_days`` of ``end``
+  (a transient fault heals: served clean, it is stored and its entry marked ``resolved``); the ledger
+  counts it as quarantined, not as a gap;
 * ``re-requested``: the exchange left it out fewer than ``gap_retries`` times and it is within
   ``gap_retry_days`` of ``end``: every ``ingest`` asks for it again;
 * ``confirmed``: the exchange kept leaving it out (or it was left out longer ago than the retry window):
@@ -23,6 +27,7 @@ candle is
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from hourcast import atomic
-from hourcast.data import quarantine, store
+from hourcast.data import ledger, quarantine, store
 from hourcast.data.candles import from_ms, to_ms
 from hourcast.settings import Settings
 from hourcast.timeframe import timeframe_ms
@@ -54,6 +59,7 @@ class ArchiveState:
     end: int | None = None
     tries: dict[int, int] = field(default_factory=dict)
     confirmed: set[int] = field(default_factory=set)
+    rejected: dict[int, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """The state file's content (times ISO-8601 UTC)."""
@@ -62,21 +68,35 @@ class ArchiveState:
             "end": _iso(self.end) if self.end is not None else None,
             "tries": {_iso(slot): count for slot, count in sorted(self.tries.items())},
             "confirmed": [_iso(slot) for slot in sorted(self.confirmed)],
+            "rejected": {_iso(slot): count for slot, count in sorted(self.rejected.items())},
         }
 
     def to_retry(self, oldest_ms: int, retries: int) -> list[int]:
-        """Missing candles to ask for again: left out fewer than ``retries`` times, from ``oldest_ms`` on."""
-        return sorted(slot for slot, n in self.tries.items() if n < retries and slot >= oldest_ms)
+        """Candles to ask for again, from ``oldest_ms`` on: missing ones left out fewer than ``retries``
+        times, and quarantined ones set aside fewer than ``retries`` times."""
+        counts = [*self.tries.items(), *self.rejected.items()]
+        return sorted({slot for slot, n in counts if n < retries and slot >= oldest_ms})
 
     def record(
-        self, asked: tuple[int, int], left_out: list[int], returned: set[int], oldest_ms: int, retries: int
+        self,
+        asked: tuple[int, int],
+        left_out: list[int],
+        returned: set[int],
+        oldest_ms: int,
+        retries: int,
+        rejected: set[int] | frozenset[int] = frozenset(),
     ) -> None:
-        """One run's answers: the span it asked for, the candles left out and the candles returned."""
+        """One run's answers: the span it asked for, the candles left out, the candles returned and, of
+        those, the ones whose every answer was set aside (``rejected``: quarantined)."""
         self.start = asked[0] if self.start is None else min(self.start, asked[0])
         self.end = asked[1] if self.end is None else max(self.end, asked[1])
         for slot in returned:
             self.tries.pop(slot, None)
             self.confirmed.discard(slot)
+            if slot in rejected:
+                self.rejected[slot] = self.rejected.get(slot, 0) + 1
+            else:
+                self.rejected.pop(slot, None)
         for slot in left_out:
             if slot in self.confirmed:
                 continue
@@ -91,18 +111,35 @@ def state_path(root: Path, series: store.Series) -> Path:
     return series.directory(root) / STATE_FILE
 
 
-def read_state(root: Path, series: store.Series) -> ArchiveState:
-    """A series' completeness state (empty if it has none yet)."""
-    path = state_path(root, series)
-    if not path.exists():
-        return ArchiveState()
-    raw = json.loads(path.read_text())
+Rebuild = Callable[[], ArchiveState]
+"""Derives a series' state from the candles and the ledger (``derive_state``), for a damaged state file."""
+
+
+def _parse_state(text: str) -> ArchiveState:
+    raw = json.loads(text)
     return ArchiveState(
         start=to_ms(raw["start"]) if raw.get("start") else None,
         end=to_ms(raw["end"]) if raw.get("end") else None,
         tries={to_ms(slot): int(count) for slot, count in raw.get("tries", {}).items()},
         confirmed={to_ms(slot) for slot in raw.get("confirmed", [])},
+        rejected={to_ms(slot): int(count) for slot, count in raw.get("rejected", {}).items()},
     )
+
+
+def read_state(root: Path, series: store.Series, rebuild: Rebuild = ArchiveState) -> ArchiveState:
+    """A series' completeness state (empty if it has none yet). A state file that cannot be read is set
+    aside as ``<name>.damaged-<time>`` (one warning line) and replaced by ``rebuild()`` (``derive_state``
+    for a caller with the settings), saved at once."""
+    path = state_path(root, series)
+    try:
+        return _parse_state(path.read_text())
+    except FileNotFoundError:
+        return ArchiveState()
+    except (ValueError, TypeError, AttributeError, KeyError) as error:  # truncated, garbage, not an object
+        atomic.set_aside_damaged(path, error, "rebuilt from the candles and the ledger")
+        state = rebuild()
+        write_state(root, series, state)
+        return state
 
 
 def write_state(root: Path, series: store.Series, state: ArchiveState) -> None:
@@ -110,14 +147,61 @@ def write_state(root: Path, series: store.Series, state: ArchiveState) -> None:
     atomic.write_text(state_path(root, series), json.dumps(state.as_json(), indent=1))
 
 
-def update_state(root: Path, series: store.Series, change: Callable[[ArchiveState], None]) -> ArchiveState:
+def update_state(
+    root: Path, series: store.Series, change: Callable[[ArchiveState], None], rebuild: Rebuild = ArchiveState
+) -> ArchiveState:
     """Apply ``change`` to the series' state as it is on disk now and save it, all under the series' lock;
     returns the saved state. A writer's own copy read earlier (e.g. when its run started) may be stale:
     another run may have saved since, and ``change`` is applied to that newer state, not to the copy."""
     with store.series_lock(series.directory(root)):
-        state = read_state(root, series)
+        state = read_state(root, series, rebuild)
         change(state)
         write_state(root, series, state)
+    return state
+
+
+def load_state(settings: Settings, series: store.Series) -> ArchiveState:
+    """A series' completeness state (``read_state``), rebuilt from the candles and the ledger if damaged."""
+    return read_state(settings.candles_dir, series, lambda: derive_state(settings, series))
+
+
+def derive_state(settings: Settings, series: store.Series) -> ArchiveState:
+    """The completeness state as the stored candles and the ledger tell it (for a state file that was
+    damaged): the span from the oldest to the newest candle stored or reported, and for every candle the
+    store still lacks, how many runs left it out (``gaps``) or set it aside (``quarantined``), counted as
+    the runs counted them (confirmed once left out ``gap_retries`` times or before the retry window)."""
+    root, step = settings.candles_dir, timeframe_ms(series.timeframe)
+    runs = ledger.read(settings.ledger_dir)
+    mine = runs.loc[
+        (runs["exchange"] == series.exchange)
+        & (runs["symbol"] == series.symbol)
+        & (runs["timeframe"] == series.timeframe)
+    ]
+
+    def slots(ranges: str) -> list[int]:
+        pairs = parse_ranges(ranges)
+        return [(to_ms(start) + k * step) // step * step for start, count in pairs for k in range(count)]
+
+    left_out = Counter(slot for ranges in mine["gap_ranges"] for slot in slots(ranges))
+    set_aside = Counter(slot for ranges in mine["quarantined_ranges"] for slot in slots(ranges))
+    first_month, last = store.first_stored_month(root, series), store.last_stored(root, series)
+    ends = [*left_out, *set_aside]
+    if first_month is not None and last is not None:
+        oldest = stored_slots(root, series, to_ms(first_month), to_ms(last)).min()
+        ends += [int(oldest) // step * step, to_ms(last) // step * step]
+    if not ends:
+        return ArchiveState()
+    state = ArchiveState(start=min(ends), end=max(ends))
+    stored = set(stored_slots(root, series, state.start, state.end + step - 1).tolist())
+    horizon = retry_horizon_ms(settings, state.end)
+    for slot, count in left_out.items():
+        if slot in stored:
+            continue
+        if count >= settings.gap_retries or slot < horizon:
+            state.confirmed.add(slot)
+        else:
+            state.tries[slot] = count
+    state.rejected = {slot: count for slot, count in set_aside.items() if slot not in stored}
     return state
 
 
@@ -155,8 +239,9 @@ def quarantined_slots(root: Path, series: store.Series) -> set[int]:
     step = timeframe_ms(series.timeframe)
     held: set[int] = set()
     for entry in quarantine.entries(root, series):
-        if entry.kind == quarantine.ROWS and entry.state != quarantine.RELEASED:
-            stamps = quarantine.read_rows(root, entry)["ts"].dropna()
+        if entry.kind == quarantine.ROWS and entry.state in quarantine.HELD:
+            rows = quarantine.held_rows(root, entry)
+            stamps = rows["ts"].dropna() if rows is not None else pd.Series(dtype="datetime64[ms, UTC]")
             held.update(int(ms) // step * step for ms in stamps.dt.as_unit("ms").astype("int64"))
     return held
 
@@ -190,7 +275,7 @@ def holes(settings: Settings, series: store.Series) -> list[Hole]:
     The span starts at the first candle asked for, or the first stored month if retention removed the
     months before it.
     """
-    state = read_state(settings.candles_dir, series)
+    state = load_state(settings, series)
     if state.start is None or state.end is None:
         return []
     step = timeframe_ms(series.timeframe)

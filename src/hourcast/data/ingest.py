@@ -3,9 +3,11 @@
 Rows failing a row rule (nulls, non-positive prices, OHLC consistency, alignment, a conflicting duplicate)
 are quarantined with the validation report and the valid rows of their batch are stored: a dirty page
 never stops history. Their hours are recorded in the ledger (``quarantined_ranges``) beside the gaps, never
-filled in; the features see them as gaps. A failing batch rule (columns, dtypes, a candle from the
-exchange's future) quarantines the whole batch and stops that symbol's run, so the store never gets a
-hole behind a page it could not read: the next run fetches the same range again.
+filled in; the features see them as gaps. Later ingests ask for them again like missing candles (bounded
+retries within recent days, see ``completeness``): one the exchange then serves clean is stored and its
+quarantine entry marked ``resolved``, as after a backfill that stores it. A failing batch rule (columns,
+dtypes, a candle from the exchange's future) quarantines the whole batch and stops that symbol's run, so
+the store never gets a hole behind a page it could not read: the next run fetches the same range again.
 
 All symbols of a run go at once: their pages are fetched concurrently (``exchange_concurrency`` requests in
 flight, within the exchange's rate limit), each round of pages is validated in ONE Great Expectations run
@@ -173,19 +175,31 @@ class Ingestor:
         return resolve_settings(self.settings, self.source).symbols
 
     def repair(self, symbols: list[str] | None = None) -> list[SymbolSummary]:
-        """Set every unreadable month file aside (under ``HOURCAST_HOME/damaged``, bytes untouched) and
-        fetch its month again from the exchange; a symbol with no damaged month is left alone."""
+        """Set every unreadable month file and every stray ``month=`` entry (``month=bogus/``) aside
+        (under ``HOURCAST_HOME/damaged``, bytes untouched) and fetch a damaged month again from the
+        exchange; a symbol with neither is left alone. A damaged side file of a series (completeness
+        state, quarantine entry) is set aside and rebuilt or skipped on the way, with a warning each."""
         summaries = []
+        root, damaged = self.settings.candles_dir, self.settings.home / "damaged"
         for symbol in symbols or self.symbols():
             series = _series(self.settings, symbol)
-            for month, path in store.damaged_months(self.settings.candles_dir, series):
-                aside = store.set_aside(self.settings.candles_dir, path, self.settings.home / "damaged")
+            for stray in store.stray_months(root, series):
+                aside = store.set_aside(root, stray, damaged)
+                message = f"{stray} is no month of the store: set aside as {aside}"
+                summaries.append(SymbolSummary(symbol, message=message))
+            months = [  # all set aside before any is fetched: a fetch reads the series' other months
+                (month, path, store.set_aside(root, path, damaged))
+                for month, path in store.damaged_months(root, series)
+            ]
+            for month, path, aside in months:
                 since = pd.Timestamp(f"{month}-01", tz="UTC")
                 [summary] = self.backfill(since, since + pd.offsets.MonthBegin(1), [symbol])
                 summary.message = (
                     f"{path} set aside as {aside}; month fetched again. {summary.message}".strip()
                 )
                 summaries.append(summary)
+            completeness.load_state(self.settings, series)  # reading sets a damaged one aside
+            quarantine.entries(self.settings.quarantine_dir, series)
         return summaries
 
     def _validate(self, batches: list[pd.DataFrame], now_ms: int) -> list[ValidationReport]:
@@ -312,10 +326,10 @@ def plan_ranges(
     until_ms: int,
 ) -> tuple[list[tuple[int, int]], set[int], int]:
     """The ranges to ask the exchange for, the stored open times inside them, and where the run's span
-    starts. ``ingest`` (``since_ms`` None): the holes still re-requested, then everything after the last
-    stored (or quarantined) candle; ``backfill``: only what ``since..until`` is missing (neither stored nor
-    confirmed missing), so a re-run resumes where a killed one stopped; quarantined candles are asked for
-    again (stored if they now come clean, never quarantined twice)."""
+    starts. ``ingest`` (``since_ms`` None): the holes and quarantined candles still re-requested, then
+    everything after the last stored (or quarantined) candle; ``backfill``: only what ``since..until`` is
+    missing (neither stored nor confirmed missing), so a re-run resumes where a killed one stopped;
+    quarantined candles are asked for again (stored if they now come clean, never quarantined twice)."""
     root, step = settings.candles_dir, timeframe_ms(series.timeframe)
     if since_ms is None:
         stamps = [store.last_stored(root, series), quarantine.examined_until(settings.quarantine_dir, series)]
@@ -385,6 +399,7 @@ class SymbolRun:
         self.series = _series(self.settings, self.symbol)
         self.returned: set[int] = set()
         self.judged: set[int] = set()
+        self.clean: set[int] = set()  # periods with a valid candle stored (or already stored)
         self.examined: list[tuple[int, int]] = []
         self.done = 0  # candles of the ranges finished
         self.report: ValidationReport | None = None
@@ -412,7 +427,7 @@ class SymbolRun:
         self.last_closed = last_closed_open_ms(self.settings.timeframe, now_ms)
         until_ms = min(self.last_closed, to_ms(until) - 1 if until is not None else self.last_closed)
         self.until_ms = until_ms // step * step
-        self.archive = completeness.read_state(self.settings.candles_dir, self.series)
+        self.archive = completeness.load_state(self.settings, self.series)
         since_ms = -(-to_ms(since) // step) * step if since is not None else None  # the first period after it
         self.ranges, self.known, self.span_start = plan_ranges(
             self.settings, self.series, self.archive, since_ms, self.until_ms
@@ -477,6 +492,7 @@ class SymbolRun:
         summary.duplicates += result.duplicates
         slots = _on_grid(pd.concat([valid["ts"], rejected["ts"]]), step)
         self.returned.update(ts_ms(slots.to_frame("ts")).tolist())
+        self.clean.update(ts_ms(_on_grid(valid["ts"], step).to_frame("ts")).tolist())
         self.judged.update(slot_ms(ts_ms(rejected.dropna(subset=["ts"])), timeframe).tolist())
         page_slots = slot_ms(ts_ms(unique.dropna(subset=["ts"])), timeframe)
         self._reached = max(self._reached, int(page_slots.max()) if len(page_slots) else self._reached)
@@ -510,6 +526,9 @@ class SymbolRun:
         summary = self.summary
         if self.planned:
             self._record_answers()
+        if summary.first is not None and summary.last is not None:
+            root, candles = self.settings.quarantine_dir, self.settings.candles_dir
+            quarantine.resolve_stored(root, candles, self.series, summary.first, summary.last)
         if summary.status == "failed":
             return
         if self.report is not None and not self.stopped:
@@ -540,10 +559,18 @@ class SymbolRun:
             reached = max((last for _, last in self.examined), default=self.until_ms)
             span = (min(self.span_start, self.until_ms), reached)
             answered = self.returned | self.judged
+            rejected = self.judged - self.clean  # every answer for the period set aside
+            if rejected:  # an off-hour candle beside its stored hour is no quarantined hour
+                stored = completeness.stored_slots(
+                    self.settings.candles_dir, self.series, min(rejected), max(rejected) + step - 1
+                )
+                rejected -= set((stored // step * step).tolist())
+            retries = self.settings.gap_retries
             completeness.update_state(  # on the state as saved now: a concurrent run may have saved
                 self.settings.candles_dir,
                 self.series,
-                lambda state: state.record(span, left_out, answered, horizon, self.settings.gap_retries),
+                lambda state: state.record(span, left_out, answered, horizon, retries, rejected),
+                partial(completeness.derive_state, self.settings, self.series),
             )
 
     def entry(self) -> ledger.LedgerEntry:

@@ -12,7 +12,6 @@ entries. Retention deletes whole day folders (``retention``).
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
@@ -24,7 +23,6 @@ import pyarrow.parquet as pq
 
 from hourcast import atomic
 
-logger = logging.getLogger(__name__)
 STARTED_MESSAGE = "started; no outcome recorded yet (still running, or killed)"
 DAY_PREFIX = "date="
 
@@ -145,7 +143,5 @@ def _read_part(path: Path) -> pa.Table | None:
     except FileNotFoundError:  # deleted by retention while being read
         return None
     except pa.ArrowException as error:
-        aside = path.with_name(f"{path.name}.damaged-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%fZ}")
-        os.replace(path, aside)
-        logger.warning("the ledger file %s was damaged (%s): set aside as %s", path, error, aside)
+        atomic.set_aside_damaged(path, error, "the ledger is read without it")
         return None

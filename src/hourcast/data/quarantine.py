@@ -9,7 +9,12 @@ Layout under ``HOURCAST_HOME/quarantine``, one folder per series (named like the
 An entry's ``kind`` is ``rows`` (rows failing a row rule; the rest of their batch was stored and the run
 went on) or ``batch`` (a batch rule failed: nothing of the page was stored and the run stopped there, so
 the next run fetches the same range again). Its ``state`` is ``pending`` until a user either releases it
-(re-validated, then merged into the store) or marks it ``reviewed`` (kept aside for good).
+(re-validated, then merged into the store) or marks it ``reviewed`` (kept aside for good), or until a
+later run (an ``ingest`` asking for the candle again, or a ``backfill``) stores every one of its candles
+from a clean answer of the exchange: then it is ``resolved`` (a transient fault healed).
+
+A file here that cannot be read never stops ingestion: it is set aside as ``<name>.damaged-<time>`` with
+one warning line and skipped (an entry without its rows holds nothing).
 """
 
 from __future__ import annotations
@@ -21,18 +26,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from hourcast import atomic
 from hourcast.data import store
 from hourcast.data.candles import CANDLE_COLUMNS
-from hourcast.errors import HourcastError
+from hourcast.errors import DamagedFile, HourcastError
 from hourcast.timeframe import timeframe_ms
 
 if TYPE_CHECKING:
     from hourcast.data.validation import ValidationReport
 
 ROWS, BATCH = "rows", "batch"
-PENDING, RELEASED, REVIEWED = "pending", "released", "reviewed"
+PENDING, RELEASED, REVIEWED, RESOLVED = "pending", "released", "reviewed", "resolved"
+HELD = (PENDING, REVIEWED)
+"""The states of an entry whose candles are still kept out of the store."""
 ENTRY_SUFFIX = ".entry.json"
 
 
@@ -132,8 +140,19 @@ def entries(root: Path, series: store.Series | None = None) -> list[Entry]:
     base = series.directory(root) if series is not None else root
     if not base.exists():
         return []
-    found = [Entry(**json.loads(path.read_text())) for path in base.rglob(f"*{ENTRY_SUFFIX}")]
+    found = [entry for path in base.rglob(f"*{ENTRY_SUFFIX}") if (entry := _read_entry(path)) is not None]
     return sorted(found, key=lambda entry: (entry.created, entry.id))
+
+
+def _read_entry(path: Path) -> Entry | None:
+    """An entry file, or None if it is gone or damaged (then set aside, with a warning)."""
+    try:
+        return Entry(**json.loads(path.read_text()))
+    except FileNotFoundError:  # deleted by retention while listed
+        return None
+    except (ValueError, TypeError) as error:
+        atomic.set_aside_damaged(path, error, "the quarantine is read without this entry")
+        return None
 
 
 def find(root: Path, entry_id: str) -> Entry:
@@ -144,16 +163,36 @@ def find(root: Path, entry_id: str) -> Entry:
     raise QuarantineError(f"no quarantine entry {entry_id!r}; see `hourcast quarantine list` for the ids")
 
 
+def held_rows(root: Path, entry: Entry) -> pd.DataFrame | None:
+    """The rows of an entry as they were received, or None if its rows file is gone or damaged (then set
+    aside, with a warning)."""
+    path = entry.stem(root).with_suffix(".parquet")
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        return None
+    except (pa.ArrowException, OSError) as error:
+        atomic.set_aside_damaged(path, error, f"quarantine entry {entry.id} is read as holding no rows")
+        return None
+
+
 def read_rows(root: Path, entry: Entry) -> pd.DataFrame:
-    """The rows of an entry, as they were received."""
-    return pd.read_parquet(entry.stem(root).with_suffix(".parquet"))
+    """The rows of an entry, as they were received; ``DamagedFile`` if its rows file is gone or damaged."""
+    rows = held_rows(root, entry)
+    if rows is None:
+        raise DamagedFile(
+            f"the rows file of quarantine entry {entry.id} is missing or damaged (a damaged one is set "
+            "aside as <name>.damaged-<time>); nothing to show or release: mark it reviewed with "
+            f"`hourcast quarantine release {entry.id} --reviewed`"
+        )
+    return rows
 
 
 def examined_until(root: Path, series: store.Series) -> pd.Timestamp | None:
     """Open time (on the timeframe's grid) of the newest candle a row entry of the series holds, or None.
 
     Ingestion resumes after it as after the last stored candle: rows set aside were fetched and judged;
-    fetching them again would only quarantine them again.
+    the candles among them are asked for again one by one, as the completeness state's retries.
     """
     lasts = [pd.Timestamp(e.last) for e in entries(root, series) if e.kind == ROWS and e.last]
     if not lasts:
@@ -168,13 +207,12 @@ def already_held(root: Path, series: store.Series, rows: pd.DataFrame, kind: str
     A page failing a batch rule again (the next run fetches it again) is held once, not once per run.
     """
     if kind == BATCH:
-        same = any(
-            read_rows(root, e).equals(rows.reset_index(drop=True))
-            for e in entries(root, series)
-            if e.kind == BATCH and e.state == PENDING
-        )
+        pages = (held_rows(root, e) for e in entries(root, series) if e.kind == BATCH and e.state == PENDING)
+        same = any(page is not None and page.equals(rows.reset_index(drop=True)) for page in pages)
         return pd.Series(same, index=rows.index)
-    held = [read_rows(root, e) for e in entries(root, series) if e.kind == ROWS]
+    held = [
+        held for e in entries(root, series) if e.kind == ROWS and (held := held_rows(root, e)) is not None
+    ]
     if not held or rows.empty:
         return pd.Series(False, index=rows.index)
     known = set(pd.util.hash_pandas_object(pd.concat(held)[CANDLE_COLUMNS], index=False))
@@ -188,15 +226,17 @@ def supersede(root: Path, latest: Entry) -> list[str]:
     kept once, as its latest copy, not once per run."""
     if latest.kind != BATCH:
         return []
-    rows = read_rows(root, latest)
+    rows = held_rows(root, latest)
+    if rows is None:
+        return []
     hashes = set(pd.util.hash_pandas_object(rows, index=False))
     removed = []
     for entry in entries(root, latest.series):
         same_page = entry.kind == BATCH and entry.state == PENDING and entry.first == latest.first
-        if entry.id == latest.id or not same_page:
+        earlier = held_rows(root, entry) if entry.id != latest.id and same_page else None
+        if earlier is None:
             continue
-        held = pd.util.hash_pandas_object(read_rows(root, entry), index=False)
-        if set(held) <= hashes:
+        if set(pd.util.hash_pandas_object(earlier, index=False)) <= hashes:
             delete(root, entry)
             removed.append(entry.id)
     return removed
@@ -211,6 +251,31 @@ def delete(root: Path, entry: Entry) -> int:
         freed += path.stat().st_size
         path.unlink()
     return freed
+
+
+def resolve_stored(
+    root: Path, candles_dir: Path, series: store.Series, start: pd.Timestamp, end: pd.Timestamp
+) -> list[str]:
+    """Mark ``resolved`` every pending row entry of ``series`` with a candle in ``start..end`` whose
+    candles (their exact open times) are all stored now: the exchange served them clean since (a later
+    ingest asked for them again, or a backfill did). Returns their ids."""
+    resolved = []
+    for entry in entries(root, series):
+        if entry.kind != ROWS or entry.state != PENDING or entry.first is None or entry.last is None:
+            continue
+        first, last = pd.Timestamp(entry.first), pd.Timestamp(entry.last)
+        if last < start or first > end:
+            continue
+        rows = held_rows(root, entry)
+        if rows is None or rows["ts"].isna().any():
+            continue
+        stored = set(store.load_candles(candles_dir, series, first, last)["ts"])
+        if set(rows["ts"]) <= stored:
+            now = iso(pd.Timestamp.now(tz="UTC"))
+            note = "its candles were stored since from a clean answer of the exchange"
+            _write_entry(root, replace(entry, state=RESOLVED, resolved=now, note=note))
+            resolved.append(entry.id)
+    return resolved
 
 
 def mark_reviewed(root: Path, entry_id: str, note: str = "") -> Entry:
@@ -235,9 +300,9 @@ def release(
     never duplicates a candle. ``QuarantineError`` (with the failures) if the rows still fail.
     """
     entry = find(root, entry_id)
-    if entry.state == RELEASED:
+    if entry.state in (RELEASED, RESOLVED):
         raise QuarantineError(
-            f"quarantine entry {entry_id} was already released on {entry.resolved}; nothing to do"
+            f"quarantine entry {entry_id} was already {entry.state} on {entry.resolved}; nothing to do"
         )
     rows = read_rows(root, entry)
     report = validate(rows)

@@ -14,6 +14,7 @@ series so two writers never interleave.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ FILE_COLUMNS = ["ts", *VALUE_COLUMNS, *ORDER_FLOW_COLUMNS]
 DATA_FILE = "data.parquet"
 LAST_MONTH = "9999-99"
 """A month key after every real one: the open end of a month range."""
+MONTH_PREFIX = "month="
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,10 @@ def _read_file(path: Path) -> pd.DataFrame:
     """A month file; ``DamagedFile`` (naming it and the repair command) if it cannot be read."""
     try:
         frame = pd.read_parquet(path, columns=FILE_COLUMNS)
-    except pa.ArrowException as error:
+    except (pa.ArrowException, OSError) as error:
+        reason = " ".join(str(error).split())  # the library's whole sentence, on one line
         raise DamagedFile(
-            f"candle file {path} is damaged ({str(error)[:120]}); it was left as it is: run "
+            f"candle file {path} is damaged ({reason}); it was left as it is: run "
             "`hourcast repair` to set it aside and fetch its month again from the exchange"
         ) from None
     frame["ts"] = frame["ts"].astype("datetime64[ms, UTC]")
@@ -117,15 +121,33 @@ def upsert(root: Path, series: Series, candles: pd.DataFrame) -> UpsertResult:
     return UpsertResult(new=new, duplicates=len(candles) - new)
 
 
-def _months(directory: Path) -> list[str]:
-    """The months (``YYYY-MM``) a series has a folder for, oldest first: one listing of the series folder."""
+def _month_folders(directory: Path) -> list[tuple[str, bool]]:
+    """``(name after month=, whether it is a folder named for a real month)`` of every ``month=`` entry of
+    a series folder, in name order: one listing of the series folder."""
     try:
         with os.scandir(directory) as entries:
-            return sorted(
-                entry.name.removeprefix("month=") for entry in entries if entry.name.startswith("month=")
-            )
+            found = [
+                (entry.name.removeprefix(MONTH_PREFIX), entry.is_dir())
+                for entry in entries
+                if entry.name.startswith(MONTH_PREFIX)
+            ]
     except (FileNotFoundError, NotADirectoryError):
         return []
+    return sorted((name, folder and _MONTH.fullmatch(name) is not None) for name, folder in found)
+
+
+def months_in(directory: Path) -> list[str]:
+    """The months (``YYYY-MM``) a series folder has a folder for, oldest first; a stray ``month=`` entry
+    (not a folder, or not named for a month, e.g. ``month=bogus``) is no month of the store
+    (``stray_months``)."""
+    return [name for name, month in _month_folders(directory) if month]
+
+
+def stray_months(root: Path, series: Series) -> list[Path]:
+    """Every ``month=`` entry of a series that is no month of the store (``month=bogus/``, ``month=2024-13``,
+    a file): ``hourcast repair`` sets them aside."""
+    directory = series.directory(root)
+    return [directory / f"{MONTH_PREFIX}{name}" for name, month in _month_folders(directory) if not month]
 
 
 def _month_files(directory: Path, first: str = "", last: str = LAST_MONTH) -> list[tuple[str, Path]]:
@@ -133,8 +155,8 @@ def _month_files(directory: Path, first: str = "", last: str = LAST_MONTH) -> li
 
     Only the months asked for are looked into, so a caller reading the newest months pays the same at 1 and
     at 12 months of history (a glob of ``month=*/data.parquet`` lists every month folder)."""
-    files = [(month, _month_file(directory, month)) for month in _months(directory) if first <= month <= last]
-    return [(month, path) for month, path in files if path.is_file()]
+    files = [(month, _month_file(directory, month)) for month in months_in(directory)]
+    return [(month, path) for month, path in files if first <= month <= last and path.is_file()]
 
 
 def month_files(
@@ -147,7 +169,7 @@ def month_files(
 def last_stored(root: Path, series: Series) -> pd.Timestamp | None:
     """Open time of the newest stored candle of a series, or ``None`` if it has none."""
     directory = series.directory(root)
-    for month in reversed(_months(directory)):
+    for month in reversed(months_in(directory)):
         path = _month_file(directory, month)
         if not path.is_file():
             continue

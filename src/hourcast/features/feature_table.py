@@ -227,12 +227,18 @@ class _State:
 
 
 def _read_state(path: Path, definition: str) -> _State | None:
-    """The state, or None if there is none or it describes another definition or layout."""
+    """The state, or None if there is none or it describes another definition or layout; a state file
+    that cannot be read is set aside as ``<name>.damaged-<time>`` (one warning line) and the table
+    rebuilt from the candles."""
     file = state_path(path)
     if not file.exists() or not path.is_dir():
         return None
-    table = pq.read_table(file)
-    meta = json.loads((table.schema.metadata or {}).get(_STATE_KEY, b"{}"))
+    try:
+        table = pq.read_table(file)
+        meta = json.loads((table.schema.metadata or {}).get(_STATE_KEY, b"{}"))
+    except (pa.ArrowException, ValueError) as error:
+        atomic.set_aside_damaged(file, error, "the feature table is rebuilt from the candles")
+        return None
     if meta.get("layout") != _LAYOUT or meta.get("definition") != definition:
         return None  # written by another version of this module: rebuild
     return _State(table.to_pandas(), meta["start_ms"], meta["counts"])
@@ -242,10 +248,9 @@ def _write_state(path: Path, state: _State, definition: str) -> None:
     meta = {"layout": _LAYOUT, "definition": definition, "start_ms": state.start_ms, "counts": state.counts}
     table = pa.Table.from_pandas(state.frame.reset_index(drop=True), preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _STATE_KEY: json.dumps(meta)})
-    file = state_path(path)
-    temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    pq.write_table(table, temporary)
-    os.replace(temporary, file)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    atomic.write_bytes(state_path(path), sink.getvalue().to_pybytes())
 
 
 def _fingerprint(file: Path) -> str:

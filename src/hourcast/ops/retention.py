@@ -33,7 +33,7 @@ from urllib.parse import unquote
 import pandas as pd
 
 from hourcast.data import quarantine, store
-from hourcast.data.store import series_lock
+from hourcast.data.store import months_in, series_lock
 from hourcast.features import feature_table
 from hourcast.settings import Settings
 
@@ -157,11 +157,8 @@ def _size(path: Path) -> int:
 
 
 def _month_folders(directory: Path) -> dict[str, Path]:
-    return {
-        folder.name.removeprefix(MONTH_PREFIX): folder
-        for folder in directory.glob(f"{MONTH_PREFIX}*")
-        if folder.is_dir()
-    }
+    """The series' month folders by month (a stray ``month=bogus`` is left to ``hourcast repair``)."""
+    return {month: directory / f"{MONTH_PREFIX}{month}" for month in months_in(directory)}
 
 
 def _prune_candles(root: Path, cutoff: pd.Timestamp) -> tuple[list[str], int]:

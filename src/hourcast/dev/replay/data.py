@@ -15,38 +15,64 @@ import pandas as pd
 
 from hourcast.data.candles import ORDER_FLOW_COLUMNS
 from hourcast.dev.replay.binance import market_id
-from hourcast.errors import UsageError
+from hourcast.errors import UsageError, UserError
 
 FILE_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
+
+
+def _bad_row(path: str | Path, raw: pd.Series, parsed: pd.Series, expected: str) -> UserError:
+    """The error naming the file, the line (header = line 1) and the first value of ``raw`` that did not
+    parse (null in ``parsed`` but not in ``raw``)."""
+    index = int((parsed.isna() & raw.notna()).to_numpy().argmax())
+    return UserError(
+        f"{path}, line {index + 2}: {raw.name} {raw.iloc[index]!r} is not {expected}; "
+        "fix the row or leave it out of the file"
+    )
 
 
 def parse_timestamps(values: pd.Series, path: str | Path = "<data>") -> pd.Series:
     """Open times as UTC: epoch milliseconds (integers), or ISO-8601 text of any precision, mixed freely
     (``2020-01-01T04:00:00Z`` beside ``2020-01-01T09:28:14.789Z``; no offset means UTC).
-    ``ValueError`` naming the file and the first value that is neither."""
+    ``UserError`` naming the file, the line and the first value that is neither."""
     if pd.api.types.is_numeric_dtype(values):
         return pd.to_datetime(values, unit="ms", utc=True).astype("datetime64[ms, UTC]")
     try:
         return pd.to_datetime(values, utc=True, format="ISO8601").astype("datetime64[ms, UTC]")
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{path}: timestamps must be ISO-8601 UTC or epoch milliseconds ({error})") from None
+    except (ValueError, TypeError):
+        parsed = pd.Series([_timestamp_or_none(value) for value in values], dtype=object)
+        raise _bad_row(path, values, parsed, "an ISO-8601 UTC timestamp or epoch milliseconds") from None
+
+
+def _timestamp_or_none(value: object) -> pd.Timestamp | None:
+    try:
+        return pd.to_datetime(pd.Series([value]), utc=True, format="ISO8601").iloc[0]
+    except (ValueError, TypeError):
+        return None
 
 
 def load_candles_file(path: str | Path) -> pd.DataFrame:
     """Read a ``timestamp,open,high,low,close,volume`` CSV (optionally .gz), optionally with the order flow
     ``quote_volume,trades,taker_buy_base,taker_buy_quote`` (all four; an empty cell is a candle without
-    it), into a sorted frame with columns ``ts`` (UTC) and the float values."""
-    raw = pd.read_csv(path)
+    it), into a sorted frame with columns ``ts`` (UTC) and the float values. ``UserError`` (one line naming
+    the file, and the line of a bad row) if it is not such a file."""
+    try:
+        raw = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        reason = " ".join(str(error).split())
+        raise UserError(f"{path} is not a candles CSV ({reason}); fix the file") from None
     missing = [column for column in FILE_COLUMNS if column not in raw.columns]
     if missing:
-        raise ValueError(f"{path}: missing columns {missing} (expected header {','.join(FILE_COLUMNS)})")
+        raise UserError(f"{path}: missing columns {missing}; give it the header {','.join(FILE_COLUMNS)}")
     flow = [column for column in ORDER_FLOW_COLUMNS if column in raw.columns]
     if flow and flow != ORDER_FLOW_COLUMNS:
         absent = [column for column in ORDER_FLOW_COLUMNS if column not in flow]
-        raise ValueError(f"{path}: order-flow columns come all four or none; {absent} missing")
+        raise UserError(f"{path}: order-flow columns come all four or none; {absent} missing: add or drop")
     frame = pd.DataFrame({"ts": parse_timestamps(raw["timestamp"], path)})
     for column in [*FILE_COLUMNS[1:], *flow]:
-        frame[column] = raw[column].astype("float64")
+        values = pd.to_numeric(raw[column], errors="coerce")
+        if (values.isna() & raw[column].notna()).any():
+            raise _bad_row(path, raw[column], values, "a number")
+        frame[column] = values.astype("float64")
     return frame.sort_values("ts", kind="stable").drop_duplicates("ts", keep="last").reset_index(drop=True)
 
 
