@@ -242,3 +242,46 @@ def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
     )
     assert run.returncode == 1 and "hourcast:" not in run.stderr, run.stderr
     assert "Traceback" in run.stderr and "ZeroDivisionError: division by zero" in run.stderr, run.stderr
+
+
+def test_no_symbols_and_no_ledger_rows_are_usage_errors(tmp_path: Path) -> None:
+    env = {"HOURCAST_HOME": str(tmp_path)}
+    for command in (["gaps"], ["ingest"]):
+        line = cli_error(command, HOURCAST_SYMBOLS=" , ", **env)
+        assert line.startswith("hourcast: HOURCAST_SYMBOLS=' , ': names no symbol: give at least one")
+    assert one_line_error(start(["ledger"], HOURCAST_SYMBOLS="", **env)).startswith(
+        "hourcast: HOURCAST_SYMBOLS='': names no symbol"
+    )
+    assert stderr_of(["ledger", "--last", "0"], "pipe", tmp_path) == (
+        2,
+        "hourcast: invalid value for '--last': Input should be greater than or equal to 1; "
+        "see `hourcast ledger --help`\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "said"),
+    [
+        ("2024-01-01T01:00:00Z,1,2,abc,1.5,10", "line 3: low 'abc' is not a number"),
+        ("soon,1,2,0.5,1.5,10", "line 3: timestamp 'soon' is not an ISO-8601 UTC timestamp"),
+        ("2024-01-01T01:00:00Z,1,2,0.5,1.5,10,7", "is not a candles CSV (Error tokenizing data."),
+    ],
+    ids=["value", "timestamp", "fields"],
+)
+def test_a_replay_file_with_a_bad_row_is_named_in_one_line(tmp_path: Path, row: str, said: str) -> None:
+    path = tmp_path / "btc.csv"
+    path.write_text(f"timestamp,open,high,low,close,volume\n2024-01-01T00:00:00Z,1,2,0.5,1.5,10\n{row}\n")
+    line = one_line_error(start(["replay-exchange", "--data", f"BTC/USDT={path}", "--port", "0"]))
+    assert line.startswith(f"hourcast: {path}") and said in line, line
+
+
+def test_a_damaged_file_message_keeps_the_librarys_whole_sentence(
+    tmp_path: Path, replay: ReplayServer
+) -> None:
+    settings = replay_settings(tmp_path, replay)
+    make_ingestor(settings).ingest()
+    [(_, month)] = store.month_files(settings.candles_dir, BTC)
+    month.write_bytes(b"garbage" * 10)
+    line = cli_error(["gaps"], HOURCAST_HOME=str(tmp_path))
+    whole = "magic bytes not found in footer. Either the file is corrupted or this is not a parquet file.)"
+    assert whole in line, line
