@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hourcast.atomic import file_lock, write_text
+from hourcast.atomic import file_lock, set_aside_damaged, write_text
 from hourcast.errors import HourcastError
 
 if TYPE_CHECKING:
@@ -240,9 +240,15 @@ def _registry_path(registry_dir: Path, name: str) -> Path:
 
 def _read_state(registry_dir: Path, name: str) -> dict[str, Any]:
     path = _registry_path(registry_dir, name)
-    if not path.exists():
-        return {"name": name, "production": None, "history": [], "decisions": {}}
-    return json.loads(path.read_text(encoding="utf-8"))
+    empty = {"name": name, "production": None, "history": [], "decisions": {}}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return empty
+    except ValueError as error:  # truncated or garbage: the stages cannot be derived from BentoML's store
+        outcome = "no model is in production until one is promoted again (`hourcast models promote TAG`)"
+        set_aside_damaged(path, error, outcome)
+        return empty
 
 
 @contextmanager

@@ -159,9 +159,20 @@ def score_predictions(predictions: pd.DataFrame, candles: pd.DataFrame) -> tuple
     return scores.astype({"requested_at": _TIME})[SCORE_COLUMNS], pending
 
 
+def _readable(path: Path) -> bool:
+    """Whether a scores file can be read; a damaged one is set aside as ``<name>.damaged-<time>`` (one
+    warning line): its hours are scored again from the prediction log."""
+    try:
+        pq.read_schema(path)
+    except (pa.ArrowException, OSError) as error:
+        atomic.set_aside_damaged(path, error, "its hours are scored again from the prediction log")
+        return False
+    return True
+
+
 def read_scores(directory: Path) -> pd.DataFrame:
-    """Every stored score, one row per key (empty frame if none)."""
-    files = sorted(str(path) for path in directory.glob(f"date=*/{SCORES_FILE}"))
+    """Every stored score, one row per key (empty frame if none; a damaged day file is set aside)."""
+    files = sorted(str(path) for path in directory.glob(f"date=*/{SCORES_FILE}") if _readable(path))
     if not files:
         return empty_scores()
     schemas = [pq.read_schema(name) for name in files]  # days scored before a column existed lack it
@@ -181,7 +192,7 @@ def write_scores(directory: Path, scores: pd.DataFrame) -> int:
     with store.series_lock(directory):
         for day, rows in scores.groupby(scores["target_time"].dt.strftime("%Y-%m-%d"), sort=True):
             path = directory / f"date={day}" / SCORES_FILE
-            if path.exists():
+            if path.exists() and _readable(path):
                 atomic.remove_stale_temporaries(path.parent)
                 stored = pd.read_parquet(path)
                 stored = _times(stored.astype({"requested_at": _TIME}), ["as_of", "target_time"])
