@@ -89,6 +89,13 @@ class NextHour:
         candles = candles.assign(ts=candles["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).drop(columns="symbol")
         return schema.History(symbol=symbol, candles=candles.to_dict(orient="records"))
 
+    @app.get("/model", tags=[asgi.FORECASTS], responses=asgi.MODEL_ERRORS)
+    async def model(self) -> schema.ModelCard:
+        """The model this worker serves: the window it was trained on and how it compared with persistence
+        on its promotion gate (walk-forward MAE, persistence's, their ratio, Diebold-Mariano p)."""
+        tag = self.predictor.model_tag
+        return await asgi.off_loop(asgi.model_card_body, self.settings, tag, source="the model store")
+
     @app.get("/scoreboard", tags=[asgi.MONITORING], responses=asgi.MONITOR_ERRORS)
     async def scoreboard(
         self,

@@ -4,6 +4,7 @@ API and the dashboard; deployment runs made by the replay clock; Ctrl-C leaving 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -74,9 +75,6 @@ class Up:
                 "HOURCAST_SERVE_PORT": str(self.api_port),
                 "HOURCAST_UI_PORT": str(self.ui_port),
                 "HOURCAST_SERVE_WORKERS": "1",
-                "HOURCAST_PROMOTION_TOLERANCE": "1.0",
-                "HOURCAST_DEFAULT_BACKFILL_DAYS": "12",  # a lean bootstrap: 12 days, trained on 9
-                "HOURCAST_TRAIN_DAYS": "9",
                 "PREFECT_HOME": str(tmp_path / "prefect-client"),
                 "PREFECT_SERVER_API_PORT": str(self.prefect_port),
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -84,6 +82,7 @@ class Up:
         )
         if prefect_api_url:
             env["PREFECT_API_URL"] = prefect_api_url
+        self.env = env
         self.prefect_api_url = prefect_api_url or f"http://127.0.0.1:{self.prefect_port}/api"
         command = [sys.executable, "-m", "hourcast", "up", "--replay"]  # the replay clock at 60x
         with open(self.output, "wb") as output:
@@ -103,6 +102,19 @@ class Up:
         except httpx.HTTPError:
             return False
         return answer.status_code == 200 and answer.json()["stale"] is False
+
+    def models(self) -> list[dict[str, Any]]:
+        """`hourcast models list --json` on the stack's data, one object per model."""
+        listed = subprocess.run(
+            [sys.executable, "-m", "hourcast", "models", "list", "--json"],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return [json.loads(line) for line in listed.stdout.splitlines()]
 
     def stop(self) -> int:
         """Ctrl-C; the exit code (within a bounded time)."""
@@ -150,14 +162,25 @@ def assert_stops_cleanly(up: Up, groups: dict[int, int]) -> None:
 def test_up_replay_runs_the_deployments_and_its_worker_runs_a_backfill(
     tmp_path: Path, recorded_files: dict[str, pd.DataFrame]
 ) -> None:
-    """One `hourcast up --replay` on its own Prefect server: the first answered /predict and the dashboard,
-    runs the replay clock makes (ingest, then monitor), a backfill deployment run through the stack's
+    """One `hourcast up --replay` on its own Prefect server, with the default settings: the first answered
+    /predict, from a first model trained on the 365-day window and promoted by the default gate, its gate
+    figures against persistence in the API (what the dashboard shows) and `models list`; runs the replay
+    clock makes (ingest, then monitor), a backfill deployment run through the stack's
     worker that stores exactly the recorded candles, and Ctrl-C leaving nothing running or in progress."""
     up = Up(tmp_path)
     groups: dict[int, int] = {}
     try:
-        wait_for(up.predicts, 300, "a first answered /predict")
+        wait_for(up.predicts, 480, "a first answered /predict")
         assert httpx.get(f"http://127.0.0.1:{up.ui_port}/", timeout=10).status_code == 200
+        served = httpx.get(f"http://127.0.0.1:{up.api_port}/model", timeout=10).json()
+        [first] = up.models()
+        assert first["tag"] == served["model"] and first["status"] == "production", first
+        assert first["training_days"] == served["training_days"] == 365, (first, up.text())
+        gate = first["gate"]
+        assert served["gate"] == gate and gate["weeks"] == 1 and gate["hours"] == 2 * 7 * 24
+        assert gate["mae_ratio"] == pytest.approx(gate["mae"] / gate["persistence_mae"])
+        assert gate["mae_ratio"] <= 1.02  # the default tolerance promoted it
+        assert f"trained on 365 days; gate: MAE {gate['mae']:.2f} vs persistence" in up.text()
         # the summary comes once the Prefect side is up too, which may be after the API first answers
         wait_for(lambda: "bootstrap:      " in up.text(), 120, "the stack's summary")
         text = up.text()

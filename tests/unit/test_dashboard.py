@@ -533,3 +533,38 @@ def test_refresh_performance_reads_the_api_and_says_what_failed(
 def test_refresh_performance_never_raises_when_the_api_is_down(dead_url: str) -> None:
     figure, text = refresh_performance(ApiClient(dead_url, timeout=1.0), "ETH/USDT", 48)
     assert figure is None and text.count("is not reachable") == 1
+
+
+MODEL_CARD = {
+    "model": "hourcast_next_hour:abc123",
+    "trained_from": "2024-01-02 01:00:00+00:00",
+    "trained_until": "2025-01-01 00:00:00+00:00",
+    "training_days": 365.0,
+    "training_rows": 17520,
+    "gate": {
+        "weeks": 1,
+        "hours": 336,
+        "mae": 148.8504,
+        "persistence_mae": 149.8092,
+        "mae_ratio": 0.9936,
+        "dm_p_value": 0.655,
+    },
+    "summary": "trained on 365 days; gate: ...",
+}
+
+
+def test_the_numbers_say_how_the_model_compared_with_persistence_on_its_gate(
+    api: FakeApi, candles: pd.DataFrame
+) -> None:
+    api.answer("/history", 200, candles_payload(candles))
+    api.answer("/predict", 200, make_prediction(candles))
+    api.answer("/model", 200, MODEL_CARD)
+    _, text = refresh(ApiClient(api.url), "BTC/USDT", 12)
+    assert "- **Trained on:** 365 days (17,520 rows)" in text
+    assert (
+        "- **Promotion gate (1 week, 336 hours):** MAE 148.85 vs persistence 149.81, ratio 0.9936: "
+        "0.6% better than persistence, Diebold-Mariano p = 0.66"
+    ) in text
+    api.answer("/model", 503, {"error": "no model is loaded yet"})
+    _, text = refresh(ApiClient(api.url), "BTC/USDT", 12)
+    assert "- **Promotion gate:** not known (" in text and as_text("no model is loaded yet") in text

@@ -2,7 +2,8 @@
 error shape (``schema.ErrorBody``) for every status and path, every status declared in the OpenAPI
 document (with the service's own title, version, description and tags), a request body bound answered
 413 before the body is read, ``/readyz`` with reasons, and the monitoring answers (``/scoreboard``,
-``/performance``, ``/monitor/metrics``) read off the event loop from the scores dataset.
+``/performance``, ``/monitor/metrics``) read off the event loop from the scores dataset, and ``/model`` (the
+served model's training window and gate figures) from the model store.
 
 A rejected request is one INFO line in the log, never a traceback; only a server error (500) logs one.
 """
@@ -26,10 +27,19 @@ from starlette.exceptions import HTTPException
 
 from hourcast import __version__
 from hourcast.errors import HourcastError
+from hourcast.model import card, registry
 from hourcast.monitor import prometheus, scoreboard, scoring
 from hourcast.redact import redact
 from hourcast.serving.predictor import Unavailable, UnknownSymbol
-from hourcast.serving.schema import ErrorBody, Performance, Prediction, Readiness, Scoreboard
+from hourcast.serving.schema import (
+    ErrorBody,
+    GateFigures,
+    ModelCard,
+    Performance,
+    Prediction,
+    Readiness,
+    Scoreboard,
+)
 from hourcast.settings import Settings
 
 READY_PATH, LIVE_PATHS = "/readyz", ("/livez", "/healthz")
@@ -75,6 +85,10 @@ GET_ERRORS = error_responses(400, 404, 405)
 MONITOR_ERRORS = {
     **error_responses(400, 404, 405),
     503: {"model": ErrorBody, "description": "The scores dataset could not be read in time."},
+}
+MODEL_ERRORS = {
+    **error_responses(405),
+    503: {"model": ErrorBody, "description": "No model loaded, or the model store did not answer in time."},
 }
 PROMETHEUS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -151,12 +165,13 @@ def build_app(title: str) -> FastAPI:
 T = TypeVar("T")
 
 
-async def off_loop(function: Callable[..., T], *args: Any) -> T:
-    """``function(*args)`` in a thread, bounded by ``MONITOR_SECONDS`` (``Unavailable`` past it)."""
+async def off_loop(function: Callable[..., T], *args: Any, source: str = "the scores dataset") -> T:
+    """``function(*args)`` in a thread, bounded by ``MONITOR_SECONDS`` (``Unavailable`` naming ``source``
+    past it)."""
     try:
         return await asyncio.wait_for(asyncio.to_thread(function, *args), MONITOR_SECONDS)
     except TimeoutError:
-        raise Unavailable(f"the scores dataset did not answer within {MONITOR_SECONDS:g} s") from None
+        raise Unavailable(f"{source} did not answer within {MONITOR_SECONDS:g} s") from None
 
 
 def _iso(value: Any) -> str:
@@ -189,6 +204,27 @@ def performance_body(settings: Settings, symbol: str, hours: int, production: st
         history=_rows(view["history"].drop(columns="status"), ["target_time"]),
         rolling=_rows(view["rolling"], ["target_time"]),
         models=_rows(view["models"], ["first", "last"]),
+    )
+
+
+def model_card_body(settings: Settings, tag: str | None) -> ModelCard:
+    """``GET /model``: the served model's training window and gate figures (``hourcast.model.card``), from
+    its metadata in the model store; ``Unavailable`` without a model."""
+    if tag is None:
+        raise Unavailable("no model is loaded yet; train one (`hourcast train`) and promote it")
+    try:
+        metadata = registry.model_metadata(settings.model_name, tag)
+    except registry.RegistryError as error:
+        raise Unavailable(str(error)) from None
+    window, gate = metadata.get("training_window") or {}, card.gate(metadata)
+    return ModelCard(
+        model=tag,
+        trained_from=window.get("start"),
+        trained_until=window.get("end"),
+        training_days=card.training_days(metadata),
+        training_rows=metadata.get("training_rows"),
+        gate=GateFigures(**gate.as_json()) if gate is not None else None,
+        summary=card.summary(metadata),
     )
 
 

@@ -2,7 +2,7 @@
 
 Every failure becomes a ``DashboardError`` with a message a person can act on, without credentials. An
 answer is accepted only if it matches the API's own schema (``hourcast.serving.schema``: ``Prediction``,
-``Performance``, ``Scoreboard``).
+``Performance``, ``Scoreboard``, ``ModelCard``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from hourcast.errors import HourcastError
 from hourcast.redact import redact
-from hourcast.serving.schema import Performance, Prediction, Scoreboard
+from hourcast.serving.schema import ModelCard, Performance, Prediction, Scoreboard
 
 HISTORY_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 PREDICTION_TIMES = ["as_of", "target_time"]
@@ -72,6 +72,10 @@ class ApiClient:
     def scoreboard(self, symbol: str) -> Scoreboard:
         """The rolling scoreboard of ``symbol``, every window (``GET /scoreboard``)."""
         return self._model(Scoreboard, "GET", "/scoreboard", params={"symbol": symbol})
+
+    def model_card(self) -> ModelCard:
+        """The served model's training window and gate figures (``GET /model``)."""
+        return self._model(ModelCard, "GET", "/model")
 
     def _model(self, schema: type[ModelT], method: str, path: str, **kwargs: Any) -> ModelT:
         payload = self._json(method, path, **kwargs)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from hourcast.serving.schema import Performance, Scoreboard
+from hourcast.serving.schema import ModelCard, Performance, Scoreboard
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -379,3 +379,21 @@ def performance_markdown(scoreboard: Scoreboard | None, performance: Performance
 
 def _p_value(value: float) -> str:
     return "p < 0.01" if value < 0.01 else f"p = {value:.2f}"
+
+
+def model_card_markdown(card: ModelCard) -> str:
+    """The served model's training window and how it compared with persistence on its promotion gate."""
+    days = "unknown" if card.training_days is None else f"{card.training_days:g} days"
+    lines = [f"- **Trained on:** {days}" + (f" ({card.training_rows:,} rows)" if card.training_rows else "")]
+    gate = card.gate
+    if gate is None:
+        return "\n".join([*lines, "- **Promotion gate:** no figures saved with this model"])
+    verdict = "better" if gate.mae_ratio < 1 else "worse"
+    p_value = f", Diebold-Mariano {_p_value(gate.dm_p_value)}" if gate.dm_p_value is not None else ""
+    weeks = f"{gate.weeks} week{'' if gate.weeks == 1 else 's'}"
+    lines.append(
+        f"- **Promotion gate ({weeks}, {gate.hours} hours):** MAE {gate.mae:,.2f} vs persistence "
+        f"{gate.persistence_mae:,.2f}, ratio {gate.mae_ratio:.4f}: {abs(1 - gate.mae_ratio):.1%} {verdict} "
+        f"than persistence{p_value}"
+    )
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ from hourcast.dashboard.client import HISTORY_COLUMNS, ApiClient, DashboardError
 from hourcast.dashboard.figures import (
     as_text,
     candlestick_figure,
+    model_card_markdown,
     performance_figure,
     performance_markdown,
     summary_markdown,
@@ -57,11 +58,19 @@ def refresh(client: ApiClient, symbol: str, hours: int) -> tuple[go.Figure | Non
     figure = candlestick_figure(history, prediction, symbol) if loaded else None
     warnings = _warnings(problems)
     if prediction is not None:
-        return figure, "\n\n".join([*warnings, summary_markdown(prediction)])
+        return figure, "\n\n".join([*warnings, summary_markdown(prediction), _model_card(client)])
     parts = [f"### {as_text(symbol)}: no forecast", *warnings]
     if not history.empty:
         parts.append(f"The chart shows the last {len(history)} candles.")
     return figure, "\n\n".join(parts)
+
+
+def _model_card(client: ApiClient) -> str:
+    """The served model's window and gate figures, or why they could not be read; never raises."""
+    try:
+        return model_card_markdown(client.model_card())
+    except DashboardError as exc:
+        return f"- **Promotion gate:** not known ({as_text(exc.message)})"
 
 
 def refresh_performance(client: ApiClient, symbol: str, hours: int) -> tuple[go.Figure | None, str]:

@@ -193,3 +193,27 @@ class Performance(BaseModel):
     history: list[ScoredHour]
     rolling: list[RollingPoint]
     models: list[ModelSpan]
+
+
+class GateFigures(BaseModel):
+    """How a model compared with persistence on its promotion gate: the walk-forward weeks scored before its
+    final fit (``hourcast.model.card.Gate``)."""
+
+    weeks: int
+    hours: int = Field(description="Hours scored (all symbols).")
+    mae: float = Field(description="The model's walk-forward MAE (before calibration).")
+    persistence_mae: float = Field(description="Persistence's MAE on the same hours.")
+    mae_ratio: float = Field(description="mae / persistence_mae: below 1 beats persistence.")
+    dm_p_value: float | None = Field(description="Diebold-Mariano p-value on absolute errors.")
+
+
+class ModelCard(BaseModel):
+    """``GET /model``: the model this worker serves, the window it was trained on and its gate figures."""
+
+    model: str = Field(description="Tag of the model in use.")
+    trained_from: str | None = Field(description="First labelled hour of the training window.")
+    trained_until: str | None = Field(description="Last labelled hour of the training window.")
+    training_days: float | None = Field(description="Days the training window spans (365 by default).")
+    training_rows: int | None
+    gate: GateFigures | None = Field(description="Null for a model saved without its gate figures.")
+    summary: str = Field(description="The same in one line, as `hourcast models list` prints it.")
