@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from hourcast.data import completeness, store
 
 HOUR = 3_600_000
@@ -56,3 +58,71 @@ def test_an_update_applies_to_the_state_saved_since_not_to_a_stale_copy(tmp_path
     assert backfill_copy == completeness.ArchiveState()
     assert saved == completeness.read_state(tmp_path, SERIES)
     assert (saved.start, saved.end, saved.tries) == (0, 10 * HOUR, {2 * HOUR: 1, 10 * HOUR: 1})
+
+
+def test_a_quarantined_candle_is_asked_for_again_until_set_aside_retries_times_or_served_clean() -> None:
+    state = completeness.ArchiveState()
+    state.record((0, 10 * HOUR), [], {5 * HOUR}, oldest_ms=0, retries=2, rejected={5 * HOUR})
+    assert state.to_retry(0, 2) == [5 * HOUR] and state.rejected == {5 * HOUR: 1}
+    assert state.to_retry(6 * HOUR, 2) == []  # older than the retry window: left alone
+    state.record((0, 11 * HOUR), [], {5 * HOUR}, oldest_ms=0, retries=2, rejected={5 * HOUR})
+    assert state.to_retry(0, 2) == [] and state.confirmed == set()  # bad every time: stays quarantined
+    state.record((0, 11 * HOUR), [], {5 * HOUR}, oldest_ms=0, retries=2)  # a backfill finds it clean
+    assert state.rejected == {}
+    assert completeness.ArchiveState(rejected={HOUR: 1}).as_json()["rejected"] == {"1970-01-01T01:00:00Z": 1}
+
+
+def test_the_state_is_derived_from_the_candles_and_the_ledger(
+    tmp_path: Path, btc_recorded: pd.DataFrame
+) -> None:
+    from hourcast.data import ledger
+    from hourcast.settings import Settings
+    from tests.support.data import as_candle_frame
+
+    settings = Settings(home=tmp_path, gap_retries=3, gap_retry_days=1)
+    day = btc_recorded.loc[(btc_recorded["ts"] >= "2024-02-27") & (btc_recorded["ts"] < "2024-03-01")]
+    old_gap, new_gap, bad = (
+        pd.Timestamp(f"2024-{stamp}", tz="UTC") for stamp in ("02-27 05:00", "02-29 20:00", "02-29 22:00")
+    )
+    store.upsert(
+        settings.candles_dir, SERIES, as_candle_frame(day.loc[~day["ts"].isin([old_gap, new_gap, bad])])
+    )
+
+    def run(minute: int, gaps: str, quarantined: str) -> ledger.LedgerEntry:
+        at = pd.Timestamp("2024-03-01", tz="UTC") + pd.Timedelta(minutes=minute)
+        return ledger.LedgerEntry(
+            at,
+            "ingest",
+            "binance",
+            "BTC/USDT",
+            "1h",
+            1,
+            1,
+            0,
+            1,
+            gaps,
+            1,
+            quarantined,
+            None,
+            None,
+            0.1,
+            "ok",
+            "",
+        )
+
+    ledger.record_many(
+        settings.ledger_dir,
+        [run(0, "2024-02-27T05:00:00Z+1, 2024-02-29T20:00:00Z+1", "2024-02-29T22:00:00Z+1")],
+    )
+    ledger.record_many(settings.ledger_dir, [run(1, "2024-02-29T20:00:00Z+1", "2024-02-29T22:00:00Z+1")])
+    state = completeness.derive_state(settings, SERIES)
+    ms = lambda stamp: int(stamp.value // 1_000_000)  # noqa: E731
+    assert (state.start, state.end) == (
+        ms(pd.Timestamp("2024-02-27", tz="UTC")),
+        ms(pd.Timestamp("2024-02-29 23:00", tz="UTC")),
+    )
+    assert (
+        state.confirmed == {ms(old_gap)}
+        and state.tries == {ms(new_gap): 2}
+        and state.rejected == {ms(bad): 2}
+    )
