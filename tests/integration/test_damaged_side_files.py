@@ -179,3 +179,33 @@ def test_a_damaged_feature_table_state_is_set_aside_and_the_table_rebuilt(
     assert again.rebuilt and again.total_rows == first.total_rows
     latest = feature_table.update(settings)  # the rebuilt state is read again: nothing to do
     assert not latest.rebuilt and latest.total_rows == first.total_rows and len(latest.rows) == 0
+
+
+def test_repair_and_ledger_set_damaged_state_and_ledger_files_aside(
+    tmp_path: Path, replay: ReplayServer
+) -> None:
+    from hourcast.data import ledger
+
+    settings = replay_settings(tmp_path, replay, default_backfill_days=1)
+    ingestor = make_ingestor(settings)
+    ingestor.ingest()
+    replay.exchange.advance(3600)
+    ingestor.ingest()
+    state_file = completeness.state_path(settings.candles_dir, BTC)
+    before = completeness.read_state(settings.candles_dir, BTC)
+    damage(state_file, "truncated")
+    first_run = ledger.parts(settings.ledger_dir)[0]
+    damaged = damage(first_run, "garbage")
+
+    shown = hourcast(tmp_path, replay, "ledger", "--json")
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    assert f"{first_run} cannot be read" in shown.stderr and set_aside(first_run).read_bytes() == damaged
+    assert len(json.loads(shown.stdout)) == 1  # the other run
+
+    repair = hourcast(tmp_path, replay, "repair")
+    assert repair.returncode == 0 and "Traceback" not in repair.stderr, repair.stderr
+    [warning] = repair.stderr.strip().splitlines()
+    assert f"{state_file} cannot be read" in warning and "rebuilt from the candles and the ledger" in warning
+    assert "no damaged candle files" in repair.stdout
+    rebuilt = completeness.read_state(settings.candles_dir, BTC)
+    assert (rebuilt.end, rebuilt.tries, rebuilt.confirmed) == (before.end, {}, set())
