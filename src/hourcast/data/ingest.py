@@ -198,7 +198,8 @@ class Ingestor:
                     f"{path} set aside as {aside}; month fetched again. {summary.message}".strip()
                 )
                 summaries.append(summary)
-            completeness.load_state(self.settings, series)  # reading sets a damaged one aside
+            # reading them sets a damaged state (rebuilt) or quarantine entry (skipped) aside
+            completeness.load_state(self.settings, series)
             quarantine.entries(self.settings.quarantine_dir, series)
         return summaries
 
