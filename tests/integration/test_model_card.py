@@ -5,22 +5,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import catboost
+import numpy as np
 import pytest
 
 from hourcast.api.asgi import model_card_body
 from hourcast.model import registry
 from hourcast.serving.predictor import Unavailable
 from hourcast.settings import Settings
-from tests.integration.test_registry import fit
-from tests.unit.test_quick_start import METADATA
+from tests.support.model_card import METADATA
 
 pytestmark = pytest.mark.usefixtures("bentoml_store")
+
+
+def tiny_model() -> catboost.CatBoostRegressor:
+    rows = np.random.default_rng(0).normal(size=(40, 2))
+    model = catboost.CatBoostRegressor(iterations=3, thread_count=1, verbose=False, allow_writing_files=False)
+    return model.fit(rows, rows[:, 0])
 
 
 def test_the_card_of_a_stored_model_has_its_window_and_gate(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, _env_file=None)
     tag = registry.save_candidate(
-        fit(0),
+        tiny_model(),
         settings.model_name,
         settings.registry_dir,
         labels={},

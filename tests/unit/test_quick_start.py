@@ -12,6 +12,7 @@ from hourcast.model import card
 from hourcast.ops.bootstrap import first_history_days
 from hourcast.ops.replay_world import first_clock
 from hourcast.settings import Settings
+from tests.support.model_card import METADATA
 
 BUNDLED = Path(__file__).resolve().parents[2] / "src" / "hourcast" / "dev" / "data"
 
@@ -49,18 +50,6 @@ def test_the_bundled_candles_hold_the_default_window_and_months_to_replay_in_und
     data = {symbol: load_candles_file(BUNDLED / name) for symbol, name in files.items()}
     clock = first_clock(data, first_history_days(settings()))
     assert min(frame["ts"].iloc[-1] for frame in data.values()) - clock > pd.Timedelta(days=180)
-
-
-METADATA = {
-    "timeframe": "1h",
-    "training_window": {"start": "2024-01-02 01:00:00+00:00", "end": "2025-01-01 00:00:00+00:00"},
-    "walk_forward": {
-        "weeks": 1,
-        "model": {"mae": 148.8504, "n": 336},
-        "persistence": {"mae": 149.8092, "n": 336},
-        "comparison": {"mae_ratio": 0.9936, "dm_p_value": 0.655},
-    },
-}
 
 
 def test_the_card_reads_the_training_window_and_the_gate_figures() -> None:
