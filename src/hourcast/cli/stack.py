@@ -24,7 +24,11 @@ def up(
         ),
     ] = None,
     now: Annotated[
-        str | None, typer.Option(help="With --replay: the exchange clock to start at (ISO).")
+        str | None,
+        typer.Option(
+            help="With --replay: the exchange clock to start at (ISO; default: the training window and its "
+            "lookback into the recordings, 367 days, so the first model trains on HOURCAST_TRAIN_DAYS)."
+        ),
     ] = None,
     speed: Annotated[float, typer.Option(help="With --replay: simulated seconds per real second.")] = 60.0,
 ) -> None:
