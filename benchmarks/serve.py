@@ -4,6 +4,9 @@ in-memory forecasts, in the same run as
 * the floor: a bare Starlette app on uvicorn (2 workers) answering the same JSON bodies from memory;
 * BentoML's floor: `bentoml serve` (2 workers, the service's own configuration) of a trivial service
   mounting that same Starlette app: what BentoML's server and middlewares cost per request by themselves;
+* the service lean: `hourcast serve` again with those two middlewares switched off by configuration;
+* BentoML's lean floor: the same trivial service with BentoML's per-request tracing (OpenTelemetry ASGI)
+  and metrics (Prometheus) middlewares switched off: what those two cost, by difference;
 * the bare in-process call doing the work per request without the cache (Feast online lookup + CatBoost).
 
 Figures: /predict at concurrency 1 and 16 and /predict_batch of 100 symbols at concurrency 1 and 16, each
@@ -69,6 +72,12 @@ TARGETS = {
     "fault_health_p99_ms": 50,
     "readyz_after_recovery_s": 2,
 }
+# BentoML's per-request tracing and metrics middlewares off (BentoML configuration, no code change)
+LEAN_BENTOML = {
+    "BENTOML_CONFIG_OVERRIDES": json.dumps(
+        {"services": {"hourcast": {"tracing": {"excluded_urls": [".*"]}, "metrics": {"enabled": False}}}}
+    )
+}
 SCENARIOS = {
     "predict_c1": ("/predict", 1),
     "predict_c16": ("/predict", 16),
@@ -112,6 +121,20 @@ from floor import app
 )
 @bentoml.asgi_app(app, path="/")
 class Floor:
+    pass
+
+
+# The same without BentoML's per-request tracing and metrics middlewares: what its server costs by itself.
+@bentoml.service(
+    name="lean_floor",
+    workers=2,
+    traffic={"timeout": 10},
+    logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": [".*"]},
+    metrics={"enabled": False},
+)
+@bentoml.asgi_app(app, path="/")
+class LeanFloor:
     pass
 """
 
@@ -374,6 +397,12 @@ def compare(runs: dict[str, dict[str, dict]], bare_figures: dict[str, dict]) -> 
             "service_to_floor_cpu_per_answer": ratio(cpu["service"], cpu["floor"]),
             "bentoml_floor_to_floor_cpu_per_answer": ratio(cpu["bentoml_floor"], cpu["floor"]),
             "service_to_bentoml_floor_cpu_per_answer": ratio(cpu["service"], cpu["bentoml_floor"]),
+            "bentoml_floor_to_lean_floor_cpu_per_answer": ratio(
+                cpu["bentoml_floor"], cpu["bentoml_lean_floor"]
+            ),
+            "bentoml_tracing_and_metrics_cpu_ms_per_answer": round(
+                cpu["bentoml_floor"] - cpu["bentoml_lean_floor"], 3
+            ),
             "service_p50_to_bare_call_median": ratio(service["p50_ms"], call["median_ms"]),
             "service_requests_per_s_to_bare_calls_per_s": ratio(
                 service["requests_per_s"], call["calls_per_s_one_thread"]
@@ -403,14 +432,17 @@ def table(runs: dict[str, dict[str, dict]], compared: dict[str, dict], bare_figu
     lines += [
         "",
         "| scenario | floor/service req/s | service/floor CPU | BentoML floor/floor CPU "
-        "| service/BentoML floor CPU | service p50/bare call |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| service/BentoML floor CPU | BentoML floor/lean floor CPU | BentoML tracing+metrics CPU ms "
+        "| service p50/bare call |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     columns = [
         "floor_to_service_requests_per_s",
         "service_to_floor_cpu_per_answer",
         "bentoml_floor_to_floor_cpu_per_answer",
         "service_to_bentoml_floor_cpu_per_answer",
+        "bentoml_floor_to_lean_floor_cpu_per_answer",
+        "bentoml_tracing_and_metrics_cpu_ms_per_answer",
         "service_p50_to_bare_call_median",
     ]
     for scenario, ratios in compared.items():
@@ -472,11 +504,21 @@ def main() -> None:
             uvicorn = [sys.executable, "-m", "uvicorn", "floor:app", "--port", "{port}"]
             uvicorn += ["--workers", str(WORKERS), "--log-level", "warning", "--no-access-log"]
             bentoml = [shutil.which("bentoml") or "bentoml", "serve", "bento_floor:Floor", "--port", "{port}"]
+            lean = [*bentoml[:2], "bento_floor:LeanFloor", *bentoml[3:]]
+            lean_port = free_port()
             with (
                 floor_server(uvicorn, home, "floor") as floor,
                 floor_server(bentoml, home, "bentoml_floor") as bento_floor,
+                floor_server(lean, home, "bentoml_lean_floor") as lean_floor,
+                hourcast_serve({**env, **LEAN_BENTOML}, lean_port, home / "serve_lean.log") as lean_server,
             ):
-                servers = {"service": service, "floor": floor, "bentoml_floor": bento_floor}
+                servers = {
+                    "service": service,
+                    "service_lean": (f"http://127.0.0.1:{lean_port}", process_tree(lean_server.pid)),
+                    "floor": floor,
+                    "bentoml_floor": bento_floor,
+                    "bentoml_lean_floor": lean_floor,
+                }
                 for url, processes in servers.values():  # warm-up
                     wrk(f"{url}/predict", 4, 2, scripts["/predict"], processes)
                 figures["machine_at_start"] = machine_state()

@@ -167,6 +167,19 @@ def test_serve_passes_its_settings_to_bentoml_as_json_overrides_without_a_warnin
     }
 
 
+def test_serve_can_switch_off_bentomls_request_tracing_and_metrics() -> None:
+    """HOURCAST_SERVE_REQUEST_INSTRUMENTATION=false reaches BentoML as configuration it reads: no request
+    is traced (every URL excluded) and its request metrics are off."""
+    settings = Settings(serve_request_instrumentation=False, _env_file=None)
+    env = serve_environment(settings, {"PATH": "/bin"})
+    read = subprocess.run(
+        [sys.executable, "-c", READ_BENTOML_CONFIG], env=env, capture_output=True, text=True, check=False
+    )
+    assert read.returncode == 0, read.stderr
+    service = json.loads(read.stdout)
+    assert service["tracing"]["excluded_urls"] == [".*"] and service["metrics"]["enabled"] is False
+
+
 @pytest.mark.parametrize("given", ["services.hourcast.workers=2", "[1, 2]"])
 def test_serve_refuses_overrides_that_are_not_a_json_object(given: str) -> None:
     with pytest.raises(UserError, match=r"BENTOML_CONFIG_OVERRIDES=.* is not a JSON object"):

@@ -126,13 +126,15 @@ def exchange_clock(settings: Settings) -> ExchangeClock:
 
 
 def bentoml_config_overrides(settings: Settings) -> dict[str, Any]:
-    """BentoML configuration (``BENTOML_CONFIG_OVERRIDES``, JSON) carrying the settings' worker count and
-    access log to the service (its decorator declares only defaults: nothing is read when BentoML imports
-    it)."""
-    service = {
+    """BentoML configuration (``BENTOML_CONFIG_OVERRIDES``, JSON) carrying the settings' worker count, access
+    log and request instrumentation to the service (its decorator declares only defaults: nothing is read
+    when BentoML imports it)."""
+    service: dict[str, Any] = {
         "workers": settings.serve_workers or "cpu_count",
         "logging": {"access": {"enabled": settings.serve_access_log}},
     }
+    if not settings.serve_request_instrumentation:
+        service |= {"tracing": {"excluded_urls": [".*"]}, "metrics": {"enabled": False}}
     return {"services": {"hourcast": service}}
 
 
