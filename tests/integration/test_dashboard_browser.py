@@ -140,3 +140,45 @@ def test_the_forecast_shows_its_band_and_p_up(page: Page, btc_recorded: pd.DataF
             expect(numbers).to_contain_text("Chance of a higher close: 53.2 %")
             expect(page.locator("#chart .js-plotly-plot")).to_be_visible(timeout=WAIT_MS)
             expect(page.locator("#chart")).to_contain_text("Predicted close", timeout=WAIT_MS)
+
+
+@pytest.mark.timeout(90)
+def test_the_performance_view_says_nothing_to_score_yet_instead_of_an_empty_chart(
+    page: Page, btc_recorded: pd.DataFrame
+) -> None:
+    candles = btc_recorded.loc[btc_recorded["ts"] < pd.Timestamp("2024-03-01", tz="UTC")].tail(12)
+    candles = candles.reset_index(drop=True).astype({"close": "float64"})
+    prediction = make_prediction(candles)
+    empty = {"symbol": "BTC/USDT", "newest_hour": prediction["as_of"], "production": prediction["model"]}
+    with serve_fake_api() as api:
+        api.answer("/predict", 200, prediction)
+        api.answer("/history", 200, candles_payload(candles))
+        api.answer("/performance", 200, {**empty, "history": [], "rolling": [], "models": []})
+        api.answer("/scoreboard", 200, {"newest_hour": prediction["as_of"], "production": None, "rows": []})
+        settings = Settings(symbols=["BTC/USDT"], api_url=api.url, ui_refresh_seconds=0, _env_file=None)
+        with running_dashboard(settings) as url:
+            open_dashboard(page, url)
+            figures, view = page.locator("#performance_numbers"), page.locator("#performance_chart")
+            expect(figures).to_contain_text("Nothing to score yet.")
+            expect(figures).to_contain_text("forecast of record")
+            expect(view).to_be_hidden()
+            expect(page.locator(".js-plotly-plot")).to_have_count(1)  # the forecast's chart only
+
+            # the first forecast of record is scored: the chart appears, the message goes
+            last, realised = candles.iloc[-2], candles.iloc[-1]
+            hour = {
+                "target_time": f"{realised['ts']:%Y-%m-%dT%H:%M:%SZ}",
+                "predicted_close": float(last["close"]) * 1.001,
+                "realised_close": float(realised["close"]),
+                "band_low": float(last["close"]) * 0.99,
+                "band_high": float(last["close"]) * 1.01,
+                "model": prediction["model"],
+                "source": "record",
+            }
+            span = {"model": prediction["model"], "first": f"{last['ts']:%Y-%m-%dT%H:%M:%SZ}"}
+            models = [{**span, "last": span["first"]}]
+            api.answer("/performance", 200, {**empty, "history": [hour], "rolling": [], "models": models})
+            refresh_now(page)
+            expect(view).to_be_visible(timeout=WAIT_MS)
+            expect(view.locator(".js-plotly-plot")).to_be_visible(timeout=WAIT_MS)
+            expect(view).to_contain_text("Realised close", timeout=WAIT_MS)

@@ -326,6 +326,19 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+NOTHING_TO_SCORE = (
+    "**Nothing to score yet.** No forecast has been scored yet: every hour the ingest logs the production "
+    "model's forecast of record for each symbol, and the monitor scores it once the hour it forecasts has "
+    "closed, so the first scores appear about two hours after the first ingest."
+)
+"""What the Performance view says, instead of a chart, while no forecast has been scored."""
+
+
+def has_scored_hours(performance: Performance | None) -> bool:
+    """Whether the Performance view has an hour whose realised close is known (else no chart is drawn)."""
+    return performance is not None and any(hour.realised_close is not None for hour in performance.history)
+
+
 def performance_markdown(scoreboard: Scoreboard | None, performance: Performance | None) -> str:
     """The current model, when it took over, a one-line verdict and the rolling figures of what was served
     (24 h, 7 d, 30 d), as Markdown with the API's text escaped."""
@@ -347,9 +360,7 @@ def performance_markdown(scoreboard: Scoreboard | None, performance: Performance
             )
     served = [row for row in (scoreboard.rows if scoreboard else []) if row.model == "all"]
     if not served or all(row.hours == 0 for row in served):
-        lines.append(
-            "No forecast has been scored yet: `hourcast monitor` scores them once their hour closed."
-        )
+        lines.append(NOTHING_TO_SCORE)
         return "\n\n".join(lines)
     judged = next((row for row in served if row.window == "7d"), served[0])
     if judged.mae_ratio is not None:

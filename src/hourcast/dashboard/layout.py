@@ -16,6 +16,7 @@ from hourcast.dashboard.client import HISTORY_COLUMNS, ApiClient, DashboardError
 from hourcast.dashboard.figures import (
     as_text,
     candlestick_figure,
+    has_scored_hours,
     model_card_markdown,
     performance_figure,
     performance_markdown,
@@ -88,7 +89,9 @@ def refresh_performance(client: ApiClient, symbol: str, hours: int) -> tuple[go.
         if exc.message not in problems:
             problems.append(exc.message)
     warnings = _warnings(problems)
-    figure = performance_figure(performance) if performance is not None and performance.history else None
+    figure = (
+        performance_figure(performance) if performance is not None and has_scored_hours(performance) else None
+    )
     text = performance_markdown(scoreboard, performance)
     return figure, "\n\n".join([*warnings, text])
 
@@ -115,7 +118,8 @@ def build_app(settings: Settings) -> gr.Blocks:
         return refresh(client, symbol, settings.ui_hours)
 
     def update_performance(symbol: str) -> tuple[Any, str]:
-        return refresh_performance(client, symbol, PERFORMANCE_HOURS)
+        figure, text = refresh_performance(client, symbol, PERFORMANCE_HOURS)
+        return gr.update(value=figure, visible=figure is not None), text  # never an empty chart
 
     with gr.Blocks(title="hourcast", analytics_enabled=False) as demo:
         gr.Markdown(f"# hourcast: next-hour forecast\nPrediction API: `{settings.api_url}`")
@@ -133,10 +137,13 @@ def build_app(settings: Settings) -> gr.Blocks:
             with gr.Column(scale=2, min_width=320):
                 numbers = gr.Markdown("Loading…", elem_id="numbers")
         gr.Markdown(
-            "## Performance\nEach served forecast against the close that followed, over the last week."
+            "## Performance\nEach hour's forecast of record against the close that followed, over the last "
+            "week."
         )
         with gr.Row(elem_id="performance"):
-            performance_chart = gr.Plot(label="Performance", elem_id="performance_chart", scale=3)
+            performance_chart = gr.Plot(
+                label="Performance", elem_id="performance_chart", scale=3, visible=False
+            )
             with gr.Column(scale=2, min_width=320):
                 performance_numbers = gr.Markdown("Loading…", elem_id="performance_numbers")
         views = [(update, [chart, numbers]), (update_performance, [performance_chart, performance_numbers])]
