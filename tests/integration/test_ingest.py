@@ -374,3 +374,6 @@ def test_a_page_blocked_hour_after_hour_is_kept_once(tmp_path: Path, replay: Rep
     [entry] = quarantine.entries(settings.quarantine_dir)
     assert (entry.kind, entry.rows, entry.first) == ("batch", 3, "2024-03-01T00:00:00Z")
     assert len(list(entry.stem(settings.quarantine_dir).parent.glob("*"))) == 4  # rows, report, page, entry
+    [healed] = right.ingest()  # the page read right at last: stored, its entry resolved
+    assert (healed.status, healed.new) == ("ok", 3)
+    assert [e.state for e in quarantine.entries(settings.quarantine_dir)] == ["resolved"]

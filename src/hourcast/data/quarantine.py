@@ -10,8 +10,8 @@ An entry's ``kind`` is ``rows`` (rows failing a row rule; the rest of their batc
 went on) or ``batch`` (a batch rule failed: nothing of the page was stored and the run stopped there, so
 the next run fetches the same range again). Its ``state`` is ``pending`` until a user either releases it
 (re-validated, then merged into the store) or marks it ``reviewed`` (kept aside for good), or until a
-later run (an ``ingest`` asking for the candle again, or a ``backfill``) stores every one of its candles
-from a clean answer of the exchange: then it is ``resolved`` (a transient fault healed).
+later run (an ``ingest`` asking for the candles again, or a ``backfill``) stores every one of its candles
+from a clean answer of the exchange: then it is ``resolved`` (a transient fault healed; rows or a page).
 
 A file here that cannot be read never stops ingestion: it is set aside as ``<name>.damaged-<time>`` with
 one warning line and skipped (an entry without its rows holds nothing).
@@ -256,18 +256,18 @@ def delete(root: Path, entry: Entry) -> int:
 def resolve_stored(
     root: Path, candles_dir: Path, series: store.Series, start: pd.Timestamp, end: pd.Timestamp
 ) -> list[str]:
-    """Mark ``resolved`` every pending row entry of ``series`` with a candle in ``start..end`` whose
-    candles (their exact open times) are all stored now: the exchange served them clean since (a later
-    ingest asked for them again, or a backfill did). Returns their ids."""
+    """Mark ``resolved`` every pending entry of ``series`` (rows or a whole page) with a candle in
+    ``start..end`` whose candles (their exact open times) are all stored now: the exchange served them
+    clean since (a later ingest asked for them again, or a backfill did). Returns their ids."""
     resolved = []
     for entry in entries(root, series):
-        if entry.kind != ROWS or entry.state != PENDING or entry.first is None or entry.last is None:
+        if entry.state != PENDING or entry.first is None or entry.last is None:
             continue
         first, last = pd.Timestamp(entry.first), pd.Timestamp(entry.last)
         if last < start or first > end:
             continue
         rows = held_rows(root, entry)
-        if rows is None or rows["ts"].isna().any():
+        if rows is None or len(_stamps(rows)) < len(rows):  # a row without a usable open time
             continue
         stored = set(store.load_candles(candles_dir, series, first, last)["ts"])
         if set(rows["ts"]) <= stored:
