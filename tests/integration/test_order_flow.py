@@ -23,7 +23,7 @@ from hourcast.dev.replay.data import load_candles_file
 from hourcast.dev.replay.exchange import ReplayExchange
 from hourcast.dev.replay.server import ReplayServer
 from hourcast.features import feature_table, featurestore
-from hourcast.features.compute import ORDER_FLOW_FEATURES
+from hourcast.features.compute import ORDER_FLOW_FEATURES, ORDER_FLOW_SIGNALS
 from tests.support.data import replay_settings
 from tests.support.order_flow import with_test_order_flow
 
@@ -99,12 +99,15 @@ def test_order_flow_from_the_replay_to_features_feast_and_evaluation(
         )
         rows = table.loc[table["symbol"] == symbol].set_index("as_of")
         assert len(rows) >= 7 * 24 and np.isfinite(rows[ORDER_FLOW_FEATURES].to_numpy()).all()
-        np.testing.assert_allclose(rows[ORDER_FLOW_FEATURES], expected.loc[rows.index], rtol=1e-9)
+        # by hand for the first three (every signal by hand: tests/unit/test_order_flow_features.py)
+        np.testing.assert_allclose(rows[expected.columns], expected.loc[rows.index], rtol=1e-9)
         newest = rows.index.max()
         assert summary.symbols[symbol] == (newest + pd.Timedelta(hours=1)).isoformat()
         assert pd.Timestamp(served.loc[symbol, "as_of"]) == newest
         np.testing.assert_allclose(
-            served.loc[symbol, ORDER_FLOW_FEATURES].to_numpy(float), expected.loc[newest], rtol=1e-9
+            served.loc[symbol, ORDER_FLOW_FEATURES].to_numpy(float),
+            rows.loc[newest, ORDER_FLOW_FEATURES].to_numpy(float),
+            rtol=1e-9,
         )
 
     # `hourcast evaluate --order-flow`: base and base + order flow on the same hours, head to head
@@ -115,12 +118,18 @@ def test_order_flow_from_the_replay_to_features_feast_and_evaluation(
         answered = CliRunner().invoke(app, ["evaluate", "--weeks", "1", "--order-flow", "--json"])
     assert answered.exit_code == 0, answered.output
     answer = json.loads(answered.stdout.splitlines()[-1])
-    base, flow = answer["order_flow"]
-    assert (base["inputs"], flow["inputs"]) == ("base", "base + order flow") and answer["cross_asset"] == []
-    assert {(row["hours"], row["first_hour"], row["last_hour"]) for row in (base, flow)} == {
+    base, *flows = answer["order_flow"]
+    groups = [*ORDER_FLOW_SIGNALS, "all"]  # each signal group, then all, head to head with the base
+    assert [row["inputs"] for row in [base, *flows]] == [
+        "base",
+        *(f"base + order flow ({g})" for g in groups),
+    ]
+    assert answer["cross_asset"] == []
+    assert {(row["hours"], row["first_hour"], row["last_hour"]) for row in (base, *flows)} == {
         (2 * 168, "2024-01-22 00:00:00+00:00", "2024-01-28 23:00:00+00:00")
     }
-    versus = flow["versus_base"]
-    assert versus["mae_ratio"] == pytest.approx(flow["mae_ratio"] / base["mae_ratio"])
-    assert 0 <= versus["dm_p_value"] <= 1 and set(versus["mae_ratio_by_symbol"]) == set(SYMBOLS)
-    assert versus["mae_ratio"] != 1  # the order-flow inputs changed the forecasts
+    for flow in flows:
+        versus = flow["versus_base"]
+        assert versus["mae_ratio"] == pytest.approx(flow["mae_ratio"] / base["mae_ratio"])
+        assert 0 <= versus["dm_p_value"] <= 1 and set(versus["mae_ratio_by_symbol"]) == set(SYMBOLS)
+        assert versus["mae_ratio"] != 1  # the order-flow inputs changed the forecasts

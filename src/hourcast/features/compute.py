@@ -28,17 +28,30 @@ Feast) keeps a row whose reference row is missing, with NaN cross-asset inputs (
 ``model.MODEL_INPUTS``'s decision, measured walk-forward (``hourcast evaluate --cross-asset``).
 
 Order flow (``ORDER_FLOW_FEATURES``, from the candles' optional ``candles.ORDER_FLOW_COLUMNS``, which only
-Binance's klines carry): ``taker_buy_share_1h`` (taker-buy base volume / volume of candle T),
-``taker_buy_share_12h`` (the same over the last 12 candles' sums) and ``trades_per_volume_12h`` (log of
-candle T's trades per unit of base volume relative to the last 12 candles': scale-free, the same for a pair
-quoted at any price). A value is NaN when an input is missing or a volume or trade count it divides by is 0;
-its row is kept (CatBoost takes NaN), like the cross-asset inputs. Not model inputs unless the walk-forward
-shows a gain (``hourcast evaluate --order-flow``).
+Binance's klines carry), in the signal groups of ``ORDER_FLOW_SIGNALS``; each a pure function of the lag
+blocks (lag 0 = candle T), scale-free (no price in it, so it compares across pairs):
+
+* ``taker_buy_share_{1,3,6,12}h``: taker-buy base volume / volume over the last 1, 3, 6, 12 candles (the
+  taker-buy imbalance, ``2 * share - 1``, in a form a tree splits the same way; ``taker_buy_share``);
+* ``net_taker_flow_{1,6}h``: taker buys minus taker sells over the last 1 or 6 candles, in units of the
+  mean volume per candle over the last 24 (``net_taker_flow``);
+* ``trades_per_volume_12h``: log of candle T's trades per unit of volume relative to the last 12 candles'
+  (``trades_per_volume``);
+* ``trade_intensity_24h``: log of candle T's trades relative to their mean over the last 24
+  (``trade_intensity``);
+* ``trade_size_24h``: log of candle T's average trade size (volume / trades) relative to the last 24
+  candles' (``trade_size``);
+* ``*_change_1h``: a signal at T minus the same signal one candle earlier (``one_candle_change``).
+
+A value is NaN when an input is missing or a volume or trade count it divides by is 0; its row is kept
+(CatBoost takes NaN), like the cross-asset inputs. Not model inputs unless the walk-forward shows a gain
+(``hourcast evaluate --order-flow``, each signal group head to head with the base inputs: docs/model.md).
 """
 
 from __future__ import annotations
 
-from functools import reduce
+from collections.abc import Callable
+from functools import partial, reduce
 from typing import Literal
 
 import numpy as np
@@ -72,7 +85,24 @@ REFERENCE_SYMBOL = "BTC/USDT"
 REFERENCE_OF_REFERENCE = "ETH/USDT"
 REFERENCE_INPUTS = ["ret_1h", "ret_3h", "ret_6h", "ret_12h", "ret_24h", "volatility_12h", "volatility_24h"]
 CROSS_FEATURES = [f"ref_{name}" for name in REFERENCE_INPUTS]
-ORDER_FLOW_FEATURES = ["taker_buy_share_1h", "taker_buy_share_12h", "trades_per_volume_12h"]
+ORDER_FLOW_SIGNALS: dict[str, list[str]] = {
+    "first three": ["taker_buy_share_1h", "taker_buy_share_12h", "trades_per_volume_12h"],
+    "taker-buy share 1/3/6/12 h": [
+        "taker_buy_share_1h",
+        "taker_buy_share_3h",
+        "taker_buy_share_6h",
+        "taker_buy_share_12h",
+    ],
+    "net taker flow 1/6 h": ["net_taker_flow_1h", "net_taker_flow_6h"],
+    "trade intensity": ["trade_intensity_24h", "trade_intensity_change_1h"],
+    "average trade size": ["trade_size_24h", "trade_size_change_1h"],
+    "taker-buy share change": ["taker_buy_share_1h", "taker_buy_share_change_1h"],
+}
+"""The order-flow signal groups ``hourcast evaluate --order-flow`` compares, each with the base inputs."""
+ORDER_FLOW_FEATURES: list[str] = list(
+    dict.fromkeys(name for names in ORDER_FLOW_SIGNALS.values() for name in names)
+)
+FLOW_SPAN = 24  # candles of the means trade intensity, trade size and net taker flow are measured against
 FEATURE_COLUMNS: list[str] = [*FEATURE_NAMES, *ORDER_FLOW_FEATURES, *CROSS_FEATURES]
 """Every feature column, in table order: the feature table's, the Feast schema's and the training service's
 (the model picks its inputs among them: ``model.estimator.MODEL_INPUTS``)."""
@@ -193,6 +223,39 @@ def compute_features(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFra
     return _finite_rows(out, ["last_close", *FEATURE_NAMES])
 
 
+def taker_buy_share(taker: np.ndarray, volumes: np.ndarray, span: int) -> np.ndarray:
+    """Taker-buy base volume / volume over the last ``span`` candles (lag blocks, lag 0 first)."""
+    return _sum(taker[:span]) / _sum(volumes[:span])
+
+
+def net_taker_flow(taker: np.ndarray, volumes: np.ndarray, span: int) -> np.ndarray:
+    """Taker buys minus taker sells over the last ``span`` candles, in mean volumes per candle over the last
+    ``FLOW_SPAN``."""
+    return _sum(2.0 * taker[:span] - volumes[:span]) / (_sum(volumes[:FLOW_SPAN]) / FLOW_SPAN)
+
+
+def trades_per_volume(trades: np.ndarray, volumes: np.ndarray, span: int) -> np.ndarray:
+    """Log of the last candle's trades per unit of volume relative to the last ``span`` candles'."""
+    return np.log((trades[0] / volumes[0]) / (_sum(trades[:span]) / _sum(volumes[:span])))
+
+
+def trade_intensity(trades: np.ndarray, span: int) -> np.ndarray:
+    """Log of the last candle's trades relative to their mean over the last ``span`` candles."""
+    return np.log(trades[0] / (_sum(trades[:span]) / span))
+
+
+def trade_size(trades: np.ndarray, volumes: np.ndarray, span: int) -> np.ndarray:
+    """Log of the last candle's average trade size (volume / trades) relative to the last ``span``
+    candles'."""
+    return np.log((volumes[0] / trades[0]) / (_sum(volumes[:span]) / _sum(trades[:span])))
+
+
+def one_candle_change(signal: Callable[..., np.ndarray], *blocks: np.ndarray) -> np.ndarray:
+    """``signal`` of the lag ``blocks`` minus the same signal one candle earlier (the blocks without lag 0);
+    the blocks need one lag more than the signal reads."""
+    return signal(*blocks) - signal(*(block[1:] for block in blocks))
+
+
 def _order_flow(frame: pd.DataFrame, lags: np.ndarray, volumes: np.ndarray) -> dict[str, np.ndarray]:
     """``ORDER_FLOW_FEATURES`` of the rows whose lag positions are ``lags`` (NaN where not finite); call
     under ``np.errstate`` (a zero volume divides)."""
@@ -203,14 +266,17 @@ def _order_flow(frame: pd.DataFrame, lags: np.ndarray, volumes: np.ndarray) -> d
         for column in ("trades", "taker_buy_base")
     }
     trades, taker = columns["trades"], columns["taker_buy_base"]
-    recent = slice(0, WINDOW_HOURS)
-    volume_12h = _sum(volumes[recent])
     values = {
-        "taker_buy_share_1h": taker[0] / volumes[0],
-        "taker_buy_share_12h": _sum(taker[recent]) / volume_12h,
-        "trades_per_volume_12h": np.log((trades[0] / volumes[0]) / (_sum(trades[recent]) / volume_12h)),
+        **{f"taker_buy_share_{span}h": taker_buy_share(taker, volumes, span) for span in (1, 3, 6, 12)},
+        **{f"net_taker_flow_{span}h": net_taker_flow(taker, volumes, span) for span in (1, 6)},
+        "trades_per_volume_12h": trades_per_volume(trades, volumes, WINDOW_HOURS),
+        "trade_intensity_24h": trade_intensity(trades, FLOW_SPAN),
+        "trade_intensity_change_1h": one_candle_change(partial(trade_intensity, span=FLOW_SPAN), trades),
+        "trade_size_24h": trade_size(trades, volumes, FLOW_SPAN),
+        "trade_size_change_1h": one_candle_change(partial(trade_size, span=FLOW_SPAN), trades, volumes),
+        "taker_buy_share_change_1h": one_candle_change(partial(taker_buy_share, span=1), taker, volumes),
     }
-    return {name: np.where(np.isfinite(value), value, np.nan) for name, value in values.items()}
+    return {name: np.where(np.isfinite(values[name]), values[name], np.nan) for name in ORDER_FLOW_FEATURES}
 
 
 def next_hour_targets(candles: pd.DataFrame, timeframe: str = "1h") -> pd.DataFrame:

@@ -215,26 +215,23 @@ def run(
     """Walk-forward over the last ``weeks`` weeks, each fold fitted on the trailing ``train_days`` and
     calibrated on the ``gate_weeks`` folds before it; with ``windows`` (days), the same hours are also
     predicted with each of those training windows and compared (``window_row``, and ``versus`` the
-    default window: a DM test of the two on the same hours); with ``cross_asset`` (``order_flow``), with
-    and without ``compute.CROSS_FEATURES`` (``compute.ORDER_FLOW_FEATURES``) as extra inputs
-    (``versus_base``: the DM test of the two). Every run then uses only the hours where each compared input
-    exists (the reference row, the order flow), so all compare the same hours. ``TrainingError`` if
-    ``order_flow`` is asked for and no stored candle has any (``no_order_flow``); ``UsageError`` before any
-    fit if a fold would train on less history than its window (``check_history``).
+    default window: a DM test of the two on the same hours); with ``cross_asset``, with and without
+    ``compute.CROSS_FEATURES`` as extra inputs (``versus_base``: the DM test of the two); with
+    ``order_flow``, the same for each group of ``compute.ORDER_FLOW_SIGNALS`` and for all
+    ``compute.ORDER_FLOW_FEATURES`` (``order flow (all)``), one row each after the base. Every run then
+    uses only the hours where each compared input exists (the reference row, the order flow), so all
+    compare the same hours. ``TrainingError`` if ``order_flow`` is asked for and no stored candle has
+    any (``no_order_flow``); ``UsageError`` before any fit if a fold would train on less history than its
+    window (``check_history``).
 
     The rows are the pure ``dataset.labelled_rows`` of the whole candle archive, not Feast's table, which
     keeps only ``feature_retention_days``; a test checks both give the same rows."""
     results: dict[int, estimator.WalkForward] = {}
     variants: list[tuple[int, str, estimator.WalkForward]] = []
-    extras = {
-        label: columns
-        for label, columns, wanted in (
-            ("cross-asset", compute.CROSS_FEATURES, cross_asset),
-            ("order flow", compute.ORDER_FLOW_FEATURES, order_flow),
-        )
-        if wanted
-    }
-    compared_inputs: dict[str, list[dict[str, Any]]] = {label: [] for label in extras}
+    extras = {"cross-asset": compute.CROSS_FEATURES} if cross_asset else {}
+    flow_groups = {**compute.ORDER_FLOW_SIGNALS, "all": compute.ORDER_FLOW_FEATURES} if order_flow else {}
+    extras |= {f"order flow ({name})": columns for name, columns in flow_groups.items()}
+    compared_inputs: dict[str, dict[str, Any]] = {}
     walk = partial(
         estimator.walk_forward,
         weeks=weeks,
@@ -266,11 +263,9 @@ def run(
                 fit_fn=partial(estimator.fit, inputs=[*estimator.MODEL_INPUTS, *columns]),
             )
             variants.append((settings.train_days, f"base + {label}", extra))
-            compared_inputs[label] = [
-                window_row(settings.train_days, base),
-                window_row(settings.train_days, extra, f"base + {label}")
-                | {"versus_base": versus(extra, base)},
-            ]
+            compared_inputs[label] = window_row(settings.train_days, extra, f"base + {label}") | {
+                "versus_base": versus(extra, base)
+            }
     except dataset.NoCandles as error:
         raise training.TrainingError(f"cannot evaluate {weeks} weeks: {error}") from error
     except ValueError as error:  # the estimator's: too few rows for a fold
@@ -279,7 +274,9 @@ def run(
             "(`hourcast backfill --since DATE`)"
         ) from error
     result = results[settings.train_days]
-    crossed, flowed = compared_inputs.get("cross-asset", []), compared_inputs.get("order flow", [])
+    base_row = [window_row(settings.train_days, result)]
+    crossed = [*base_row, compared_inputs.pop("cross-asset")] if cross_asset else []
+    flowed = [*base_row, *compared_inputs.values()] if order_flow else []
     compared = (
         [
             window_row(days, results[days]) | {"versus_default": versus(results[days], result)}
