@@ -7,7 +7,9 @@ Performance view.
   (what was served, one answer per hour whatever the model: the hour's forecast of record when there is
   one): MAE, RMSE, directional accuracy, persistence's
   MAE, the MAE ratio (< 1 favours the model), the Diebold-Mariano p-value on absolute errors
-  (``hourcast.model.metrics``), band coverage and the hours scored.
+  (``hourcast.model.metrics``), band coverage and the hours scored; and the direction of "the last move
+  reverses" with McNemar's p of the model's direction against it, on the hours whose previous hour is
+  scored too (its ``last_close`` is this hour's previous close).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ BOARD_COLUMNS = [
     "mae_ratio",
     "dm_p_value",
     "coverage",
+    "reversal_accuracy",
+    "mcnemar_p_value",
 ]
 
 
@@ -77,7 +81,24 @@ def window_metrics(scores: pd.DataFrame) -> dict[str, Any]:
         out["mae_ratio"] = out["mae"] / out["persistence_mae"]
     with contextlib.suppress(ValueError):  # a degenerate loss differential: the test is undefined
         out["dm_p_value"] = metrics.diebold_mariano(error, baseline)[1]
+    known = scored.loc[scored["previous_close"].notna()]
+    closes = ("realised_close", "predicted_close", "last_close", "previous_close")
+    with contextlib.suppress(ValueError):  # under 2 hours with a previous close, or none moved
+        direction = metrics.direction_versus_reversal(*(known[column] for column in closes))
+        out["reversal_accuracy"] = direction["reversal_accuracy"]
+        out["mcnemar_p_value"] = direction["mcnemar_p_value"]
     return out
+
+
+def with_previous_close(scores: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` with ``previous_close``: the close one timeframe before each ``last_close``, i.e. the
+    ``last_close`` of the same symbol's previous hour (whichever model forecast it); NaN where that hour has
+    no score."""
+    closes = scores[["symbol", "as_of", "last_close"]].drop_duplicates(["symbol", "as_of"])
+    before = scores["as_of"] - (scores["target_time"] - scores["as_of"])
+    wanted = pd.DataFrame({"symbol": scores["symbol"].to_numpy(), "as_of": before.to_numpy()})
+    found = wanted.merge(closes.rename(columns={"last_close": "previous_close"}), how="left")
+    return scores.assign(previous_close=found["previous_close"].to_numpy(dtype="float64"))
 
 
 def served(scores: pd.DataFrame) -> pd.DataFrame:
@@ -94,6 +115,7 @@ def scoreboard(
     per hour), over the scores with ``now - window < target_time <= now``; columns ``BOARD_COLUMNS``."""
     rows: list[dict[str, Any]] = []
     symbols = sorted(scores["symbol"].unique())
+    scores = with_previous_close(scores)
     for window, span in windows.items():
         recent = scores.loc[(scores["target_time"] > now - span) & (scores["target_time"] <= now)]
         for symbol in symbols:
