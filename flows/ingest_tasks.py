@@ -95,15 +95,18 @@ def pull_symbols(
     return summaries
 
 
-@task(
-    name="materialize",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_on(OnlineStoreUnavailable),
-    cache_policy=NONE,
-    persist_result=False,
-)
+ONLINE_STORE_IO: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": exponential_backoff(5),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_on(OnlineStoreUnavailable),
+    "cache_policy": NONE,
+    "persist_result": False,
+}
+"""Options of the tasks that write or read the online store: 2 retries, only while it is unreachable."""
+
+
+@task(name="materialize", **ONLINE_STORE_IO)
 def materialize_features(settings: Settings) -> MaterializeSummary:
     """Refresh the feature table from the stored candles and push the new rows to the online store."""
     summary = featurestore.materialize(settings)
@@ -111,15 +114,7 @@ def materialize_features(settings: Settings) -> MaterializeSummary:
     return summary
 
 
-@task(
-    name="record-forecasts",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_on(OnlineStoreUnavailable),
-    cache_policy=NONE,
-    persist_result=False,
-)
+@task(name="record-forecasts", **ONLINE_STORE_IO)
 def record_forecasts(settings: Settings) -> RecordSummary:
     """Log the production model's forecast of every symbol from the online features just materialized as
     the hour's forecast of record (once per hour, whatever the traffic)."""

@@ -1,6 +1,7 @@
-"""The one ingest cycle (``hourcast.ops.ingest_cycle``): its steps in order, and what a failed pull does (the
-flows still report and materialize what was stored; the bootstrap stops). The steps are small real functions
-handed in, as the flows hand in their Prefect tasks and the bootstrap the package's functions."""
+"""The one ingest cycle (``hourcast.ops.ingest_cycle``): its steps in order (the forecast of record last,
+outside the writer slot), and what a failed pull does (the flows still report, materialize and record what was
+stored; the bootstrap stops). The steps are small real functions handed in, as the flows hand in their Prefect
+tasks and the bootstrap the package's functions."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from hourcast.ops.ingest_cycle import (
     raise_for_problems,
     run_ingest_cycle,
 )
+from hourcast.serving.record import RecordSummary
 from hourcast.settings import Settings
 
+RECORD = RecordSummary(model="m:1")
 ONLINE = MaterializeSummary("sqlite", 10, {"BTC/USDT": None}, pd.Timestamp("2024-01-01", tz="UTC"), 0.1)
 
 
@@ -43,6 +46,10 @@ class Recorder:
         self.calls.append("materialize")
         return ONLINE
 
+    def record(self, settings: Settings) -> RecordSummary:
+        self.calls.append("record")
+        return RECORD
+
     @contextmanager
     def slot(self) -> Iterator[None]:
         self.calls.append("slot taken")
@@ -50,13 +57,15 @@ class Recorder:
         self.calls.append("slot given back")
 
     def steps(self) -> CycleSteps:
-        return CycleSteps(pull=self.pull, report=self.report, materialize=self.materialize)
+        return CycleSteps(
+            pull=self.pull, report=self.report, materialize=self.materialize, record=self.record
+        )
 
 
 SETTINGS = Settings(symbols=["BTC/USDT", "ETH/USDT"], _env_file=None)
 
 
-def test_the_steps_run_in_order_inside_the_writer_slot() -> None:
+def test_the_steps_run_in_order_inside_the_writer_slot_then_the_record() -> None:
     steps = Recorder({"BTC/USDT": "ok", "ETH/USDT": "ok"})
     outcome = run_ingest_cycle(SETTINGS, steps.steps(), writer_slot=steps.slot())
     assert steps.calls == [
@@ -65,8 +74,9 @@ def test_the_steps_run_in_order_inside_the_writer_slot() -> None:
         "report 2",
         "materialize",
         "slot given back",
+        "record",
     ]
-    assert outcome.online is ONLINE and outcome.settings == SETTINGS
+    assert outcome.online is ONLINE and outcome.settings == SETTINGS and outcome.record is RECORD
     assert [summary.symbol for summary in outcome.summaries] == ["BTC/USDT", "ETH/USDT"]
     raise_for_problems(outcome.summaries)  # nothing to raise
 
@@ -74,7 +84,7 @@ def test_the_steps_run_in_order_inside_the_writer_slot() -> None:
 def test_after_a_failed_pull_what_was_stored_is_still_reported_and_materialized() -> None:
     steps = Recorder({"BTC/USDT": "ok", "ETH/USDT": "failed"})
     outcome = run_ingest_cycle(SETTINGS, steps.steps(), symbols=["ETH/USDT", "BTC/USDT"])
-    assert steps.calls == ["pull ETH/USDT,BTC/USDT", "report 2", "materialize"]
+    assert steps.calls == ["pull ETH/USDT,BTC/USDT", "report 2", "materialize", "record"]
     with pytest.raises(IngestProblems, match="ETH/USDT: failed"):
         raise_for_problems(outcome.summaries)
 
