@@ -339,3 +339,38 @@ def test_a_write_failing_part_way_loses_nothing_and_the_next_run_adds_the_rest(
     assert scoring.write_scores(directory, scores) == 70 - 23
     stored = scoring.read_scores(directory).sort_values("as_of").reset_index(drop=True)
     pd.testing.assert_frame_equal(stored, scores.sort_values("as_of").reset_index(drop=True))
+
+
+def test_scoreboard_reports_mcnemar_against_the_reversal(candles: pd.DataFrame) -> None:
+    from scipy import stats
+
+    from hourcast.monitor.run import MonitorReport
+
+    hours = [hour for hour in range(60) if hour != 30]  # hour 30 never answered: hour 31 has no previous
+    log = log_rows(candles, hours, answers=1)
+    log["predicted_close"] *= np.where(log["as_of"].dt.hour % 2 == 0, 1.0, 0.998)  # down on odd hours
+    scores, _ = scoring.score_predictions(scoring.distinct_predictions(log), candles)
+    now = START + 60 * HOUR
+    board = scoreboard.scoreboard(scores, now).set_index(["window", "symbol", "model"])
+
+    close = candles.set_index("ts")["close"]
+    # by hand: the 7-day window holds every hour; hours 0 and 31 have no scored hour before them
+    judged = [START + hour * HOUR for hour in hours if hour - 1 in hours]
+    last, previous = close[judged].to_numpy(), close[[stamp - HOUR for stamp in judged]].to_numpy()
+    actual = close[[stamp + HOUR for stamp in judged]].to_numpy()
+    called = np.where(np.array([stamp.hour for stamp in judged]) % 2 == 0, 1.0, -1.0)
+    moved = actual != last
+    truth = np.sign(actual - last)[moved]
+    model, reversal = called[moved] == truth, -np.sign(last - previous)[moved] == truth
+    b, c = int(np.sum(model & ~reversal)), int(np.sum(~model & reversal))
+    assert len(judged) == 57 and b + c > 10  # the calls often differ
+    for name in ("m:1", scoreboard.ALL_MODELS):
+        row = board.loc[("7d", "BTC/USDT", name)]
+        assert row["reversal_accuracy"] == pytest.approx(np.mean(reversal))
+        assert row["mcnemar_p_value"] == pytest.approx(stats.binomtest(b, b + c).pvalue, rel=1e-9)
+
+    # in `hourcast monitor --json`, beside the other figures; undefined (None) under two judged hours
+    one_hour = scoreboard.scoreboard(scores, now, {"1h": HOUR})
+    report = MonitorReport(now, 0, 0, scores.iloc[0:0], scores, one_hour, drift.empty_table(), None)
+    [served, _] = report.as_json()["scoreboard"]
+    assert {"reversal_accuracy", "mcnemar_p_value"} <= set(served) and served["mcnemar_p_value"] is None
