@@ -74,7 +74,7 @@ def read(path: Path) -> Resolution | None:
         return None
     except (OSError, ValueError, TypeError) as error:
         raise UserError(
-            f"{path} is unreadable ({type(error).__name__}: {str(error)[:120]}); "
+            f"{path} is unreadable ({type(error).__name__}: {' '.join(str(error).split())}); "
             "run `hourcast ingest` to resolve HOURCAST_SYMBOLS again"
         ) from None
 
