@@ -12,9 +12,31 @@ import pytest
 
 from hourcast.model import registry
 from hourcast.monitor import scoring
-from tests.unit.test_monitor import START, log_rows
 
 GARBAGE = b"\x00garbage\xff" * 9
+START = pd.Timestamp("2024-03-01", tz="UTC")
+HOUR = pd.Timedelta(hours=1)
+
+
+def logged(candles: pd.DataFrame, hours: int) -> pd.DataFrame:
+    """One logged answer per hour from START: 0.1 % above the last close, band +-0.5 %."""
+    last = candles.set_index("ts")["close"]
+    as_of = [START + hour * HOUR for hour in range(hours)]
+    closes = last.loc[as_of].to_numpy()
+    return pd.DataFrame(
+        {
+            "requested_at": [stamp + HOUR + pd.Timedelta(minutes=1) for stamp in as_of],
+            "symbol": "BTC/USDT",
+            "as_of": as_of,
+            "target_time": [stamp + HOUR for stamp in as_of],
+            "last_close": closes,
+            "predicted_close": closes * 1.001,
+            "model": "m:1",
+            "stale": False,
+            "band_low": closes * 0.995,
+            "band_high": closes * 1.005,
+        }
+    )
 
 
 @pytest.fixture
@@ -30,9 +52,7 @@ def test_a_damaged_scores_file_is_set_aside_and_its_hours_scored_again(
     tmp_path: Path, candles: pd.DataFrame, caplog: pytest.LogCaptureFixture
 ) -> None:
     directory = tmp_path / "scores"
-    scores, _ = scoring.score_predictions(
-        scoring.distinct_predictions(log_rows(candles, range(0, 10))), candles
-    )
+    scores, _ = scoring.score_predictions(scoring.distinct_predictions(logged(candles, 10)), candles)
     assert scoring.write_scores(directory, scores) == 10
     [day] = directory.glob("date=*/scores.parquet")
     day.write_bytes(GARBAGE)
