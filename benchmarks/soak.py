@@ -26,7 +26,7 @@ from tests.support.soak import KILL_KINDS, Soak, SoakConfig, final_checks
 def main() -> None:
     parser = argument_parser(__doc__, "soak")
     parser.add_argument("--days", type=float, default=14.0, help="simulated days (default %(default)s)")
-    parser.add_argument("--speed", type=float, default=240.0, help="replay speed (default %(default)s)")
+    parser.add_argument("--speed", type=float, default=60.0, help="replay speed (default %(default)s)")
     parser.add_argument("--seed", type=int, default=22, help="seed of the chaos plan (default %(default)s)")
     parser.add_argument("--faults-per-day", type=float, default=6.0, help="(default %(default)s)")
     parser.add_argument("--kills-per-day", type=float, default=3.0, help="(default %(default)s)")

@@ -32,6 +32,7 @@ HOUR = pd.Timedelta(hours=1)
 INGEST_MINUTE = pd.Timedelta(minutes=5)
 """The ingest deployment fires five minutes after each hourly close (``prefect.yaml``)."""
 FAULT_KINDS = ("rate_limit", "server_error", "slow", "malformed", "duplicate", "missing")
+FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 KILL_KINDS = ("flow_run", "api_worker", "prefect_worker", "prefect_server", "redis")
 
 
@@ -156,7 +157,7 @@ def availability(samples: list[Sample], windows: dict[str, list[tuple[float, flo
 
 def flow_run_states(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Flow runs (Prefect API objects) counted by state type; those not in a final state named."""
-    final = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+    final = FINAL_STATES
     counts: dict[str, int] = {}
     for run in runs:
         kind = (run.get("state") or {}).get("type", "NONE")
@@ -265,7 +266,7 @@ class SoakConfig:
 
     home: Path
     days: float = 2.0
-    speed: float = 240.0
+    speed: float = 60.0
     seed: int = 22
     faults_per_day: float = 6.0
     kills_per_day: float = 3.0
@@ -275,8 +276,11 @@ class SoakConfig:
     redis: bool = False
     redis_down_seconds: float = 10.0
     probe_seconds: float = 0.5
-    fault_seconds: float = 20.0
-    """How long (real seconds) a fault stays on at its rate before it is cleared."""
+    fault_hours: float = 2.0
+    """How long (replay-clock hours) a fault stays on at its rate before it is cleared."""
+    settle_seconds: float = 420.0
+    """How long the end waits for the last ingest and monitor runs (a writer slot left by a killed run
+    is freed when its lease expires: Prefect's default, 300 s)."""
 
 
 @dataclass
@@ -411,16 +415,15 @@ class Soak:
         self.log.windows.setdefault(kind, []).append((start, end))
 
     def inject_fault(self, kind: str) -> None:
-        fired = self.exchange("GET", "faults")["fired"]
         self.exchange("POST", "faults", {kind: {"rate": 0.5}})
-        started = time.monotonic()
-        self._fault = (kind, started, fired)
+        self._fault = (kind, time.monotonic(), self.clock)
         self.log.events.append(f"{self.clock} fault {kind}")
 
     def end_fault(self) -> None:
-        kind, started, fired = self._fault
-        with_fired = self.exchange("DELETE", "faults")["fired"]
-        self.log.fault_counts[kind] = self.log.fault_counts.get(kind, 0) + with_fired[kind] - fired[kind]
+        kind, started, _ = self._fault
+        fired = self.exchange("GET", "faults")["fired"][kind]
+        self.exchange("DELETE", "faults")  # also sets the counts back to 0
+        self.log.fault_counts[kind] = self.log.fault_counts.get(kind, 0) + fired
         self.window(kind, started, time.monotonic())
         self._fault = None
 
@@ -487,7 +490,8 @@ class Soak:
                     f"{self.clock} up exited by itself ({self.process.returncode}); restarted"
                 )
                 self.start_up(self.clock)
-            if self._fault is not None and time.monotonic() - self._fault[1] > config.fault_seconds:
+            fault_span = pd.Timedelta(hours=config.fault_hours)
+            if self._fault is not None and self.clock - self._fault[2] > fault_span:
                 self.end_fault()
             while plan and self.clock >= self.started_clock + plan[0].after:
                 event = plan.pop(0)
@@ -502,24 +506,54 @@ class Soak:
         self.exchange("POST", "clock", {"speed": 0})
         return self.log
 
-    def settle(self, timeout: float = 180.0) -> list[dict[str, Any]]:
-        """With the clock frozen, wait (bounded) until no flow run is in progress; every flow run."""
-        deadline = time.monotonic() + timeout
+    def prefect(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One call to the stack's Prefect API (POST with a body, else GET)."""
+        url = f"{self.prefect_api}/{path}"
+        answer = httpx.post(url, json=body, timeout=10) if body is not None else httpx.get(url, timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
+    def flow_runs(self) -> list[dict[str, Any]]:
+        """Every flow run on the stack's Prefect server."""
+        runs: list[dict[str, Any]] = []
         while True:
-            runs = httpx.post(f"{self.prefect_api}/flow_runs/filter", json={"limit": 200}, timeout=10).json()
-            offset = len(runs)
-            while len(runs) == offset and offset % 200 == 0 and offset:
-                more = httpx.post(
-                    f"{self.prefect_api}/flow_runs/filter", json={"limit": 200, "offset": offset}, timeout=10
-                ).json()
-                runs += more
-                offset += 200
-            busy = [
-                r for r in runs if (r.get("state") or {}).get("type") in ("PENDING", "RUNNING", "SCHEDULED")
-            ]
-            if not busy or time.monotonic() > deadline:
+            page = self.prefect("flow_runs/filter", {"limit": 200, "offset": len(runs)})
+            runs += page
+            if len(page) < 200:
                 return runs
+
+    def wait_for_runs(self, done: Any, deadline: float) -> None:
+        """Probe until ``done(flow runs)`` holds or ``deadline`` (monotonic) passes."""
+        while not done(self.flow_runs()) and time.monotonic() < deadline:
             self.probe_for(2.0)
+
+    def settle(self) -> list[dict[str, Any]]:
+        """With the clock frozen: one more ingest run (every candle closed by then, its record), the monitor
+        run that follows it, then no run in progress, waiting at most ``settle_seconds`` in all; returns
+        every flow run."""
+        deadline = time.monotonic() + self.config.settle_seconds
+        [ingest] = [d for d in self.prefect("deployments/filter", {}) if d["name"] == "ingest"]
+        last = self.prefect(f"deployments/{ingest['id']}/create_flow_run", {})
+        self.log.events.append(f"{self.clock} clock frozen; last ingest {last['name']}")
+
+        def state(run: dict[str, Any]) -> str:
+            return (run.get("state") or {}).get("type", "NONE")
+
+        def last_over(runs: list[dict[str, Any]]) -> bool:
+            return any(run["id"] == last["id"] and state(run) in FINAL_STATES for run in runs)
+
+        self.wait_for_runs(last_over, deadline)
+        ended = self.prefect(f"flow_runs/{last['id']}").get("end_time") or "9999"
+
+        def monitored(runs: list[dict[str, Any]]) -> bool:
+            return any(
+                run["created"] >= ended and state(run) in FINAL_STATES and run["name"] != last["name"]
+                for run in runs
+            )
+
+        self.wait_for_runs(monitored, deadline)
+        self.wait_for_runs(lambda runs: all(state(r) in FINAL_STATES for r in runs), deadline)
+        return self.flow_runs()
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -568,7 +602,10 @@ def final_checks(soak: Soak, runs: list[dict[str, Any]]) -> dict[str, Any]:
     log = read_log(home / "predictions", columns=["source", "symbol", "as_of"])
     scores = read_scores(home / "scores")
     last_scorable = last_closed - HOUR  # its target is the last closed candle
-    expected = [h for h in up_hours(soak.log.up_windows) if h <= last_scorable]
+    windows = list(soak.log.up_windows)
+    if soak.process is not None and soak.process.poll() is None and soak._up_since is not None:
+        windows.append((soak._up_since, soak.clock))  # still running
+    expected = [h for h in up_hours(windows) if h <= last_scorable]
     return {
         "candles": candles,
         "records": record_hours(log, scores, symbols, expected),
