@@ -374,3 +374,11 @@ def test_scoreboard_reports_mcnemar_against_the_reversal(candles: pd.DataFrame) 
     report = MonitorReport(now, 0, 0, scores.iloc[0:0], scores, one_hour, drift.empty_table(), None)
     [served, _] = report.as_json()["scoreboard"]
     assert {"reversal_accuracy", "mcnemar_p_value"} <= set(served) and served["mcnemar_p_value"] is None
+
+
+def test_no_scores_have_no_previous_close_and_an_empty_board() -> None:
+    """Before any hour is scored (a fresh install, `hourcast monitor` right after the first ingest) the
+    board is empty, not a merge error."""
+    empty = scoring.empty_scores()
+    assert scoreboard.with_previous_close(empty).empty
+    assert scoreboard.served(empty).empty

@@ -96,7 +96,7 @@ def with_previous_close(scores: pd.DataFrame) -> pd.DataFrame:
     no score."""
     closes = scores[["symbol", "as_of", "last_close"]].drop_duplicates(["symbol", "as_of"])
     before = scores["as_of"] - (scores["target_time"] - scores["as_of"])
-    wanted = pd.DataFrame({"symbol": scores["symbol"].to_numpy(), "as_of": before.to_numpy()})
+    wanted = pd.DataFrame({"symbol": scores["symbol"].to_numpy(), "as_of": before.array})  # keeps the dtype
     found = wanted.merge(closes.rename(columns={"last_close": "previous_close"}), how="left")
     return scores.assign(previous_close=found["previous_close"].to_numpy(dtype="float64"))
 
