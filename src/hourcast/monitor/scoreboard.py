@@ -25,6 +25,7 @@ import pandas as pd
 from hourcast.data import store
 from hourcast.model import metrics
 from hourcast.monitor.scoring import SCORED, UNSCORABLE, read_scores, records_first
+from hourcast.serving.schema import ScoreboardRow
 from hourcast.settings import Settings
 
 ALL_MODELS = "all"
@@ -34,22 +35,7 @@ WINDOWS: dict[str, pd.Timedelta] = {
     "7d": pd.Timedelta(days=7),
     "30d": pd.Timedelta(days=30),
 }
-BOARD_COLUMNS = [
-    "window",
-    "symbol",
-    "model",
-    "hours",
-    "unscorable",
-    "mae",
-    "rmse",
-    "directional_accuracy",
-    "persistence_mae",
-    "mae_ratio",
-    "dm_p_value",
-    "coverage",
-    "reversal_accuracy",
-    "mcnemar_p_value",
-]
+BOARD_COLUMNS = list(ScoreboardRow.model_fields)  # the one schema: the API answers these rows
 
 
 def _none_if_nan(value: float) -> float | None:

@@ -141,6 +141,13 @@ class ScoreboardRow(BaseModel):
     mae_ratio: float | None = Field(description="mae / persistence_mae: below 1 beats persistence.")
     dm_p_value: float | None = Field(description="Diebold-Mariano p-value on absolute errors.")
     coverage: float | None = Field(description="Share of realised closes inside the served band.")
+    reversal_accuracy: float | None = Field(
+        description="Directional accuracy of 'the last move reverses' on the same hours (those whose "
+        "previous hour was scored too)."
+    )
+    mcnemar_p_value: float | None = Field(
+        description="McNemar's p-value: the model's direction against 'the last move reverses'."
+    )
 
 
 class Scoreboard(BaseModel):
