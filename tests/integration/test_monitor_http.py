@@ -180,7 +180,7 @@ def test_answers_of_a_running_service_are_scored_exactly_once_across_restarts_an
             for symbol in SYMBOLS:
                 if not (symbol == "BTC/USDT" and hour >= GAP_HOUR):  # no features across the gap
                     newest[symbol] = now.floor("h") - HOUR
-        wait_for(lambda: clock_reached(url, newest, now), 10, f"the service's clock to reach {now}")
+        wait_for(lambda: clock_reached(url, newest, now), 30, f"the service's clock to reach {now}")
         for symbol in [*SYMBOLS, *(["ETH/USDT"] if hour == RESTART_BEFORE else [])]:
             response = httpx.post(url + "/predict", json={"symbol": symbol}, timeout=10)
             if response.status_code != 200:
