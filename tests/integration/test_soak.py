@@ -38,6 +38,7 @@ def test_a_short_chaos_soak_loses_nothing_and_records_every_hour(tmp_path: Path)
         soak.close()
     write_json(tmp_path / "soak.json", figures)  # the figures, for a look after a failure
     shown = json.dumps({k: v for k, v in figures.items() if k != "events"}, indent=1, default=str)
+    assert figures["ended_early"] is None, shown
     for symbol, candles in figures["candles"].items():
         assert (candles["lost"], candles["duplicated"], candles["changed"]) == (0, 0, 0), (symbol, shown)
         assert candles["pending_quarantine_for_stored"] == 0, (symbol, shown)

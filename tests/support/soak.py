@@ -334,6 +334,8 @@ class Soak:
         self.started_clock: pd.Timestamp | None = None
         self._up_since: pd.Timestamp | None = None
         self._runs = 0
+        self.failed: str | None = None
+        """Why the soak ended early (`hourcast up` did not come back after a restart), else None."""
 
     # -- the stack ------------------------------------------------------------------------------------
 
@@ -453,11 +455,22 @@ class Soak:
         # up either carries on (the part restarts, or the run was a one-off) or stops: then it is restarted
         self.probe_for(5.0)
         if self.process.poll() is not None:
-            self.up_ended()
-            self.log.restarts += 1
-            self.log.events.append(f"{self.clock} up exited ({self.process.returncode}); restarted")
-            self.start_up(self.clock)
+            self.restart("after the kill")
         self.window(kind, started, time.monotonic() + 30)
+
+    def restart(self, why: str) -> None:
+        """`hourcast up` exited (``why``): start it again at the clock it reached; if it does not come up,
+        the soak ends there (``failed`` says why)."""
+        assert self.process is not None
+        self.up_ended()
+        self.log.restarts += 1
+        self.log.events.append(f"{self.clock} up exited {why} ({self.process.returncode}); restarting")
+        try:
+            self.start_up(self.clock)
+        except RuntimeError:
+            lines = [line for line in self.text().splitlines() if line and "\u2502" not in line]
+            self.failed = f"up did not come back at {self.clock}: {' / '.join(lines[-2:])} ({self.output})"
+            self.log.events.append(self.failed)
 
     def probe_for(self, seconds: float) -> None:
         """Probe /predict and /readyz for ``seconds``, reading the replay clock."""
@@ -484,16 +497,13 @@ class Soak:
         while self.clock is not None and self.clock < end:
             self.probe_for(config.probe_seconds)
             if self.process is not None and self.process.poll() is not None:
-                self.up_ended()
-                self.log.restarts += 1
-                self.log.events.append(
-                    f"{self.clock} up exited by itself ({self.process.returncode}); restarted"
-                )
-                self.start_up(self.clock)
+                self.restart("by itself")
+            if self.failed is not None:
+                break
             fault_span = pd.Timedelta(hours=config.fault_hours)
             if self._fault is not None and self.clock - self._fault[2] > fault_span:
                 self.end_fault()
-            while plan and self.clock >= self.started_clock + plan[0].after:
+            while plan and self.failed is None and self.clock >= self.started_clock + plan[0].after:
                 event = plan.pop(0)
                 if event.target == "fault":
                     if self._fault is not None:
@@ -501,6 +511,8 @@ class Soak:
                     self.inject_fault(event.kind)
                 else:
                     self.kill(event.kind)
+        if self.failed is not None:
+            return self.log
         if self._fault is not None:
             self.end_fault()
         self.exchange("POST", "clock", {"speed": 0})
@@ -531,6 +543,8 @@ class Soak:
         """With the clock frozen: one more ingest run (every candle closed by then, its record), the monitor
         run that follows it, then no run in progress, waiting at most ``settle_seconds`` in all; returns
         every flow run."""
+        if self.failed is not None:
+            return []
         deadline = time.monotonic() + self.config.settle_seconds
         [ingest] = [d for d in self.prefect("deployments/filter", {}) if d["name"] == "ingest"]
         last = self.prefect(f"deployments/{ingest['id']}/create_flow_run", {})
@@ -612,6 +626,7 @@ def final_checks(soak: Soak, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "availability": availability(soak.log.samples, soak.log.windows),
         "flow_runs": flow_run_states(runs),
         "restarts_of_up": soak.log.restarts,
+        "ended_early": soak.failed,
         "faults_fired": soak.log.fault_counts,
         "events": soak.log.events,
         "replay_clock": {"start": str(soak.started_clock), "end": str(soak.clock)},
