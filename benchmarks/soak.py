@@ -20,7 +20,7 @@ from pathlib import Path
 
 from _common import argument_parser, write_results
 
-from tests.support.soak import KILL_KINDS, Soak, SoakConfig, final_checks
+from tests.support.soak import KILL_KINDS, SoakConfig, run_soak
 
 
 def main() -> None:
@@ -56,14 +56,8 @@ def main() -> None:
         serve_workers=args.serve_workers,
         redis="redis" in kinds,
     )
-    soak = Soak(config)
     started = time.monotonic()
-    try:
-        soak.run()
-        runs = soak.settle()
-        figures = final_checks(soak, runs)
-    finally:
-        soak.close()
+    figures = run_soak(config)
     figures["config"] = {k: str(v) for k, v in vars(config).items()}
     figures["wall_seconds"] = round(time.monotonic() - started, 1)
     figures["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)

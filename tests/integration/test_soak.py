@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.soak import Soak, SoakConfig, final_checks, write_json
+from tests.support.soak import SoakConfig, run_soak, write_json
 
 DAYS = 0.2  # about 5 simulated hours
 SPEED = 60.0  # the default: an hour a minute, so each hour's ingest and monitor runs finish in it
@@ -29,13 +29,7 @@ def test_a_short_chaos_soak_loses_nothing_and_records_every_hour(tmp_path: Path)
         kill_kinds=("flow_run", "api_worker"),
         serve_workers=2,
     )
-    soak = Soak(config)
-    try:
-        soak.run()
-        runs = soak.settle()
-        figures = final_checks(soak, runs)
-    finally:
-        soak.close()
+    figures = run_soak(config)
     write_json(tmp_path / "soak.json", figures)  # the figures, for a look after a failure
     shown = json.dumps({k: v for k, v in figures.items() if k != "events"}, indent=1, default=str)
     assert figures["ended_early"] is None, shown

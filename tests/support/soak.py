@@ -633,5 +633,15 @@ def final_checks(soak: Soak, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def run_soak(config: SoakConfig) -> dict[str, Any]:
+    """One whole soak: run the chaos, settle, check; the stack is stopped whatever happens."""
+    soak = Soak(config)
+    try:
+        soak.run()
+        return final_checks(soak, soak.settle())
+    finally:
+        soak.close()
+
+
 def write_json(path: Path, figures: dict[str, Any]) -> None:
     path.write_text(json.dumps(figures, indent=2, default=str))
