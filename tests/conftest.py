@@ -22,8 +22,8 @@ class SlowestFilesFirst:
     """Order test files by the seconds they took last time (pytest's cache), slowest first, and record this
     run's. pytest-xdist hands whole files (``--dist loadfile``) to whichever worker is free, in collection
     order (``--no-loadscope-reorder``): a long file left for the end would run alone while the other
-    workers idle. Files the cache does not know (all of them on a fresh clone) come first, in collection
-    order."""
+    workers idle. Files the cache does not know (all of them on a fresh clone) come first, those with a
+    test marked ``slow`` (a minute or more) before the others, each group in collection order."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -32,10 +32,16 @@ class SlowestFilesFirst:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Sort ``items`` by their file's recorded seconds, unknown files first; a file's tests keep their
-        order."""
+        """Sort ``items`` by their file's recorded seconds, unknown files first (with a ``slow`` test: before
+        the other unknown ones); a file's tests keep their order."""
         recorded: dict[str, float] = self.cache.get(FILE_SECONDS, {}) if self.cache else {}
-        items.sort(key=lambda item: -recorded.get(file_of(item.nodeid), float("inf")))
+        slow = {file_of(item.nodeid) for item in items if item.get_closest_marker("slow")}
+
+        def order(item: pytest.Item) -> tuple[float, bool]:
+            name = file_of(item.nodeid)
+            return -recorded.get(name, float("inf")), name not in slow
+
+        items.sort(key=order)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Add a test phase's seconds to its file's (on the controller: every worker's reports)."""

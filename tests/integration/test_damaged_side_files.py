@@ -23,6 +23,8 @@ from hourcast.dev.replay.server import ReplayServer
 from hourcast.settings import Settings
 from tests.support.data import replay_settings
 
+pytestmark = pytest.mark.slow  # a subprocess per command: two minutes in all
+
 BTC = store.Series("binance", "BTC/USDT", "1h")
 HOURCAST = str(Path(sys.executable).with_name("hourcast"))
 

@@ -96,6 +96,7 @@ def subflow_ids(parent: UUID) -> list[UUID]:
     return [child.id for child in children]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server", "bentoml_store")
 def test_48_hours_of_ingest_then_backfill_and_retrain(
     monkeypatch: pytest.MonkeyPatch,

@@ -17,6 +17,7 @@ DAYS = 0.2  # about 5 simulated hours
 SPEED = 60.0  # the default: an hour a minute, so each hour's ingest and monitor runs finish in it
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # start-up 1-2 minutes, 5 simulated hours 5 minutes, settling
 def test_a_short_chaos_soak_loses_nothing_and_records_every_hour(tmp_path: Path) -> None:
     config = SoakConfig(

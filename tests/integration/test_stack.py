@@ -158,6 +158,7 @@ def assert_stops_cleanly(up: Up, groups: dict[int, int]) -> None:
     assert [pgid for pgid in set(groups.values()) - {os.getpgrp()} if group_alive(pgid)] == []
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)  # its own waits bound each step; the whole stack takes minutes on 2 busy cores
 def test_up_replay_runs_the_deployments_and_its_worker_runs_a_backfill(
     tmp_path: Path, recorded_files: dict[str, pd.DataFrame]
