@@ -11,11 +11,13 @@ in-memory forecasts, in the same run as
 
 Figures: /predict at concurrency 1 and 16 and /predict_batch of 100 symbols at concurrency 1 and 16, each
 with p50, p99, requests/s and the server's CPU per answer (a figure other programs on the machine cannot
-inflate, unlike the latency tail), and the ratios to both floors; single /predict while 4 clients send
-50-symbol batches; with Redis frozen (SIGSTOP) and stopped, /predict (answered from memory: the forecasts
-are fresh), /readyz and /livez, and how long /readyz takes to say ready after Redis is back. The health
-probes are timed alone at concurrency 1, each fault window beside a bare uvicorn answering the same body
-from memory. The load average and time are recorded: on a shared machine, compare ratios of one run.
+inflate, unlike the latency tail), and the ratios to both floors; /predict at concurrency 1 again from one
+client timing each request (wrk's percentiles at one connection are not consistent with its own rate);
+single /predict while 4 clients send 50-symbol batches; with Redis frozen (SIGSTOP) and stopped,
+/predict (answered from memory: the forecasts are fresh), /readyz and /livez, and how long /readyz takes to
+say ready after Redis is back. The health probes are timed alone at concurrency 1, each fault window beside
+a bare uvicorn answering the same body from memory. The load average and time are recorded: on a shared
+machine, compare ratios of one run.
 
 Data: the last 40 days up to 2024-03-01 of the bundled BTC/USDT and ETH/USDT candles and of 98 synthetic
 symbols derived from them (100 symbols), a model trained with the default parameters on BTC/USDT and
@@ -29,6 +31,7 @@ Run: uv run python benchmarks/serve.py   (needs redis-server and `wrk`: apt-get 
 from __future__ import annotations
 
 import datetime
+import http.client
 import json
 import os
 import re
@@ -84,6 +87,9 @@ SCENARIOS = {
     "predict_batch_100_c1": ("/predict_batch", 1),
     "predict_batch_100_c16": ("/predict_batch", 16),
 }
+TIMED_SCENARIO = "predict_c1_timed"
+"""/predict at concurrency 1 from one Python client timing each request (``timed_requests``)."""
+PREDICT_BODY = {"symbol": "BTC/USDT"}
 
 FLOOR_APP = """
 # The floor: Starlette answering the service's own JSON bodies from memory (the request body is read).
@@ -230,6 +236,39 @@ def wrk(url: str, connections: int, seconds: int, script: Path | None, server: l
     }
 
 
+def timed_requests(url: str, body: dict, seconds: float, server: list[psutil.Process]) -> dict:
+    """Concurrency 1 with every request timed by the client: one keep-alive connection POSTing ``body``
+    for ``seconds``. wrk's latency percentiles at one connection break Little's law here (its mean
+    latency times its request count exceeds the run's duration against BentoML), so the one-client p99 is
+    taken from this loop; the client's own time (about 0.1 ms) is included in every figure."""
+    host, port = url.removeprefix("http://").split("/")[0].split(":")
+    path = "/" + url.removeprefix("http://").split("/", 1)[1]
+    payload, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    latencies, failed = [], 0
+    used, start = cpu_seconds(server), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        sent = time.perf_counter()
+        connection.request("POST", path, body=payload, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        latencies.append(time.perf_counter() - sent)
+        failed += response.status >= 300
+    elapsed, used = time.perf_counter() - start, cpu_seconds(server) - used
+    connection.close()
+    ms = np.array(latencies) * 1000
+    return {
+        "connections": 1,
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "p999_ms": round(float(np.percentile(ms, 99.9)), 3),
+        "max_ms": round(float(ms.max()), 3),
+        "requests_per_s": round(len(ms) / elapsed, 1),
+        "non_2xx": failed,
+        "server_cpu_ms_per_request": round(used * 1000 / max(len(ms), 1), 3),
+    }
+
+
 def post_script(home: Path, name: str, body: dict) -> Path:
     """A wrk script POSTing ``body`` as JSON."""
     script = home / f"{name}.lua"
@@ -371,14 +410,20 @@ def ratio(numerator: float, denominator: float) -> float:
 def healthy_runs(
     servers: dict[str, tuple[str, list[psutil.Process]]], scripts: dict[str, Path], seconds: int
 ) -> dict[str, dict[str, dict]]:
-    """Each scenario against each server in turn (a server is idle while another is measured)."""
-    return {
+    """Each scenario against each server in turn (a server is idle while another is measured): wrk's,
+    then one client timing each ``/predict`` (``timed_requests``)."""
+    runs = {
         scenario: {
             name: wrk(f"{url}{path}", connections, seconds, scripts[path], processes)
             for name, (url, processes) in servers.items()
         }
         for scenario, (path, connections) in SCENARIOS.items()
     }
+    runs[TIMED_SCENARIO] = {
+        name: timed_requests(f"{url}/predict", PREDICT_BODY, seconds, processes)
+        for name, (url, processes) in servers.items()
+    }
+    return runs
 
 
 def compare(runs: dict[str, dict[str, dict]], bare_figures: dict[str, dict]) -> dict[str, dict]:
@@ -487,13 +532,13 @@ def main() -> None:
             "HOURCAST_SERVE_WORKERS": str(WORKERS),
         }
         scripts = {
-            "/predict": post_script(home, "predict", {"symbol": "BTC/USDT"}),
+            "/predict": post_script(home, "predict", PREDICT_BODY),
             "/predict_batch": post_script(home, "batch", {"symbols": batch}),
         }
         with hourcast_serve(env, port, home / "serve.log") as server:
             service = (base, process_tree(server.pid))  # hourcast serve, bentoml, its workers
             bodies = {
-                "predict": httpx.post(f"{base}/predict", json={"symbol": "BTC/USDT"}, timeout=10).text,
+                "predict": httpx.post(f"{base}/predict", json=PREDICT_BODY, timeout=10).text,
                 "predict_batch": httpx.post(
                     f"{base}/predict_batch", json={"symbols": batch}, timeout=10
                 ).text,
