@@ -8,6 +8,7 @@ The definitions themselves live in ``feature_repo/definitions.py`` (declarative,
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import runpy
@@ -36,6 +37,8 @@ from hourcast.warning_filters import quiet_known_deprecations
 if TYPE_CHECKING:
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
+
+logger = logging.getLogger(__name__)
 
 PROJECT = "hourcast"
 FEATURE_VIEW = "next_hour_fv"
@@ -324,6 +327,7 @@ def materialize(settings: Settings, feature_store: FeatureStore | None = None) -
     end = update.newest_event + pd.Timedelta(seconds=1)
     with online_store_errors(settings), plain_output():
         apply_definitions(feature_store, definitions(settings))
+        release_interrupted_materialization(feature_store, FEATURE_VIEW)
         view = feature_store.get_feature_view(FEATURE_VIEW)
         first_run = (end - view.ttl).to_pydatetime()
         start = view.most_recent_end_time or first_run
@@ -346,6 +350,35 @@ def materialize(settings: Settings, feature_store: FeatureStore | None = None) -
         seconds=time.perf_counter() - started,
         healed=healed,
         new_rows=len(update.rows),
+    )
+
+
+def release_interrupted_materialization(feature_store: FeatureStore, name: str) -> None:
+    """Put the feature view ``name`` back in the state a failed materialization leaves it in, if a run that
+    never finished (killed half-way) left it ``MATERIALIZING``.
+
+    Feast 0.67 records ``MATERIALIZING`` in the registry when a run starts and, on an error, rolls the view
+    back to the state it started from; a SIGKILLed run rolls back nothing, and Feast then refuses every online
+    read of the view (``cannot serve features``). hourcast's materializations never overlap (the flows hold
+    the writer slot, ``up``'s bootstrap runs before its worker starts), so a view found ``MATERIALIZING`` here
+    is such a leftover. The state it started from: ``AVAILABLE_ONLINE`` once a materialization of the view
+    is recorded (what a finished run sets; only it and ``GENERATED`` may go to ``MATERIALIZING``), else
+    ``GENERATED``. Feast's public ``set_feature_view_state`` makes the transition; a one-line warning names
+    the view."""
+    from feast import FeatureViewState
+
+    view = feature_store.get_feature_view(name)
+    if view.state != FeatureViewState.MATERIALIZING:
+        return
+    previous = (
+        FeatureViewState.AVAILABLE_ONLINE if view.materialization_intervals else FeatureViewState.GENERATED
+    )
+    feature_store.set_feature_view_state(name, previous)
+    logger.warning(
+        "feature view %s was left MATERIALIZING by a materialization that never finished (killed?): "
+        "set back to %s, the state a failed run leaves",
+        name,
+        previous.name,
     )
 
 
