@@ -30,6 +30,12 @@ from hourcast.errors import HourcastError
 WRITER_SLOT_TIMEOUT_SECONDS = 45 * 60.0
 """How long a writer waits for the slot before its run fails (well inside the hourly schedule)."""
 
+WRITER_SLOT_LEASE_SECONDS = 60.0
+"""The lease of the writer slot: Prefect renews it from the holder's process every 45 s (three quarters of it)
+while the holder lives, so a killed writer's slot is free again a minute after its last renewal, plus one pass
+of the server's repossessor (15 s), instead of Prefect's default 300 s. 60 s is the shortest lease the server
+takes. As before (``strict``), a holder whose renewal keeps failing is stopped, not left writing unguarded."""
+
 
 def retry_on(*errors: type[BaseException]) -> Callable[[Task, TaskRun, State], bool]:
     """A ``retry_condition_fn`` retrying a failed task only when it raised one of ``errors``."""
@@ -73,7 +79,14 @@ def ensure_writer_limit(name: str) -> None:
 
 @contextmanager
 def writer_slot(name: str) -> Iterator[None]:
-    """Hold the single slot of the writer limit ``name`` (waiting up to ``WRITER_SLOT_TIMEOUT_SECONDS``)."""
+    """Hold the single slot of the writer limit ``name`` (waiting up to ``WRITER_SLOT_TIMEOUT_SECONDS``) on a
+    lease of ``WRITER_SLOT_LEASE_SECONDS``."""
     ensure_writer_limit(name)
-    with concurrency(name, occupy=1, timeout_seconds=WRITER_SLOT_TIMEOUT_SECONDS, strict=True):
+    with concurrency(
+        name,
+        occupy=1,
+        timeout_seconds=WRITER_SLOT_TIMEOUT_SECONDS,
+        lease_duration=WRITER_SLOT_LEASE_SECONDS,
+        strict=True,
+    ):
         yield
