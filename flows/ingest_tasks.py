@@ -117,7 +117,8 @@ def materialize_features(settings: Settings) -> MaterializeSummary:
 @task(name="record-forecasts", **ONLINE_STORE_IO)
 def record_forecasts(settings: Settings) -> RecordSummary:
     """Log the production model's forecast of every symbol from the online features just materialized as
-    the hour's forecast of record (once per hour, whatever the traffic)."""
+    the hour's forecast of record (once per hour, whatever the traffic), and the records of hours a killed
+    run missed, made late (``hourcast.serving.record``)."""
     from hourcast.serving import record
 
     summary = record.record_forecasts(settings)

@@ -88,10 +88,13 @@ def record_hours(
     log: pd.DataFrame, scores: pd.DataFrame, symbols: list[str], expected: list[pd.Timestamp]
 ) -> dict[str, Any]:
     """Hours of ``expected`` (as_of stamps) with a forecast of record for every symbol, and scored:
-    ``log`` is the prediction log (``source``, ``symbol``, ``as_of``), ``scores`` the monitor's scores."""
+    ``log`` is the prediction log (``source``, ``symbol``, ``as_of``, ``stale``), ``scores`` the monitor's
+    scores. ``hours_recorded_late``: those whose record was made after its target hour had closed (``stale``:
+    a run that missed its record step, caught up by a later one)."""
     records = log.loc[log["source"] == "record"]
     per_hour = records.groupby("as_of")["symbol"].nunique()
     complete = {ts for ts, count in per_hour.items() if count >= len(symbols)}
+    late = set(records.loc[records["stale"].eq(True), "as_of"])
     scored_records = scores.loc[(scores["source"] == "record") & (scores["status"] == "scored")]
     scored = {
         ts
@@ -104,6 +107,7 @@ def record_hours(
         "hours_up": len(expected),
         "hours_with_record": len(expected) - len(missing),
         "hours_scored": len([ts for ts in expected if ts in scored]),
+        "hours_recorded_late": len([ts for ts in expected if ts in complete and ts in late]),
         "missing_first": [str(ts) for ts in missing[:10]],
         "unscored_first": [str(ts) for ts in unscored[:10]],
         "records_outside_up_hours": len(complete - set(expected)),
@@ -613,7 +617,7 @@ def final_checks(soak: Soak, runs: list[dict[str, Any]]) -> dict[str, Any]:
         }
         candles[symbol] = figures
     symbols = list(sample_files())
-    log = read_log(home / "predictions", columns=["source", "symbol", "as_of"])
+    log = read_log(home / "predictions", columns=["source", "symbol", "as_of", "stale"])
     scores = read_scores(home / "scores")
     last_scorable = last_closed - HOUR  # its target is the last closed candle
     windows = list(soak.log.up_windows)

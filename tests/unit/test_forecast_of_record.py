@@ -1,7 +1,8 @@
 """The forecast of record, pure and file parts: the log's record files (one per hour, written once per
-symbol whatever how often the record step runs, read back with ``since`` beside client answers), and the
-monitor preferring the record over client answers of the same hour (scoring, the served track) while old
-logs and score files without a ``source`` read as client answers."""
+symbol whatever how often the record step runs, read back with ``since`` beside client answers, listed per
+symbol and hour), the hours a record step still owes after a run missed its record step and the features it
+makes them from, and the monitor preferring the record over client answers of the same hour (scoring, the
+served track) while old logs and score files without a ``source`` read as client answers."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from hourcast.features.compute import FEATURE_COLUMNS
 from hourcast.monitor import scoreboard, scoring
-from hourcast.serving.prediction_log import PredictionLog, read_log, record_path, write_records
+from hourcast.serving.prediction_log import PredictionLog, read_log, record_path, recorded, write_records
+from hourcast.serving.record import CATCH_UP, ONLINE_COLUMNS, hour_values, owed_hours
 from hourcast.serving.schema import Band, Prediction
 
 HOUR = pd.Timedelta(hours=1)
@@ -157,3 +160,61 @@ def test_score_files_written_before_the_source_column_read_as_client_answers(tmp
 
     stored = scoring.read_scores(directory).sort_values("as_of")
     assert stored["source"].tolist() == ["record", "request", "record"]
+
+
+def test_a_record_step_owes_the_hours_since_the_last_recorded_one_within_a_day() -> None:
+    newest = START + 10 * HOUR
+    assert owed_hours(newest - HOUR, newest, HOUR) == []  # on time: only the newest, from the online read
+    assert owed_hours(newest, newest, HOUR) == []  # the hour again
+    assert owed_hours(newest + HOUR, newest, HOUR) == []  # a newer hour recorded already
+    # one run killed before its record step: the hour it missed
+    assert owed_hours(newest - 2 * HOUR, newest, HOUR) == [newest - HOUR]
+    assert owed_hours(newest - 4 * HOUR, newest, HOUR) == [
+        newest - 3 * HOUR,
+        newest - 2 * HOUR,
+        newest - HOUR,
+    ]
+    # at most a day back: 23 hours before the newest, however old the last record
+    day = owed_hours(newest - 30 * HOUR, newest, HOUR)
+    assert day == [newest - back * HOUR for back in range(23, 0, -1)]
+    assert newest - day[0] < CATCH_UP < scoring.RESCAN  # every late record is still read by the monitor
+    # no record within the day (the first one: no production model before it; or down for longer)
+    assert owed_hours(None, newest, HOUR) == []
+    # the bound is the same day at any timeframe: none at a candle of a day
+    assert owed_hours(newest - 6 * HOUR, newest, 4 * HOUR) == [newest - 4 * HOUR]
+    assert owed_hours(newest - 5 * 24 * HOUR, newest, 24 * HOUR) == []
+
+
+def test_recorded_lists_each_symbols_record_hours_from_the_record_files_only(tmp_path: Path) -> None:
+    directory = tmp_path / "predictions"
+    assert recorded(directory, START, START + HOUR).empty
+    hours = [START - 2 * HOUR, START - HOUR, START + 23 * HOUR, START + 24 * HOUR]  # across three days
+    write_records(directory, made(0), [forecast("BTC/USDT", hour, 100.0) for hour in hours])
+    write_records(directory, made(0), [forecast("ETH/USDT", START - HOUR, 10.0)])
+    answers = PredictionLog(directory)  # client answers are not records
+    answers.record(made(5), [forecast("ETH/USDT", START + 23 * HOUR, 10.0)])
+    answers.flush()
+
+    found = recorded(directory, START - HOUR, START + 23 * HOUR)
+    assert sorted(zip(found["symbol"], found["as_of"], strict=True)) == [
+        ("BTC/USDT", START - HOUR),
+        ("BTC/USDT", START + 23 * HOUR),
+        ("ETH/USDT", START - HOUR),
+    ]
+
+
+def test_an_owed_hour_is_forecast_from_that_hours_feature_rows_as_an_online_read_returns_them() -> None:
+    row = dict.fromkeys(FEATURE_COLUMNS, 0.5) | {"last_close": 100.0}
+    table = pd.DataFrame(
+        [
+            {"symbol": "BTC/USDT", "as_of": START - HOUR, **row, "last_close": 99.0},
+            {"symbol": "BTC/USDT", "as_of": START, **row, "ref_ret_1h": float("nan")},
+            {"symbol": "ETH/USDT", "as_of": START + HOUR, **row},
+        ]
+    ).astype({"as_of": "datetime64[ms, UTC]"})
+    values = hour_values(table, START, ["ETH/USDT", "BTC/USDT"])
+    assert list(values) == ONLINE_COLUMNS
+    assert values["as_of"] == [None, START]  # ETH has no row that hour
+    assert values["last_close"] == [None, 100.0]
+    assert values["ref_ret_1h"] == [None, None]  # null, as the online store returns it
+    assert values["ret_1h"] == [None, 0.5]

@@ -49,20 +49,22 @@ def test_up_hours_are_the_hours_whose_ingest_fired_while_up() -> None:
 
 def test_record_hours_need_every_symbol_logged_as_record_and_scored() -> None:
     t = pd.Timestamp("2024-01-01", tz="UTC")
-    hours = [t, t + pd.Timedelta(hours=1), t + pd.Timedelta(hours=2)]
+    hours = [t + pd.Timedelta(hours=hour) for hour in range(4)]
     log = pd.DataFrame(
         {
-            "source": ["record", "record", "record", "request", "request"],
-            "symbol": ["A", "B", "A", "B", "A"],
-            "as_of": [hours[0], hours[0], hours[1], hours[1], hours[2]],
+            "source": ["record", "record", "record", "request", "request", "record", "record"],
+            "symbol": ["A", "B", "A", "B", "A", "A", "B"],
+            "as_of": [hours[0], hours[0], hours[1], hours[1], hours[2], hours[3], hours[3]],
+            "stale": [False, False, False, False, False, True, False],  # hours[3]'s A: recorded late
         }
     )
     scores = pd.DataFrame(
-        {"source": ["record", "record"], "status": ["scored", "scored"], "symbol": ["A", "B"]}
+        {"source": ["record"] * 4, "status": ["scored"] * 4, "symbol": ["A", "B", "A", "B"]}
     )
-    scores["as_of"] = [hours[0], hours[0]]
+    scores["as_of"] = [hours[0], hours[0], hours[3], hours[3]]
     figures = record_hours(log, scores, ["A", "B"], hours)
-    assert (figures["hours_up"], figures["hours_with_record"], figures["hours_scored"]) == (3, 1, 1)
+    assert (figures["hours_up"], figures["hours_with_record"], figures["hours_scored"]) == (4, 2, 2)
+    assert figures["hours_recorded_late"] == 1
     assert figures["missing_first"] == [str(hours[1]), str(hours[2])]
 
 

@@ -9,7 +9,8 @@ loses at most the last ``flush_seconds`` of predictions.
 
 The hour's forecast of record (``hourcast.serving.record``) is logged here too, by ``write_records``: one
 file per forecast hour, ``date=<as_of day>/part-<as_of>-record.parquet``, written atomically and only with
-symbols it does not hold yet, so making the record of an hour twice logs it once.
+symbols it does not hold yet, so making the record of an hour twice logs it once; ``recorded`` lists the
+symbols and hours recorded (so a record step can make those a killed run missed).
 
 Columns: ``requested_at``, ``source`` (``record`` or ``request``: ``hourcast.serving.schema.Source``), every
 field of the API's ``Prediction`` except ``band``, ``band_low`` and ``band_high`` (the served band), and the
@@ -144,6 +145,27 @@ def record_path(directory: Path, as_of: pd.Timestamp) -> Path:
     ``since`` holds for them too)."""
     as_of = as_of.tz_convert("UTC")
     return directory / f"date={as_of:%Y-%m-%d}" / f"part-{as_of:%Y%m%dT%H%M%S%f}-record.parquet"
+
+
+def recorded(directory: Path, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+    """``symbol, as_of`` of every forecast of record of the hours ``first`` to ``last`` (only the record
+    files of those days are listed and read)."""
+    days = pd.date_range(first.tz_convert("UTC").floor("D"), last.tz_convert("UTC").floor("D"), freq="D")
+    low, high = record_path(directory, first).name, record_path(directory, last).name
+    files = [
+        path
+        for day in days
+        for path in sorted((directory / f"date={day:%Y-%m-%d}").glob("part-*-record.parquet"))
+        if low <= path.name <= high
+    ]
+    if not files:
+        return pd.DataFrame(
+            {"symbol": pd.Series(dtype=object), "as_of": pd.Series(dtype="datetime64[ns, UTC]")}
+        )
+    frame = pd.concat(
+        [pd.read_parquet(path, columns=["symbol", "as_of"]) for path in files], ignore_index=True
+    )
+    return frame.assign(as_of=pd.to_datetime(frame["as_of"], utc=True))
 
 
 def write_records(directory: Path, made_at: datetime, predictions: list[Prediction]) -> list[Path]:
