@@ -165,6 +165,22 @@ class Settings(BaseSettings):
     ui_port: int = Field(7860, description="Port of the Gradio app.")
     ui_hours: int = Field(12, ge=1, le=168, description="Hours of candles the dashboard draws.")
     ui_refresh_seconds: float = Field(60.0, ge=0, description="Dashboard auto-refresh period (0: off).")
+    restart_limit: int = Field(
+        5,
+        ge=0,
+        description="Restarts of one part of `hourcast up` (Prefect server, worker, API, dashboard) allowed "
+        "within HOURCAST_RESTART_WINDOW_SECONDS; one more death stops the stack (0: any death stops it).",
+    )
+    restart_window_seconds: float = Field(
+        600.0, gt=0, description="The window HOURCAST_RESTART_LIMIT counts a part's deaths in."
+    )
+    restart_delay_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Wait before `hourcast up` restarts a part that died; doubled for each other death of it "
+        "within the window.",
+    )
+    restart_max_delay_seconds: float = Field(60.0, ge=0, description="Cap on the wait before a restart.")
     monitor_max_mae_ratio: float = Field(
         1.05,
         gt=0,

@@ -7,8 +7,8 @@ import pytest
 
 from hourcast.dev.scheduler import ReplayScheduler, next_firing
 from hourcast.ops.prefect_admin import prefect_server_environment, read_prefect_yaml, work_pools
-from hourcast.ops.stack import settings_environment
-from hourcast.ops.supervise import log_tail
+from hourcast.ops.stack import restart_policy, settings_environment
+from hourcast.ops.supervise import RestartPolicy, log_tail
 from hourcast.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +63,29 @@ def test_the_scheduler_polls_until_stopped() -> None:
     assert ran == ["ingest/ingest"]
 
 
+def test_a_run_it_could_not_make_stays_due_and_is_said_once() -> None:
+    """The Prefect server restarting: making the run fails; it is tried again at the next readings (one
+    line for the whole outage), and runs once the server answers."""
+    readings = iter([stamp("2024-01-03 10:00"), *[stamp("2024-01-03 10:06")] * 3])
+    tried: list[str] = []
+    said: list[str] = []
+    replay = scheduler(exchange_now=lambda: next(readings), poll_seconds=0.001, say=said.append)
+
+    def run_deployment(name: str) -> None:
+        tried.append(name)
+        if len(tried) < 3:
+            raise ConnectionError("All connection attempts failed")
+        replay.stop_event.set()
+
+    replay.run_deployment = run_deployment
+    replay.run()
+    assert tried == ["ingest/ingest"] * 3
+    assert said == [
+        "replay scheduler: could not run ingest/ingest (ConnectionError: All connection attempts failed); "
+        "trying again every 0.001 s"
+    ]
+
+
 def test_the_schedules_it_follows_are_those_of_prefect_yaml() -> None:
     config = read_prefect_yaml(REPO)
     crons = {spec["name"]: [s["cron"] for s in spec["schedules"]] for spec in config["deployments"]}
@@ -93,6 +116,24 @@ def test_the_prefect_server_keeps_its_database_under_the_data_home(tmp_path: Pat
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"]
         == f"sqlite+aiosqlite:///{tmp_path}/data/prefect/prefect.db"
     )
+
+
+def test_a_part_restarts_after_a_doubling_delay_until_it_died_too_often_in_the_window() -> None:
+    policy = RestartPolicy(limit=3, window=600, first_delay=1, max_delay=3)
+    assert policy.delay([100], 100) == 1
+    assert policy.delay([100, 110], 110) == 2
+    assert policy.delay([100, 110, 120], 120) == 3  # 4, capped
+    assert policy.delay([100, 110, 120, 130], 130) is None  # a 4th restart within 600 s: give up
+    assert policy.delay([100, 110, 200, 730], 730) == 2  # the deaths of 100 and 110 are out of the window
+    assert policy.recent([100, 110, 200, 730], 730) == [200, 730]
+    assert RestartPolicy(limit=0, window=600, first_delay=1, max_delay=3).delay([5], 5) is None
+
+
+def test_the_restart_policy_is_the_settings() -> None:
+    settings = Settings(
+        restart_limit=2, restart_window_seconds=60, restart_max_delay_seconds=9, _env_file=None
+    )
+    assert restart_policy(settings) == RestartPolicy(limit=2, window=60, first_delay=1.0, max_delay=9)
 
 
 def test_log_tail(tmp_path: Path) -> None:

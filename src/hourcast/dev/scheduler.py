@@ -30,7 +30,8 @@ class ReplayScheduler:
     A clock that skips several firings of one deployment between two readings runs it once (ingest
     catches up on every missed hour); the deployments due at once run in the order of their firings.
     ``run_deployment`` is called from the scheduler's thread and should return once the run is over, so
-    runs of a deployment never pile up.
+    runs of a deployment never pile up. A run it could not make (the Prefect server restarting) stays due
+    and is tried again at each reading, with one line (``say``) when the trouble begins.
     """
 
     exchange_now: Callable[[], pd.Timestamp]
@@ -38,6 +39,7 @@ class ReplayScheduler:
     run_deployment: Callable[[str], None]
     poll_seconds: float = 1.0
     stop_event: threading.Event = field(default_factory=threading.Event)
+    say: Callable[[str], None] = print
 
     def due(self, last: pd.Timestamp, now: pd.Timestamp) -> list[str]:
         """The deployments whose cron fires in ``(last, now]``, in the order they fire."""
@@ -47,10 +49,22 @@ class ReplayScheduler:
     def run(self) -> None:
         """Poll the clock until ``stop_event`` is set."""
         last = self.exchange_now()
+        pending: list[str] = []  # due, in firing order, and not run yet
+        failing = False
         while not self.stop_event.wait(self.poll_seconds):
             now = self.exchange_now()
-            for name in self.due(last, now):
-                if self.stop_event.is_set():
-                    return
-                self.run_deployment(name)
+            pending += [name for name in self.due(last, now) if name not in pending]
             last = now
+            while pending and not self.stop_event.is_set():
+                try:
+                    self.run_deployment(pending[0])
+                except Exception as error:  # the Prefect API is away: the run stays due
+                    if not failing:
+                        self.say(
+                            f"replay scheduler: could not run {pending[0]} ({type(error).__name__}: "
+                            f"{error}); trying again every {self.poll_seconds:g} s"
+                        )
+                    failing = True
+                    break
+                failing = False
+                pending.pop(0)

@@ -63,8 +63,9 @@ class FlowRuns:
 
     def run_deployment(self, name: str, clock: Callable[[], pd.Timestamp]) -> None:
         """Create a run of deployment ``name`` (``flow/deployment``; logged with the time ``clock`` reads)
-        and wait until it is over (or the stack stops, which cancels it); the replay scheduler's way of
-        running a deployment."""
+        and wait until it is over (or the stack stops, which cancels it), through outages of the Prefect
+        server (restarted by `hourcast up`); the replay scheduler's way of running a deployment."""
+        import httpx
         from prefect.client.orchestration import get_client
         from prefect.deployments import run_deployment
 
@@ -75,7 +76,10 @@ class FlowRuns:
             self.say(f"replay clock {clock():%Y-%m-%d %H:%M}: flow run {flow_run.name} of {name}")
             with get_client(sync_client=True) as client:
                 while not self.stop_event.wait(1.0):
-                    state = client.read_flow_run(flow_run.id).state
+                    try:
+                        state = client.read_flow_run(flow_run.id).state
+                    except httpx.HTTPError:  # the server is away (its client retried): ask again
+                        continue
                     if state is not None and state.is_final():
                         self.say(f"  {flow_run.name} ({name}): {state.name}")
                         with self._made_lock:

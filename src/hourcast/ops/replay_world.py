@@ -95,7 +95,9 @@ class ReplayWorld:
         exchange = self.server.exchange
         exchange.clock.set_speed(self.speed)
         self.say(f"replay clock:   running from {exchange.clock_state()['now']} at {self.speed:g}x")
-        self.scheduler = ReplayScheduler(self.clock, schedules, lambda name: run_deployment(name, self.clock))
+        self.scheduler = ReplayScheduler(
+            self.clock, schedules, lambda name: run_deployment(name, self.clock), say=self.say
+        )
         self._scheduler_thread = threading.Thread(
             target=self.scheduler.run, name="replay-scheduler", daemon=True
         )

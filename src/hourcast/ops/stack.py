@@ -19,8 +19,13 @@ on the replay clock.
 
 A part that dies during start-up, or a failed step (the bootstrap, ``prefect deploy``), stops everything
 with one message (and the tail of the part's log); a step that fails while the bootstrap runs is reported
-once the bootstrap returns. Ctrl-C or SIGTERM cancels the flow runs in progress through the Prefect API,
-then stops every part (SIGTERM to its process group, SIGKILL after a bounded wait).
+once the bootstrap returns. Once everything is up, every part that dies is restarted (``RestartPolicy``
+from the ``restart_*`` settings: a growing delay, and the stack stops only when a part keeps dying), after
+what it started is stopped too (the API's orphaned workers, a dead worker's flow runs). The rest carries on
+meanwhile: the worker, the flow runs and the replay scheduler wait for a restarted Prefect server (whose
+database is under ``HOURCAST_HOME``), the dashboard for a restarted API. Ctrl-C or SIGTERM cancels the flow
+runs in progress through the Prefect API, then stops every part (SIGTERM to its process group, SIGKILL after
+a bounded wait).
 
 This module only composes: process supervision is ``hourcast.ops.supervise``, the Prefect side
 ``hourcast.ops.prefect_admin`` and ``hourcast.ops.flow_runs``, the bootstrap ``hourcast.ops.bootstrap``, the
@@ -40,8 +45,26 @@ from hourcast.ops.bootstrap import bootstrap
 from hourcast.ops.flow_runs import FlowRuns
 from hourcast.ops.prefect_admin import PrefectAdmin
 from hourcast.ops.replay_world import ReplayWorld
-from hourcast.ops.supervise import Child, StartupFailed, Supervisor, answers, python_module, stop_all
+from hourcast.ops.supervise import (
+    Child,
+    RestartPolicy,
+    StartupFailed,
+    Supervisor,
+    answers,
+    python_module,
+    stop_all,
+)
 from hourcast.settings import Settings
+
+
+def restart_policy(settings: Settings) -> RestartPolicy:
+    """How `hourcast up` restarts a part that died (the ``restart_*`` settings)."""
+    return RestartPolicy(
+        limit=settings.restart_limit,
+        window=settings.restart_window_seconds,
+        first_delay=settings.restart_delay_seconds,
+        max_delay=settings.restart_max_delay_seconds,
+    )
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -69,7 +92,7 @@ class Stack:
     ) -> None:
         self.settings = settings
         self.say = say
-        self.supervisor = Supervisor(project_dir)
+        self.supervisor = Supervisor(project_dir, restart_policy(settings), say)
         self.prefect = PrefectAdmin(settings, project_dir, self.supervisor, say)
         self.flow_runs = FlowRuns(self.prefect, self.supervisor.stop_event, say)
         self.replay = ReplayWorld(replay_data, replay_now, replay_speed, say) if replay_data else None
@@ -178,9 +201,9 @@ class Stack:
                 self._starting = False
             self.say("running; Ctrl-C stops everything")
             while not self.supervisor.stop_event.wait(1.0):
-                dead = self.supervisor.dead_part()
-                if dead is not None:
-                    self.say(f"stopping: {dead.failure()}")
+                reason = self.supervisor.tend()
+                if reason is not None:
+                    self.say(f"stopping: {reason}")
                     return 1
             return 0
         finally:
