@@ -46,6 +46,14 @@ def processes_with(marker: str) -> dict[int, int]:
     return found
 
 
+def cmdline(pid: int) -> str:
+    """The command line of process ``pid`` (arguments separated by NUL), empty once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -149,6 +157,11 @@ def completed_runs_with_artifacts(api_url: str, deployment: str) -> list[dict[st
     return [run for run in runs if run["id"] in with_artifacts]
 
 
+def pool_workers(api_url: str) -> set[str]:
+    """The names of the workers that have polled the `hourcast up` work pool."""
+    return {worker["name"] for worker in prefect(api_url, "work_pools/hourcast-process/workers/filter", {})}
+
+
 def assert_stops_cleanly(up: Up, groups: dict[int, int]) -> None:
     """Ctrl-C ends `hourcast up` with code 0 and leaves none of its processes or process groups."""
     code = up.stop()
@@ -167,7 +180,8 @@ def test_up_replay_runs_the_deployments_and_its_worker_runs_a_backfill(
     /predict, from a first model trained on the 365-day window and promoted by the default gate, its gate
     figures against persistence in the API (what the dashboard shows) and `models list`; runs the replay
     clock makes (ingest, then monitor), a backfill deployment run through the stack's
-    worker that stores exactly the recorded candles, and Ctrl-C leaving nothing running or in progress."""
+    worker that stores exactly the recorded candles, the worker SIGKILLed and restarted, and Ctrl-C leaving
+    nothing running or in progress."""
     up = Up(tmp_path)
     groups: dict[int, int] = {}
     try:
@@ -217,9 +231,23 @@ def test_up_replay_runs_the_deployments_and_its_worker_runs_a_backfill(
         wait_for(lambda: completed_runs_with_artifacts(api, "ingest"), 240, "an ingest run")
         wait_for(lambda: completed_runs_with_artifacts(api, "monitor"), 120, "a monitor run")
         groups = processes_with(up.marker)
-        commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text() for pid in groups)
+        commands = " ".join(cmdline(pid) for pid in groups)
         assert "server\0start" in commands and "worker\0start" in commands
         assert len(set(groups.values())) >= 5  # server, worker, API, dashboard, each a group of its own
+
+        # a SIGKILLed Prefect worker comes back: `up` restarts it and it registers with the server again
+        [worker] = [pid for pid in groups if "worker\0start" in cmdline(pid)]
+        before = pool_workers(api)
+        os.kill(worker, signal.SIGKILL)
+
+        def worker_back() -> bool:
+            assert up.process.poll() is None, up.text()
+            return bool(pool_workers(api) - before)
+
+        wait_for(worker_back, 120, "the restarted worker to poll the server")
+        restarted = "worker hourcast-process exited (code -9); restarting it in 1 s (restart 1 of at most 5"
+        assert restarted in up.text()
+        groups = processes_with(up.marker)
     finally:
         if up.process.poll() is None:
             groups = groups or processes_with(up.marker)
