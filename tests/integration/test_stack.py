@@ -4,6 +4,7 @@ API and the dashboard; deployment runs made by the replay clock; Ctrl-C leaving 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ from hourcast.dev.ports import free_port
 from hourcast.ops.bootstrap import bootstrap
 from hourcast.ops.prefect_admin import read_prefect_yaml, work_pools
 from hourcast.ops.stack import Stack
-from hourcast.ops.supervise import Child, StartupFailed, Supervisor
+from hourcast.ops.supervise import Child, StartupFailed, Supervisor, processes_with_variable
 from hourcast.settings import Settings
 from tests.support.processes import wait_for
 
@@ -34,15 +35,9 @@ def processes_with(marker: str) -> dict[int, int]:
     """pid -> process group of every process whose environment contains ``marker`` (`hourcast up` itself
     runs in the test's process group; every part it starts has a group of its own)."""
     found: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            if marker.encode() in environ.split(b"\0"):
-                found[int(entry.name)] = os.getpgid(int(entry.name))
-        except (OSError, ProcessLookupError):
-            continue
+    for pid in processes_with_variable(marker):
+        with contextlib.suppress(ProcessLookupError):
+            found[pid] = os.getpgid(pid)
     return found
 
 

@@ -60,9 +60,10 @@ class RestartPolicy:
         return min(self.max_delay, self.first_delay * 2 ** (count - 1))
 
 
-def marked_processes(mark: str) -> list[int]:
-    """The live processes whose environment holds ``PART_MARK=mark`` (none where there is no ``/proc``)."""
-    entry = f"{PART_MARK}={mark}".encode()
+def processes_with_variable(variable: str) -> list[int]:
+    """The live processes whose environment holds ``variable`` (``NAME=value``; none where there is no
+    ``/proc``)."""
+    entry = variable.encode()
     found: list[int] = []
     with contextlib.suppress(FileNotFoundError):
         for process in Path("/proc").iterdir():
@@ -149,7 +150,7 @@ class Child:
 
     def strays(self) -> list[int]:
         """Processes started under it that are still alive (in sessions of their own, or orphaned)."""
-        return marked_processes(self.mark) if self.mark else []
+        return processes_with_variable(f"{PART_MARK}={self.mark}") if self.mark else []
 
     def signal_strays(self, sig: signal.Signals) -> None:
         """Send ``sig`` to every process started under it that is still alive."""
